@@ -1,0 +1,13 @@
+//! Domain types and rules of OnAir, free of I/O: validated newtypes, stream states and the
+//! keyset-pagination cursor. Everything that crosses the HTTP or storage boundary is parsed
+//! into these types first, so the layers behind them never see unchecked input.
+
+mod pagination;
+mod stream;
+mod validate;
+
+pub use pagination::{Cursor, CursorError, Limit, LimitError, Page};
+pub use stream::{StreamStatus, UnknownStatus};
+pub use validate::{
+    AvatarUrl, Bio, Category, DisplayName, Email, Password, StreamTitle, Username, ValidationError,
+};

@@ -1,0 +1,168 @@
+//! Keyset pagination (review C3): a page is addressed by the sort key of its last row,
+//! never by an offset, so page N costs the same as page 1.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The position after which the next page starts: the (timestamp, id) sort key of the last
+/// row returned. Every list in OnAir is ordered by a timestamp, newest first, with the id
+/// as tie-breaker, so one cursor shape serves them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("the cursor is malformed or was not issued by this server")]
+pub struct CursorError;
+
+const CURSOR_VERSION: &str = "v1";
+
+impl Cursor {
+    pub fn new(at: DateTime<Utc>, id: Uuid) -> Self {
+        Self { at, id }
+    }
+
+    /// Opaque to clients: base64url of `v1.<unix micros>.<uuid>`.
+    pub fn encode(&self) -> String {
+        let raw = format!(
+            "{CURSOR_VERSION}.{}.{}",
+            self.at.timestamp_micros(),
+            self.id.simple()
+        );
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    pub fn decode(encoded: &str) -> Result<Self, CursorError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded.as_bytes())
+            .map_err(|_| CursorError)?;
+        let raw = std::str::from_utf8(&bytes).map_err(|_| CursorError)?;
+        let mut parts = raw.split('.');
+        let (Some(CURSOR_VERSION), Some(micros), Some(id), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CursorError);
+        };
+        let micros: i64 = micros.parse().map_err(|_| CursorError)?;
+        let at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+        let id = Uuid::try_parse(id).map_err(|_| CursorError)?;
+        Ok(Self { at, id })
+    }
+}
+
+/// Page size: 1..=100, default 20. Larger values are rejected rather than silently
+/// clamped, so a client never believes it received everything when it did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u32);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("limit must be between 1 and {max}", max = Limit::MAX)]
+pub struct LimitError;
+
+impl Limit {
+    pub const DEFAULT: u32 = 20;
+    pub const MAX: u32 = 100;
+
+    pub fn new(value: Option<u32>) -> Result<Self, LimitError> {
+        match value.unwrap_or(Self::DEFAULT) {
+            n @ 1..=Self::MAX => Ok(Self(n)),
+            _ => Err(LimitError),
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another page exists.
+    pub fn fetch(self) -> i64 {
+        i64::from(self.0) + 1
+    }
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Self(Self::DEFAULT)
+    }
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<Cursor>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit.fetch()` rows: the extra row only signals that more exist.
+    pub fn from_rows(mut rows: Vec<T>, limit: Limit, key: impl Fn(&T) -> Cursor) -> Self {
+        let has_more = rows.len() > limit.get() as usize;
+        rows.truncate(limit.get() as usize);
+        let next_cursor = if has_more { rows.last().map(key) } else { None };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let cursor = Cursor::new(at, Uuid::now_v7());
+        assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+    }
+
+    #[test]
+    fn malformed_cursors_are_rejected() {
+        let valid = Cursor::new(Utc::now(), Uuid::now_v7()).encode();
+        let tampered = format!("{}A", &valid[..valid.len() - 1]);
+        for bad in [
+            "",
+            "!!!",
+            "djEuMTIz",
+            &URL_SAFE_NO_PAD.encode("v2.1.00000000000000000000000000000000"),
+            &URL_SAFE_NO_PAD.encode("v1.x.00000000000000000000000000000000"),
+            &URL_SAFE_NO_PAD.encode("v1.1.nope"),
+            &URL_SAFE_NO_PAD.encode("v1.1.00000000000000000000000000000000.extra"),
+            &URL_SAFE_NO_PAD.encode(format!("v1.{}.{}", i64::MAX, Uuid::nil().simple())),
+            &tampered,
+        ] {
+            assert_eq!(Cursor::decode(bad), Err(CursorError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limit_bounds() {
+        assert_eq!(Limit::new(None).unwrap().get(), 20);
+        assert_eq!(Limit::new(Some(100)).unwrap().get(), 100);
+        assert_eq!(Limit::new(Some(0)), Err(LimitError));
+        assert_eq!(Limit::new(Some(101)), Err(LimitError));
+    }
+
+    #[test]
+    fn page_uses_the_extra_row_only_as_a_signal() {
+        let limit = Limit::new(Some(2)).unwrap();
+        let key = |n: &i64| Cursor::new(DateTime::from_timestamp_micros(*n).unwrap(), Uuid::nil());
+        let page = Page::from_rows(vec![3, 2, 1], limit, key);
+        assert_eq!(page.items, vec![3, 2]);
+        assert_eq!(page.next_cursor, Some(key(&2)));
+        let last = Page::from_rows(vec![1], limit, key);
+        assert_eq!(last.next_cursor, None);
+    }
+}

@@ -1,0 +1,72 @@
+use std::fmt;
+
+/// Which uniqueness rule a write broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    Username,
+    Email,
+    /// The user already has a broadcast that is live (or waiting for its publisher).
+    ActiveStream,
+    Other,
+}
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Username => "username is taken",
+            Self::Email => "email is already registered",
+            Self::ActiveStream => "a stream is already live",
+            Self::Other => "the row already exists",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(Conflict),
+    /// The database could not be reached in time (pool exhausted, statement timeout,
+    /// connection refused): the request may succeed if retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+/// PostgreSQL's code for `statement_timeout` cancellations.
+const QUERY_CANCELED: &str = "57014";
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(err)
+            }
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                // PostgreSQL names the constraint; SQLite names the columns in the message.
+                let what = db.constraint().unwrap_or(db.message()).to_owned();
+                Self::Conflict(if what.contains("username") {
+                    Conflict::Username
+                } else if what.contains("email") {
+                    Conflict::Email
+                } else if what.contains("streams") && what.contains("user_id") {
+                    Conflict::ActiveStream
+                } else {
+                    Conflict::Other
+                })
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::NotFound,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
+                Self::Unavailable(err)
+            }
+            _ => Self::Database(err),
+        }
+    }
+}

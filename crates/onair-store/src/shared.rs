@@ -1,0 +1,549 @@
+//! The SQL both backends accept, written once. SQLite understands PostgreSQL's `$N`
+//! placeholders, row-value comparisons, `ON CONFLICT` and `RETURNING`, and `Timestamp` /
+//! `Uuid` encode natively on each side, so every query here runs unchanged on both. The
+//! macro instantiates the domain traits for a backend type that provides `writer()` and
+//! `reader()` pools; backend-specific concerns (pools, migrations, pragmas, replicas)
+//! stay in `sqlite.rs` and `postgres.rs`.
+
+use onair_core::Cursor;
+use uuid::Uuid;
+
+use crate::Timestamp;
+
+/// Keyset start: the cursor's sort key, or past the newest row for the first page.
+pub(crate) fn keyset(after: Option<Cursor>) -> (Timestamp, Uuid) {
+    match after {
+        Some(cursor) => (Timestamp::from(cursor.at), cursor.id),
+        None => (Timestamp::max(), Uuid::max()),
+    }
+}
+
+pub(crate) const PROFILE: &str = "
+    SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url,
+           u.follower_count, u.following_count, s.id AS live_stream_id, u.created_at
+    FROM users u
+    LEFT JOIN streams s ON s.user_id = u.id AND s.status IN ('live', 'offline')
+    WHERE u.id = $1";
+
+pub(crate) const STREAM_VIEW: &str = "
+    SELECT s.id, s.title, s.category, s.status, s.started_at, s.ended_at,
+           u.id AS owner_id, u.username AS owner_username,
+           u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
+    FROM streams s JOIN users u ON u.id = s.user_id";
+
+pub(crate) const ARCHIVE_VIEW: &str = "
+    SELECT a.id, a.stream_id, s.title, a.status, a.duration_ms, a.playlist_path, a.created_at,
+           u.id AS owner_id, u.username AS owner_username,
+           u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
+    FROM archives a
+    JOIN streams s ON s.id = a.stream_id
+    JOIN users u ON u.id = a.user_id";
+
+/// `$1` is the user whose list it is; the joined user is the other side of the follow.
+pub(crate) fn follow_page(list_of: &str, other: &str) -> String {
+    format!(
+        "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
+         FROM follows f JOIN users u ON u.id = f.{other}
+         WHERE f.{list_of} = $1 AND (f.created_at, f.{other}) < ($2, $3)
+         ORDER BY f.created_at DESC, f.{other} DESC
+         LIMIT $4"
+    )
+}
+
+macro_rules! impl_store_traits {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::traits::UserStore for $store {
+            async fn create_user(
+                &self,
+                user: $crate::NewUser,
+            ) -> Result<$crate::UserProfile, $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(user.id)
+                .bind(user.username.as_str())
+                .bind(user.email.as_str())
+                .bind(&user.password_hash)
+                .bind(user.created_at)
+                .execute(self.writer())
+                .await?;
+                sqlx::query_as($crate::shared::PROFILE)
+                    .bind(user.id)
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn credentials(
+                &self,
+                login: &str,
+            ) -> Result<Option<$crate::Credentials>, $crate::StoreError> {
+                sqlx::query_as("SELECT id, password_hash FROM users WHERE username = $1 OR email = $1")
+                    .bind(login)
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn profile(
+                &self,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::UserProfile>, $crate::StoreError> {
+                sqlx::query_as($crate::shared::PROFILE)
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn update_profile(
+                &self,
+                id: uuid::Uuid,
+                patch: $crate::ProfilePatch,
+            ) -> Result<$crate::UserProfile, $crate::StoreError> {
+                let display_name = patch.display_name.as_ref().map(|d| d.as_ref().map(|d| d.as_str()));
+                let avatar_url = patch.avatar_url.as_ref().map(|a| a.as_ref().map(|a| a.as_str()));
+                let updated = sqlx::query(
+                    "UPDATE users SET
+                        display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
+                        bio = COALESCE($4, bio),
+                        avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END,
+                        updated_at = $7
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(display_name.is_some())
+                .bind(display_name.flatten())
+                .bind(patch.bio.as_ref().map(|b| b.as_str()))
+                .bind(avatar_url.is_some())
+                .bind(avatar_url.flatten())
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                sqlx::query_as($crate::shared::PROFILE)
+                    .bind(id)
+                    .fetch_one(self.writer())
+                    .await
+                    .map_err(Into::into)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::SessionStore for $store {
+            async fn insert_refresh_token(
+                &self,
+                user_id: uuid::Uuid,
+                token_hash: &[u8],
+                expires_at: $crate::Timestamp,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(token_hash)
+                .bind(uuid::Uuid::now_v7())
+                .bind(user_id)
+                .bind(expires_at)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented: &[u8],
+                replacement: &[u8],
+                expires_at: $crate::Timestamp,
+            ) -> Result<$crate::RefreshRotation, $crate::StoreError> {
+                let now = $crate::Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                let spent: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2
+                     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2
+                     RETURNING user_id, family_id",
+                )
+                .bind(presented)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((user_id, family_id)) = spent {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(replacement)
+                    .bind(family_id)
+                    .bind(user_id)
+                    .bind(expires_at)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok($crate::RefreshRotation::Rotated { user_id });
+                }
+                let replayed: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT family_id FROM refresh_tokens
+                     WHERE token_hash = $1 AND (used_at IS NOT NULL OR revoked_at IS NOT NULL)",
+                )
+                .bind(presented)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(family_id) = replayed else {
+                    return Ok($crate::RefreshRotation::Invalid);
+                };
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                    .bind(family_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok($crate::RefreshRotation::Reused)
+            }
+
+            async fn revoke_refresh_family(&self, token_hash: &[u8]) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2
+                     WHERE revoked_at IS NULL
+                       AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+                )
+                .bind(token_hash)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::FollowStore for $store {
+            async fn follow(&self, follower: uuid::Uuid, followed: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO follows (follower_id, following_id, created_at) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(follower)
+                .bind(followed)
+                .bind($crate::Timestamp::now())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() == 1;
+                if inserted {
+                    // One statement for both counters: rows are locked in index order, so two
+                    // users following each other at once cannot deadlock.
+                    sqlx::query(
+                        "UPDATE users SET
+                            follower_count = follower_count + CASE WHEN id = $2 THEN 1 ELSE 0 END,
+                            following_count = following_count + CASE WHEN id = $1 THEN 1 ELSE 0 END
+                         WHERE id IN ($1, $2)",
+                    )
+                    .bind(follower)
+                    .bind(followed)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(inserted)
+            }
+
+            async fn unfollow(&self, follower: uuid::Uuid, followed: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                let deleted = sqlx::query("DELETE FROM follows WHERE follower_id = $1 AND following_id = $2")
+                    .bind(follower)
+                    .bind(followed)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() == 1;
+                if deleted {
+                    sqlx::query(
+                        "UPDATE users SET
+                            follower_count = follower_count - CASE WHEN id = $2 THEN 1 ELSE 0 END,
+                            following_count = following_count - CASE WHEN id = $1 THEN 1 ELSE 0 END
+                         WHERE id IN ($1, $2)",
+                    )
+                    .bind(follower)
+                    .bind(followed)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn followers(
+                &self,
+                user: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
+                self.follow_page(&$crate::shared::follow_page("following_id", "follower_id"), user, limit, after).await
+            }
+
+            async fn following(
+                &self,
+                user: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
+                self.follow_page(&$crate::shared::follow_page("follower_id", "following_id"), user, limit, after).await
+            }
+        }
+
+        impl $store {
+            async fn follow_page(
+                &self,
+                sql: &str,
+                user: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
+                let (at, id) = $crate::shared::keyset(after);
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .bind(at)
+                    .bind(id)
+                    .bind(limit.fetch())
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(onair_core::Page::from_rows(rows, limit, $crate::FollowEntry::cursor))
+            }
+
+            async fn stream_page(
+                &self,
+                filter: &str,
+                key: impl for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
+                let (at, id) = $crate::shared::keyset(after);
+                let sql = format!(
+                    "{} WHERE {filter} AND (s.started_at, s.id) < ($2, $3)
+                     ORDER BY s.started_at DESC, s.id DESC LIMIT $4",
+                    $crate::shared::STREAM_VIEW
+                );
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(key)
+                    .bind(at)
+                    .bind(id)
+                    .bind(limit.fetch())
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(onair_core::Page::from_rows(rows, limit, $crate::StreamView::cursor))
+            }
+
+            async fn archive_page(
+                &self,
+                filter: &str,
+                user: Option<uuid::Uuid>,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
+                let (at, id) = $crate::shared::keyset(after);
+                let sql = format!(
+                    "{} WHERE a.status = 'ready' AND {filter} AND (a.created_at, a.id) < ($2, $3)
+                     ORDER BY a.created_at DESC, a.id DESC LIMIT $4",
+                    $crate::shared::ARCHIVE_VIEW
+                );
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .bind(at)
+                    .bind(id)
+                    .bind(limit.fetch())
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(onair_core::Page::from_rows(rows, limit, $crate::Archive::cursor))
+            }
+
+            async fn stream_by_id(
+                &self,
+                pool: &sqlx::Pool<$db>,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::StreamView>, $crate::StoreError> {
+                let sql = format!("{} WHERE s.id = $1", $crate::shared::STREAM_VIEW);
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(Into::into)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::StreamKeyStore for $store {
+            async fn stream_key(&self, user_id: uuid::Uuid) -> Result<Option<$crate::StreamKeyRecord>, $crate::StoreError> {
+                sqlx::query_as("SELECT user_id, nonce, key_hash, created_at FROM stream_keys WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(self.writer())
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn put_stream_key(&self, record: &$crate::StreamKeyRecord) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO stream_keys (user_id, nonce, key_hash, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id) DO UPDATE
+                     SET nonce = excluded.nonce, key_hash = excluded.key_hash, created_at = excluded.created_at",
+                )
+                .bind(record.user_id)
+                .bind(&record.nonce)
+                .bind(&record.key_hash)
+                .bind(record.created_at)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::StreamStore for $store {
+            async fn start_stream(
+                &self,
+                id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                title: &str,
+                category: Option<&str>,
+            ) -> Result<$crate::StreamView, $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO streams (id, user_id, title, category, status, started_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 'live', $5, $5)",
+                )
+                .bind(id)
+                .bind(user_id)
+                .bind(title)
+                .bind(category)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn end_stream(&self, user_id: uuid::Uuid) -> Result<$crate::StreamView, $crate::StoreError> {
+                let now = $crate::Timestamp::now();
+                let id: uuid::Uuid = sqlx::query_scalar(
+                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2
+                     WHERE user_id = $1 AND status IN ('live', 'offline')
+                     RETURNING id",
+                )
+                .bind(user_id)
+                .bind(now)
+                .fetch_one(self.writer())
+                .await?;
+                self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn stream(&self, id: uuid::Uuid) -> Result<Option<$crate::StreamView>, $crate::StoreError> {
+                self.stream_by_id(self.writer(), id).await
+            }
+
+            async fn update_stream(
+                &self,
+                id: uuid::Uuid,
+                patch: $crate::StreamPatch,
+            ) -> Result<$crate::StreamView, $crate::StoreError> {
+                let category = patch.category.as_ref().map(|c| c.as_ref().map(|c| c.as_str()));
+                let updated = sqlx::query(
+                    "UPDATE streams SET
+                        title = COALESCE($2, title),
+                        category = CASE WHEN $3 THEN $4 ELSE category END,
+                        updated_at = $5
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(patch.title.as_ref().map(|t| t.as_str()))
+                .bind(category.is_some())
+                .bind(category.flatten())
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn list_streams(
+                &self,
+                status: onair_core::StreamStatus,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
+                self.stream_page("s.status = $1", status.as_str(), limit, after).await
+            }
+
+            async fn user_streams(
+                &self,
+                user_id: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
+                self.stream_page("s.user_id = $1", user_id, limit, after).await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::ArchiveStore for $store {
+            async fn insert_archive(&self, archive: $crate::NewArchive) -> Result<$crate::Archive, $crate::StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO archives (id, stream_id, user_id, status, duration_ms, playlist_path, created_at)
+                     SELECT $1, s.id, s.user_id, $3, $4, $5, $6 FROM streams s WHERE s.id = $2",
+                )
+                .bind(archive.id)
+                .bind(archive.stream_id)
+                .bind(archive.status.as_str())
+                .bind(archive.duration_ms)
+                .bind(&archive.playlist_path)
+                .bind(archive.created_at)
+                .execute(self.writer())
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                self.archive_by_id(self.writer(), archive.id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn archive(&self, id: uuid::Uuid) -> Result<Option<$crate::Archive>, $crate::StoreError> {
+                self.archive_by_id(self.reader(), id).await
+            }
+
+            async fn list_archives(
+                &self,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
+                self.archive_page("$1 IS NULL", None, limit, after).await
+            }
+
+            async fn user_archives(
+                &self,
+                user_id: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
+                self.archive_page("a.user_id = $1", Some(user_id), limit, after).await
+            }
+        }
+
+        impl $store {
+            async fn archive_by_id(
+                &self,
+                pool: &sqlx::Pool<$db>,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::Archive>, $crate::StoreError> {
+                let sql = format!("{} WHERE a.id = $1", $crate::shared::ARCHIVE_VIEW);
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(Into::into)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store_traits;

@@ -1,0 +1,148 @@
+//! The storage contract, split by domain. Each trait is implemented once per backend;
+//! `tests/it` runs the same cases against both.
+
+use async_trait::async_trait;
+use onair_core::{Cursor, Limit, Page, StreamStatus};
+use uuid::Uuid;
+
+use crate::models::*;
+use crate::{StoreError, Timestamp};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait UserStore {
+    /// Fails with `Conflict::Username` / `Conflict::Email` when taken.
+    async fn create_user(&self, user: NewUser) -> Result<UserProfile>;
+    /// Looks a login up by username or email.
+    async fn credentials(&self, login: &str) -> Result<Option<Credentials>>;
+    async fn profile(&self, id: Uuid) -> Result<Option<UserProfile>>;
+    async fn update_profile(&self, id: Uuid, patch: ProfilePatch) -> Result<UserProfile>;
+}
+
+#[async_trait]
+pub trait SessionStore {
+    /// Stores the first refresh token of a new login (a new family).
+    async fn insert_refresh_token(
+        &self,
+        user_id: Uuid,
+        token_hash: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// Spends `presented` and stores `replacement` in its family, atomically. Presenting
+    /// a spent token revokes its family (refresh-token reuse detection).
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        replacement: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<RefreshRotation>;
+    /// Revokes the family of the given token (logout). Unknown tokens are ignored.
+    async fn revoke_refresh_family(&self, token_hash: &[u8]) -> Result<()>;
+}
+
+#[async_trait]
+pub trait FollowStore {
+    /// Returns whether a new follow was created (false when it already existed).
+    /// `NotFound` when either user does not exist.
+    async fn follow(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
+    /// Returns whether a follow was removed.
+    async fn unfollow(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
+    /// Who follows `user`, newest first.
+    async fn followers(
+        &self,
+        user: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<FollowEntry>>;
+    /// Whom `user` follows, newest first.
+    async fn following(
+        &self,
+        user: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<FollowEntry>>;
+}
+
+#[async_trait]
+pub trait StreamKeyStore {
+    async fn stream_key(&self, user_id: Uuid) -> Result<Option<StreamKeyRecord>>;
+    /// Creates or replaces the user's key material (rotation invalidates the old key).
+    async fn put_stream_key(&self, record: &StreamKeyRecord) -> Result<()>;
+}
+
+#[async_trait]
+pub trait StreamStore {
+    /// Starts a new live broadcast. `Conflict::ActiveStream` if one is already active.
+    async fn start_stream(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        title: &str,
+        category: Option<&str>,
+    ) -> Result<StreamView>;
+    /// Ends the user's active broadcast; `NotFound` if there is none.
+    async fn end_stream(&self, user_id: Uuid) -> Result<StreamView>;
+    /// Reads from the primary: callers check ownership with it before writing.
+    async fn stream(&self, id: Uuid) -> Result<Option<StreamView>>;
+    async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView>;
+    /// Broadcasts in a state, most recently started first.
+    async fn list_streams(
+        &self,
+        status: StreamStatus,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<StreamView>>;
+    async fn user_streams(
+        &self,
+        user_id: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<StreamView>>;
+}
+
+#[async_trait]
+pub trait ArchiveStore {
+    /// Written by the archive pipeline when a broadcast's recording is produced.
+    async fn insert_archive(&self, archive: NewArchive) -> Result<Archive>;
+    async fn archive(&self, id: Uuid) -> Result<Option<Archive>>;
+    /// Ready archives, newest first.
+    async fn list_archives(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<Archive>>;
+    async fn user_archives(
+        &self,
+        user_id: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Archive>>;
+}
+
+/// Size of one connection pool, for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `primary`, `replica0`…, or `writer` / `reader` on SQLite.
+    pub name: String,
+    pub size: u32,
+    pub idle: u32,
+}
+
+/// Everything the application needs from storage.
+#[async_trait]
+pub trait Store:
+    UserStore + SessionStore + FollowStore + StreamKeyStore + StreamStore + ArchiveStore + Send + Sync
+{
+    fn backend(&self) -> crate::Backend;
+    async fn migrate(&self) -> Result<()>;
+    /// Round-trips to every pool (readiness).
+    async fn ping(&self) -> Result<()>;
+    fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Closes every pool, waiting for connections in use to be returned.
+    async fn close(&self);
+}
+
+pub(crate) fn pool_stats<DB: sqlx::Database>(name: &str, pool: &sqlx::Pool<DB>) -> PoolStats {
+    PoolStats {
+        name: name.to_owned(),
+        size: pool.size(),
+        idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+    }
+}
