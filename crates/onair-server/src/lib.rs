@@ -1,1 +1,19 @@
+//! The OnAir HTTP server: one module per domain (auth, users and follows, streams,
+//! archives), each with its routes, DTOs and rules; shared error model, pagination and
+//! observability.
 
+mod app;
+mod archives;
+mod auth;
+pub mod config;
+mod error;
+mod observability;
+mod pagination;
+mod state;
+mod streams;
+mod users;
+
+pub use app::{Application, StartupError, router, shutdown_signal};
+pub use config::{Config, ConfigError};
+pub use state::AppState;
+pub use streams::StreamKeys;

@@ -276,6 +276,17 @@ macro_rules! impl_store_traits {
                 Ok(deleted)
             }
 
+            async fn is_following(&self, follower: uuid::Uuid, followed: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let found: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM follows WHERE follower_id = $1 AND following_id = $2",
+                )
+                .bind(follower)
+                .bind(followed)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(found.is_some())
+            }
+
             async fn followers(
                 &self,
                 user: uuid::Uuid,
@@ -382,6 +393,20 @@ macro_rules! impl_store_traits {
                     .fetch_optional(self.writer())
                     .await
                     .map_err(Into::into)
+            }
+
+            async fn insert_stream_key(&self, record: &$crate::StreamKeyRecord) -> Result<bool, $crate::StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO stream_keys (user_id, nonce, key_hash, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (user_id) DO NOTHING",
+                )
+                .bind(record.user_id)
+                .bind(&record.nonce)
+                .bind(&record.key_hash)
+                .bind(record.created_at)
+                .execute(self.writer())
+                .await?;
+                Ok(inserted.rows_affected() == 1)
             }
 
             async fn put_stream_key(&self, record: &$crate::StreamKeyRecord) -> Result<(), $crate::StoreError> {

@@ -48,6 +48,7 @@ pub trait FollowStore {
     async fn follow(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
     /// Returns whether a follow was removed.
     async fn unfollow(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
+    async fn is_following(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
     /// Who follows `user`, newest first.
     async fn followers(
         &self,
@@ -67,6 +68,8 @@ pub trait FollowStore {
 #[async_trait]
 pub trait StreamKeyStore {
     async fn stream_key(&self, user_id: Uuid) -> Result<Option<StreamKeyRecord>>;
+    /// Stores the user's first key material unless one exists (then returns false).
+    async fn insert_stream_key(&self, record: &StreamKeyRecord) -> Result<bool>;
     /// Creates or replaces the user's key material (rotation invalidates the old key).
     async fn put_stream_key(&self, record: &StreamKeyRecord) -> Result<()>;
 }

@@ -1,0 +1,334 @@
+//! Configuration: defaults ← optional TOML file ← environment. Every setting has an
+//! `ONAIR_*` variable (`ONAIR_BIND`, `ONAIR_DB_MAX_CONNECTIONS`…); the database and Redis
+//! URLs also answer to their conventional names `DATABASE_URL`, `DATABASE_REPLICA_URLS`
+//! and `REDIS_URL`. Startup stops with a message naming the bad setting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use onair_store::{Backend, DbConfig};
+use serde::{Deserialize, Deserializer, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Where the embedded mode keeps its database, generated secret and media.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (embedded) or `postgres://…` (scale-out). Default: a SQLite file in
+    /// `data_dir`.
+    pub database_url: Option<String>,
+    /// PostgreSQL read replicas, comma-separated.
+    #[serde(deserialize_with = "comma_list")]
+    pub database_replica_urls: Vec<String>,
+    pub redis_url: Option<String>,
+    pub db_max_connections: u32,
+    pub db_min_connections: u32,
+    pub db_max_lifetime_secs: u64,
+    pub db_acquire_timeout_ms: u64,
+    pub db_statement_timeout_ms: u64,
+    pub redis_pool_size: u32,
+    /// Whole-request deadline; a request past it is answered 503.
+    pub http_request_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Root secret: signs access tokens and derives stream keys (at least 32 bytes).
+    /// Generated and kept in `data_dir` in embedded mode when unset; required with
+    /// PostgreSQL, where every node must share it.
+    pub secret_key: Option<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Ingest URL shown to creators next to their stream key.
+    pub public_rtmp_url: String,
+    pub migrate_on_start: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_replica_urls: Vec::new(),
+            redis_url: None,
+            db_max_connections: 25,
+            db_min_connections: 5,
+            db_max_lifetime_secs: 300,
+            db_acquire_timeout_ms: 3_000,
+            db_statement_timeout_ms: 3_000,
+            redis_pool_size: 20,
+            http_request_timeout_secs: 10,
+            max_body_bytes: 64 * 1024,
+            secret_key: None,
+            access_token_ttl_secs: 3_600,
+            refresh_token_ttl_secs: 7 * 24 * 3_600,
+            public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    // URLs and the secret may carry credentials: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database",
+                &self.db().map(|db| Backend::of(&db.url)).ok().flatten(),
+            )
+            .field("replicas", &self.database_replica_urls.len())
+            .field("redis", &self.redis_url.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts `"a,b"` from an environment variable as well as `["a", "b"]` from TOML.
+fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        List::Many(v) => v,
+    })
+}
+
+impl Config {
+    /// Loads from `file` (if given, it must exist), `onair.toml` (if present) and the
+    /// environment, then validates.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        figment = match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("onair.toml")),
+        };
+        let config: Config = figment
+            .merge(Env::raw().only(&["DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL"]))
+            .merge(Env::prefixed("ONAIR_").ignore(&["CONFIG", "LOG", "LOG_FORMAT"]))
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |setting: &str, why: &str| Err(ConfigError(format!("{setting}: {why}")));
+        if let Some(url) = &self.database_url {
+            if Backend::of(url).is_none() {
+                return bad(
+                    "DATABASE_URL",
+                    "must start with sqlite:, postgres:// or postgresql://",
+                );
+            }
+        }
+        if !self.database_replica_urls.is_empty() && self.backend() != Backend::Postgres {
+            return bad(
+                "DATABASE_REPLICA_URLS",
+                "read replicas need a PostgreSQL DATABASE_URL",
+            );
+        }
+        if self
+            .database_replica_urls
+            .iter()
+            .any(|u| Backend::of(u) != Some(Backend::Postgres))
+        {
+            return bad(
+                "DATABASE_REPLICA_URLS",
+                "every replica must be a postgres:// URL",
+            );
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return bad("REDIS_URL", "must start with redis:// or rediss://");
+            }
+        }
+        if self.db_max_connections == 0 {
+            return bad("ONAIR_DB_MAX_CONNECTIONS", "must be at least 1");
+        }
+        if self.db_min_connections > self.db_max_connections {
+            return bad(
+                "ONAIR_DB_MIN_CONNECTIONS",
+                "must not exceed ONAIR_DB_MAX_CONNECTIONS",
+            );
+        }
+        if self.redis_pool_size == 0 {
+            return bad("ONAIR_REDIS_POOL_SIZE", "must be at least 1");
+        }
+        if self.http_request_timeout_secs == 0
+            || self.db_statement_timeout_ms == 0
+            || self.db_acquire_timeout_ms == 0
+        {
+            return bad(
+                "timeouts",
+                "ONAIR_HTTP_REQUEST_TIMEOUT_SECS, ONAIR_DB_STATEMENT_TIMEOUT_MS and ONAIR_DB_ACQUIRE_TIMEOUT_MS must be positive",
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("ONAIR_MAX_BODY_BYTES", "must be at least 1024");
+        }
+        if self.access_token_ttl_secs == 0
+            || self.refresh_token_ttl_secs <= self.access_token_ttl_secs
+        {
+            return bad(
+                "ONAIR_REFRESH_TOKEN_TTL_SECS",
+                "must be longer than a positive ONAIR_ACCESS_TOKEN_TTL_SECS",
+            );
+        }
+        if self.secret_key.as_ref().is_some_and(|s| s.len() < 32) {
+            return bad("ONAIR_SECRET_KEY", "must be at least 32 bytes");
+        }
+        if self.secret_key.is_none() && self.backend() == Backend::Postgres {
+            return bad(
+                "ONAIR_SECRET_KEY",
+                "is required with PostgreSQL: every node must share it",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.database_url
+            .as_deref()
+            .and_then(Backend::of)
+            .unwrap_or(Backend::Sqlite)
+    }
+
+    pub fn db(&self) -> Result<DbConfig, ConfigError> {
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => {
+                let path = self.data_dir.join("onair.db");
+                let path = path
+                    .to_str()
+                    .ok_or_else(|| ConfigError("ONAIR_DATA_DIR: must be valid UTF-8".into()))?;
+                format!("sqlite://{path}")
+            }
+        };
+        Ok(DbConfig {
+            url,
+            replica_urls: self.database_replica_urls.clone(),
+            max_connections: self.db_max_connections,
+            min_connections: self.db_min_connections,
+            max_lifetime: Duration::from_secs(self.db_max_lifetime_secs),
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+        })
+    }
+
+    /// The configured secret, or in embedded mode the one kept in `data_dir` (created on
+    /// first start, readable only by its owner).
+    pub fn resolve_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(secret) = &self.secret_key {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        let path = self.data_dir.join("secret_key");
+        let io = |e: std::io::Error| {
+            ConfigError(format!(
+                "ONAIR_SECRET_KEY unset and {}: {e}",
+                path.display()
+            ))
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(secret) if secret.trim().len() >= 32 => {
+                return Ok(secret.trim().as_bytes().to_vec());
+            }
+            Ok(_) => {
+                return Err(ConfigError(format!(
+                    "{} is shorter than 32 bytes",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            Err(_) => {}
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+        let secret = crate::auth::random_token();
+        write_private(&path, &secret).map_err(io)?;
+        tracing::info!(path = %path.display(), "generated a new secret key");
+        Ok(secret.into_bytes())
+    }
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(change: impl FnOnce(&mut Config)) -> Result<(), ConfigError> {
+        let mut config = Config::default();
+        change(&mut config);
+        config.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        assert!(with(|_| {}).is_ok());
+        assert_eq!(Config::default().backend(), Backend::Sqlite);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases: [(&str, Box<dyn FnOnce(&mut Config)>); 6] = [
+            (
+                "DATABASE_URL",
+                Box::new(|c| c.database_url = Some("mysql://x".into())),
+            ),
+            (
+                "ONAIR_SECRET_KEY",
+                Box::new(|c| c.database_url = Some("postgres://x/y".into())),
+            ),
+            (
+                "ONAIR_SECRET_KEY",
+                Box::new(|c| c.secret_key = Some("short".into())),
+            ),
+            (
+                "DATABASE_REPLICA_URLS",
+                Box::new(|c| c.database_replica_urls = vec!["postgres://r/db".into()]),
+            ),
+            (
+                "ONAIR_DB_MIN_CONNECTIONS",
+                Box::new(|c| c.db_min_connections = 30),
+            ),
+            (
+                "REDIS_URL",
+                Box::new(|c| c.redis_url = Some("http://x".into())),
+            ),
+        ];
+        for (setting, change) in cases {
+            let err = with(change).unwrap_err().to_string();
+            assert!(err.contains(setting), "{err}");
+        }
+    }
+}

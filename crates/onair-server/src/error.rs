@@ -1,0 +1,231 @@
+//! The one error type handlers return, and the extractors that turn axum's rejections into
+//! it. Every failure reaches the client as `{"error":{"code":"…","message":"…"}}` with a
+//! stable snake_case code and the right status.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use onair_core::{CursorError, LimitError, ValidationError};
+use onair_store::{Conflict, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error(transparent)]
+    InvalidCursor(#[from] CursorError),
+    #[error(transparent)]
+    InvalidLimit(#[from] LimitError),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("authentication required: send Authorization: Bearer <access token>")]
+    Unauthorized,
+    #[error("the access token is invalid")]
+    InvalidToken,
+    #[error("the access token has expired: refresh it")]
+    TokenExpired,
+    #[error("wrong login or password")]
+    InvalidCredentials,
+    #[error("the refresh token is invalid or expired: log in again")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used: every session of that login is revoked")]
+    RefreshTokenReused,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(Conflict),
+    #[error("you have no live stream")]
+    StreamNotLive,
+    #[error("you cannot follow yourself")]
+    CannotFollowSelf,
+    #[error("the request took too long")]
+    Timeout,
+    #[error("the service is temporarily unavailable, retry shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidJson(_)
+            | Self::InvalidQuery(_)
+            | Self::InvalidPath(_)
+            | Self::InvalidCursor(_)
+            | Self::InvalidLimit(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) | Self::Validation(_) | Self::CannotFollowSelf => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::InvalidCredentials
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) | Self::StreamNotLive => StatusCode::CONFLICT,
+            Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, documented code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson(_) => "invalid_json",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::InvalidCursor(_) => "invalid_cursor",
+            Self::InvalidLimit(_) => "invalid_limit",
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::InvalidRefreshToken => "invalid_refresh_token",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(Conflict::Username) => "username_taken",
+            Self::Conflict(Conflict::Email) => "email_taken",
+            Self::Conflict(Conflict::ActiveStream) => "stream_already_live",
+            Self::Conflict(Conflict::Other) => "conflict",
+            Self::StreamNotLive => "stream_not_live",
+            Self::CannotFollowSelf => "cannot_follow_self",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "service_unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The error envelope.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_cursor`.
+    code: &'static str,
+    message: String,
+    /// The offending field, for `validation_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let field = match &self {
+            Self::Validation(e) => Some(e.field),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+                field,
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Self::NotFound("resource"),
+            StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable
+            }
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => Self::InvalidBody(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            other => Self::InvalidJson(other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::InvalidQuery(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::InvalidPath(rejection.body_text())
+    }
+}
+
+/// `axum::Json` whose rejections are [`ApiError`]s.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Query` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// `axum::extract::Path` whose rejections are [`ApiError`]s.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);

@@ -1,0 +1,17 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use onair_store::Store;
+
+use crate::auth::AccessTokens;
+use crate::streams::StreamKeys;
+
+/// What every handler can reach. Cheap to clone: everything heavy is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub access_tokens: Arc<AccessTokens>,
+    pub stream_keys: Arc<StreamKeys>,
+    pub refresh_token_ttl: Duration,
+    pub public_rtmp_url: Arc<str>,
+}
