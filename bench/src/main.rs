@@ -1,1 +1,153 @@
-fn main() {}
+//! OnAir benchmarks. Each scenario runs the real server in this process against a real
+//! database, drives it over HTTP with a closed-loop load generator, and compares against a
+//! baseline measured in the same run (absolute numbers on shared machines are noise).
+//!
+//! `cargo run --release -p onair-bench -- foundation`
+
+mod load;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use onair_core::Cursor;
+use onair_server::{Application, Config};
+use onair_store::Timestamp;
+use onair_store::testing::{SCALE_SEED, with_postgres};
+use serde_json::json;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::load::{Report, Target, run};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Review scale on PostgreSQL (100 k users, 1.1 M follows, 500 live streams): live list,
+    /// deep followers page by cursor vs by OFFSET, and a bare route as the ceiling.
+    Foundation {
+        /// PostgreSQL server to create the benchmark database on (dropped afterwards).
+        #[arg(long, env = "ONAIR_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres_url: String,
+        /// Seconds of measurement per target (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections of the load generator.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Followers to skip to reach the "deep" page.
+        #[arg(long, default_value_t = 50_000)]
+        depth: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().scenario {
+        Scenario::Foundation { postgres_url, seconds, concurrency, depth } => {
+            let settings = load::Settings { duration: Duration::from_secs(seconds), concurrency };
+            with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
+        }
+    }
+}
+
+async fn foundation(mut db: onair_store::DbConfig, settings: load::Settings, depth: i64) -> anyhow::Result<()> {
+    db.max_connections = 25;
+    eprintln!("seeding (100 k users, ~1.1 M follows, 50 500 streams)…");
+    let pool = PgPoolOptions::new().max_connections(25).connect(&db.url).await?;
+    let store = onair_store::connect(&db).await?;
+    store.migrate().await?;
+    store.close().await;
+    let started = std::time::Instant::now();
+    sqlx::raw_sql(SCALE_SEED).execute(&pool).await?;
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+
+    let popular: Uuid = sqlx::query_scalar("SELECT md5('0')::uuid").fetch_one(&pool).await?;
+    let (at, id): (Timestamp, Uuid) = sqlx::query_as(
+        "SELECT created_at, follower_id FROM follows WHERE following_id = $1
+         ORDER BY created_at DESC, follower_id DESC OFFSET $2 LIMIT 1",
+    )
+    .bind(popular)
+    .bind(depth - 1)
+    .fetch_one(&pool)
+    .await?;
+    let cursor = Cursor::new(at.get(), id).encode();
+
+    let app = Application::build(Config {
+        bind: "127.0.0.1:0".parse()?,
+        database_url: Some(db.url.clone()),
+        secret_key: Some("benchmark-secret-benchmark-secret-!!".into()),
+        ..Config::default()
+    })
+    .await
+    .context("starting the server")?;
+    let onair = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let baseline = spawn_offset_baseline(pool.clone()).await?;
+
+    let targets = [
+        Target::new("bare route (GET /healthz), ceiling", format!("http://{onair}/healthz")),
+        Target::new("GET /api/streams (live list)", format!("http://{onair}/api/streams")),
+        Target::new(
+            format!("followers page at depth {depth}, by cursor"),
+            format!("http://{onair}/api/users/{popular}/followers?limit=20&cursor={cursor}"),
+        ),
+        Target::new(
+            format!("followers page at depth {depth}, by OFFSET (naive)"),
+            format!("http://{baseline}/offset/{popular}/{depth}"),
+        ),
+    ];
+    let mut reports = Vec::new();
+    for target in &targets {
+        eprintln!("measuring {}…", target.name);
+        reports.push(run(target, &settings).await?);
+    }
+    println!("{}", Report::table(&reports, &settings));
+    pool.close().await;
+    Ok(())
+}
+
+/// The review's naive pagination, `OFFSET n`, behind the same kind of HTTP handler: the
+/// baseline the cursor page is compared with. Same columns, join and JSON shape.
+async fn spawn_offset_baseline(pool: PgPool) -> anyhow::Result<SocketAddr> {
+    async fn offset_page(
+        State(pool): State<PgPool>,
+        Path((user, offset)): Path<(Uuid, i64)>,
+    ) -> Result<axum::Json<serde_json::Value>, String> {
+        type Row = (Uuid, String, Option<String>, Option<String>, DateTime<Utc>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at
+             FROM follows f JOIN users u ON u.id = f.follower_id
+             WHERE f.following_id = $1
+             ORDER BY f.created_at DESC, f.follower_id DESC
+             OFFSET $2 LIMIT 20",
+        )
+        .bind(user)
+        .bind(offset)
+        .fetch_all(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        let data: Vec<_> = rows
+            .into_iter()
+            .map(|(id, username, display_name, avatar_url, followed_at)| {
+                json!({"user": {"id": id, "username": username, "display_name": display_name,
+                    "avatar_url": avatar_url}, "followed_at": followed_at})
+            })
+            .collect();
+        Ok(axum::Json(json!({"data": data})))
+    }
+    let router = Router::new().route("/offset/{user}/{offset}", axum::routing::get(offset_page)).with_state(pool);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(addr)
+}

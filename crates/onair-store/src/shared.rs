@@ -40,7 +40,7 @@ pub(crate) const ARCHIVE_VIEW: &str = "
     JOIN users u ON u.id = a.user_id";
 
 /// `$1` is the user whose list it is; the joined user is the other side of the follow.
-pub(crate) fn follow_page(list_of: &str, other: &str) -> String {
+pub(crate) fn follow_page((list_of, other): (&str, &str)) -> String {
     format!(
         "SELECT u.id, u.username, u.display_name, u.avatar_url, f.created_at AS followed_at
          FROM follows f JOIN users u ON u.id = f.{other}
@@ -49,6 +49,26 @@ pub(crate) fn follow_page(list_of: &str, other: &str) -> String {
          LIMIT $4"
     )
 }
+
+/// A page of broadcasts: `$1` is the filter's value, `$2`/`$3` the keyset, `$4` the limit.
+pub(crate) fn stream_page(filter: &str) -> String {
+    format!(
+        "{STREAM_VIEW} WHERE {filter} AND (s.started_at, s.id) < ($2, $3)
+         ORDER BY s.started_at DESC, s.id DESC LIMIT $4"
+    )
+}
+
+/// A page of ready archives: `$1` is the filter's value, `$2`/`$3` the keyset, `$4` the limit.
+pub(crate) fn archive_page(filter: &str) -> String {
+    format!(
+        "{ARCHIVE_VIEW} WHERE a.status = 'ready' AND {filter} AND (a.created_at, a.id) < ($2, $3)
+         ORDER BY a.created_at DESC, a.id DESC LIMIT $4"
+    )
+}
+
+pub(crate) const LIVE_LIST_FILTER: &str = "s.status = $1";
+pub(crate) const FOLLOWERS: (&str, &str) = ("following_id", "follower_id");
+pub(crate) const FOLLOWING: (&str, &str) = ("follower_id", "following_id");
 
 macro_rules! impl_store_traits {
     ($store:ty, $db:ty) => {
@@ -293,7 +313,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
-                self.follow_page(&$crate::shared::follow_page("following_id", "follower_id"), user, limit, after).await
+                self.follow_page(&$crate::shared::follow_page($crate::shared::FOLLOWERS), user, limit, after).await
             }
 
             async fn following(
@@ -302,7 +322,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
-                self.follow_page(&$crate::shared::follow_page("follower_id", "following_id"), user, limit, after).await
+                self.follow_page(&$crate::shared::follow_page($crate::shared::FOLLOWING), user, limit, after).await
             }
         }
 
@@ -333,12 +353,7 @@ macro_rules! impl_store_traits {
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
                 let (at, id) = $crate::shared::keyset(after);
-                let sql = format!(
-                    "{} WHERE {filter} AND (s.started_at, s.id) < ($2, $3)
-                     ORDER BY s.started_at DESC, s.id DESC LIMIT $4",
-                    $crate::shared::STREAM_VIEW
-                );
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe($crate::shared::stream_page(filter)))
                     .bind(key)
                     .bind(at)
                     .bind(id)
@@ -356,12 +371,7 @@ macro_rules! impl_store_traits {
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
                 let (at, id) = $crate::shared::keyset(after);
-                let sql = format!(
-                    "{} WHERE a.status = 'ready' AND {filter} AND (a.created_at, a.id) < ($2, $3)
-                     ORDER BY a.created_at DESC, a.id DESC LIMIT $4",
-                    $crate::shared::ARCHIVE_VIEW
-                );
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                let rows = sqlx::query_as(sqlx::AssertSqlSafe($crate::shared::archive_page(filter)))
                     .bind(user)
                     .bind(at)
                     .bind(id)
@@ -498,7 +508,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
-                self.stream_page("s.status = $1", status.as_str(), limit, after).await
+                self.stream_page($crate::shared::LIVE_LIST_FILTER, status.as_str(), limit, after).await
             }
 
             async fn user_streams(

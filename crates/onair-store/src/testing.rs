@@ -61,28 +61,33 @@ where
         }
         _ => {
             let admin_url = postgres_url().expect("ONAIR_TEST_POSTGRES_URL");
-            let name = format!("onair_test_{}", uuid::Uuid::new_v4().simple());
-            let mut admin = PgConnection::connect(&admin_url)
-                .await
-                .expect("connect to test server");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await
-                .expect("create test database");
-            let outcome =
-                tokio::spawn(test(backend, test_config(database_url(&admin_url, &name)))).await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut admin)
-            .await
-            .expect("drop test database");
-            outcome
+            with_postgres(&admin_url, |config| tokio::spawn(test(backend, config))).await
         }
     };
     if let Err(err) = outcome {
         std::panic::resume_unwind(err.into_panic());
     }
+}
+
+/// Creates a new database on the server at `admin_url`, runs `body` with it, and drops
+/// it (even if `body` panicked inside a task it spawned).
+pub async fn with_postgres<F, Fut, T>(admin_url: &str, body: F) -> T
+where
+    F: FnOnce(DbConfig) -> Fut,
+    Fut: Future<Output = T>,
+{
+    let name = format!("onair_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let outcome = body(test_config(database_url(admin_url, &name))).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .expect("drop database");
+    outcome
 }
 
 /// The admin URL with its database name replaced.
@@ -122,3 +127,48 @@ mod tests {
         );
     }
 }
+
+/// The hot list queries exactly as the store sends them, for query-plan checks:
+/// `(name, sql)`; each takes `$1` filter value, `$2`/`$3` keyset, `$4` limit.
+pub fn hot_queries() -> [(&'static str, String); 3] {
+    use crate::shared::{FOLLOWERS, FOLLOWING, LIVE_LIST_FILTER, follow_page, stream_page};
+    [
+        ("live streams", stream_page(LIVE_LIST_FILTER)),
+        ("followers", follow_page(FOLLOWERS)),
+        ("following", follow_page(FOLLOWING)),
+    ]
+}
+
+/// Seeds a PostgreSQL database at review scale: 100 k users (`md5(i)::uuid` for user i),
+/// ten follows per user plus one creator (`md5('0')::uuid`) followed by everyone
+/// (~1.1 M follows), 50 000 ended and 500 live streams; then ANALYZE. Used by the
+/// query-plan test and the benchmark.
+pub const SCALE_SEED: &str = r#"
+INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+SELECT md5(i::text)::uuid, 'user' || i, 'user' || i || '@example.com', 'x',
+       now() - (i || ' seconds')::interval, now()
+FROM generate_series(0, 99999) AS i;
+
+-- Ten follows per user, to ten different users.
+INSERT INTO follows (follower_id, following_id, created_at)
+SELECT md5(f::text)::uuid, md5(((f + 1 + k * (k + 1) * 37) % 100000)::text)::uuid,
+       now() - ((f * 10 + k) || ' milliseconds')::interval
+FROM generate_series(0, 99999) AS f, generate_series(0, 9) AS k;
+
+-- One popular creator followed by everyone.
+INSERT INTO follows (follower_id, following_id, created_at)
+SELECT md5(f::text)::uuid, md5('0')::uuid, now() - (f || ' milliseconds')::interval
+FROM generate_series(1, 99999) AS f
+ON CONFLICT DO NOTHING;
+
+-- 50 000 past broadcasts and 500 live ones.
+INSERT INTO streams (id, user_id, title, status, started_at, ended_at, updated_at)
+SELECT gen_random_uuid(), md5((i % 100000)::text)::uuid, 'past ' || i, 'ended',
+       now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval + interval '1 hour', now()
+FROM generate_series(1, 50000) AS i;
+INSERT INTO streams (id, user_id, title, status, started_at, updated_at)
+SELECT gen_random_uuid(), md5(i::text)::uuid, 'live ' || i, 'live', now() - (i || ' seconds')::interval, now()
+FROM generate_series(1, 500) AS i;
+
+ANALYZE;
+"#;

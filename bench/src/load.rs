@@ -1,0 +1,98 @@
+//! A closed-loop HTTP load generator: `concurrency` workers each send a request, wait for
+//! the answer, and repeat, for a fixed time. Reports throughput and latency percentiles.
+
+use std::time::{Duration, Instant};
+
+pub struct Settings {
+    pub duration: Duration,
+    pub concurrency: usize,
+}
+
+pub struct Target {
+    pub name: String,
+    url: String,
+}
+
+impl Target {
+    pub fn new(name: impl Into<String>, url: String) -> Self {
+        Self { name: name.into(), url }
+    }
+}
+
+pub struct Report {
+    name: String,
+    requests: usize,
+    errors: usize,
+    per_second: f64,
+    p50: Duration,
+    p95: Duration,
+    p99: Duration,
+}
+
+const WARM_UP: Duration = Duration::from_secs(1);
+
+pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(settings.concurrency).build()?;
+    let response = client.get(&target.url).send().await?;
+    anyhow::ensure!(response.status().is_success(), "{}: {}", target.name, response.status());
+
+    let warm_until = Instant::now() + WARM_UP;
+    let stop_at = warm_until + settings.duration;
+    let workers: Vec<_> = (0..settings.concurrency)
+        .map(|_| {
+            let (client, url) = (client.clone(), target.url.clone());
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0usize);
+                while Instant::now() < stop_at {
+                    let sent = Instant::now();
+                    let ok = match client.get(&url).send().await {
+                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if sent >= warm_until {
+                        if ok { latencies.push(sent.elapsed()) } else { errors += 1 }
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    for worker in workers {
+        let (l, e) = worker.await?;
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    Ok(Report {
+        name: target.name.clone(),
+        requests: latencies.len(),
+        errors,
+        per_second: latencies.len() as f64 / settings.duration.as_secs_f64(),
+        p50: pct(0.50),
+        p95: pct(0.95),
+        p99: pct(0.99),
+    })
+}
+
+impl Report {
+    /// A Markdown table; the last column compares throughput with the first row.
+    pub fn table(reports: &[Report], settings: &Settings) -> String {
+        let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+        let ceiling = reports.first().map_or(1.0, |r| r.per_second);
+        let mut out = format!(
+            "{} connections, {} s per target\n\n| target | requests | errors | req/s | p50 ms | p95 ms | p99 ms | vs ceiling |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+            settings.concurrency,
+            settings.duration.as_secs()
+        );
+        for r in reports {
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {:.1}% |\n",
+                r.name, r.requests, r.errors, r.per_second, ms(r.p50), ms(r.p95), ms(r.p99),
+                100.0 * r.per_second / ceiling
+            ));
+        }
+        out
+    }
+}
