@@ -15,7 +15,10 @@ pub struct Target {
 
 impl Target {
     pub fn new(name: impl Into<String>, url: String) -> Self {
-        Self { name: name.into(), url }
+        Self {
+            name: name.into(),
+            url,
+        }
     }
 }
 
@@ -32,9 +35,16 @@ pub struct Report {
 const WARM_UP: Duration = Duration::from_secs(1);
 
 pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(settings.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(settings.concurrency)
+        .build()?;
     let response = client.get(&target.url).send().await?;
-    anyhow::ensure!(response.status().is_success(), "{}: {}", target.name, response.status());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{}: {}",
+        target.name,
+        response.status()
+    );
 
     let warm_until = Instant::now() + WARM_UP;
     let stop_at = warm_until + settings.duration;
@@ -46,11 +56,17 @@ pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report>
                 while Instant::now() < stop_at {
                     let sent = Instant::now();
                     let ok = match client.get(&url).send().await {
-                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                        Ok(response) => {
+                            response.status().is_success() && response.bytes().await.is_ok()
+                        }
                         Err(_) => false,
                     };
                     if sent >= warm_until {
-                        if ok { latencies.push(sent.elapsed()) } else { errors += 1 }
+                        if ok {
+                            latencies.push(sent.elapsed())
+                        } else {
+                            errors += 1
+                        }
                     }
                 }
                 (latencies, errors)
@@ -64,7 +80,12 @@ pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report>
         errors += e;
     }
     latencies.sort_unstable();
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Report {
         name: target.name.clone(),
         requests: latencies.len(),
@@ -89,7 +110,13 @@ impl Report {
         for r in reports {
             out.push_str(&format!(
                 "| {} | {} | {} | {:.0} | {} | {} | {} | {:.1}% |\n",
-                r.name, r.requests, r.errors, r.per_second, ms(r.p50), ms(r.p95), ms(r.p99),
+                r.name,
+                r.requests,
+                r.errors,
+                r.per_second,
+                ms(r.p50),
+                ms(r.p95),
+                ms(r.p99),
                 100.0 * r.per_second / ceiling
             ));
         }

@@ -36,7 +36,11 @@ enum Scenario {
     /// deep followers page by cursor vs by OFFSET, and a bare route as the ceiling.
     Foundation {
         /// PostgreSQL server to create the benchmark database on (dropped afterwards).
-        #[arg(long, env = "ONAIR_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(
+            long,
+            env = "ONAIR_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
         postgres_url: String,
         /// Seconds of measurement per target (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
@@ -53,17 +57,32 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().scenario {
-        Scenario::Foundation { postgres_url, seconds, concurrency, depth } => {
-            let settings = load::Settings { duration: Duration::from_secs(seconds), concurrency };
+        Scenario::Foundation {
+            postgres_url,
+            seconds,
+            concurrency,
+            depth,
+        } => {
+            let settings = load::Settings {
+                duration: Duration::from_secs(seconds),
+                concurrency,
+            };
             with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
         }
     }
 }
 
-async fn foundation(mut db: onair_store::DbConfig, settings: load::Settings, depth: i64) -> anyhow::Result<()> {
+async fn foundation(
+    mut db: onair_store::DbConfig,
+    settings: load::Settings,
+    depth: i64,
+) -> anyhow::Result<()> {
     db.max_connections = 25;
     eprintln!("seeding (100 k users, ~1.1 M follows, 50 500 streams)…");
-    let pool = PgPoolOptions::new().max_connections(25).connect(&db.url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(25)
+        .connect(&db.url)
+        .await?;
     let store = onair_store::connect(&db).await?;
     store.migrate().await?;
     store.close().await;
@@ -71,7 +90,9 @@ async fn foundation(mut db: onair_store::DbConfig, settings: load::Settings, dep
     sqlx::raw_sql(SCALE_SEED).execute(&pool).await?;
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
 
-    let popular: Uuid = sqlx::query_scalar("SELECT md5('0')::uuid").fetch_one(&pool).await?;
+    let popular: Uuid = sqlx::query_scalar("SELECT md5('0')::uuid")
+        .fetch_one(&pool)
+        .await?;
     let (at, id): (Timestamp, Uuid) = sqlx::query_as(
         "SELECT created_at, follower_id FROM follows WHERE following_id = $1
          ORDER BY created_at DESC, follower_id DESC OFFSET $2 LIMIT 1",
@@ -95,8 +116,14 @@ async fn foundation(mut db: onair_store::DbConfig, settings: load::Settings, dep
     let baseline = spawn_offset_baseline(pool.clone()).await?;
 
     let targets = [
-        Target::new("bare route (GET /healthz), ceiling", format!("http://{onair}/healthz")),
-        Target::new("GET /api/streams (live list)", format!("http://{onair}/api/streams")),
+        Target::new(
+            "bare route (GET /healthz), ceiling",
+            format!("http://{onair}/healthz"),
+        ),
+        Target::new(
+            "GET /api/streams (live list)",
+            format!("http://{onair}/api/streams"),
+        ),
         Target::new(
             format!("followers page at depth {depth}, by cursor"),
             format!("http://{onair}/api/users/{popular}/followers?limit=20&cursor={cursor}"),
@@ -145,7 +172,9 @@ async fn spawn_offset_baseline(pool: PgPool) -> anyhow::Result<SocketAddr> {
             .collect();
         Ok(axum::Json(json!({"data": data})))
     }
-    let router = Router::new().route("/offset/{user}/{offset}", axum::routing::get(offset_page)).with_state(pool);
+    let router = Router::new()
+        .route("/offset/{user}/{offset}", axum::routing::get(offset_page))
+        .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -64,42 +64,19 @@ impl utoipa::Modify for BearerAuth {
 
 /// The router with every route and middleware, and the OpenAPI document describing it.
 pub fn router(state: AppState, config: &Config) -> Router {
-    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let api = OpenApiRouter::new()
         .merge(auth::router())
         .merge(users::router())
         .merge(streams::router())
-        .merge(archives::router())
+        .merge(archives::router());
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api", api)
+        .merge(observability::router())
         .split_for_parts();
-    let (operations, operations_doc) = observability::router().split_for_parts();
-    openapi
-        .paths
-        .paths
-        .extend(operations_doc.paths.paths.into_iter());
-    let api = Router::new().nest("/api", api);
-    let mut openapi_for_api = openapi;
-    // Paths were declared relative to /api; publish them as clients call them.
-    openapi_for_api.paths.paths = openapi_for_api
-        .paths
-        .paths
-        .into_iter()
-        .map(|(path, item)| {
-            let operational = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
-            (
-                if operational {
-                    path
-                } else {
-                    format!("/api{path}")
-                },
-                item,
-            )
-        })
-        .collect();
-    let document = Arc::new(openapi_for_api);
+    let document = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
 
-    Router::new()
-        .merge(api)
-        .merge(operations)
+    routes
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {

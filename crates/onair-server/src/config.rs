@@ -137,13 +137,13 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |setting: &str, why: &str| Err(ConfigError(format!("{setting}: {why}")));
-        if let Some(url) = &self.database_url {
-            if Backend::of(url).is_none() {
-                return bad(
-                    "DATABASE_URL",
-                    "must start with sqlite:, postgres:// or postgresql://",
-                );
-            }
+        if let Some(url) = &self.database_url
+            && Backend::of(url).is_none()
+        {
+            return bad(
+                "DATABASE_URL",
+                "must start with sqlite:, postgres:// or postgresql://",
+            );
         }
         if !self.database_replica_urls.is_empty() && self.backend() != Backend::Postgres {
             return bad(
@@ -161,10 +161,10 @@ impl Config {
                 "every replica must be a postgres:// URL",
             );
         }
-        if let Some(url) = &self.redis_url {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                return bad("REDIS_URL", "must start with redis:// or rediss://");
-            }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            return bad("REDIS_URL", "must start with redis:// or rediss://");
         }
         if self.db_max_connections == 0 {
             return bad("ONAIR_DB_MAX_CONNECTIONS", "must be at least 1");
@@ -300,7 +300,8 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
-        let cases: [(&str, Box<dyn FnOnce(&mut Config)>); 6] = [
+        type Change = Box<dyn FnOnce(&mut Config)>;
+        let cases: [(&str, Change); 6] = [
             (
                 "DATABASE_URL",
                 Box::new(|c| c.database_url = Some("mysql://x".into())),

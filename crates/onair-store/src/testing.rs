@@ -77,16 +77,20 @@ where
     Fut: Future<Output = T>,
 {
     let name = format!("onair_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .expect("create database");
     let outcome = body(test_config(database_url(admin_url, &name))).await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&mut admin)
-        .await
-        .expect("drop database");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop database");
     outcome
 }
 
@@ -106,26 +110,6 @@ fn database_url(admin_url: &str, database: &str) -> String {
         url.push_str(query);
     }
     url
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn database_url_replaces_the_name() {
-        use super::database_url;
-        assert_eq!(
-            database_url("postgres://root@127.0.0.1:5432/postgres", "x"),
-            "postgres://root@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            database_url("postgres://127.0.0.1", "x"),
-            "postgres://127.0.0.1/x"
-        );
-        assert_eq!(
-            database_url("postgres://h/db?sslmode=disable", "x"),
-            "postgres://h/x?sslmode=disable"
-        );
-    }
 }
 
 /// The hot list queries exactly as the store sends them, for query-plan checks:
@@ -172,3 +156,23 @@ FROM generate_series(1, 500) AS i;
 
 ANALYZE;
 "#;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_url_replaces_the_name() {
+        use super::database_url;
+        assert_eq!(
+            database_url("postgres://root@127.0.0.1:5432/postgres", "x"),
+            "postgres://root@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            database_url("postgres://127.0.0.1", "x"),
+            "postgres://127.0.0.1/x"
+        );
+        assert_eq!(
+            database_url("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+    }
+}
