@@ -107,6 +107,7 @@ async fn foundation(
         bind: "127.0.0.1:0".parse()?,
         database_url: Some(db.url.clone()),
         secret_key: Some("benchmark-secret-benchmark-secret-!!".into()),
+        rtmp_enabled: false,
         ..Config::default()
     })
     .await

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
+use onair_media::IngestServer;
 use onair_store::Store;
 use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -21,9 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::auth::AccessTokens;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
+use crate::media::Broadcasts;
 use crate::state::AppState;
 use crate::streams::StreamKeys;
-use crate::{archives, auth, observability, streams, users};
+use crate::{archives, auth, media, observability, streams, users};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -31,6 +33,11 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] onair_store::StoreError),
+    #[error("cannot listen for RTMP on {addr}: {source}")]
+    BindRtmp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -72,6 +79,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router())
+        .merge(media::router())
         .split_for_parts();
     let document = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
@@ -117,6 +125,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
     store: Arc<dyn Store>,
+    ingest: Option<IngestServer>,
+    reconnect_grace: Duration,
 }
 
 impl Application {
@@ -137,6 +147,7 @@ impl Application {
             stream_keys: Arc::new(StreamKeys::new(&secret)),
             refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             public_rtmp_url: config.public_rtmp_url.as_str().into(),
+            media_root: config.media_root().into(),
         };
         let router = router(state, &config);
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -145,10 +156,26 @@ impl Application {
                 addr: config.bind,
                 source,
             })?;
+        let ingest = if config.rtmp_enabled {
+            let broadcasts = Arc::new(Broadcasts {
+                store: Arc::clone(&store),
+            });
+            let ingest = IngestServer::bind(config.ingest(), broadcasts)
+                .await
+                .map_err(|source| StartupError::BindRtmp {
+                    addr: config.rtmp_bind,
+                    source,
+                })?;
+            Some(ingest)
+        } else {
+            None
+        };
         Ok(Self {
             listener,
             router,
             store,
+            ingest,
+            reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
         })
     }
 
@@ -158,6 +185,11 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// The RTMP ingest address, when the built-in ingest is enabled.
+    pub fn rtmp_addr(&self) -> Option<SocketAddr> {
+        self.ingest.as_ref().map(IngestServer::local_addr)
+    }
+
     /// Serves until `shutdown` resolves, lets in-flight requests finish, then closes the
     /// database pools.
     pub async fn run_until(
@@ -165,9 +197,29 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), backend = ?self.store.backend(), "listening");
+        // One shutdown signal, fanned out to the HTTP server and the ingest.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let sweeper = tokio::spawn(media::end_abandoned_broadcasts(
+            Arc::clone(&self.store),
+            self.reconnect_grace,
+        ));
+        let ingest = self
+            .ingest
+            .map(|ingest| tokio::spawn(ingest.run_until(until_stopped(stopped.clone()))));
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(until_stopped(stopped))
             .await;
+        if let Some(ingest) = ingest {
+            let _ = ingest.await;
+        }
+        sweeper.abort();
         self.store.close().await;
         served
     }

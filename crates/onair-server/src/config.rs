@@ -48,6 +48,18 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     /// Ingest URL shown to creators next to their stream key.
     pub public_rtmp_url: String,
+    /// Built-in RTMP ingest; off when an external media server calls the hooks instead.
+    pub rtmp_enabled: bool,
+    pub rtmp_bind: SocketAddr,
+    /// Concurrent ingests this node accepts (each runs an ffmpeg).
+    pub max_ingests: usize,
+    /// How long a broadcast waits for its publisher to reconnect before it ends.
+    pub reconnect_grace_secs: u64,
+    pub ffmpeg_path: PathBuf,
+    /// Encoder threads per ingest.
+    pub ffmpeg_threads: u32,
+    /// Target HLS segment length.
+    pub hls_segment_secs: u32,
     pub migrate_on_start: bool,
 }
 
@@ -71,6 +83,13 @@ impl Default for Config {
             access_token_ttl_secs: 3_600,
             refresh_token_ttl_secs: 7 * 24 * 3_600,
             public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
+            rtmp_enabled: true,
+            rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            max_ingests: 4,
+            reconnect_grace_secs: 60,
+            ffmpeg_path: PathBuf::from("ffmpeg"),
+            ffmpeg_threads: 2,
+            hls_segment_secs: 1,
             migrate_on_start: true,
         }
     }
@@ -198,6 +217,15 @@ impl Config {
                 "must be longer than a positive ONAIR_ACCESS_TOKEN_TTL_SECS",
             );
         }
+        if self.max_ingests == 0 {
+            return bad("ONAIR_MAX_INGESTS", "must be at least 1");
+        }
+        if self.ffmpeg_threads == 0 {
+            return bad("ONAIR_FFMPEG_THREADS", "must be at least 1");
+        }
+        if !(1..=10).contains(&self.hls_segment_secs) {
+            return bad("ONAIR_HLS_SEGMENT_SECS", "must be 1 to 10");
+        }
         if self.secret_key.as_ref().is_some_and(|s| s.len() < 32) {
             return bad("ONAIR_SECRET_KEY", "must be at least 32 bytes");
         }
@@ -237,6 +265,25 @@ impl Config {
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
         })
+    }
+
+    pub fn media_root(&self) -> PathBuf {
+        self.data_dir.join("media")
+    }
+
+    pub fn ingest(&self) -> onair_media::IngestConfig {
+        onair_media::IngestConfig {
+            bind: self.rtmp_bind,
+            app: "live".into(),
+            max_ingests: self.max_ingests,
+            media_root: self.media_root(),
+            transcode: onair_media::TranscodeSettings {
+                ffmpeg: self.ffmpeg_path.clone(),
+                threads: self.ffmpeg_threads,
+                segment_seconds: self.hls_segment_secs,
+                ..onair_media::TranscodeSettings::default()
+            },
+        }
     }
 
     /// The configured secret, or in embedded mode the one kept in `data_dir` (created on

@@ -7,6 +7,7 @@ mod archives;
 mod auth;
 pub mod config;
 mod error;
+mod media;
 mod observability;
 mod pagination;
 mod state;

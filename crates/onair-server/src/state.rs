@@ -14,4 +14,6 @@ pub struct AppState {
     pub stream_keys: Arc<StreamKeys>,
     pub refresh_token_ttl: Duration,
     pub public_rtmp_url: Arc<str>,
+    /// Where ingest writes HLS (`<root>/live/<stream id>/`).
+    pub media_root: Arc<std::path::Path>,
 }

@@ -461,7 +461,7 @@ macro_rules! impl_store_traits {
             async fn end_stream(&self, user_id: uuid::Uuid) -> Result<$crate::StreamView, $crate::StoreError> {
                 let now = $crate::Timestamp::now();
                 let id: uuid::Uuid = sqlx::query_scalar(
-                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2
+                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2, publisher_session = NULL
                      WHERE user_id = $1 AND status IN ('live', 'offline')
                      RETURNING id",
                 )
@@ -470,6 +470,105 @@ macro_rules! impl_store_traits {
                 .fetch_one(self.writer())
                 .await?;
                 self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
+            }
+
+            async fn attach_publisher(
+                &self,
+                user_id: uuid::Uuid,
+                session_id: uuid::Uuid,
+                new_stream_id: uuid::Uuid,
+            ) -> Result<($crate::StreamView, bool), $crate::StoreError> {
+                let now = $crate::Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                let active: Option<(uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(
+                    "SELECT id, publisher_session FROM streams WHERE user_id = $1 AND status IN ('live', 'offline')",
+                )
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let taken = || $crate::StoreError::Conflict($crate::Conflict::ActiveStream);
+                let (stream_id, resumed) = match active {
+                    Some((_, Some(_))) => return Err(taken()),
+                    Some((id, None)) => {
+                        let attached = sqlx::query(
+                            "UPDATE streams SET status = 'live', publisher_session = $2, updated_at = $3
+                             WHERE id = $1 AND publisher_session IS NULL AND status IN ('live', 'offline')",
+                        )
+                        .bind(id)
+                        .bind(session_id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        if attached.rows_affected() != 1 {
+                            return Err(taken());
+                        }
+                        (id, true)
+                    }
+                    None => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO streams (id, user_id, title, category, status, started_at, updated_at, publisher_session)
+                             SELECT $1, u.id,
+                                    COALESCE(prev.title, u.username || ' is live'), prev.category,
+                                    'live', $3, $3, $2
+                             FROM users u
+                             LEFT JOIN (SELECT title, category FROM streams WHERE user_id = $4
+                                        ORDER BY started_at DESC LIMIT 1) prev ON TRUE
+                             WHERE u.id = $4",
+                        )
+                        .bind(new_stream_id)
+                        .bind(session_id)
+                        .bind(now)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if inserted.rows_affected() != 1 {
+                            return Err($crate::StoreError::NotFound);
+                        }
+                        (new_stream_id, false)
+                    }
+                };
+                tx.commit().await?;
+                let stream = self.stream_by_id(self.writer(), stream_id).await?.ok_or($crate::StoreError::NotFound)?;
+                Ok((stream, resumed))
+            }
+
+            async fn detach_publisher(&self, stream_id: uuid::Uuid, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let detached = sqlx::query(
+                    "UPDATE streams SET status = 'offline', publisher_session = NULL, updated_at = $3
+                     WHERE id = $1 AND publisher_session = $2 AND status = 'live'",
+                )
+                .bind(stream_id)
+                .bind(session_id)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(detached.rows_affected() == 1)
+            }
+
+            async fn end_published_stream(&self, stream_id: uuid::Uuid, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let now = $crate::Timestamp::now();
+                let ended = sqlx::query(
+                    "UPDATE streams SET status = 'ended', ended_at = $3, updated_at = $3, publisher_session = NULL
+                     WHERE id = $1 AND publisher_session = $2 AND status IN ('live', 'offline')",
+                )
+                .bind(stream_id)
+                .bind(session_id)
+                .bind(now)
+                .execute(self.writer())
+                .await?;
+                Ok(ended.rows_affected() == 1)
+            }
+
+            async fn end_abandoned_streams(&self, cutoff: $crate::Timestamp) -> Result<u64, $crate::StoreError> {
+                // The broadcast ended when its publisher left, not when this sweep noticed.
+                let ended = sqlx::query(
+                    "UPDATE streams SET status = 'ended', ended_at = updated_at
+                     WHERE status = 'offline' AND updated_at < $1",
+                )
+                .bind(cutoff)
+                .execute(self.writer())
+                .await?;
+                Ok(ended.rows_affected())
             }
 
             async fn stream(&self, id: uuid::Uuid) -> Result<Option<$crate::StreamView>, $crate::StoreError> {

@@ -86,6 +86,24 @@ pub trait StreamStore {
     ) -> Result<StreamView>;
     /// Ends the user's active broadcast; `NotFound` if there is none.
     async fn end_stream(&self, user_id: Uuid) -> Result<StreamView>;
+    /// Attaches a publisher connection to the user's broadcast: continues the active one
+    /// if it has no publisher (offline within the reconnect window, or started through
+    /// the API), else starts a new live one titled like the user's previous broadcast.
+    /// Returns the broadcast and whether it was continued. `Conflict::ActiveStream` when
+    /// another connection is already publishing.
+    async fn attach_publisher(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        new_stream_id: Uuid,
+    ) -> Result<(StreamView, bool)>;
+    /// The publisher left: live → offline, if `session_id` is still its publisher.
+    async fn detach_publisher(&self, stream_id: Uuid, session_id: Uuid) -> Result<bool>;
+    /// Ends a broadcast now if `session_id` is still its publisher (media failure).
+    async fn end_published_stream(&self, stream_id: Uuid, session_id: Uuid) -> Result<bool>;
+    /// Ends every broadcast that has been offline since before `cutoff` (its publisher
+    /// did not come back in time). Returns how many ended.
+    async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64>;
     /// Reads from the primary: callers check ownership with it before writing.
     async fn stream(&self, id: Uuid) -> Result<Option<StreamView>>;
     async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView>;

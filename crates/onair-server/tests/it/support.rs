@@ -14,6 +14,7 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub rtmp: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: DbConfig,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -36,11 +37,21 @@ where
     F: Fn(TestApp) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    each_backend_configured(|_| {}, test).await;
+}
+
+/// Like [`each_backend`], with the server's settings changed by `configure`.
+pub async fn each_backend_configured<C, F, Fut>(configure: C, test: F)
+where
+    C: Fn(&mut Config) + Copy + Send + Sync + 'static,
+    F: Fn(TestApp) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let test = std::sync::Arc::new(test);
     onair_store::testing::with_each_backend(move |_, db| {
         let test = std::sync::Arc::clone(&test);
         async move {
-            let app = TestApp::spawn(db).await;
+            let app = TestApp::spawn_configured(db, configure).await;
             test(app).await;
         }
     })
@@ -48,25 +59,30 @@ where
 }
 
 impl TestApp {
-    pub async fn spawn(db: DbConfig) -> Self {
+    /// A server on ephemeral ports with settings changed by `change`.
+    pub async fn spawn_configured(db: DbConfig, change: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             bind: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_owned(),
             database_url: Some(db.url.clone()),
             db_max_connections: db.max_connections,
             db_min_connections: 0,
             secret_key: Some(SECRET.into()),
+            rtmp_bind: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        change(&mut config);
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr();
+        let rtmp = app.rtmp_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(app.run_until(async {
             let _ = rx.await;
         }));
         Self {
             addr,
+            rtmp,
             client: reqwest::Client::new(),
             db,
             shutdown: Some(tx),

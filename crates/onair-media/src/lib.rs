@@ -1,0 +1,76 @@
+//! The media plane: a built-in RTMP ingest that authenticates publishers through the
+//! application, feeds each accepted publish to a supervised ffmpeg, and writes adaptive
+//! HLS under a media root that the HTTP server serves.
+
+mod flv;
+mod master;
+mod rtmp;
+mod transcoder;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use rtmp::{IngestConfig, IngestServer};
+pub use transcoder::{MASTER_PLAYLIST, RENDITIONS, TranscodeSettings, Transcoder};
+
+/// A publish the application accepted: whose it is and which broadcast it feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publication {
+    pub user_id: Uuid,
+    pub stream_id: Uuid,
+    /// Identifies this publisher connection, so a late "ended" from an old connection
+    /// cannot end a newer one.
+    pub session_id: Uuid,
+    /// True when a publisher came back within the reconnect window and continues a
+    /// broadcast.
+    pub resumed: bool,
+}
+
+/// Why a publish was refused. Logged and counted; the publisher's connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PublishRefused {
+    #[error("unknown application name")]
+    UnknownApp,
+    #[error("invalid or rotated stream key")]
+    InvalidKey,
+    #[error("this stream key is already publishing")]
+    AlreadyPublishing,
+    #[error("this node is at its ingest capacity")]
+    AtCapacity,
+    #[error("the platform could not accept the publish right now")]
+    Unavailable,
+}
+
+impl PublishRefused {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::UnknownApp => "unknown_app",
+            Self::InvalidKey => "invalid_key",
+            Self::AlreadyPublishing => "already_publishing",
+            Self::AtCapacity => "at_capacity",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishEnd {
+    /// The publisher stopped or disconnected; it may come back within the grace window.
+    PublisherLeft,
+    /// ffmpeg failed; the broadcast ends.
+    TranscoderFailed,
+}
+
+/// What the media plane needs from the application: authenticate a stream key and move
+/// the broadcast through its lifecycle.
+#[async_trait]
+pub trait PublishHandler: Send + Sync + 'static {
+    async fn publish_started(&self, stream_key: &str) -> Result<Publication, PublishRefused>;
+    async fn publish_ended(&self, publication: &Publication, end: PublishEnd);
+}
+
+/// Strips an RTMP publishing name down to the key: OBS and others may append `?query`.
+pub fn stream_key_of(publishing_name: &str) -> &str {
+    publishing_name.split('?').next().unwrap_or_default().trim()
+}

@@ -1,0 +1,275 @@
+//! The RTMP listener. Each connection runs a scuffle-rtmp session whose handler checks the
+//! publish with the application, then turns audio/video messages into FLV on ffmpeg's
+//! stdin. Capacity is a semaphore of ingest slots; a refused or failed publish closes the
+//! connection.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use scuffle_rtmp::ServerSession;
+use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+use crate::flv::{self, TagKind};
+use crate::master;
+use crate::transcoder::{TranscodeSettings, Transcoder};
+use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, stream_key_of};
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub bind: SocketAddr,
+    /// The RTMP application publishers must use (`rtmp://host/<app>/<key>`).
+    pub app: String,
+    /// Concurrent ingests this node accepts; more are refused.
+    pub max_ingests: usize,
+    /// HLS is written to `<media_root>/live/<stream id>/`.
+    pub media_root: PathBuf,
+    pub transcode: TranscodeSettings,
+}
+
+pub struct IngestServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: IngestConfig,
+    handler: Arc<dyn PublishHandler>,
+    slots: Arc<Semaphore>,
+}
+
+impl IngestServer {
+    pub async fn bind(
+        config: IngestConfig,
+        handler: Arc<dyn PublishHandler>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.bind).await?;
+        let slots = Arc::new(Semaphore::new(config.max_ingests));
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                handler,
+                slots,
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Accepts publishers until `shutdown` resolves; then closes every session (their
+    /// broadcasts go offline, as for any publisher that drops).
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        tracing::info!(addr = %self.local_addr(), "RTMP ingest listening");
+        // Flipped to true on shutdown; every session watches it.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let _ = socket.set_nodelay(true);
+                        let shared = Arc::clone(&self.shared);
+                        let stopped = stopped.clone();
+                        tokio::spawn(
+                            serve_connection(shared, socket, stopped)
+                                .instrument(tracing::info_span!("rtmp", %peer)),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+            }
+        }
+        let _ = stop.send(true);
+    }
+}
+
+/// The publish in progress on one connection.
+struct Active {
+    rtmp_stream_id: u32,
+    publication: Publication,
+    transcoder: Transcoder,
+    _slot: OwnedSemaphorePermit,
+}
+
+async fn serve_connection(
+    shared: Arc<Shared>,
+    socket: tokio::net::TcpStream,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let active = Arc::new(Mutex::new(None));
+    let handler = Session {
+        shared: Arc::clone(&shared),
+        active: Arc::clone(&active),
+    };
+    let session = ServerSession::new(socket, handler);
+    let ended = tokio::select! {
+        result = session.run() => match result {
+            Ok(_) => PublishEnd::PublisherLeft,
+            Err(e) => {
+                tracing::debug!(error = ?e, "RTMP session ended with an error");
+                PublishEnd::PublisherLeft
+            }
+        },
+        _ = stopped.wait_for(|stop| *stop) => PublishEnd::PublisherLeft,
+    };
+    // The connection is gone (closed by either side): finish whatever it was publishing.
+    let active = active.lock().await.take();
+    if let Some(active) = active {
+        finish(&shared, active, ended).await;
+    }
+}
+
+/// Stops ffmpeg and tells the application how the publish ended.
+async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
+    let status = active.transcoder.finish(Duration::from_secs(5)).await;
+    let end = match status {
+        Some(status) if !status.success() && end == PublishEnd::PublisherLeft => {
+            // ffmpeg exits non-zero when its input stops mid-stream only if it broke.
+            tracing::warn!(?status, "ffmpeg exited with failure");
+            metrics::counter!("ingest_transcoder_failures_total").increment(1);
+            PublishEnd::TranscoderFailed
+        }
+        _ => end,
+    };
+    metrics::gauge!("ingest_active").decrement(1.0);
+    tracing::info!(stream_id = %active.publication.stream_id, ?end, "publish ended");
+    shared.handler.publish_ended(&active.publication, end).await;
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    active: Arc<Mutex<Option<Active>>>,
+}
+
+fn refuse(reason: PublishRefused) -> ServerSessionError {
+    metrics::counter!("ingest_refused_total", "reason" => reason.reason()).increment(1);
+    // Never log the key itself.
+    tracing::warn!(reason = reason.reason(), "publish refused");
+    close_connection()
+}
+
+/// Any handler error ends the session and closes the socket. scuffle-rtmp has no variant
+/// for "refused by the application"; the real reason is logged where it happens.
+fn close_connection() -> ServerSessionError {
+    ServerSessionError::InvalidChunkSize(0)
+}
+
+impl SessionHandler for Session {
+    async fn on_publish(
+        &mut self,
+        stream_id: u32,
+        app_name: &str,
+        stream_name: &str,
+    ) -> Result<(), ServerSessionError> {
+        let mut active = self.active.lock().await;
+        if active.is_some() {
+            return Err(refuse(PublishRefused::AlreadyPublishing));
+        }
+        if app_name != self.shared.config.app {
+            return Err(refuse(PublishRefused::UnknownApp));
+        }
+        let Ok(slot) = Arc::clone(&self.shared.slots).try_acquire_owned() else {
+            return Err(refuse(PublishRefused::AtCapacity));
+        };
+        let publication = self
+            .shared
+            .handler
+            .publish_started(stream_key_of(stream_name))
+            .await
+            .map_err(refuse)?;
+        let output = self
+            .shared
+            .config
+            .media_root
+            .join("live")
+            .join(publication.stream_id.to_string());
+        let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output) {
+            Ok(transcoder) => transcoder,
+            Err(e) => {
+                tracing::error!(error = %e, ffmpeg = %self.shared.config.transcode.ffmpeg.display(), "cannot start ffmpeg");
+                metrics::counter!("ingest_transcoder_failures_total").increment(1);
+                self.shared
+                    .handler
+                    .publish_ended(&publication, PublishEnd::TranscoderFailed)
+                    .await;
+                return Err(refuse(PublishRefused::Unavailable));
+            }
+        };
+        if transcoder.write(&flv::HEADER).await.is_err() {
+            self.shared
+                .handler
+                .publish_ended(&publication, PublishEnd::TranscoderFailed)
+                .await;
+            return Err(refuse(PublishRefused::Unavailable));
+        }
+        metrics::gauge!("ingest_active").increment(1.0);
+        tracing::info!(stream_id = %publication.stream_id, resumed = publication.resumed, "publish accepted");
+        tokio::spawn(master::publish_when_ready(
+            output,
+            Instant::now(),
+            Duration::from_secs(30),
+        ));
+        *active = Some(Active {
+            rtmp_stream_id: stream_id,
+            publication,
+            transcoder,
+            _slot: slot,
+        });
+        Ok(())
+    }
+
+    async fn on_unpublish(&mut self, stream_id: u32) -> Result<(), ServerSessionError> {
+        let mut active = self.active.lock().await;
+        if active
+            .as_ref()
+            .is_some_and(|a| a.rtmp_stream_id == stream_id)
+            && let Some(active) = active.take()
+        {
+            finish(&self.shared, active, PublishEnd::PublisherLeft).await;
+        }
+        Ok(())
+    }
+
+    async fn on_data(
+        &mut self,
+        stream_id: u32,
+        data: SessionData,
+    ) -> Result<(), ServerSessionError> {
+        let (kind, timestamp, body) = match data {
+            SessionData::Video { timestamp, data } => (TagKind::Video, timestamp, data),
+            SessionData::Audio { timestamp, data } => (TagKind::Audio, timestamp, data),
+            // Metadata is optional for ffmpeg, which probes the codecs itself.
+            SessionData::Amf0 { .. } => return Ok(()),
+        };
+        let mut guard = self.active.lock().await;
+        let Some(active) = guard.as_mut().filter(|a| a.rtmp_stream_id == stream_id) else {
+            return Ok(());
+        };
+        if active
+            .transcoder
+            .write(&flv::tag(kind, timestamp, &body))
+            .await
+            .is_err()
+        {
+            // ffmpeg is gone: end the broadcast and drop the publisher.
+            let active = guard.take().expect("checked above");
+            metrics::counter!("ingest_transcoder_failures_total").increment(1);
+            finish(&self.shared, active, PublishEnd::TranscoderFailed).await;
+            return Err(close_connection());
+        }
+        Ok(())
+    }
+}

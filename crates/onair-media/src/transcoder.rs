@@ -1,0 +1,179 @@
+//! ffmpeg as a supervised child: FLV in on stdin, adaptive HLS out (the source rendition
+//! copied, a 360p rendition encoded, a master playlist over both). The process is killed
+//! if its owner goes away, its exit is always reaped, and a failure is reported.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::watch;
+
+/// How ffmpeg is run. The master playlist is not ffmpeg's: see `master.rs`.
+#[derive(Debug, Clone)]
+pub struct TranscodeSettings {
+    /// The ffmpeg executable.
+    pub ffmpeg: PathBuf,
+    /// Encoder threads per ingest (review S5: bounded so one ingest cannot starve others).
+    pub threads: u32,
+    /// Target HLS segment length.
+    pub segment_seconds: u32,
+    /// Segments listed in a live playlist.
+    pub playlist_size: u32,
+}
+
+impl Default for TranscodeSettings {
+    fn default() -> Self {
+        Self {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            threads: 2,
+            segment_seconds: 1,
+            playlist_size: 6,
+        }
+    }
+}
+
+/// The playlist players open; rendition playlists are `<name>/index.m3u8`.
+pub const MASTER_PLAYLIST: &str = "master.m3u8";
+/// Rendition directory names, in master-playlist order.
+pub const RENDITIONS: [&str; 2] = ["source", "360p"];
+
+impl TranscodeSettings {
+    fn command(&self, output: &Path) -> Command {
+        let mut command = Command::new(&self.ffmpeg);
+        let segment_pattern = output.join("%v").join("seg_%05d.ts");
+        let playlist_pattern = output.join("%v").join("index.m3u8");
+        command
+            .args(["-hide_banner", "-loglevel", "error", "-fflags", "+genpts"])
+            .args(["-f", "flv", "-i", "pipe:0"])
+            .args([
+                "-map", "0:v:0", "-map", "0:a:0", "-map", "0:v:0", "-map", "0:a:0",
+            ])
+            // Rendition 0: the publisher's own encoding, untouched.
+            .args(["-c:v:0", "copy"])
+            // Rendition 1: 360p, a keyframe every segment so it cuts exactly.
+            .args([
+                "-c:v:1",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+            ])
+            .args(["-filter:v:1", "scale=-2:360", "-b:v:1", "800k"])
+            .args([
+                "-maxrate:v:1",
+                "900k",
+                "-bufsize:v:1",
+                "1600k",
+                "-sc_threshold",
+                "0",
+            ])
+            .arg("-force_key_frames:v:1")
+            .arg(format!("expr:gte(t,n_forced*{})", self.segment_seconds))
+            .args(["-c:a", "copy", "-threads"])
+            .arg(self.threads.to_string())
+            .args(["-f", "hls", "-hls_time"])
+            .arg(self.segment_seconds.to_string())
+            .arg("-hls_list_size")
+            .arg(self.playlist_size.to_string())
+            // temp_file: playlists and segments appear atomically (renamed when complete),
+            // so a player never reads half a file. append_list + discont_start: a
+            // reconnecting publisher continues the same playlists after a discontinuity.
+            .args([
+                "-hls_flags",
+                "independent_segments+temp_file+append_list+discont_start+program_date_time",
+            ])
+            .args(["-var_stream_map", "v:0,a:0,name:source v:1,a:1,name:360p"])
+            .arg("-hls_segment_filename")
+            .arg(segment_pattern)
+            .arg(playlist_pattern);
+        command
+    }
+}
+
+/// A running ffmpeg. Write FLV to it; drop or [`Transcoder::finish`] to stop.
+pub struct Transcoder {
+    stdin: Option<ChildStdin>,
+    exited: watch::Receiver<Option<ExitStatus>>,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Transcoder {
+    pub fn spawn(settings: &TranscodeSettings, output: &Path) -> std::io::Result<Self> {
+        for rendition in RENDITIONS {
+            std::fs::create_dir_all(output.join(rendition))?;
+        }
+        let mut child = settings
+            .command(output)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::warn!(target: "onair_media::ffmpeg", "{line}");
+                }
+            });
+        }
+        let (exit_tx, exited) = watch::channel(None);
+        let (kill, kill_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(supervise(child, exit_tx, kill_rx));
+        Ok(Self {
+            stdin,
+            exited,
+            kill: Some(kill),
+        })
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(bytes).await,
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    /// ffmpeg's exit status once it has exited on its own.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exited.borrow()
+    }
+
+    /// Closes ffmpeg's input so it flushes the last segment and exits; kills it if it has
+    /// not exited within `grace`. Returns its exit status.
+    pub async fn finish(mut self, grace: Duration) -> Option<ExitStatus> {
+        drop(self.stdin.take());
+        let mut exited = self.exited.clone();
+        let exited_in_time = tokio::time::timeout(grace, exited.wait_for(Option::is_some))
+            .await
+            .is_ok();
+        if !exited_in_time && let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+            let _ = exited.wait_for(Option::is_some).await;
+        }
+        self.exit_status()
+    }
+}
+
+/// Owns the child: reaps it when it exits, kills it when asked or when the `Transcoder`
+/// is dropped (the kill channel closes).
+async fn supervise(
+    mut child: Child,
+    exit: watch::Sender<Option<ExitStatus>>,
+    kill: tokio::sync::oneshot::Receiver<()>,
+) {
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = kill => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    };
+    if let Ok(status) = status {
+        let _ = exit.send(Some(status));
+    }
+}

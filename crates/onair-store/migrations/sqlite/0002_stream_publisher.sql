@@ -1,0 +1,3 @@
+-- The publisher connection feeding a broadcast (NULL when none): attaching one is a
+-- compare-and-set on this column, so a key can publish only once at a time, across nodes.
+ALTER TABLE streams ADD COLUMN publisher_session BLOB;
