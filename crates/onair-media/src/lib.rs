@@ -70,6 +70,11 @@ pub trait PublishHandler: Send + Sync + 'static {
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd);
 }
 
+/// Where a broadcast's HLS is written: `<media root>/live/<stream id>/`.
+pub fn live_output(media_root: &std::path::Path, stream_id: Uuid) -> std::path::PathBuf {
+    media_root.join("live").join(stream_id.to_string())
+}
+
 /// Strips an RTMP publishing name down to the key: OBS and others may append `?query`.
 pub fn stream_key_of(publishing_name: &str) -> &str {
     publishing_name.split('?').next().unwrap_or_default().trim()

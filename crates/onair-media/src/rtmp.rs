@@ -190,12 +190,7 @@ impl SessionHandler for Session {
             .publish_started(stream_key_of(stream_name))
             .await
             .map_err(refuse)?;
-        let output = self
-            .shared
-            .config
-            .media_root
-            .join("live")
-            .join(publication.stream_id.to_string());
+        let output = crate::live_output(&self.shared.config.media_root, publication.stream_id);
         let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output) {
             Ok(transcoder) => transcoder,
             Err(e) => {

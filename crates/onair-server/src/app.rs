@@ -138,6 +138,9 @@ impl Application {
             store.migrate().await?;
         }
         observability::prometheus();
+        let broadcasts = Arc::new(Broadcasts {
+            store: Arc::clone(&store),
+        });
         let state = AppState {
             store: Arc::clone(&store),
             access_tokens: Arc::new(AccessTokens::new(
@@ -148,6 +151,8 @@ impl Application {
             refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             public_rtmp_url: config.public_rtmp_url.as_str().into(),
             media_root: config.media_root().into(),
+            broadcasts: Arc::clone(&broadcasts),
+            media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
         };
         let router = router(state, &config);
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -157,9 +162,6 @@ impl Application {
                 source,
             })?;
         let ingest = if config.rtmp_enabled {
-            let broadcasts = Arc::new(Broadcasts {
-                store: Arc::clone(&store),
-            });
             let ingest = IngestServer::bind(config.ingest(), broadcasts)
                 .await
                 .map_err(|source| StartupError::BindRtmp {

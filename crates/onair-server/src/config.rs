@@ -60,6 +60,8 @@ pub struct Config {
     pub ffmpeg_threads: u32,
     /// Target HLS segment length.
     pub hls_segment_secs: u32,
+    /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
+    pub media_hook_secret: Option<String>,
     pub migrate_on_start: bool,
 }
 
@@ -90,6 +92,7 @@ impl Default for Config {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
+            media_hook_secret: None,
             migrate_on_start: true,
         }
     }
@@ -225,6 +228,13 @@ impl Config {
         }
         if !(1..=10).contains(&self.hls_segment_secs) {
             return bad("ONAIR_HLS_SEGMENT_SECS", "must be 1 to 10");
+        }
+        if self
+            .media_hook_secret
+            .as_ref()
+            .is_some_and(|s| s.len() < 16)
+        {
+            return bad("ONAIR_MEDIA_HOOK_SECRET", "must be at least 16 bytes");
         }
         if self.secret_key.as_ref().is_some_and(|s| s.len() < 32) {
             return bad("ONAIR_SECRET_KEY", "must be at least 32 bytes");

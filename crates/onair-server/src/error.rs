@@ -45,6 +45,10 @@ pub enum ApiError {
     RefreshTokenReused,
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("publish refused: {0}")]
+    PublishRefused(onair_media::PublishRefused),
+    #[error("wrong or missing media hook secret")]
+    InvalidHookSecret,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("no such route")]
@@ -83,8 +87,9 @@ impl ApiError {
             | Self::TokenExpired
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken
-            | Self::RefreshTokenReused => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            | Self::RefreshTokenReused
+            | Self::InvalidHookSecret => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::PublishRefused(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive => StatusCode::CONFLICT,
@@ -112,6 +117,8 @@ impl ApiError {
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::Forbidden(_) => "forbidden",
+            Self::PublishRefused(_) => "publish_refused",
+            Self::InvalidHookSecret => "invalid_hook_secret",
             Self::NotFound(_) => "not_found",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -4,6 +4,7 @@ use std::time::Duration;
 use onair_store::Store;
 
 use crate::auth::AccessTokens;
+use crate::media::Broadcasts;
 use crate::streams::StreamKeys;
 
 /// What every handler can reach. Cheap to clone: everything heavy is shared.
@@ -16,4 +17,7 @@ pub struct AppState {
     pub public_rtmp_url: Arc<str>,
     /// Where ingest writes HLS (`<root>/live/<stream id>/`).
     pub media_root: Arc<std::path::Path>,
+    pub broadcasts: Arc<Broadcasts>,
+    /// Shared secret of external media servers' callbacks; hooks are off without it.
+    pub media_hook_secret: Option<Arc<str>>,
 }

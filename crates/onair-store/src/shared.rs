@@ -488,6 +488,8 @@ macro_rules! impl_store_traits {
                 .await?;
                 let taken = || $crate::StoreError::Conflict($crate::Conflict::ActiveStream);
                 let (stream_id, resumed) = match active {
+                    // The same publisher announcing itself again (a retried callback).
+                    Some((id, Some(publisher))) if publisher == session_id => (id, true),
                     Some((_, Some(_))) => return Err(taken()),
                     Some((id, None)) => {
                         let attached = sqlx::query(
@@ -532,12 +534,11 @@ macro_rules! impl_store_traits {
                 Ok((stream, resumed))
             }
 
-            async fn detach_publisher(&self, stream_id: uuid::Uuid, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+            async fn detach_publisher(&self, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
                 let detached = sqlx::query(
-                    "UPDATE streams SET status = 'offline', publisher_session = NULL, updated_at = $3
-                     WHERE id = $1 AND publisher_session = $2 AND status = 'live'",
+                    "UPDATE streams SET status = 'offline', publisher_session = NULL, updated_at = $2
+                     WHERE publisher_session = $1 AND status = 'live'",
                 )
-                .bind(stream_id)
                 .bind(session_id)
                 .bind($crate::Timestamp::now())
                 .execute(self.writer())
@@ -545,13 +546,12 @@ macro_rules! impl_store_traits {
                 Ok(detached.rows_affected() == 1)
             }
 
-            async fn end_published_stream(&self, stream_id: uuid::Uuid, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+            async fn end_published_stream(&self, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
                 let now = $crate::Timestamp::now();
                 let ended = sqlx::query(
-                    "UPDATE streams SET status = 'ended', ended_at = $3, updated_at = $3, publisher_session = NULL
-                     WHERE id = $1 AND publisher_session = $2 AND status IN ('live', 'offline')",
+                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2, publisher_session = NULL
+                     WHERE publisher_session = $1 AND status IN ('live', 'offline')",
                 )
-                .bind(stream_id)
                 .bind(session_id)
                 .bind(now)
                 .execute(self.writer())

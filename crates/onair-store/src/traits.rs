@@ -97,10 +97,11 @@ pub trait StreamStore {
         session_id: Uuid,
         new_stream_id: Uuid,
     ) -> Result<(StreamView, bool)>;
-    /// The publisher left: live → offline, if `session_id` is still its publisher.
-    async fn detach_publisher(&self, stream_id: Uuid, session_id: Uuid) -> Result<bool>;
-    /// Ends a broadcast now if `session_id` is still its publisher (media failure).
-    async fn end_published_stream(&self, stream_id: Uuid, session_id: Uuid) -> Result<bool>;
+    /// The publisher left: its broadcast goes live → offline. False if `session_id`
+    /// publishes nothing (any more).
+    async fn detach_publisher(&self, session_id: Uuid) -> Result<bool>;
+    /// Ends the broadcast `session_id` publishes, now (media failure).
+    async fn end_published_stream(&self, session_id: Uuid) -> Result<bool>;
     /// Ends every broadcast that has been offline since before `cutoff` (its publisher
     /// did not come back in time). Returns how many ended.
     async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64>;

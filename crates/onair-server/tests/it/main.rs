@@ -6,6 +6,7 @@ mod support;
 mod archives;
 mod auth;
 mod follows;
+mod hooks;
 mod media;
 mod operations;
 mod streams;

@@ -1,0 +1,77 @@
+//! Serving the HLS that ingest writes under the media root.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ErrorBody, Path};
+use crate::state::AppState;
+
+/// A live broadcast's master playlist (`master.m3u8`).
+#[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
+    params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8`")),
+    responses((status = 200, description = "HLS master playlist"), (status = 404, body = ErrorBody)))]
+pub(super) async fn hls_master(
+    State(state): State<AppState>,
+    Path((stream_id, file)): Path<(Uuid, String)>,
+) -> Result<Response, ApiError> {
+    serve_hls(&state, stream_id, &[&file]).await
+}
+
+/// A rendition's playlist (`index.m3u8`) or segment (`seg_00001.ts`).
+#[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
+    params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or `360p`"),
+        ("file" = String, Path, description = "`index.m3u8` or a segment")),
+    responses((status = 200, description = "HLS playlist or MPEG-TS segment"), (status = 404, body = ErrorBody)))]
+pub(super) async fn hls_rendition(
+    State(state): State<AppState>,
+    Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,
+) -> Result<Response, ApiError> {
+    serve_hls(&state, stream_id, &[&rendition, &file]).await
+}
+
+/// Playlists change every segment and are never cached; segments never change.
+async fn serve_hls(
+    state: &AppState,
+    stream_id: Uuid,
+    parts: &[&str],
+) -> Result<Response, ApiError> {
+    let file = parts.last().copied().unwrap_or_default();
+    let (content_type, cache_control) = if file.ends_with(".m3u8") {
+        ("application/vnd.apple.mpegurl", "no-cache")
+    } else if file.ends_with(".ts") {
+        ("video/mp2t", "public, max-age=31536000, immutable")
+    } else {
+        return Err(ApiError::NotFound("media file"));
+    };
+    // Plain file names only: no traversal, no hidden files.
+    let plain = |p: &&str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    };
+    if !parts.iter().all(plain) {
+        return Err(ApiError::NotFound("media file"));
+    }
+    let path = parts.iter().fold(
+        onair_media::live_output(&state.media_root, stream_id),
+        |dir, part| dir.join(part),
+    );
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::NotFound("media file"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache_control),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
