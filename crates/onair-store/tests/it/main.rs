@@ -1,9 +1,11 @@
-#[tokio::test]
-async fn smoke() {
-    onair_store::testing::with_each_backend(|_, config| async move {
-        let store = onair_store::connect(&config).await.unwrap();
-        store.migrate().await.unwrap();
-        store.ping().await.unwrap();
-    })
-    .await;
-}
+//! The storage contract: every case runs on SQLite and, when ONAIR_TEST_POSTGRES_URL is
+//! set, on PostgreSQL, each time on a fresh database.
+
+mod support;
+
+mod archives;
+mod follows;
+mod plans;
+mod sessions;
+mod streams;
+mod users;
