@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
+use onair_infra::{MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
 use onair_media::IngestServer;
 use onair_store::Store;
 use tower_http::cors::CorsLayer;
@@ -25,7 +26,8 @@ use crate::error::ApiError;
 use crate::media::Broadcasts;
 use crate::state::AppState;
 use crate::streams::StreamKeys;
-use crate::{archives, auth, media, observability, streams, users};
+use crate::viewers::{ViewerIntervals, Viewers};
+use crate::{archives, auth, media, observability, streams, users, viewers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -33,6 +35,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] onair_store::StoreError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] onair_infra::InfraError),
     #[error("cannot listen for RTMP on {addr}: {source}")]
     BindRtmp {
         addr: SocketAddr,
@@ -75,7 +79,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(auth::router())
         .merge(users::router())
         .merge(streams::router())
-        .merge(archives::router());
+        .merge(archives::router())
+        .merge(viewers::router());
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router())
@@ -127,6 +132,8 @@ pub struct Application {
     store: Arc<dyn Store>,
     ingest: Option<IngestServer>,
     reconnect_grace: Duration,
+    viewers: Arc<Viewers>,
+    viewer_intervals: ViewerIntervals,
 }
 
 impl Application {
@@ -141,6 +148,14 @@ impl Application {
         let broadcasts = Arc::new(Broadcasts {
             store: Arc::clone(&store),
         });
+        let viewer_counter: Arc<dyn ViewerCounter> = match &config.redis_url {
+            Some(url) => Arc::new(RedisViewerCounter::new(
+                RedisPool::connect(url, config.redis_pool_size as usize).await?,
+                "onair:",
+            )),
+            None => Arc::new(MemoryViewerCounter::default()),
+        };
+        let viewers = Arc::new(Viewers::new(Arc::clone(&store), viewer_counter, &secret));
         let state = AppState {
             store: Arc::clone(&store),
             access_tokens: Arc::new(AccessTokens::new(
@@ -152,6 +167,7 @@ impl Application {
             public_rtmp_url: config.public_rtmp_url.as_str().into(),
             media_root: config.media_root().into(),
             broadcasts: Arc::clone(&broadcasts),
+            viewers: Arc::clone(&viewers),
             media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
         };
         let router = router(state, &config);
@@ -178,6 +194,11 @@ impl Application {
             store,
             ingest,
             reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
+            viewers,
+            viewer_intervals: ViewerIntervals {
+                flush: Duration::from_millis(config.viewer_flush_ms),
+                persist: Duration::from_millis(config.viewer_persist_ms),
+            },
         })
     }
 
@@ -212,6 +233,7 @@ impl Application {
             Arc::clone(&self.store),
             self.reconnect_grace,
         ));
+        let viewer_counts = tokio::spawn(self.viewers.run(self.viewer_intervals));
         let ingest = self
             .ingest
             .map(|ingest| tokio::spawn(ingest.run_until(until_stopped(stopped.clone()))));
@@ -222,6 +244,7 @@ impl Application {
             let _ = ingest.await;
         }
         sweeper.abort();
+        viewer_counts.abort();
         self.store.close().await;
         served
     }

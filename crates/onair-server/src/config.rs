@@ -60,6 +60,10 @@ pub struct Config {
     pub ffmpeg_threads: u32,
     /// Target HLS segment length.
     pub hls_segment_secs: u32,
+    /// How often collected heartbeats go to the viewer counter.
+    pub viewer_flush_ms: u64,
+    /// How often viewer counts are written to the database.
+    pub viewer_persist_ms: u64,
     /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
     pub media_hook_secret: Option<String>,
     pub migrate_on_start: bool,
@@ -93,6 +97,8 @@ impl Default for Config {
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
             media_hook_secret: None,
+            viewer_flush_ms: 2_000,
+            viewer_persist_ms: 5_000,
             migrate_on_start: true,
         }
     }

@@ -13,6 +13,7 @@ mod pagination;
 mod state;
 mod streams;
 mod users;
+mod viewers;
 
 pub use app::{Application, StartupError, router, shutdown_signal};
 pub use config::{Config, ConfigError};

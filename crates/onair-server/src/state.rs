@@ -6,6 +6,7 @@ use onair_store::Store;
 use crate::auth::AccessTokens;
 use crate::media::Broadcasts;
 use crate::streams::StreamKeys;
+use crate::viewers::Viewers;
 
 /// What every handler can reach. Cheap to clone: everything heavy is shared.
 #[derive(Clone)]
@@ -18,6 +19,7 @@ pub struct AppState {
     /// Where ingest writes HLS (`<root>/live/<stream id>/`).
     pub media_root: Arc<std::path::Path>,
     pub broadcasts: Arc<Broadcasts>,
+    pub viewers: Arc<Viewers>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.
     pub media_hook_secret: Option<Arc<str>>,
 }

@@ -19,7 +19,7 @@ pub use error::{Conflict, StoreError};
 pub use models::{
     Archive, ArchiveStatus, Credentials, FollowEntry, NewArchive, NewUser, ProfilePatch,
     RefreshRotation, StreamKeyRecord, StreamOwner, StreamPatch, StreamView, UserProfile,
-    UserSummary,
+    UserSummary, ViewerCountUpdate,
 };
 pub use timestamp::Timestamp;
 pub use traits::{

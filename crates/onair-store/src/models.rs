@@ -103,6 +103,10 @@ pub struct StreamView {
     pub status: StreamStatus,
     pub started_at: Timestamp,
     pub ended_at: Option<Timestamp>,
+    /// Concurrent viewers at the last flush.
+    pub viewer_count: i64,
+    pub peak_viewer_count: i64,
+    pub unique_viewer_count: i64,
     #[sqlx(flatten)]
     pub owner: StreamOwner,
 }
@@ -124,6 +128,14 @@ impl StreamView {
     pub fn cursor(&self) -> Cursor {
         Cursor::new(self.started_at.get(), self.id)
     }
+}
+
+/// One stream's counts for [`crate::StreamStore::record_viewer_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewerCountUpdate {
+    pub stream_id: uuid::Uuid,
+    pub concurrent: i64,
+    pub unique: i64,
 }
 
 #[derive(Debug, Default)]

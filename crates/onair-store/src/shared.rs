@@ -27,6 +27,7 @@ pub(crate) const PROFILE: &str = "
 
 pub(crate) const STREAM_VIEW: &str = "
     SELECT s.id, s.title, s.category, s.status, s.started_at, s.ended_at,
+           s.viewer_count, s.peak_viewer_count, s.unique_viewer_count,
            u.id AS owner_id, u.username AS owner_username,
            u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
     FROM streams s JOIN users u ON u.id = s.user_id";
@@ -569,6 +570,24 @@ macro_rules! impl_store_traits {
                 .execute(self.writer())
                 .await?;
                 Ok(ended.rows_affected())
+            }
+
+            async fn record_viewer_counts(&self, counts: &[$crate::ViewerCountUpdate]) -> Result<(), $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                for count in counts {
+                    sqlx::query(
+                        "UPDATE streams SET viewer_count = $2, unique_viewer_count = $3,
+                            peak_viewer_count = CASE WHEN peak_viewer_count > $2 THEN peak_viewer_count ELSE $2 END
+                         WHERE id = $1",
+                    )
+                    .bind(count.stream_id)
+                    .bind(count.concurrent)
+                    .bind(count.unique)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn stream(&self, id: uuid::Uuid) -> Result<Option<$crate::StreamView>, $crate::StoreError> {

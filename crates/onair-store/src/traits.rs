@@ -105,6 +105,8 @@ pub trait StreamStore {
     /// Ends every broadcast that has been offline since before `cutoff` (its publisher
     /// did not come back in time). Returns how many ended.
     async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64>;
+    /// Stores a batch of viewer counts (one transaction; peak kept as the maximum seen).
+    async fn record_viewer_counts(&self, counts: &[ViewerCountUpdate]) -> Result<()>;
     /// Reads from the primary: callers check ownership with it before writing.
     async fn stream(&self, id: Uuid) -> Result<Option<StreamView>>;
     async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView>;

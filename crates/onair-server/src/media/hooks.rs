@@ -158,12 +158,12 @@ pub(super) async fn media_hook(
         })
         .into_response());
     }
-    let key = payload
-        .stream_key()
-        .ok_or(ApiError::Validation(onair_core::ValidationError {
-            field: "stream",
-            reason: "no stream key in the callback".into(),
-        }))?;
+    let key = payload.stream_key().ok_or_else(|| {
+        ApiError::Validation(onair_core::ValidationError::new(
+            "stream",
+            "no stream key in the callback",
+        ))
+    })?;
     let session = session_for(key);
     let stream_id = match event {
         Event::Publish => match state.broadcasts.attach(key, session).await {

@@ -44,6 +44,11 @@ pub struct StreamDto {
     status: &'static str,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
+    /// Viewers watching now (updated every few seconds; 0 once ended).
+    viewer_count: i64,
+    peak_viewer_count: i64,
+    /// Distinct viewers over the broadcast (HyperLogLog estimate).
+    unique_viewer_count: i64,
     owner: UserSummaryDto,
 }
 
@@ -56,6 +61,13 @@ impl From<StreamView> for StreamDto {
             status: stream.status.as_str(),
             started_at: stream.started_at.get(),
             ended_at: stream.ended_at.map(|t| t.get()),
+            viewer_count: if stream.status == StreamStatus::Ended {
+                0
+            } else {
+                stream.viewer_count
+            },
+            peak_viewer_count: stream.peak_viewer_count,
+            unique_viewer_count: stream.unique_viewer_count,
             owner: stream.owner.into(),
         }
     }

@@ -11,3 +11,4 @@ mod media;
 mod operations;
 mod streams;
 mod users;
+mod viewers;

@@ -1,0 +1,95 @@
+//! The viewer-counter contract, in memory always and on Redis when ONAIR_TEST_REDIS_URL
+//! is set (keys under a random prefix, so the shared server is safe).
+
+use std::sync::Arc;
+
+use onair_infra::{
+    MemoryViewerCounter, RedisPool, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter,
+    ViewerCounts,
+};
+use uuid::Uuid;
+
+async fn counters() -> Vec<(&'static str, Arc<dyn ViewerCounter>)> {
+    let mut all: Vec<(&'static str, Arc<dyn ViewerCounter>)> =
+        vec![("memory", Arc::new(MemoryViewerCounter::default()))];
+    if let Some(url) = std::env::var("ONAIR_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        let pool = RedisPool::connect(&url, 2).await.expect("connect to Redis");
+        let prefix = format!("onair-test-{}:", Uuid::new_v4().simple());
+        all.push(("redis", Arc::new(RedisViewerCounter::new(pool, prefix))));
+    }
+    all
+}
+
+fn viewer(n: u32) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..4].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+#[tokio::test]
+async fn concurrent_viewers_expire_unique_viewers_accumulate() {
+    for (backend, counter) in counters().await {
+        let (stream, other) = (Uuid::now_v7(), Uuid::now_v7());
+        let t0 = 1_800_000_000_000;
+        let batch: Vec<_> = (0..100)
+            .map(|n| (stream, viewer(n)))
+            .chain([(other, viewer(1))])
+            .collect();
+        counter.record(t0, &batch).await.unwrap();
+        // A repeated heartbeat is the same viewer.
+        counter
+            .record(t0 + 1_000, &[(stream, viewer(7))])
+            .await
+            .unwrap();
+
+        let counts = counter
+            .counts(t0 + 2_000, &[stream, other, Uuid::now_v7()])
+            .await
+            .unwrap();
+        assert_eq!(counts[0].concurrent, 100, "{backend}");
+        assert!(
+            (97..=103).contains(&counts[0].unique),
+            "{backend}: HLL estimate {}",
+            counts[0].unique
+        );
+        assert_eq!(
+            counts[1],
+            ViewerCounts {
+                concurrent: 1,
+                unique: 1
+            },
+            "{backend}"
+        );
+        assert_eq!(counts[2], ViewerCounts::default(), "{backend}");
+
+        // Past the window only the viewer who sent a later heartbeat still counts.
+        let later = counter
+            .counts(t0 + VIEWER_WINDOW_MS + 500, &[stream])
+            .await
+            .unwrap();
+        assert_eq!(later[0].concurrent, 1, "{backend}");
+        assert!(later[0].unique >= 97, "{backend}: unique viewers are kept");
+        counter.retain(&[stream]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unique_viewers_at_scale_stay_close() {
+    for (backend, counter) in counters().await {
+        let stream = Uuid::now_v7();
+        let batch: Vec<_> = (0..20_000).map(|n| (stream, viewer(n))).collect();
+        counter.record(1_800_000_000_000, &batch).await.unwrap();
+        let counts = counter.counts(1_800_000_000_000, &[stream]).await.unwrap();
+        assert_eq!(counts[0].concurrent, 20_000, "{backend}");
+        let error = (counts[0].unique as f64 - 20_000.0).abs() / 20_000.0;
+        assert!(
+            error < 0.05,
+            "{backend}: {} is {:.1}% off",
+            counts[0].unique,
+            error * 100.0
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! Viewer heartbeats (review S4). A player reports every ~15 s; heartbeats are only
+//! collected in memory here, handed to the viewer counter (in-process, or Redis shared by
+//! all nodes) in one batch per flush, and the resulting counts are written to the
+//! database in one transaction per persist interval. No heartbeat touches a backend.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use hmac::{Hmac, KeyInit, Mac};
+use onair_core::{Limit, StreamStatus};
+use onair_infra::{ViewerCounter, ViewerId};
+use onair_store::{Store, ViewerCountUpdate};
+use serde::Deserialize;
+use sha2::Sha256;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::{MaybeAuthUser, derive_key};
+use crate::error::{ApiError, ErrorBody, Json, Path};
+use crate::state::AppState;
+
+/// Distinct (stream, viewer) pairs waiting for the next flush; beyond this many the
+/// newest are dropped (and counted) rather than growing without bound.
+const MAX_PENDING: usize = 1_000_000;
+
+pub struct Viewers {
+    store: Arc<dyn Store>,
+    counter: Arc<dyn ViewerCounter>,
+    salt: [u8; 32],
+    pending: Mutex<HashSet<(Uuid, ViewerId)>>,
+    /// Broadcasts known to be live, refreshed at every persist.
+    live: RwLock<HashSet<Uuid>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ViewerIntervals {
+    pub flush: Duration,
+    pub persist: Duration,
+}
+
+impl Viewers {
+    pub fn new(store: Arc<dyn Store>, counter: Arc<dyn ViewerCounter>, root_secret: &[u8]) -> Self {
+        Self {
+            store,
+            counter,
+            salt: derive_key(root_secret, "onair/viewer-id"),
+            pending: Mutex::default(),
+            live: RwLock::default(),
+        }
+    }
+
+    /// Viewer ids are kept only as keyed hashes: nothing stored maps back to a client.
+    fn hash(&self, identity: &str) -> ViewerId {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.salt).expect("any key length");
+        mac.update(identity.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest[..16].try_into().expect("16 bytes")
+    }
+
+    async fn heartbeat(&self, stream_id: Uuid, identity: &str) -> Result<(), ApiError> {
+        let known_live = self
+            .live
+            .read()
+            .expect("live set lock")
+            .contains(&stream_id);
+        if !known_live {
+            // A broadcast that went live since the last refresh: one lookup, then cached.
+            match self.store.stream(stream_id).await? {
+                None => return Err(ApiError::NotFound("stream")),
+                Some(s) if s.status == StreamStatus::Ended => return Err(ApiError::StreamNotLive),
+                Some(_) => {
+                    self.live.write().expect("live set lock").insert(stream_id);
+                }
+            }
+        }
+        let viewer = self.hash(identity);
+        let mut pending = self.pending.lock().expect("pending lock");
+        if pending.len() < MAX_PENDING {
+            pending.insert((stream_id, viewer));
+        } else {
+            metrics::counter!("viewer_heartbeats_dropped_total").increment(1);
+        }
+        Ok(())
+    }
+
+    /// Hands the collected heartbeats to the counter.
+    async fn flush(&self) {
+        let batch: Vec<_> = std::mem::take(&mut *self.pending.lock().expect("pending lock"))
+            .into_iter()
+            .collect();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = self.counter.record(now_ms(), &batch).await {
+            tracing::warn!(error = %e, heartbeats = batch.len(), "viewer flush failed; heartbeats dropped");
+        }
+    }
+
+    /// Reads every live broadcast's counts and stores them in one transaction.
+    async fn persist(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut live = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_streams(StreamStatus::Live, Limit::new(Some(100))?, cursor)
+                .await?;
+            live.extend(page.items.iter().map(|s| s.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let counts = self.counter.counts(now_ms(), &live).await?;
+        let updates: Vec<_> = live
+            .iter()
+            .zip(&counts)
+            .map(|(id, c)| ViewerCountUpdate {
+                stream_id: *id,
+                concurrent: i64::try_from(c.concurrent).unwrap_or(i64::MAX),
+                unique: i64::try_from(c.unique).unwrap_or(i64::MAX),
+            })
+            .collect();
+        self.store.record_viewer_counts(&updates).await?;
+        let total: u64 = counts.iter().map(|c| c.concurrent).sum();
+        metrics::gauge!("live_viewers").set(total as f64);
+        metrics::gauge!("live_streams").set(live.len() as f64);
+        for c in &counts {
+            metrics::histogram!("stream_viewers").record(c.concurrent as f64);
+        }
+        self.counter.retain(&live).await?;
+        *self.live.write().expect("live set lock") = live.into_iter().collect();
+        Ok(())
+    }
+
+    /// Flushes and persists on their intervals, forever.
+    pub async fn run(self: Arc<Self>, intervals: ViewerIntervals) {
+        let mut flush = tokio::time::interval(intervals.flush);
+        let mut persist = tokio::time::interval(intervals.persist);
+        for tick in [&mut flush, &mut persist] {
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.flush().await,
+                _ = persist.tick() => {
+                    self.flush().await;
+                    if let Err(e) = self.persist().await {
+                        tracing::warn!(error = %e, "persisting viewer counts failed");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(heartbeat))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    /// A random id the player keeps for the session (8–64 characters); required for
+    /// anonymous viewers, ignored for logged-in ones. Stored only as a keyed hash.
+    viewer_id: Option<String>,
+}
+
+/// "Still watching": players send one every 15 s or so while playing.
+#[utoipa::path(post, path = "/streams/{id}/heartbeat", tag = "streams", params(("id" = Uuid, Path)),
+    request_body = HeartbeatRequest,
+    responses((status = 204, description = "Counted"), (status = 404, body = ErrorBody),
+        (status = 409, description = "`stream_not_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    MaybeAuthUser(user): MaybeAuthUser,
+    Path(stream_id): Path<Uuid>,
+    Json(request): Json<HeartbeatRequest>,
+) -> Result<StatusCode, ApiError> {
+    let identity = match (user, request.viewer_id) {
+        (Some(user), _) => format!("user:{user}"),
+        (None, Some(id))
+            if (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            format!("anon:{id}")
+        }
+        (None, _) => {
+            return Err(ApiError::Validation(onair_core::ValidationError::new(
+                "viewer_id",
+                "anonymous viewers send a random id of 8 to 64 printable characters",
+            )));
+        }
+    };
+    state.viewers.heartbeat(stream_id, &identity).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
