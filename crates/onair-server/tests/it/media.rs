@@ -356,3 +356,56 @@ async fn a_crashed_transcoder_ends_the_broadcast_and_drops_the_publisher() {
     })
     .await;
 }
+
+/// Zombie (exited, unreaped) processes whose parent is this test process.
+fn zombie_children() -> usize {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            // pid (comm) state ppid …: comm may contain spaces, so split after the ')'.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn ingests_beyond_the_node_cap_are_refused() {
+    crate::support::each_backend_configured(
+        |config| {
+            config.max_ingests = 1;
+            config.reconnect_grace_secs = 1;
+        },
+        |app| async move {
+            let first = app.signup("first_in").await;
+            let second = app.signup("second_in").await;
+            let first_key = stream_key(&app, &first).await;
+            let second_key = stream_key(&app, &second).await;
+            let mut publishing = publish(&app, &first_key);
+            broadcast_in(&app, &first, "live").await;
+
+            let refused =
+                tokio::time::timeout(Duration::from_secs(20), publish(&app, &second_key).wait())
+                    .await
+                    .expect("the publisher over the cap is disconnected")
+                    .unwrap();
+            assert!(!refused.success());
+            let (_, streams) = app.get(&format!("/api/users/{}/streams", second.id)).await;
+            assert_eq!(streams["data"].as_array().unwrap().len(), 0);
+
+            // Once the slot is free, the next publisher gets in; nothing is left unreaped.
+            publishing.kill().await.unwrap();
+            publishing.wait().await.unwrap();
+            broadcast_in(&app, &first, "ended").await;
+            let _next = publish(&app, &second_key);
+            broadcast_in(&app, &second, "live").await;
+            assert_eq!(zombie_children(), 0, "every ffmpeg was reaped");
+        },
+    )
+    .await;
+}
