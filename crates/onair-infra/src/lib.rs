@@ -1,9 +1,12 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
-//! mode) and a Redis one (scale-out): so far, viewer counting.
+//! mode) and a Redis or object-storage one (scale-out): viewer counting and the media
+//! store.
 
+mod media_store;
 mod redis_pool;
 mod viewers;
 
+pub use media_store::{MediaStore, MediaStoreError};
 pub use redis_pool::RedisPool;
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,

@@ -4,6 +4,7 @@
 
 mod flv;
 mod master;
+mod mirror;
 mod rtmp;
 mod transcoder;
 
@@ -70,9 +71,9 @@ pub trait PublishHandler: Send + Sync + 'static {
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd);
 }
 
-/// Where a broadcast's HLS is written: `<media root>/live/<stream id>/`.
-pub fn live_output(media_root: &std::path::Path, stream_id: Uuid) -> std::path::PathBuf {
-    media_root.join("live").join(stream_id.to_string())
+/// A live broadcast's HLS key prefix in the media store (and path under the spool).
+pub fn live_key(stream_id: Uuid) -> String {
+    format!("live/{stream_id}")
 }
 
 /// Strips an RTMP publishing name down to the key: OBS and others may append `?query`.

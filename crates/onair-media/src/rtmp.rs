@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::flv::{self, TagKind};
 use crate::master;
+use crate::mirror::Mirror;
 use crate::transcoder::{TranscodeSettings, Transcoder};
 use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, stream_key_of};
 
@@ -26,8 +27,10 @@ pub struct IngestConfig {
     pub app: String,
     /// Concurrent ingests this node accepts; more are refused.
     pub max_ingests: usize,
-    /// HLS is written to `<media_root>/live/<stream id>/`.
+    /// The spool: ffmpeg writes HLS to `<media_root>/live/<stream id>/`.
     pub media_root: PathBuf,
+    /// Where HLS is published (the spool itself by default).
+    pub store: onair_infra::MediaStore,
     pub transcode: TranscodeSettings,
 }
 
@@ -101,6 +104,7 @@ struct Active {
     rtmp_stream_id: u32,
     publication: Publication,
     transcoder: Transcoder,
+    mirror: Option<Mirror>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -135,6 +139,9 @@ async fn serve_connection(
 /// Stops ffmpeg and tells the application how the publish ended.
 async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
     let status = active.transcoder.finish(Duration::from_secs(5)).await;
+    if let Some(mirror) = active.mirror {
+        mirror.finish().await;
+    }
     let end = match status {
         Some(status) if !status.success() && end == PublishEnd::PublisherLeft => {
             // ffmpeg exits non-zero when its input stops mid-stream only if it broke.
@@ -190,7 +197,11 @@ impl SessionHandler for Session {
             .publish_started(stream_key_of(stream_name))
             .await
             .map_err(refuse)?;
-        let output = crate::live_output(&self.shared.config.media_root, publication.stream_id);
+        let output = self
+            .shared
+            .config
+            .media_root
+            .join(crate::live_key(publication.stream_id));
         let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output) {
             Ok(transcoder) => transcoder,
             Err(e) => {
@@ -212,6 +223,11 @@ impl SessionHandler for Session {
         }
         metrics::gauge!("ingest_active").increment(1.0);
         tracing::info!(stream_id = %publication.stream_id, resumed = publication.resumed, "publish accepted");
+        let mirror = Mirror::start(
+            &self.shared.config.store,
+            output.clone(),
+            crate::live_key(publication.stream_id),
+        );
         tokio::spawn(master::publish_when_ready(
             output,
             Instant::now(),
@@ -221,6 +237,7 @@ impl SessionHandler for Session {
             rtmp_stream_id: stream_id,
             publication,
             transcoder,
+            mirror,
             _slot: slot,
         });
         Ok(())

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
-use onair_infra::{MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
+use onair_infra::{MediaStore, MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
 use onair_media::IngestServer;
 use onair_store::Store;
 use tower_http::cors::CorsLayer;
@@ -35,6 +35,8 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] onair_store::StoreError),
+    #[error(transparent)]
+    MediaStore(#[from] onair_infra::MediaStoreError),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] onair_infra::InfraError),
     #[error("cannot listen for RTMP on {addr}: {source}")]
@@ -148,6 +150,7 @@ impl Application {
         let broadcasts = Arc::new(Broadcasts {
             store: Arc::clone(&store),
         });
+        let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
         let viewer_counter: Arc<dyn ViewerCounter> = match &config.redis_url {
             Some(url) => Arc::new(RedisViewerCounter::new(
                 RedisPool::connect(url, config.redis_pool_size as usize).await?,
@@ -165,7 +168,7 @@ impl Application {
             stream_keys: Arc::new(StreamKeys::new(&secret)),
             refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
             public_rtmp_url: config.public_rtmp_url.as_str().into(),
-            media_root: config.media_root().into(),
+            media: media.clone(),
             broadcasts: Arc::clone(&broadcasts),
             viewers: Arc::clone(&viewers),
             media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
@@ -178,7 +181,7 @@ impl Application {
                 source,
             })?;
         let ingest = if config.rtmp_enabled {
-            let ingest = IngestServer::bind(config.ingest(), broadcasts)
+            let ingest = IngestServer::bind(config.ingest(media), broadcasts)
                 .await
                 .map_err(|source| StartupError::BindRtmp {
                     addr: config.rtmp_bind,

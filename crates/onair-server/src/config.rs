@@ -30,6 +30,9 @@ pub struct Config {
     #[serde(deserialize_with = "comma_list")]
     pub database_replica_urls: Vec<String>,
     pub redis_url: Option<String>,
+    /// Where HLS is published: `s3://bucket/prefix` (credentials from `AWS_*`),
+    /// `file:///dir`; default the media directory under `data_dir`.
+    pub object_store_url: Option<String>,
     pub db_max_connections: u32,
     pub db_min_connections: u32,
     pub db_max_lifetime_secs: u64,
@@ -77,6 +80,7 @@ impl Default for Config {
             database_url: None,
             database_replica_urls: Vec::new(),
             redis_url: None,
+            object_store_url: None,
             db_max_connections: 25,
             db_min_connections: 5,
             db_max_lifetime_secs: 300,
@@ -155,7 +159,12 @@ impl Config {
             None => figment.merge(Toml::file("onair.toml")),
         };
         let config: Config = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "DATABASE_REPLICA_URLS", "REDIS_URL"]))
+            .merge(Env::raw().only(&[
+                "DATABASE_URL",
+                "DATABASE_REPLICA_URLS",
+                "REDIS_URL",
+                "OBJECT_STORE_URL",
+            ]))
             .merge(Env::prefixed("ONAIR_").ignore(&["CONFIG", "LOG", "LOG_FORMAT"]))
             .extract()
             .map_err(|e| ConfigError(e.to_string()))?;
@@ -287,8 +296,9 @@ impl Config {
         self.data_dir.join("media")
     }
 
-    pub fn ingest(&self) -> onair_media::IngestConfig {
+    pub fn ingest(&self, store: onair_infra::MediaStore) -> onair_media::IngestConfig {
         onair_media::IngestConfig {
+            store,
             bind: self.rtmp_bind,
             app: "live".into(),
             max_ingests: self.max_ingests,

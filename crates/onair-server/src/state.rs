@@ -16,8 +16,8 @@ pub struct AppState {
     pub stream_keys: Arc<StreamKeys>,
     pub refresh_token_ttl: Duration,
     pub public_rtmp_url: Arc<str>,
-    /// Where ingest writes HLS (`<root>/live/<stream id>/`).
-    pub media_root: Arc<std::path::Path>,
+    /// Where live HLS is served from.
+    pub media: onair_infra::MediaStore,
     pub broadcasts: Arc<Broadcasts>,
     pub viewers: Arc<Viewers>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.

@@ -56,13 +56,15 @@ async fn serve_hls(
     if !parts.iter().all(plain) {
         return Err(ApiError::NotFound("media file"));
     }
-    let path = parts.iter().fold(
-        onair_media::live_output(&state.media_root, stream_id),
-        |dir, part| dir.join(part),
-    );
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| ApiError::NotFound("media file"))?;
+    let key = format!("{}/{}", onair_media::live_key(stream_id), parts.join("/"));
+    let bytes = match state.media.get(&key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(ApiError::NotFound("media file")),
+        Err(e) => {
+            tracing::warn!(error = %e, "media store read failed");
+            return Err(ApiError::Unavailable);
+        }
+    };
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

@@ -225,6 +225,23 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends() {
 }
 
 #[tokio::test]
+async fn hls_is_published_through_the_object_store() {
+    // `memory://` is object_store's in-process store: the same path as S3, no network.
+    crate::support::each_backend_configured(
+        |config| config.object_store_url = Some("memory:///media".into()),
+        |app| async move {
+            let creator = app.signup("mirrored").await;
+            let key = stream_key(&app, &creator).await;
+            let _publisher = publish(&app, &key);
+            let live = broadcast_in(&app, &creator, "live").await;
+            let renditions = playable(&app, live["id"].as_str().unwrap()).await;
+            assert_eq!(renditions.len(), 2);
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_reconnect_within_the_window_continues_the_broadcast() {
     crate::support::each_backend_configured(
         |config| config.reconnect_grace_secs = 30,
