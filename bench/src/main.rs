@@ -3,8 +3,10 @@
 //! baseline measured in the same run (absolute numbers on shared machines are noise).
 //!
 //! `cargo run --release -p onair-bench -- foundation`
+//! `cargo run --release -p onair-bench -- media`
 
 mod load;
+mod media;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +54,15 @@ enum Scenario {
         #[arg(long, default_value_t = 50_000)]
         depth: i64,
     },
+    /// Built-in ingest on the embedded backend: publish → playable latency over N runs,
+    /// and CPU per ingest with 1, 2 and 4 concurrent publishers.
+    Media {
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Seconds of CPU measurement per concurrency level.
+        #[arg(long, default_value_t = 10)]
+        cpu_seconds: u64,
+    },
 }
 
 #[tokio::main]
@@ -69,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             };
             with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
         }
+        Scenario::Media { runs, cpu_seconds } => media::run(runs, cpu_seconds).await,
     }
 }
 

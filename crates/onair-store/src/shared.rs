@@ -314,7 +314,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
-                self.follow_page(&$crate::shared::follow_page($crate::shared::FOLLOWERS), user, limit, after).await
+                self.keyset_page($crate::shared::follow_page($crate::shared::FOLLOWERS), user, limit, after, $crate::FollowEntry::cursor).await
             }
 
             async fn following(
@@ -323,63 +323,33 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
-                self.follow_page(&$crate::shared::follow_page($crate::shared::FOLLOWING), user, limit, after).await
+                self.keyset_page($crate::shared::follow_page($crate::shared::FOLLOWING), user, limit, after, $crate::FollowEntry::cursor).await
             }
         }
 
         impl $store {
-            async fn follow_page(
+            /// One page of a list ordered by (timestamp, id) descending: `sql` takes the
+            /// filter value as `$1`, the keyset as `$2`/`$3` and the row count as `$4`.
+            async fn keyset_page<T>(
                 &self,
-                sql: &str,
-                user: uuid::Uuid,
+                sql: String,
+                filter: impl for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
-            ) -> Result<onair_core::Page<$crate::FollowEntry>, $crate::StoreError> {
+                cursor_of: fn(&T) -> onair_core::Cursor,
+            ) -> Result<onair_core::Page<T>, $crate::StoreError>
+            where
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
                 let (at, id) = $crate::shared::keyset(after);
                 let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(user)
+                    .bind(filter)
                     .bind(at)
                     .bind(id)
                     .bind(limit.fetch())
                     .fetch_all(self.reader())
                     .await?;
-                Ok(onair_core::Page::from_rows(rows, limit, $crate::FollowEntry::cursor))
-            }
-
-            async fn stream_page(
-                &self,
-                filter: &str,
-                key: impl for<'q> sqlx::Encode<'q, $db> + sqlx::Type<$db> + Send + 'static,
-                limit: onair_core::Limit,
-                after: Option<onair_core::Cursor>,
-            ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
-                let (at, id) = $crate::shared::keyset(after);
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe($crate::shared::stream_page(filter)))
-                    .bind(key)
-                    .bind(at)
-                    .bind(id)
-                    .bind(limit.fetch())
-                    .fetch_all(self.reader())
-                    .await?;
-                Ok(onair_core::Page::from_rows(rows, limit, $crate::StreamView::cursor))
-            }
-
-            async fn archive_page(
-                &self,
-                filter: &str,
-                user: Option<uuid::Uuid>,
-                limit: onair_core::Limit,
-                after: Option<onair_core::Cursor>,
-            ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
-                let (at, id) = $crate::shared::keyset(after);
-                let rows = sqlx::query_as(sqlx::AssertSqlSafe($crate::shared::archive_page(filter)))
-                    .bind(user)
-                    .bind(at)
-                    .bind(id)
-                    .bind(limit.fetch())
-                    .fetch_all(self.reader())
-                    .await?;
-                Ok(onair_core::Page::from_rows(rows, limit, $crate::Archive::cursor))
+                Ok(onair_core::Page::from_rows(rows, limit, cursor_of))
             }
 
             async fn stream_by_id(
@@ -626,7 +596,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
-                self.stream_page($crate::shared::LIVE_LIST_FILTER, status.as_str(), limit, after).await
+                self.keyset_page($crate::shared::stream_page($crate::shared::LIVE_LIST_FILTER), status.as_str(), limit, after, $crate::StreamView::cursor).await
             }
 
             async fn user_streams(
@@ -635,7 +605,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::StreamView>, $crate::StoreError> {
-                self.stream_page("s.user_id = $1", user_id, limit, after).await
+                self.keyset_page($crate::shared::stream_page("s.user_id = $1"), user_id, limit, after, $crate::StreamView::cursor).await
             }
         }
 
@@ -669,7 +639,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
-                self.archive_page("$1 IS NULL", None, limit, after).await
+                self.keyset_page($crate::shared::archive_page("$1 IS NULL"), None::<uuid::Uuid>, limit, after, $crate::Archive::cursor).await
             }
 
             async fn user_archives(
@@ -678,7 +648,7 @@ macro_rules! impl_store_traits {
                 limit: onair_core::Limit,
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
-                self.archive_page("a.user_id = $1", Some(user_id), limit, after).await
+                self.keyset_page($crate::shared::archive_page("a.user_id = $1"), user_id, limit, after, $crate::Archive::cursor).await
             }
         }
 

@@ -1,8 +1,19 @@
 use onair_core::Limit;
-use onair_store::StoreError;
+use std::sync::Arc;
+
+use onair_store::{Store, StoreError};
 use uuid::Uuid;
 
 use crate::support::{each_store, user};
+
+/// (followers of `star`, accounts `fan` follows).
+async fn counts(store: &Arc<dyn Store>, star: Uuid, fan: Uuid) -> (i64, i64) {
+    let profile = |id| async move { store.profile(id).await.unwrap().expect("user exists") };
+    (
+        profile(star).await.follower_count,
+        profile(fan).await.following_count,
+    )
+}
 
 #[tokio::test]
 async fn follows_are_idempotent_and_counted_once() {
@@ -16,45 +27,11 @@ async fn follows_are_idempotent_and_counted_once() {
         );
         assert!(store.is_following(fan.id, star.id).await.unwrap());
         assert!(!store.is_following(star.id, fan.id).await.unwrap());
-        assert_eq!(
-            store
-                .profile(star.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .follower_count,
-            1
-        );
-        assert_eq!(
-            store
-                .profile(fan.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .following_count,
-            1
-        );
+        assert_eq!(counts(&store, star.id, fan.id).await, (1, 1));
 
         assert!(store.unfollow(fan.id, star.id).await.unwrap());
         assert!(!store.unfollow(fan.id, star.id).await.unwrap());
-        assert_eq!(
-            store
-                .profile(star.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .follower_count,
-            0
-        );
-        assert_eq!(
-            store
-                .profile(fan.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .following_count,
-            0
-        );
+        assert_eq!(counts(&store, star.id, fan.id).await, (0, 0));
 
         assert!(matches!(
             store.follow(fan.id, Uuid::now_v7()).await,

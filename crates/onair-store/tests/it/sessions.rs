@@ -1,10 +1,19 @@
 use chrono::{Duration, Utc};
-use onair_store::{RefreshRotation, Timestamp};
+use std::sync::Arc;
+
+use onair_store::{RefreshRotation, Store, Timestamp};
 
 use crate::support::{each_store, user};
 
 fn in_days(days: i64) -> Timestamp {
     Timestamp::from(Utc::now() + Duration::days(days))
+}
+
+async fn rotate(store: &Arc<dyn Store>, presented: &[u8], replacement: &[u8]) -> RefreshRotation {
+    store
+        .rotate_refresh_token(presented, replacement, in_days(7))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -20,39 +29,24 @@ async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
             .await
             .unwrap();
 
-        let rotated = store
-            .rotate_refresh_token(b"first", b"second", in_days(7))
-            .await
-            .unwrap();
+        let rotated = rotate(&store, b"first", b"second").await;
         assert_eq!(rotated, RefreshRotation::Rotated { user_id: dana.id });
         // Replaying the spent token revokes its family, including the newest token.
         assert_eq!(
-            store
-                .rotate_refresh_token(b"first", b"third", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"first", b"third").await,
             RefreshRotation::Reused
         );
         assert_ne!(
-            store
-                .rotate_refresh_token(b"second", b"fourth", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"second", b"fourth").await,
             RefreshRotation::Rotated { user_id: dana.id }
         );
         // Another login's family is untouched.
         assert_eq!(
-            store
-                .rotate_refresh_token(b"other-login", b"other-2", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"other-login", b"other-2").await,
             RefreshRotation::Rotated { user_id: dana.id }
         );
         assert_eq!(
-            store
-                .rotate_refresh_token(b"unknown", b"x", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"unknown", b"x").await,
             RefreshRotation::Invalid
         );
     })
@@ -68,10 +62,7 @@ async fn expired_and_revoked_tokens_do_not_rotate() {
             .await
             .unwrap();
         assert_eq!(
-            store
-                .rotate_refresh_token(b"stale", b"new", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"stale", b"new").await,
             RefreshRotation::Invalid
         );
 
@@ -81,10 +72,7 @@ async fn expired_and_revoked_tokens_do_not_rotate() {
             .unwrap();
         store.revoke_refresh_family(b"session").await.unwrap();
         assert_ne!(
-            store
-                .rotate_refresh_token(b"session", b"new2", in_days(7))
-                .await
-                .unwrap(),
+            rotate(&store, b"session", b"new2").await,
             RefreshRotation::Rotated { user_id: erin.id }
         );
         store.revoke_refresh_family(b"never-issued").await.unwrap();

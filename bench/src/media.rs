@@ -1,0 +1,333 @@
+//! Live media: publish → playable latency, and CPU per ingest.
+//!
+//! The server runs in this process (embedded SQLite) with the built-in RTMP ingest;
+//! publishers are real ffmpeg processes sending a 720p30 test pattern with a keyframe
+//! every second, as OBS does when told to.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use onair_server::{Application, Config};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+/// Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every mainstream arch.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+struct Platform {
+    http: String,
+    rtmp: String,
+    media_root: PathBuf,
+    client: reqwest::Client,
+    _data: tempfile::TempDir,
+}
+
+/// A publisher and the broadcast it feeds.
+struct Broadcast {
+    publisher: Child,
+    stream_id: String,
+}
+
+impl Platform {
+    async fn start(max_ingests: usize) -> anyhow::Result<Self> {
+        let data = tempfile::tempdir()?;
+        let app = Application::build(Config {
+            bind: "127.0.0.1:0".parse()?,
+            rtmp_bind: "127.0.0.1:0".parse()?,
+            data_dir: data.path().to_owned(),
+            secret_key: Some("benchmark-secret-benchmark-secret-!!".into()),
+            max_ingests,
+            reconnect_grace_secs: 1,
+            ..Config::default()
+        })
+        .await
+        .context("starting the server")?;
+        let platform = Self {
+            http: format!("http://{}", app.local_addr()),
+            rtmp: format!("rtmp://{}/live", app.rtmp_addr().context("RTMP enabled")?),
+            media_root: data.path().join("media"),
+            client: reqwest::Client::new(),
+            _data: data,
+        };
+        tokio::spawn(app.run_until(std::future::pending()));
+        Ok(platform)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.http))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Ok(request.send().await?.error_for_status()?.json().await?)
+    }
+
+    /// A new creator's (user id, stream key).
+    async fn creator(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let signup = json!({"username": name, "email": format!("{name}@bench.example"), "password": "benchmark password"});
+        let session = self
+            .call(reqwest::Method::POST, "/api/auth/signup", None, signup)
+            .await?;
+        let token = session["access_token"].as_str().context("token")?;
+        let key = self
+            .call(
+                reqwest::Method::GET,
+                "/api/me/stream-key",
+                Some(token),
+                Value::Null,
+            )
+            .await?;
+        Ok((
+            session["user_id"].as_str().context("id")?.to_owned(),
+            key["stream_key"].as_str().context("key")?.to_owned(),
+        ))
+    }
+
+    /// Starts publishing as `user` and waits until a player could start; returns the
+    /// broadcast and the time from starting the encoder to playable.
+    async fn go_live(&self, user: &str, key: &str) -> anyhow::Result<(Broadcast, Duration)> {
+        let started = Instant::now();
+        let publisher = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "30",
+            ])
+            .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
+            .arg(format!("{}/{key}", self.rtmp))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the ffmpeg publisher")?;
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Some(stream_id) = self.live_stream(user).await?
+                && self.playable(&stream_id).await?
+            {
+                return Ok((
+                    Broadcast {
+                        publisher,
+                        stream_id,
+                    },
+                    started.elapsed(),
+                ));
+            }
+            if Instant::now() > deadline {
+                bail!("not playable within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn live_stream(&self, user: &str) -> anyhow::Result<Option<String>> {
+        let page = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/users/{user}/streams?limit=1"),
+                None,
+                Value::Null,
+            )
+            .await?;
+        let latest = &page["data"][0];
+        Ok((latest["status"] == "live")
+            .then(|| latest["id"].as_str().map(str::to_owned))
+            .flatten())
+    }
+
+    /// The master playlist is served and every rendition it names lists a segment.
+    async fn playable(&self, stream_id: &str) -> anyhow::Result<bool> {
+        let fetch = |path: String| async move {
+            let response = self
+                .client
+                .get(format!("{}/live/{stream_id}/{path}", self.http))
+                .send()
+                .await?;
+            anyhow::Ok(
+                response
+                    .status()
+                    .is_success()
+                    .then_some(response.text().await?),
+            )
+        };
+        let Some(master) = fetch("master.m3u8".into()).await? else {
+            return Ok(false);
+        };
+        for rendition in master.lines().filter(|l| l.ends_with(".m3u8")) {
+            if !fetch(rendition.to_owned())
+                .await?
+                .is_some_and(|p| p.contains(".ts"))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn segments(&self, stream_id: &str, rendition: &str) -> usize {
+        let dir = self.media_root.join("live").join(stream_id).join(rendition);
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "ts"))
+                .count()
+        })
+    }
+}
+
+/// CPU ticks used so far by this process and by its children, by kind.
+#[derive(Debug, Default, Clone, Copy)]
+struct CpuTicks {
+    server: u64,
+    transcoders: u64,
+    publishers: u64,
+}
+
+fn ticks_of(stat: &str) -> Option<(u32, u64)> {
+    // pid (comm) state ppid … utime(14) stime(15): comm may hold spaces, so split after ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+fn cpu_ticks() -> CpuTicks {
+    let me = std::process::id();
+    let mut ticks = CpuTicks {
+        server: std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .as_deref()
+            .and_then(ticks_of)
+            .map_or(0, |t| t.1),
+        ..CpuTicks::default()
+    };
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let path = entry.path();
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(path.join("stat")),
+            std::fs::read(path.join("cmdline")),
+        ) else {
+            continue;
+        };
+        let Some((ppid, used)) = ticks_of(&stat) else {
+            continue;
+        };
+        if ppid != me {
+            continue;
+        }
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.contains("var_stream_map") {
+            ticks.transcoders += used;
+        } else if cmdline.contains("lavfi") {
+            ticks.publishers += used;
+        }
+    }
+    ticks
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+pub async fn run(runs: usize, cpu_seconds: u64) -> anyhow::Result<()> {
+    let platform = Platform::start(8).await?;
+
+    eprintln!("publish → playable, {runs} runs…");
+    let mut latencies = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let (user, key) = platform.creator(&format!("latency{run}")).await?;
+        let (mut broadcast, elapsed) = platform.go_live(&user, &key).await?;
+        latencies.push(elapsed);
+        broadcast.publisher.kill().await?;
+    }
+    latencies.sort();
+    let secs = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    let verdict = |ok: bool| if ok { "yes" } else { "**no**" };
+    let p95 = percentile(&latencies, 0.95);
+    println!("Publish → playable master playlist ({runs} runs, 720p30 source, 1 s keyframes)\n");
+    println!(
+        "| p50 s | p95 s | max s | p95 < 2.5 s (target) | p95 < 3 s (review SLA) |\n|---:|---:|---:|---|---|"
+    );
+    println!(
+        "| {} | {} | {} | {} | {} |\n",
+        secs(percentile(&latencies, 0.50)),
+        secs(p95),
+        secs(latencies[latencies.len() - 1]),
+        verdict(p95 < Duration::from_millis(2_500)),
+        verdict(p95 < Duration::from_secs(3))
+    );
+
+    println!(
+        "CPU per ingest over {cpu_seconds} s (% of one core; the machine has {} cores)\n",
+        std::thread::available_parallelism()?
+    );
+    println!(
+        "| concurrent ingests | transcoder per ingest | server process | publishers (load, not server) | segments produced / expected |\n|---:|---:|---:|---:|---:|"
+    );
+    for concurrent in [1, 2, 4] {
+        let mut live = Vec::new();
+        for n in 0..concurrent {
+            let (user, key) = platform.creator(&format!("cpu{concurrent}x{n}")).await?;
+            live.push(platform.go_live(&user, &key).await?.0);
+        }
+        let segments_before: usize = live
+            .iter()
+            .map(|b| platform.segments(&b.stream_id, "360p"))
+            .sum();
+        let (before, clock) = (cpu_ticks(), Instant::now());
+        tokio::time::sleep(Duration::from_secs(cpu_seconds)).await;
+        let (after, window) = (cpu_ticks(), clock.elapsed().as_secs_f64());
+        let segments_after: usize = live
+            .iter()
+            .map(|b| platform.segments(&b.stream_id, "360p"))
+            .sum();
+        let percent = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / window * 100.0;
+        println!(
+            "| {concurrent} | {:.0}% | {:.0}% | {:.0}% | {} / {:.0} |",
+            percent(after.transcoders - before.transcoders) / concurrent as f64,
+            percent(after.server - before.server),
+            percent(after.publishers - before.publishers),
+            segments_after - segments_before,
+            window * concurrent as f64
+        );
+        for mut broadcast in live {
+            broadcast.publisher.kill().await?;
+        }
+        // Let the ingests wind down before the next level.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_cpu_ticks_past_a_command_name_with_spaces() {
+        let stat = "42 (ff mpeg) S 7 42 42 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 1 0";
+        assert_eq!(super::ticks_of(stat), Some((7, 300)));
+    }
+
+    #[test]
+    fn percentiles() {
+        let sorted: Vec<_> = (1..=20).map(std::time::Duration::from_secs).collect();
+        assert_eq!(super::percentile(&sorted, 0.5).as_secs(), 10);
+        assert_eq!(super::percentile(&sorted, 0.95).as_secs(), 19);
+    }
+}
