@@ -181,6 +181,7 @@ impl Application {
                 source,
             })?;
         let ingest = if config.rtmp_enabled {
+            warn_if_missing(&config.ffmpeg_path);
             let ingest = IngestServer::bind(config.ingest(media), broadcasts)
                 .await
                 .map_err(|source| StartupError::BindRtmp {
@@ -250,6 +251,23 @@ impl Application {
         viewer_counts.abort();
         self.store.close().await;
         served
+    }
+}
+
+/// The platform runs without ffmpeg, but every publish would be refused: say so at start.
+fn warn_if_missing(ffmpeg: &std::path::Path) {
+    let runs = std::process::Command::new(ffmpeg)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !runs {
+        tracing::warn!(
+            ffmpeg = %ffmpeg.display(),
+            "ffmpeg not found: RTMP publishes will be refused until it is installed \
+             (bash scripts/setup, or apt-get install ffmpeg)"
+        );
     }
 }
 

@@ -256,18 +256,7 @@ macro_rules! impl_store_traits {
                 .await?
                 .rows_affected() == 1;
                 if inserted {
-                    // One statement for both counters: rows are locked in index order, so two
-                    // users following each other at once cannot deadlock.
-                    sqlx::query(
-                        "UPDATE users SET
-                            follower_count = follower_count + CASE WHEN id = $2 THEN 1 ELSE 0 END,
-                            following_count = following_count + CASE WHEN id = $1 THEN 1 ELSE 0 END
-                         WHERE id IN ($1, $2)",
-                    )
-                    .bind(follower)
-                    .bind(followed)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::count_follow(&mut tx, follower, followed, 1).await?;
                 }
                 tx.commit().await?;
                 Ok(inserted)
@@ -282,16 +271,7 @@ macro_rules! impl_store_traits {
                     .await?
                     .rows_affected() == 1;
                 if deleted {
-                    sqlx::query(
-                        "UPDATE users SET
-                            follower_count = follower_count - CASE WHEN id = $2 THEN 1 ELSE 0 END,
-                            following_count = following_count - CASE WHEN id = $1 THEN 1 ELSE 0 END
-                         WHERE id IN ($1, $2)",
-                    )
-                    .bind(follower)
-                    .bind(followed)
-                    .execute(&mut *tx)
-                    .await?;
+                    Self::count_follow(&mut tx, follower, followed, -1).await?;
                 }
                 tx.commit().await?;
                 Ok(deleted)
@@ -328,6 +308,29 @@ macro_rules! impl_store_traits {
         }
 
         impl $store {
+            /// Moves both users' follow counters by `delta`. One statement for both: rows are
+            /// locked in index order, so two users following each other at once cannot
+            /// deadlock.
+            async fn count_follow(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                follower: uuid::Uuid,
+                followed: uuid::Uuid,
+                delta: i64,
+            ) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "UPDATE users SET
+                        follower_count = follower_count + CASE WHEN id = $2 THEN $3 ELSE 0 END,
+                        following_count = following_count + CASE WHEN id = $1 THEN $3 ELSE 0 END
+                     WHERE id IN ($1, $2)",
+                )
+                .bind(follower)
+                .bind(followed)
+                .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
             /// One page of a list ordered by (timestamp, id) descending: `sql` takes the
             /// filter value as `$1`, the keyset as `$2`/`$3` and the row count as `$4`.
             async fn keyset_page<T>(
