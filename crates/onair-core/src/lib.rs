@@ -2,10 +2,12 @@
 //! keyset-pagination cursor. Everything that crosses the HTTP or storage boundary is parsed
 //! into these types first, so the layers behind them never see unchecked input.
 
+mod chat;
 mod pagination;
 mod stream;
 mod validate;
 
+pub use chat::ChatText;
 pub use pagination::{Cursor, CursorError, Limit, LimitError, Page};
 pub use stream::{StreamStatus, UnknownStatus};
 pub use validate::{

@@ -21,13 +21,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::AccessTokens;
+use crate::chat::Chat;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::media::Broadcasts;
 use crate::state::AppState;
 use crate::streams::StreamKeys;
 use crate::viewers::{ViewerIntervals, Viewers};
-use crate::{archives, auth, media, observability, streams, users, viewers};
+use crate::{archives, auth, chat, media, observability, streams, users, viewers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -82,7 +83,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(users::router())
         .merge(streams::router())
         .merge(archives::router())
-        .merge(viewers::router());
+        .merge(viewers::router())
+        .merge(chat::router());
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router())
@@ -136,6 +138,7 @@ pub struct Application {
     reconnect_grace: Duration,
     viewers: Arc<Viewers>,
     viewer_intervals: ViewerIntervals,
+    chat: Arc<Chat>,
 }
 
 impl Application {
@@ -159,6 +162,7 @@ impl Application {
             None => Arc::new(MemoryViewerCounter::default()),
         };
         let viewers = Arc::new(Viewers::new(Arc::clone(&store), viewer_counter, &secret));
+        let chat = Arc::new(Chat::new(config.chat()));
         let state = AppState {
             store: Arc::clone(&store),
             access_tokens: Arc::new(AccessTokens::new(
@@ -171,6 +175,7 @@ impl Application {
             media: media.clone(),
             broadcasts: Arc::clone(&broadcasts),
             viewers: Arc::clone(&viewers),
+            chat: Arc::clone(&chat),
             media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
         };
         let router = router(state, &config);
@@ -199,6 +204,7 @@ impl Application {
             ingest,
             reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
             viewers,
+            chat,
             viewer_intervals: ViewerIntervals {
                 flush: Duration::from_millis(config.viewer_flush_ms),
                 persist: Duration::from_millis(config.viewer_persist_ms),
@@ -238,6 +244,7 @@ impl Application {
             self.reconnect_grace,
         ));
         let viewer_counts = tokio::spawn(self.viewers.run(self.viewer_intervals));
+        let chat_housekeeping = tokio::spawn(self.chat.housekeeping());
         let ingest = self
             .ingest
             .map(|ingest| tokio::spawn(ingest.run_until(until_stopped(stopped.clone()))));
@@ -249,6 +256,7 @@ impl Application {
         }
         sweeper.abort();
         viewer_counts.abort();
+        chat_housekeeping.abort();
         self.store.close().await;
         served
     }

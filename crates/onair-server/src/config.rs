@@ -67,6 +67,16 @@ pub struct Config {
     pub viewer_flush_ms: u64,
     /// How often viewer counts are written to the database.
     pub viewer_persist_ms: u64,
+    /// Chat sockets this node accepts (review S1); more upgrades get 503.
+    pub chat_max_connections: usize,
+    /// Frames a chat socket may fall behind by before it is dropped.
+    pub chat_send_queue: usize,
+    /// Messages replayed on join: at most this many, no older than `chat_history_secs`.
+    pub chat_history_len: usize,
+    pub chat_history_secs: u64,
+    /// Per-user chat rate: a burst of this many, then one message per period.
+    pub chat_rate_burst: u32,
+    pub chat_rate_period_ms: u64,
     /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
     pub media_hook_secret: Option<String>,
     pub migrate_on_start: bool,
@@ -102,6 +112,12 @@ impl Default for Config {
             hls_segment_secs: 1,
             media_hook_secret: None,
             viewer_flush_ms: 2_000,
+            chat_max_connections: 10_000,
+            chat_send_queue: 256,
+            chat_history_len: 100,
+            chat_history_secs: 300,
+            chat_rate_burst: 5,
+            chat_rate_period_ms: 1_000,
             viewer_persist_ms: 5_000,
             migrate_on_start: true,
         }
@@ -290,6 +306,20 @@ impl Config {
             acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
         })
+    }
+
+    pub fn chat(&self) -> crate::chat::ChatLimits {
+        crate::chat::ChatLimits {
+            max_connections: self.chat_max_connections,
+            rooms: crate::chat::RoomLimits {
+                send_queue: self.chat_send_queue,
+                history_len: self.chat_history_len,
+                history_age: Duration::from_secs(self.chat_history_secs),
+            },
+            burst: std::num::NonZeroU32::new(self.chat_rate_burst)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            refill: Duration::from_millis(self.chat_rate_period_ms),
+        }
     }
 
     pub fn media_root(&self) -> PathBuf {

@@ -61,6 +61,10 @@ pub enum ApiError {
     StreamNotLive,
     #[error("you cannot follow yourself")]
     CannotFollowSelf,
+    #[error("this endpoint speaks WebSocket: send an Upgrade request")]
+    WebSocketRequired,
+    #[error("this server has no room for more chat connections, retry shortly")]
+    TooManyConnections,
     #[error("the request took too long")]
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
@@ -76,7 +80,8 @@ impl ApiError {
             | Self::InvalidQuery(_)
             | Self::InvalidPath(_)
             | Self::InvalidCursor(_)
-            | Self::InvalidLimit(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidLimit(_)
+            | Self::WebSocketRequired => StatusCode::BAD_REQUEST,
             Self::InvalidBody(_) | Self::Validation(_) | Self::CannotFollowSelf => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -93,7 +98,9 @@ impl ApiError {
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive => StatusCode::CONFLICT,
-            Self::Timeout | Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Unavailable | Self::TooManyConnections => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +135,8 @@ impl ApiError {
             Self::Conflict(Conflict::Other) => "conflict",
             Self::StreamNotLive => "stream_not_live",
             Self::CannotFollowSelf => "cannot_follow_self",
+            Self::WebSocketRequired => "websocket_required",
+            Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal",

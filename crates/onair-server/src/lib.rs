@@ -5,6 +5,7 @@
 mod app;
 mod archives;
 mod auth;
+mod chat;
 pub mod config;
 mod error;
 mod media;

@@ -4,6 +4,7 @@ use std::time::Duration;
 use onair_store::Store;
 
 use crate::auth::AccessTokens;
+use crate::chat::Chat;
 use crate::media::Broadcasts;
 use crate::streams::StreamKeys;
 use crate::viewers::Viewers;
@@ -20,6 +21,7 @@ pub struct AppState {
     pub media: onair_infra::MediaStore,
     pub broadcasts: Arc<Broadcasts>,
     pub viewers: Arc<Viewers>,
+    pub chat: Arc<Chat>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.
     pub media_hook_secret: Option<Arc<str>>,
 }

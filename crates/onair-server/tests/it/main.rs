@@ -5,6 +5,7 @@ mod support;
 
 mod archives;
 mod auth;
+mod chat;
 mod follows;
 mod hooks;
 mod media;

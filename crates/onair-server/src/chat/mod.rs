@@ -1,0 +1,173 @@
+//! Real-time chat (reviews S1, C5). A room belongs to a channel (its creator), so it
+//! persists across broadcasts; `/api/streams/{id}/chat` joins the room of the stream's
+//! creator. Anyone may read; sending needs a logged-in user. Each node holds its sockets'
+//! rooms in process and serializes each message once per room.
+
+mod protocol;
+mod rooms;
+mod session;
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::response::Response;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use self::protocol::ChatUser;
+pub use self::rooms::RoomLimits;
+use self::rooms::Rooms;
+use self::session::Session;
+use crate::error::{ApiError, ErrorBody, Path, Query};
+use crate::state::AppState;
+
+/// Largest WebSocket message accepted at the protocol level; the session answers frames
+/// over its own, smaller limit with an error frame.
+const MAX_WEBSOCKET_MESSAGE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    /// Sockets this node accepts; more upgrades are answered 503.
+    pub max_connections: usize,
+    pub rooms: RoomLimits,
+    /// Messages a user may send in a burst, then one per `refill`.
+    pub burst: NonZeroU32,
+    pub refill: Duration,
+}
+
+pub struct Chat {
+    rooms: Rooms,
+    rate_limiter: DefaultKeyedRateLimiter<Uuid>,
+    slots: Arc<Semaphore>,
+}
+
+impl Chat {
+    pub fn new(limits: ChatLimits) -> Self {
+        let quota = Quota::with_period(limits.refill)
+            .expect("a positive refill period")
+            .allow_burst(limits.burst);
+        Self {
+            rooms: Rooms::new(limits.rooms),
+            rate_limiter: RateLimiter::keyed(quota),
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+        }
+    }
+
+    /// Forgets empty rooms and idle rate-limit entries, every so often.
+    pub async fn housekeeping(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            let rooms = self.rooms.sweep();
+            self.rate_limiter.retain_recent();
+            metrics::gauge!("chat_rooms").set(rooms as f64);
+        }
+    }
+}
+
+impl AppState {
+    /// The user behind an access token, as chat shows them.
+    async fn chat_user(&self, token: &str) -> Result<ChatUser, ApiError> {
+        let id = self.access_tokens.verify(token)?;
+        let profile = self
+            .store
+            .profile(id)
+            .await?
+            .ok_or(ApiError::InvalidToken)?;
+        Ok(ChatUser {
+            id,
+            username: profile.username,
+            display_name: profile.display_name,
+        })
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(channel_chat))
+        .routes(routes!(stream_chat))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChatQuery {
+    /// An access token, for clients that cannot send one in the first frame. Never logged.
+    access_token: Option<String>,
+}
+
+/// Join a channel's chat room (WebSocket).
+#[utoipa::path(get, path = "/channels/{user_id}/chat", tag = "chat", params(("user_id" = Uuid, Path), ChatQuery),
+    responses((status = 101, description = "Switching to the chat protocol"),
+        (status = 400, description = "`websocket_required`", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
+async fn channel_chat(
+    State(state): State<AppState>,
+    Path(channel): Path<Uuid>,
+    Query(query): Query<ChatQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    connect(state, channel, query, upgrade).await
+}
+
+/// Join the chat of a stream's channel (WebSocket).
+#[utoipa::path(get, path = "/streams/{id}/chat", tag = "chat", params(("id" = Uuid, Path), ChatQuery),
+    responses((status = 101, description = "Switching to the chat protocol"),
+        (status = 400, description = "`websocket_required`", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
+async fn stream_chat(
+    State(state): State<AppState>,
+    Path(stream_id): Path<Uuid>,
+    Query(query): Query<ChatQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let stream = state
+        .store
+        .stream(stream_id)
+        .await?
+        .ok_or(ApiError::NotFound("stream"))?;
+    connect(state, stream.owner.id, query, upgrade).await
+}
+
+/// Everything that can refuse a socket happens here, before the handshake.
+async fn connect(
+    state: AppState,
+    channel: Uuid,
+    query: ChatQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|_| ApiError::WebSocketRequired)?;
+    let slot = Arc::clone(&state.chat.slots)
+        .try_acquire_owned()
+        .map_err(|_| {
+            metrics::counter!("chat_upgrades_rejected_total").increment(1);
+            ApiError::TooManyConnections
+        })?;
+    state
+        .store
+        .profile(channel)
+        .await?
+        .ok_or(ApiError::NotFound("channel"))?;
+    let user = match &query.access_token {
+        Some(token) => Some(state.chat_user(token).await?),
+        None => None,
+    };
+    let session = Session {
+        state,
+        room: channel,
+        user,
+        _slot: slot,
+    };
+    Ok(upgrade
+        .max_message_size(MAX_WEBSOCKET_MESSAGE)
+        .on_upgrade(move |socket| session.run(socket)))
+}

@@ -1,0 +1,75 @@
+//! The chat wire protocol: JSON text frames with a `type` field.
+//!
+//! Client → server: `{"type":"auth","token":…}`, `{"type":"message","text":…}`,
+//! `{"type":"ping"}`. Server → client: `welcome`, `authenticated`, `message`, `error`,
+//! `pong` (see the README's chat section for examples).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::rooms::Frame;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Log in on an open socket (instead of `?access_token=` on the URL).
+    Auth {
+        token: String,
+    },
+    Message {
+        text: String,
+    },
+    Ping,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatUser {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<'a> {
+    /// First frame on every socket; the room's recent messages follow it.
+    Welcome {
+        room: Uuid,
+        user: Option<&'a ChatUser>,
+        history: usize,
+    },
+    Authenticated {
+        user: &'a ChatUser,
+    },
+    Message {
+        id: Uuid,
+        room: Uuid,
+        user: &'a ChatUser,
+        text: &'a str,
+        sent_at: DateTime<Utc>,
+    },
+    /// Something this socket sent was refused; the socket stays open.
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    Pong,
+}
+
+impl ServerFrame<'_> {
+    pub fn encode(&self) -> Frame {
+        Frame::from(serde_json::to_string(self).expect("frames always serialize"))
+    }
+
+    pub fn error(code: &'static str, message: impl Into<String>) -> Frame {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            retry_after_ms: None,
+        }
+        .encode()
+    }
+}
