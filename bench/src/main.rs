@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use onair_core::Cursor;
-use onair_server::{Application, Config};
+use onair_server::{Application, Config, Cursors};
 use onair_store::Timestamp;
 use onair_store::testing::{SCALE_SEED, with_postgres};
 use serde_json::json;
@@ -25,6 +25,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::load::{Report, Target, run};
+
+/// The server's root secret in benchmarks (it signs the cursors the benchmark builds).
+const SECRET: &str = "benchmark-secret-benchmark-secret-!!";
 
 #[derive(Parser)]
 struct Cli {
@@ -113,12 +116,12 @@ async fn foundation(
     .bind(depth - 1)
     .fetch_one(&pool)
     .await?;
-    let cursor = Cursor::new(at.get(), id).encode();
+    let cursor = Cursors::new(SECRET.as_bytes()).encode(Cursor::new(at.get(), id));
 
     let app = Application::build(Config {
         bind: "127.0.0.1:0".parse()?,
         database_url: Some(db.url.clone()),
-        secret_key: Some("benchmark-secret-benchmark-secret-!!".into()),
+        secret_key: Some(SECRET.into()),
         rtmp_enabled: false,
         ..Config::default()
     })

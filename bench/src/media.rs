@@ -37,7 +37,7 @@ impl Platform {
             bind: "127.0.0.1:0".parse()?,
             rtmp_bind: "127.0.0.1:0".parse()?,
             data_dir: data.path().to_owned(),
-            secret_key: Some("benchmark-secret-benchmark-secret-!!".into()),
+            secret_key: Some(crate::SECRET.into()),
             max_ingests,
             reconnect_grace_secs: 1,
             ..Config::default()

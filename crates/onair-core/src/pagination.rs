@@ -16,7 +16,7 @@ pub struct Cursor {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the cursor is malformed or was not issued by this server")]
+#[error("the cursor is malformed")]
 pub struct CursorError;
 
 const CURSOR_VERSION: &str = "v1";
@@ -130,8 +130,6 @@ mod tests {
 
     #[test]
     fn malformed_cursors_are_rejected() {
-        let valid = Cursor::new(Utc::now(), Uuid::now_v7()).encode();
-        let tampered = format!("{}A", &valid[..valid.len() - 1]);
         for bad in [
             "",
             "!!!",
@@ -141,7 +139,6 @@ mod tests {
             &URL_SAFE_NO_PAD.encode("v1.1.nope"),
             &URL_SAFE_NO_PAD.encode("v1.1.00000000000000000000000000000000.extra"),
             &URL_SAFE_NO_PAD.encode(format!("v1.{}.{}", i64::MAX, Uuid::nil().simple())),
-            &tampered,
         ] {
             assert_eq!(Cursor::decode(bad), Err(CursorError), "{bad:?}");
         }

@@ -25,6 +25,7 @@ use crate::chat::Chat;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::media::Broadcasts;
+use crate::pagination::Cursors;
 use crate::state::AppState;
 use crate::streams::StreamKeys;
 use crate::viewers::{ViewerIntervals, Viewers};
@@ -176,6 +177,7 @@ impl Application {
             broadcasts: Arc::clone(&broadcasts),
             viewers: Arc::clone(&viewers),
             chat: Arc::clone(&chat),
+            cursors: Arc::new(Cursors::new(&secret)),
             media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
         };
         let router = router(state, &config);

@@ -58,9 +58,9 @@ async fn list_archives(
     State(state): State<AppState>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<ArchiveDto>>, ApiError> {
-    let (limit, cursor) = query.parse()?;
+    let (limit, cursor) = query.parse(&state)?;
     let page = state.store.list_archives(limit, cursor).await?;
-    Ok(Json(PageBody::from_page(page, ArchiveDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, ArchiveDto::from)))
 }
 
 /// One archive, in any state.
@@ -86,10 +86,10 @@ async fn user_archives(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<ArchiveDto>>, ApiError> {
-    let (limit, cursor) = query.parse()?;
+    let (limit, cursor) = query.parse(&state)?;
     let page = state.store.user_archives(id, limit, cursor).await?;
     if page.items.is_empty() {
         crate::users::ensure_exists(&state, id).await?;
     }
-    Ok(Json(PageBody::from_page(page, ArchiveDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, ArchiveDto::from)))
 }

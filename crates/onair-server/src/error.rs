@@ -61,6 +61,8 @@ pub enum ApiError {
     StreamNotLive,
     #[error("you cannot follow yourself")]
     CannotFollowSelf,
+    #[error("you are banned from this chat")]
+    BannedFromChat,
     #[error("this endpoint speaks WebSocket: send an Upgrade request")]
     WebSocketRequired,
     #[error("this server has no room for more chat connections, retry shortly")]
@@ -94,7 +96,9 @@ impl ApiError {
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
             | Self::InvalidHookSecret => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::PublishRefused(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::PublishRefused(_) | Self::BannedFromChat => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive => StatusCode::CONFLICT,
@@ -135,6 +139,7 @@ impl ApiError {
             Self::Conflict(Conflict::Other) => "conflict",
             Self::StreamNotLive => "stream_not_live",
             Self::CannotFollowSelf => "cannot_follow_self",
+            Self::BannedFromChat => "banned",
             Self::WebSocketRequired => "websocket_required",
             Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",

@@ -18,5 +18,6 @@ mod viewers;
 
 pub use app::{Application, StartupError, router, shutdown_signal};
 pub use config::{Config, ConfigError};
+pub use pagination::Cursors;
 pub use state::AppState;
 pub use streams::StreamKeys;

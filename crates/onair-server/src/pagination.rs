@@ -1,11 +1,58 @@
 //! The wire shape of keyset pagination (review C3): `?limit=&cursor=` in,
 //! `{"data":[…],"pagination":{"next_cursor":…,"has_more":…}}` out.
 
-use onair_core::{Cursor, Limit, Page};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use onair_core::{Cursor, CursorError, Limit, Page};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::auth::derive_key;
 use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Cursors leave the server signed, so a cursor that was altered (or made up) is refused
+/// with `invalid_cursor` instead of silently paging from somewhere else.
+pub struct Cursors {
+    key: [u8; 32],
+}
+
+/// 96 bits of HMAC-SHA-256: plenty against forgery of a page position.
+const TAG_BYTES: usize = 12;
+
+impl Cursors {
+    pub fn new(root_secret: &[u8]) -> Self {
+        Self {
+            key: derive_key(root_secret, "onair/cursor"),
+        }
+    }
+
+    fn tag(&self, body: &str) -> [u8; TAG_BYTES] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(body.as_bytes());
+        mac.finalize().into_bytes()[..TAG_BYTES]
+            .try_into()
+            .expect("12 bytes")
+    }
+
+    pub fn encode(&self, cursor: Cursor) -> String {
+        let body = cursor.encode();
+        let tag = URL_SAFE_NO_PAD.encode(self.tag(&body));
+        format!("{body}.{tag}")
+    }
+
+    pub fn decode(&self, signed: &str) -> Result<Cursor, CursorError> {
+        let (body, tag) = signed.split_once('.').ok_or(CursorError)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| CursorError)?;
+        if !bool::from(tag.ct_eq(&self.tag(body))) {
+            return Err(CursorError);
+        }
+        Cursor::decode(body)
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -18,17 +65,18 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    pub fn parse(&self) -> Result<(Limit, Option<Cursor>), ApiError> {
-        parse(self.limit, self.cursor.as_deref())
+    pub fn parse(&self, state: &AppState) -> Result<(Limit, Option<Cursor>), ApiError> {
+        parse(state, self.limit, self.cursor.as_deref())
     }
 }
 
 pub fn parse(
+    state: &AppState,
     limit: Option<u32>,
     cursor: Option<&str>,
 ) -> Result<(Limit, Option<Cursor>), ApiError> {
     let limit = Limit::new(limit)?;
-    let cursor = cursor.map(Cursor::decode).transpose()?;
+    let cursor = cursor.map(|c| state.cursors.decode(c)).transpose()?;
     Ok((limit, cursor))
 }
 
@@ -46,8 +94,8 @@ pub struct Pagination {
 }
 
 impl<T> PageBody<T> {
-    pub fn from_page<R>(page: Page<R>, to_dto: impl FnMut(R) -> T) -> Self {
-        let next_cursor = page.next_cursor.map(|c| c.encode());
+    pub fn from_page<R>(state: &AppState, page: Page<R>, to_dto: impl FnMut(R) -> T) -> Self {
+        let next_cursor = page.next_cursor.map(|c| state.cursors.encode(c));
         Self {
             pagination: Pagination {
                 has_more: next_cursor.is_some(),
@@ -55,5 +103,32 @@ impl<T> PageBody<T> {
             },
             data: page.items.into_iter().map(to_dto).collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_cursors_round_trip_and_reject_tampering() {
+        let cursors = Cursors::new(b"0123456789abcdef0123456789abcdef");
+        let at = chrono::DateTime::from_timestamp_micros(1_800_000_000_123_456).unwrap();
+        let cursor = Cursor::new(at, uuid::Uuid::now_v7());
+        let signed = cursors.encode(cursor);
+        assert_eq!(cursors.decode(&signed), Ok(cursor));
+        let (body, tag) = signed.split_once('.').unwrap();
+        for (i, _) in body.char_indices() {
+            let mut altered = body.to_owned();
+            let replacement = if &body[i..=i] == "A" { "B" } else { "A" };
+            altered.replace_range(i..=i, replacement);
+            assert!(
+                cursors.decode(&format!("{altered}.{tag}")).is_err(),
+                "altered at {i}"
+            );
+        }
+        assert!(cursors.decode(body).is_err(), "unsigned");
+        let other = Cursors::new(b"another secret of thirty-two bytes!");
+        assert!(other.decode(&signed).is_err(), "signed by another server");
     }
 }

@@ -242,12 +242,12 @@ async fn followers(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<FollowDto>>, ApiError> {
-    let (limit, cursor) = query.parse()?;
+    let (limit, cursor) = query.parse(&state)?;
     let page = state.store.followers(id, limit, cursor).await?;
     if page.items.is_empty() {
         ensure_exists(&state, id).await?;
     }
-    Ok(Json(PageBody::from_page(page, FollowDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, FollowDto::from)))
 }
 
 /// Whom a user follows, newest first.
@@ -258,10 +258,10 @@ async fn following(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<FollowDto>>, ApiError> {
-    let (limit, cursor) = query.parse()?;
+    let (limit, cursor) = query.parse(&state)?;
     let page = state.store.following(id, limit, cursor).await?;
     if page.items.is_empty() {
         ensure_exists(&state, id).await?;
     }
-    Ok(Json(PageBody::from_page(page, FollowDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, FollowDto::from)))
 }

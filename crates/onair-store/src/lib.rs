@@ -17,14 +17,14 @@ use std::time::Duration;
 
 pub use error::{Conflict, StoreError};
 pub use models::{
-    Archive, ArchiveStatus, Credentials, FollowEntry, NewArchive, NewUser, ProfilePatch,
-    RefreshRotation, StreamKeyRecord, StreamOwner, StreamPatch, StreamView, UserProfile,
-    UserSummary, ViewerCountUpdate,
+    Archive, ArchiveStatus, ChatSettings, ChatStanding, Credentials, FollowEntry, ModerationEntry,
+    NewArchive, NewBan, NewUser, ProfilePatch, RefreshRotation, StreamKeyRecord, StreamOwner,
+    StreamPatch, StreamView, UserProfile, UserSummary, ViewerCountUpdate,
 };
 pub use timestamp::Timestamp;
 pub use traits::{
-    ArchiveStore, FollowStore, PoolStats, SessionStore, Store, StreamKeyStore, StreamStore,
-    UserStore,
+    ArchiveStore, ChatStore, FollowStore, PoolStats, SessionStore, Store, StreamKeyStore,
+    StreamStore, UserStore,
 };
 
 /// How to reach the database. Pool sizes and timeouts default to review C4 / M3.

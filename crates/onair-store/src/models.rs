@@ -204,3 +204,54 @@ pub struct NewArchive {
     pub playlist_path: Option<String>,
     pub created_at: Timestamp,
 }
+
+/// Where a user stands in a channel's chat, read once when they join or log in.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChatStanding {
+    pub is_moderator: bool,
+    /// Banned until lifted.
+    pub banned: bool,
+    /// Timed out until then (only when still in the future).
+    pub timed_out_until: Option<Timestamp>,
+    /// When the user started following the channel.
+    pub followed_at: Option<Timestamp>,
+}
+
+/// A channel's chat modes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChatSettings {
+    /// Minimum seconds between two messages of a user (0: off).
+    pub slow_mode_secs: i32,
+    /// Only followers may talk; followed for at least this many minutes (None: off).
+    pub followers_only_minutes: Option<i32>,
+}
+
+/// A ban (`expires_at` None) or a timeout.
+#[derive(Debug, Clone)]
+pub struct NewBan {
+    pub channel_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: Option<Timestamp>,
+    pub reason: Option<String>,
+    pub created_by: Uuid,
+}
+
+/// One moderator action, as the channel owner reads it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ModerationEntry {
+    pub id: Uuid,
+    pub channel_id: Uuid,
+    pub moderator_id: Uuid,
+    /// `delete`, `timeout`, `ban`, `unban`, `settings`, `add_moderator`, `remove_moderator`.
+    pub action: String,
+    pub target_user_id: Option<Uuid>,
+    pub message_id: Option<Uuid>,
+    pub details: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl ModerationEntry {
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.created_at.get(), self.id)
+    }
+}

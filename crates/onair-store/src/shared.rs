@@ -669,6 +669,136 @@ macro_rules! impl_store_traits {
                     .map_err(Into::into)
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::traits::ChatStore for $store {
+            async fn set_moderator(&self, channel: uuid::Uuid, user: uuid::Uuid, moderator: bool) -> Result<bool, $crate::StoreError> {
+                let changed = if moderator {
+                    sqlx::query(
+                        "INSERT INTO channel_moderators (channel_id, user_id, created_at) VALUES ($1, $2, $3)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(channel)
+                    .bind(user)
+                    .bind($crate::Timestamp::now())
+                    .execute(self.writer())
+                    .await?
+                } else {
+                    sqlx::query("DELETE FROM channel_moderators WHERE channel_id = $1 AND user_id = $2")
+                        .bind(channel)
+                        .bind(user)
+                        .execute(self.writer())
+                        .await?
+                };
+                Ok(changed.rows_affected() == 1)
+            }
+
+            async fn chat_standing(&self, channel: uuid::Uuid, user: uuid::Uuid) -> Result<$crate::ChatStanding, $crate::StoreError> {
+                sqlx::query_as(
+                    "SELECT
+                        EXISTS (SELECT 1 FROM channel_moderators WHERE channel_id = $1 AND user_id = $2) AS is_moderator,
+                        EXISTS (SELECT 1 FROM channel_bans WHERE channel_id = $1 AND user_id = $2 AND expires_at IS NULL) AS banned,
+                        (SELECT expires_at FROM channel_bans WHERE channel_id = $1 AND user_id = $2 AND expires_at > $3) AS timed_out_until,
+                        (SELECT created_at FROM follows WHERE follower_id = $2 AND following_id = $1) AS followed_at",
+                )
+                .bind(channel)
+                .bind(user)
+                .bind($crate::Timestamp::now())
+                .fetch_one(self.writer())
+                .await
+                .map_err(Into::into)
+            }
+
+            async fn put_ban(&self, ban: $crate::NewBan) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO channel_bans (channel_id, user_id, expires_at, reason, created_by, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (channel_id, user_id) DO UPDATE SET expires_at = excluded.expires_at,
+                        reason = excluded.reason, created_by = excluded.created_by, created_at = excluded.created_at",
+                )
+                .bind(ban.channel_id)
+                .bind(ban.user_id)
+                .bind(ban.expires_at)
+                .bind(&ban.reason)
+                .bind(ban.created_by)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn lift_ban(&self, channel: uuid::Uuid, user: uuid::Uuid) -> Result<bool, $crate::StoreError> {
+                let lifted = sqlx::query("DELETE FROM channel_bans WHERE channel_id = $1 AND user_id = $2")
+                    .bind(channel)
+                    .bind(user)
+                    .execute(self.writer())
+                    .await?;
+                Ok(lifted.rows_affected() == 1)
+            }
+
+            async fn chat_settings(&self, channel: uuid::Uuid) -> Result<$crate::ChatSettings, $crate::StoreError> {
+                let settings = sqlx::query_as(
+                    "SELECT slow_mode_secs, followers_only_minutes FROM chat_settings WHERE channel_id = $1",
+                )
+                .bind(channel)
+                .fetch_optional(self.writer())
+                .await?;
+                Ok(settings.unwrap_or_default())
+            }
+
+            async fn put_chat_settings(&self, channel: uuid::Uuid, settings: $crate::ChatSettings) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO chat_settings (channel_id, slow_mode_secs, followers_only_minutes, updated_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (channel_id) DO UPDATE SET slow_mode_secs = excluded.slow_mode_secs,
+                        followers_only_minutes = excluded.followers_only_minutes, updated_at = excluded.updated_at",
+                )
+                .bind(channel)
+                .bind(settings.slow_mode_secs)
+                .bind(settings.followers_only_minutes)
+                .bind($crate::Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn log_moderation(&self, entry: &$crate::ModerationEntry) -> Result<(), $crate::StoreError> {
+                sqlx::query(
+                    "INSERT INTO moderation_log (id, channel_id, moderator_id, action, target_user_id, message_id, details, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(entry.id)
+                .bind(entry.channel_id)
+                .bind(entry.moderator_id)
+                .bind(&entry.action)
+                .bind(entry.target_user_id)
+                .bind(entry.message_id)
+                .bind(&entry.details)
+                .bind(entry.created_at)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
+            async fn moderation_log(
+                &self,
+                channel: uuid::Uuid,
+                limit: onair_core::Limit,
+                after: Option<onair_core::Cursor>,
+            ) -> Result<onair_core::Page<$crate::ModerationEntry>, $crate::StoreError> {
+                self.keyset_page(
+                    "SELECT id, channel_id, moderator_id, action, target_user_id, message_id, details, created_at
+                     FROM moderation_log WHERE channel_id = $1 AND (created_at, id) < ($2, $3)
+                     ORDER BY created_at DESC, id DESC LIMIT $4"
+                        .to_owned(),
+                    channel,
+                    limit,
+                    after,
+                    $crate::ModerationEntry::cursor,
+                )
+                .await
+            }
+        }
     };
 }
 

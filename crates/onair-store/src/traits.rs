@@ -140,6 +140,27 @@ pub trait ArchiveStore {
     ) -> Result<Page<Archive>>;
 }
 
+#[async_trait]
+pub trait ChatStore {
+    /// Appoints (`true`) or removes a moderator; returns whether anything changed.
+    async fn set_moderator(&self, channel: Uuid, user: Uuid, moderator: bool) -> Result<bool>;
+    async fn chat_standing(&self, channel: Uuid, user: Uuid) -> Result<ChatStanding>;
+    /// Bans or times out (replacing any earlier ban of that user in that channel).
+    async fn put_ban(&self, ban: NewBan) -> Result<()>;
+    /// Lifts a ban or timeout; returns whether there was one.
+    async fn lift_ban(&self, channel: Uuid, user: Uuid) -> Result<bool>;
+    async fn chat_settings(&self, channel: Uuid) -> Result<ChatSettings>;
+    async fn put_chat_settings(&self, channel: Uuid, settings: ChatSettings) -> Result<()>;
+    async fn log_moderation(&self, entry: &ModerationEntry) -> Result<()>;
+    /// The channel's moderation log, newest first.
+    async fn moderation_log(
+        &self,
+        channel: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<ModerationEntry>>;
+}
+
 /// Size of one connection pool, for the metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
@@ -152,7 +173,15 @@ pub struct PoolStats {
 /// Everything the application needs from storage.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + FollowStore + StreamKeyStore + StreamStore + ArchiveStore + Send + Sync
+    UserStore
+    + SessionStore
+    + FollowStore
+    + StreamKeyStore
+    + StreamStore
+    + ArchiveStore
+    + ChatStore
+    + Send
+    + Sync
 {
     fn backend(&self) -> crate::Backend;
     async fn migrate(&self) -> Result<()>;

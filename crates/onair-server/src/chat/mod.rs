@@ -3,6 +3,7 @@
 //! creator. Anyone may read; sending needs a logged-in user. Each node holds its sockets'
 //! rooms in process and serializes each message once per room.
 
+mod moderation;
 mod protocol;
 mod rooms;
 mod session;
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use self::protocol::ChatUser;
 pub use self::rooms::RoomLimits;
 use self::rooms::Rooms;
-use self::session::Session;
+use self::session::{Member, Session};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::state::AppState;
 
@@ -75,19 +76,25 @@ impl Chat {
 }
 
 impl AppState {
-    /// The user behind an access token, as chat shows them.
-    async fn chat_user(&self, token: &str) -> Result<ChatUser, ApiError> {
+    /// The user behind an access token, with their standing in `room`. Banned users
+    /// cannot log in to that room's chat (they may still read it anonymously).
+    async fn chat_member(&self, room: Uuid, token: &str) -> Result<Member, ApiError> {
         let id = self.access_tokens.verify(token)?;
         let profile = self
             .store
             .profile(id)
             .await?
             .ok_or(ApiError::InvalidToken)?;
-        Ok(ChatUser {
+        let standing = self.store.chat_standing(room, id).await?;
+        if standing.banned {
+            return Err(ApiError::BannedFromChat);
+        }
+        let user = ChatUser {
             id,
             username: profile.username,
             display_name: profile.display_name,
-        })
+        };
+        Ok(Member::new(user, standing))
     }
 }
 
@@ -95,6 +102,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(channel_chat))
         .routes(routes!(stream_chat))
+        .merge(moderation::router())
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -157,14 +165,16 @@ async fn connect(
         .profile(channel)
         .await?
         .ok_or(ApiError::NotFound("channel"))?;
-    let user = match &query.access_token {
-        Some(token) => Some(state.chat_user(token).await?),
+    let member = match &query.access_token {
+        Some(token) => Some(state.chat_member(channel, token).await?),
         None => None,
     };
+    let settings = state.store.chat_settings(channel).await?;
     let session = Session {
         state,
         room: channel,
-        user,
+        member,
+        settings,
         _slot: slot,
     };
     Ok(upgrade

@@ -1,8 +1,9 @@
 //! The chat wire protocol: JSON text frames with a `type` field.
 //!
-//! Client → server: `{"type":"auth","token":…}`, `{"type":"message","text":…}`,
-//! `{"type":"ping"}`. Server → client: `welcome`, `authenticated`, `message`, `error`,
-//! `pong` (see the README's chat section for examples).
+//! Client → server: `auth`, `message`, `ping`, and for moderators `delete`, `timeout`,
+//! `ban`, `unban`. Server → client: `welcome`, `authenticated`, `message`, `error`, `pong`,
+//! `message_deleted`, `user_timed_out`, `user_banned`, `user_unbanned`, `settings` (see
+//! the README's chat section for examples).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,23 @@ pub enum ClientFrame {
         text: String,
     },
     Ping,
+    /// Moderators: remove a message for everyone.
+    Delete {
+        message_id: Uuid,
+    },
+    /// Moderators: mute a user for 1 s to 14 days.
+    Timeout {
+        user_id: Uuid,
+        seconds: u32,
+    },
+    /// Moderators: remove a user from the chat until unbanned.
+    Ban {
+        user_id: Uuid,
+        reason: Option<String>,
+    },
+    Unban {
+        user_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +75,24 @@ pub enum ServerFrame<'a> {
         retry_after_ms: Option<u64>,
     },
     Pong,
+    MessageDeleted {
+        id: Uuid,
+    },
+    UserTimedOut {
+        user_id: Uuid,
+        until: DateTime<Utc>,
+    },
+    UserBanned {
+        user_id: Uuid,
+    },
+    UserUnbanned {
+        user_id: Uuid,
+    },
+    /// The room's modes changed.
+    Settings {
+        slow_mode_secs: i32,
+        followers_only_minutes: Option<i32>,
+    },
 }
 
 impl ServerFrame<'_> {

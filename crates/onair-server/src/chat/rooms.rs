@@ -6,12 +6,45 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use onair_store::ChatSettings;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// A serialized server→client frame. Cloning shares the bytes, so every socket in a room
 /// sends the same buffer.
 pub type Frame = axum::extract::ws::Utf8Bytes;
+
+/// What a room's sockets receive: a frame to forward, some with a consequence for the
+/// sockets of one user or for the room's rules.
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    Frame(Frame),
+    /// `user` is banned (`until` None: their sockets close) or timed out until `until`.
+    Restrict {
+        user: Uuid,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        frame: Frame,
+    },
+    Unrestrict {
+        user: Uuid,
+        frame: Frame,
+    },
+    Settings {
+        settings: ChatSettings,
+        frame: Frame,
+    },
+}
+
+impl RoomEvent {
+    pub fn frame(&self) -> &Frame {
+        match self {
+            Self::Frame(frame)
+            | Self::Restrict { frame, .. }
+            | Self::Unrestrict { frame, .. }
+            | Self::Settings { frame, .. } => frame,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RoomLimits {
@@ -23,9 +56,15 @@ pub struct RoomLimits {
     pub history_age: Duration,
 }
 
+struct Kept {
+    at: Instant,
+    message_id: Uuid,
+    frame: Frame,
+}
+
 struct Room {
-    frames: broadcast::Sender<Frame>,
-    history: VecDeque<(Instant, Frame)>,
+    events: broadcast::Sender<RoomEvent>,
+    history: VecDeque<Kept>,
 }
 
 pub struct Rooms {
@@ -42,43 +81,51 @@ impl Rooms {
     }
 
     /// Subscribes to `room`, returning the live feed and the history to replay first.
-    pub fn join(&self, room: Uuid) -> (broadcast::Receiver<Frame>, Vec<Frame>) {
+    pub fn join(&self, room: Uuid) -> (broadcast::Receiver<RoomEvent>, Vec<Frame>) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let room = rooms.entry(room).or_insert_with(|| Room {
-            frames: broadcast::channel(self.limits.send_queue).0,
+            events: broadcast::channel(self.limits.send_queue).0,
             history: VecDeque::new(),
         });
         let cutoff = Instant::now().checked_sub(self.limits.history_age);
         room.history
-            .retain(|(at, _)| cutoff.is_none_or(|cutoff| *at >= cutoff));
-        let history = room
-            .history
-            .iter()
-            .map(|(_, frame)| frame.clone())
-            .collect();
-        (room.frames.subscribe(), history)
+            .retain(|kept| cutoff.is_none_or(|cutoff| kept.at >= cutoff));
+        let history = room.history.iter().map(|kept| kept.frame.clone()).collect();
+        (room.events.subscribe(), history)
     }
 
-    /// Sends `frame` to every socket in the room; `keep` also records it for replay.
-    pub fn publish(&self, room: Uuid, frame: Frame, keep: bool) {
+    /// Sends `event` to every socket in the room. A chat message (`message_id`) is also
+    /// kept for replay.
+    pub fn publish(&self, room: Uuid, event: RoomEvent, message_id: Option<Uuid>) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let Some(room) = rooms.get_mut(&room) else {
             return; // Nobody is here and nothing to keep: no room to create.
         };
-        if keep {
-            room.history.push_back((Instant::now(), frame.clone()));
+        if let Some(message_id) = message_id {
+            room.history.push_back(Kept {
+                at: Instant::now(),
+                message_id,
+                frame: event.frame().clone(),
+            });
             while room.history.len() > self.limits.history_len {
                 room.history.pop_front();
             }
         }
         // An error only means no socket is listening right now.
-        let _ = room.frames.send(frame);
+        let _ = room.events.send(event);
+    }
+
+    /// Removes a deleted message from the replay history.
+    pub fn forget(&self, room: Uuid, message_id: Uuid) {
+        if let Some(room) = self.rooms.lock().expect("rooms lock").get_mut(&room) {
+            room.history.retain(|kept| kept.message_id != message_id);
+        }
     }
 
     /// Drops rooms nobody is in; returns how many rooms remain (for metrics).
     pub fn sweep(&self) -> usize {
         let mut rooms = self.rooms.lock().expect("rooms lock");
-        rooms.retain(|_, room| room.frames.receiver_count() > 0);
+        rooms.retain(|_, room| room.events.receiver_count() > 0);
         rooms.len()
     }
 }
@@ -95,20 +142,25 @@ mod tests {
         })
     }
 
+    fn frame(text: &str) -> RoomEvent {
+        RoomEvent::Frame(Frame::from(text.to_owned()))
+    }
+
     #[test]
-    fn history_is_bounded_and_replayed() {
-        let rooms = rooms(2);
+    fn history_is_bounded_replayed_and_forgets_deleted_messages() {
+        let rooms = rooms(3);
         let room = Uuid::now_v7();
-        let (mut feed, history) = rooms.join(room);
+        let (_feed, history) = rooms.join(room);
         assert!(history.is_empty());
-        for n in 0..3 {
-            rooms.publish(room, Frame::from(format!("m{n}")), true);
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        for (n, id) in ids.iter().enumerate() {
+            rooms.publish(room, frame(&format!("m{n}")), Some(*id));
         }
-        rooms.publish(room, Frame::from("pong"), false);
-        assert_eq!(feed.try_recv().unwrap().as_str(), "m0");
+        rooms.publish(room, frame("not kept"), None);
+        rooms.forget(room, ids[2]);
         let (_, history) = rooms.join(room);
         let history: Vec<&str> = history.iter().map(|f| f.as_str()).collect();
-        assert_eq!(history, ["m1", "m2"]);
+        assert_eq!(history, ["m1", "m3"]);
     }
 
     #[test]
@@ -117,7 +169,7 @@ mod tests {
         let room = Uuid::now_v7();
         let (mut slow, _) = rooms.join(room);
         for n in 0..10 {
-            rooms.publish(room, Frame::from(format!("m{n}")), false);
+            rooms.publish(room, frame(&format!("m{n}")), None);
         }
         assert!(matches!(
             slow.try_recv(),

@@ -5,14 +5,18 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use onair_core::ChatText;
+use onair_store::{ChatSettings, ChatStanding};
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use uuid::Uuid;
 
+use super::moderation::Action;
 use super::protocol::{ChatUser, ClientFrame, ServerFrame};
-use super::rooms::Frame;
+use super::rooms::{Frame, RoomEvent};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -24,8 +28,26 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Session {
     pub state: AppState,
     pub room: Uuid,
-    pub user: Option<ChatUser>,
+    pub member: Option<Member>,
+    pub settings: ChatSettings,
     pub _slot: OwnedSemaphorePermit,
+}
+
+/// A logged-in user on this socket, and what they may do in this room.
+pub struct Member {
+    pub user: ChatUser,
+    pub standing: ChatStanding,
+    last_sent: Option<Instant>,
+}
+
+impl Member {
+    pub fn new(user: ChatUser, standing: ChatStanding) -> Self {
+        Self {
+            user,
+            standing,
+            last_sent: None,
+        }
+    }
 }
 
 /// Why a socket stopped, for logs and metrics.
@@ -33,6 +55,7 @@ pub struct Session {
 enum Closed {
     ByPeer,
     SlowConsumer,
+    Banned,
     Idle,
     WriteFailed,
 }
@@ -51,9 +74,10 @@ impl Session {
     async fn serve(&mut self, socket: WebSocket) -> Closed {
         let (mut sink, mut incoming) = socket.split();
         let (mut feed, history) = self.state.chat.rooms.join(self.room);
+        let user = self.member.as_ref().map(|m| &m.user);
         let welcome = ServerFrame::Welcome {
             room: self.room,
-            user: self.user.as_ref(),
+            user,
             history: history.len(),
         }
         .encode();
@@ -67,12 +91,16 @@ impl Session {
         let mut heard_from = Instant::now();
         loop {
             tokio::select! {
-                frame = feed.recv() => match frame {
-                    Ok(frame) => {
-                        if send(&mut sink, frame).await.is_err() {
+                event = feed.recv() => match event {
+                    Ok(event) => {
+                        if send(&mut sink, event.frame().clone()).await.is_err() {
                             return Closed::WriteFailed;
                         }
                         metrics::counter!("chat_messages_out_total").increment(1);
+                        if self.apply(&event) {
+                            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "banned".into() }))).await;
+                            return Closed::Banned;
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too slow: reconnect".into() }))).await;
@@ -120,28 +148,74 @@ impl Session {
         };
         match frame {
             ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
-            ClientFrame::Auth { token } => match self.state.chat_user(&token).await {
-                Ok(user) => {
-                    let reply = ServerFrame::Authenticated { user: &user }.encode();
-                    self.user = Some(user);
+            ClientFrame::Auth { token } => match self.state.chat_member(self.room, &token).await {
+                Ok(member) => {
+                    let reply = ServerFrame::Authenticated { user: &member.user }.encode();
+                    self.member = Some(member);
                     Some(reply)
                 }
                 Err(e) => Some(ServerFrame::error(e.code(), e.to_string())),
             },
             ClientFrame::Message { text } => self.say(&text).err(),
+            ClientFrame::Delete { message_id } => {
+                self.moderate(Action::Delete { message_id }).await
+            }
+            ClientFrame::Timeout { user_id, seconds } => {
+                self.moderate(Action::Timeout { user_id, seconds }).await
+            }
+            ClientFrame::Ban { user_id, reason } => {
+                self.moderate(Action::Ban { user_id, reason }).await
+            }
+            ClientFrame::Unban { user_id } => self.moderate(Action::Unban { user_id }).await,
         }
     }
 
+    /// Applies a room event to this socket's view of its user; true if the socket must
+    /// close (its user was banned).
+    fn apply(&mut self, event: &RoomEvent) -> bool {
+        match event {
+            RoomEvent::Settings { settings, .. } => self.settings = *settings,
+            RoomEvent::Restrict { user, until, .. } => {
+                if let Some(member) = self.member.as_mut().filter(|m| m.user.id == *user) {
+                    match until {
+                        None => return true,
+                        Some(until) => member.standing.timed_out_until = Some((*until).into()),
+                    }
+                }
+            }
+            RoomEvent::Unrestrict { user, .. } => {
+                if let Some(member) = self.member.as_mut().filter(|m| m.user.id == *user) {
+                    member.standing.banned = false;
+                    member.standing.timed_out_until = None;
+                }
+            }
+            RoomEvent::Frame(_) => {}
+        }
+        false
+    }
+
+    async fn moderate(&self, action: Action) -> Option<Frame> {
+        let Some(member) = &self.member else {
+            return Some(unauthenticated());
+        };
+        let outcome: Result<(), ApiError> =
+            self.state.moderate(self.room, member.user.id, action).await;
+        outcome
+            .err()
+            .map(|e| ServerFrame::error(e.code(), e.to_string()))
+    }
+
     /// Validates and broadcasts a message; the error frame for this socket if refused.
-    fn say(&self, text: &str) -> Result<(), Frame> {
-        let Some(user) = &self.user else {
-            return Err(ServerFrame::error(
-                "unauthenticated",
-                "log in to chat: send {\"type\":\"auth\",\"token\":…}",
-            ));
+    fn say(&mut self, text: &str) -> Result<(), Frame> {
+        let room = self.room;
+        let settings = self.settings;
+        let Some(member) = self.member.as_mut() else {
+            return Err(unauthenticated());
         };
         let text = ChatText::parse(text)
             .map_err(|e| ServerFrame::error("invalid_message", e.to_string()))?;
+        member.may_say(room, settings)?;
+        let user = &member.user;
         if let Err(not_until) = self.state.chat.rate_limiter.check_key(&user.id) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ServerFrame::Error {
@@ -152,17 +226,76 @@ impl Session {
             .encode());
         }
         metrics::counter!("chat_messages_in_total").increment(1);
+        member.last_sent = Some(Instant::now());
+        let id = Uuid::now_v7();
         let frame = ServerFrame::Message {
-            id: Uuid::now_v7(),
-            room: self.room,
+            id,
+            room,
             user,
             text: text.as_str(),
-            sent_at: chrono::Utc::now(),
+            sent_at: Utc::now(),
         }
         .encode();
-        self.state.chat.rooms.publish(self.room, frame, true);
+        self.state
+            .chat
+            .rooms
+            .publish(room, RoomEvent::Frame(frame), Some(id));
         Ok(())
     }
+}
+
+impl Member {
+    /// The room's rules for this user: bans, timeouts, followers-only and slow mode (the
+    /// last two do not bind the owner and moderators).
+    fn may_say(&self, room: Uuid, settings: ChatSettings) -> Result<(), Frame> {
+        let refuse = |code, message: &str, wait: Option<Duration>| {
+            Err(ServerFrame::Error {
+                code,
+                message: message.to_owned(),
+                retry_after_ms: wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
+            }
+            .encode())
+        };
+        if self.standing.banned {
+            return refuse("banned", "you are banned from this chat", None);
+        }
+        if let Some(until) = self.standing.timed_out_until
+            && let Ok(left) = (until.get() - Utc::now()).to_std()
+        {
+            return refuse("timed_out", "you are timed out", Some(left));
+        }
+        if room == self.user.id || self.standing.is_moderator {
+            return Ok(());
+        }
+        if let Some(minutes) = settings.followers_only_minutes {
+            let needed = chrono::Duration::minutes(i64::from(minutes));
+            if self
+                .standing
+                .followed_at
+                .is_none_or(|at| Utc::now() - at.get() < needed)
+            {
+                return refuse(
+                    "followers_only",
+                    &format!("followers of at least {minutes} minutes only"),
+                    None,
+                );
+            }
+        }
+        let slow = Duration::from_secs(u64::try_from(settings.slow_mode_secs).unwrap_or(0));
+        if let Some(last) = self.last_sent
+            && last.elapsed() < slow
+        {
+            return refuse("slow_mode", "slow mode is on", Some(slow - last.elapsed()));
+        }
+        Ok(())
+    }
+}
+
+fn unauthenticated() -> Frame {
+    ServerFrame::error(
+        "unauthenticated",
+        "log in to chat: send {\"type\":\"auth\",\"token\":…}",
+    )
 }
 
 async fn send<S>(sink: &mut S, frame: Frame) -> Result<(), ()>

@@ -203,9 +203,9 @@ async fn list_streams(
             .parse()
             .map_err(|e: onair_core::UnknownStatus| ApiError::InvalidQuery(e.to_string()))?,
     };
-    let (limit, cursor) = pagination::parse(query.limit, query.cursor.as_deref())?;
+    let (limit, cursor) = pagination::parse(&state, query.limit, query.cursor.as_deref())?;
     let page = state.store.list_streams(status, limit, cursor).await?;
-    Ok(Json(PageBody::from_page(page, StreamDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, StreamDto::from)))
 }
 
 async fn load_stream(state: &AppState, id: Uuid) -> Result<StreamView, ApiError> {
@@ -269,10 +269,10 @@ async fn user_streams(
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<StreamDto>>, ApiError> {
-    let (limit, cursor) = query.parse()?;
+    let (limit, cursor) = query.parse(&state)?;
     let page = state.store.user_streams(id, limit, cursor).await?;
     if page.items.is_empty() {
         crate::users::ensure_exists(&state, id).await?;
     }
-    Ok(Json(PageBody::from_page(page, StreamDto::from)))
+    Ok(Json(PageBody::from_page(&state, page, StreamDto::from)))
 }

@@ -252,3 +252,285 @@ async fn unknown_rooms_and_bad_tokens_are_refused() {
     })
     .await;
 }
+
+async fn member_socket(app: &TestApp, room: &User, user: &User) -> Socket {
+    let mut socket = open(
+        app,
+        &format!("{}?access_token={}", room_of(room), user.access),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    socket
+}
+
+/// Skips frames until the message with `text` arrives.
+async fn heard(socket: &mut Socket, text: &str) {
+    while next_of(socket, "message").await["text"] != text {}
+}
+
+/// Skips frames until one of `kind` arrives.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let frame = next(socket).await;
+        if frame["type"] == kind {
+            return frame;
+        }
+    }
+}
+
+async fn rest(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    user: &User,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, Value) {
+    app.request(method, path, Some(&user.access), body).await
+}
+
+#[tokio::test]
+async fn moderators_delete_and_time_out() {
+    each_backend(|app| async move {
+        let owner = app.signup("mod_owner").await;
+        let moderator = app.signup("the_mod").await;
+        let viewer = app.signup("noisy").await;
+        let appoint = format!("/api/channels/{}/moderators/{}", owner.id, moderator.id);
+        let (status, _) = rest(&app, reqwest::Method::PUT, &appoint, &owner, None).await;
+        assert_eq!(status, 204);
+        let (status, body) = rest(&app, reqwest::Method::PUT, &appoint, &viewer, None).await;
+        assert_eq!(
+            (status.as_u16(), body["error"]["code"].as_str()),
+            (403, Some("forbidden"))
+        );
+
+        let mut mod_socket = member_socket(&app, &owner, &moderator).await;
+        let mut viewer_socket = member_socket(&app, &owner, &viewer).await;
+        say(&mut viewer_socket, "spam spam").await;
+        let spam = next_of(&mut mod_socket, "message").await;
+        next_of(&mut viewer_socket, "message").await;
+
+        // Delete over REST: everyone is told, and latecomers no longer see it.
+        let delete = format!(
+            "/api/channels/{}/chat/messages/{}",
+            owner.id,
+            spam["id"].as_str().unwrap()
+        );
+        let (status, _) = rest(&app, reqwest::Method::DELETE, &delete, &moderator, None).await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            next_of(&mut viewer_socket, "message_deleted").await["id"],
+            spam["id"]
+        );
+        let mut late = open(&app, &room_of(&owner)).await;
+        assert_eq!(next(&mut late).await["history"], 0);
+
+        // Time out over the socket: the viewer is told and can no longer talk.
+        send(
+            &mut mod_socket,
+            json!({"type": "timeout", "user_id": viewer.id, "seconds": 600}),
+        )
+        .await;
+        let notice = next_of(&mut viewer_socket, "user_timed_out").await;
+        assert_eq!(notice["user_id"], viewer.id.as_str());
+        say(&mut viewer_socket, "let me talk").await;
+        let refused = next_of(&mut viewer_socket, "error").await;
+        assert_eq!(refused["code"], "timed_out");
+        assert!(refused["retry_after_ms"].as_u64().unwrap() > 500_000);
+
+        for (frame, code) in [
+            (
+                json!({"type": "timeout", "user_id": viewer.id, "seconds": 0}),
+                "validation_failed",
+            ),
+            (
+                json!({"type": "timeout", "user_id": viewer.id, "seconds": 1_209_601}),
+                "validation_failed",
+            ),
+            (json!({"type": "ban", "user_id": owner.id}), "forbidden"),
+        ] {
+            send(&mut mod_socket, frame).await;
+            assert_eq!(next_of(&mut mod_socket, "error").await["code"], code);
+        }
+        send(
+            &mut viewer_socket,
+            json!({"type": "ban", "user_id": moderator.id}),
+        )
+        .await;
+        assert_eq!(
+            next_of(&mut viewer_socket, "error").await["code"],
+            "forbidden"
+        );
+
+        let (status, log) = app
+            .get_as(
+                &format!("/api/channels/{}/moderation-log", owner.id),
+                &owner.access,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let actions: Vec<&str> = log["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["timeout", "delete", "add_moderator"]);
+        let (status, _) = app
+            .get_as(
+                &format!("/api/channels/{}/moderation-log", owner.id),
+                &moderator.access,
+            )
+            .await;
+        assert_eq!(status, 403);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bans_close_sockets_and_survive_reconnects() {
+    each_backend(|app| async move {
+        let owner = app.signup("ban_owner").await;
+        let troll = app.signup("troll").await;
+        let mut troll_socket = member_socket(&app, &owner, &troll).await;
+        let bans = format!("/api/channels/{}/bans", owner.id);
+        let (status, _) = rest(
+            &app,
+            reqwest::Method::POST,
+            &bans,
+            &owner,
+            Some(json!({"user_id": troll.id, "reason": "spam"})),
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            next_of(&mut troll_socket, "user_banned").await["user_id"],
+            troll.id.as_str()
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(5), troll_socket.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(closed, Some(Ok(Message::Close(_))) | None),
+            "{closed:?}"
+        );
+
+        let again = connect_async(format!(
+            "ws://{}{}?access_token={}",
+            app.addr,
+            room_of(&owner),
+            troll.access
+        ))
+        .await;
+        let Err(tokio_tungstenite::tungstenite::Error::Http(response)) = again else {
+            panic!("a banned user cannot log in")
+        };
+        assert_eq!(response.status(), 403);
+        let mut anonymous = open(&app, &room_of(&owner)).await;
+        next(&mut anonymous).await;
+        send(
+            &mut anonymous,
+            json!({"type": "auth", "token": troll.access}),
+        )
+        .await;
+        assert_eq!(next_of(&mut anonymous, "error").await["code"], "banned");
+
+        let (status, _) = rest(
+            &app,
+            reqwest::Method::DELETE,
+            &format!("{bans}/{}", troll.id),
+            &owner,
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        let mut forgiven = member_socket(&app, &owner, &troll).await;
+        say(&mut forgiven, "sorry").await;
+        assert_eq!(next_of(&mut forgiven, "message").await["text"], "sorry");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slow_mode_and_followers_only() {
+    each_backend(|app| async move {
+        let owner = app.signup("modes_owner").await;
+        let follower = app.signup("loyal").await;
+        let drifter = app.signup("drifter").await;
+        app.request(
+            reqwest::Method::POST,
+            &format!("/api/users/{}/follow", owner.id),
+            Some(&follower.access),
+            None,
+        )
+        .await;
+        let settings = format!("/api/channels/{}/chat/settings", owner.id);
+        let (status, _) = rest(
+            &app,
+            reqwest::Method::PUT,
+            &settings,
+            &owner,
+            Some(json!({"slow_mode_secs": 60, "followers_only_minutes": 0})),
+        )
+        .await;
+        assert_eq!(status, 204);
+        let (_, current) = app.get(&settings).await;
+        assert_eq!(
+            current,
+            json!({"slow_mode_secs": 60, "followers_only_minutes": 0})
+        );
+
+        let mut loyal = member_socket(&app, &owner, &follower).await;
+        let mut outsider = member_socket(&app, &owner, &drifter).await;
+        let mut host = member_socket(&app, &owner, &owner).await;
+        say(&mut outsider, "hi").await;
+        assert_eq!(
+            next_of(&mut outsider, "error").await["code"],
+            "followers_only"
+        );
+        say(&mut loyal, "first").await;
+        assert_eq!(next_of(&mut loyal, "message").await["text"], "first");
+        say(&mut loyal, "second").await;
+        let slow = next_of(&mut loyal, "error").await;
+        assert_eq!(slow["code"], "slow_mode");
+        assert!(slow["retry_after_ms"].as_u64().unwrap() > 50_000);
+        for text in ["owners are exempt", "from both modes"] {
+            say(&mut host, text).await;
+            heard(&mut host, text).await;
+        }
+
+        // Turning the modes off reaches open sockets at once.
+        rest(
+            &app,
+            reqwest::Method::PUT,
+            &settings,
+            &owner,
+            Some(json!({"slow_mode_secs": 0, "followers_only_minutes": null})),
+        )
+        .await;
+        assert_eq!(
+            next_of(&mut outsider, "settings").await["slow_mode_secs"],
+            0
+        );
+        say(&mut outsider, "now I can").await;
+        heard(&mut outsider, "now I can").await;
+        let bad = rest(
+            &app,
+            reqwest::Method::PUT,
+            &settings,
+            &owner,
+            Some(json!({"slow_mode_secs": -1, "followers_only_minutes": null})),
+        )
+        .await;
+        crate::support::assert_error(&bad, 422, "validation_failed");
+        let forbidden = rest(
+            &app,
+            reqwest::Method::PUT,
+            &settings,
+            &drifter,
+            Some(json!({"slow_mode_secs": 5, "followers_only_minutes": null})),
+        )
+        .await;
+        crate::support::assert_error(&forbidden, 403, "forbidden");
+    })
+    .await;
+}
