@@ -2,10 +2,12 @@
 //! mode) and a Redis or object-storage one (scale-out): viewer counting and the media
 //! store.
 
+mod bus;
 mod media_store;
 mod redis_pool;
 mod viewers;
 
+pub use bus::{Handler, RedisBus};
 pub use media_store::{MediaStore, MediaStoreError};
 pub use redis_pool::RedisPool;
 pub use viewers::{

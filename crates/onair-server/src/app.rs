@@ -155,15 +155,19 @@ impl Application {
             store: Arc::clone(&store),
         });
         let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
-        let viewer_counter: Arc<dyn ViewerCounter> = match &config.redis_url {
-            Some(url) => Arc::new(RedisViewerCounter::new(
+        let redis = match &config.redis_url {
+            Some(url) => Some((
+                url.as_str(),
                 RedisPool::connect(url, config.redis_pool_size as usize).await?,
-                "onair:",
             )),
+            None => None,
+        };
+        let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
+            Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
         };
         let viewers = Arc::new(Viewers::new(Arc::clone(&store), viewer_counter, &secret));
-        let chat = Arc::new(Chat::new(config.chat()));
+        let chat = Arc::new(Chat::new(config.chat(), redis)?);
         let state = AppState {
             store: Arc::clone(&store),
             access_tokens: Arc::new(AccessTokens::new(

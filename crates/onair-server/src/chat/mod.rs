@@ -3,6 +3,7 @@
 //! creator. Anyone may read; sending needs a logged-in user. Each node holds its sockets'
 //! rooms in process and serializes each message once per room.
 
+mod distribution;
 mod moderation;
 mod protocol;
 mod rooms;
@@ -17,16 +18,18 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use onair_infra::{InfraError, RedisPool};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use self::distribution::RedisChat;
 use self::protocol::ChatUser;
 pub use self::rooms::RoomLimits;
-use self::rooms::Rooms;
+use self::rooms::{Frame, RoomEvent, Rooms};
 use self::session::{Member, Session};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::state::AppState;
@@ -46,33 +49,96 @@ pub struct ChatLimits {
 }
 
 pub struct Chat {
-    rooms: Rooms,
+    rooms: Arc<Rooms>,
+    /// Scale-out: rooms span nodes through Redis.
+    redis: Option<RedisChat>,
     rate_limiter: DefaultKeyedRateLimiter<Uuid>,
     slots: Arc<Semaphore>,
 }
 
 impl Chat {
-    pub fn new(limits: ChatLimits) -> Self {
+    /// `redis`: the URL and pool of a Redis shared by every node, for scale-out.
+    pub fn new(limits: ChatLimits, redis: Option<(&str, RedisPool)>) -> Result<Self, InfraError> {
         let quota = Quota::with_period(limits.refill)
             .expect("a positive refill period")
             .allow_burst(limits.burst);
-        Self {
-            rooms: Rooms::new(limits.rooms),
+        let rooms = Arc::new(Rooms::new(limits.rooms));
+        let redis = redis
+            .map(|(url, pool)| RedisChat::start(url, pool, Arc::clone(&rooms), limits.rooms))
+            .transpose()?;
+        Ok(Self {
+            rooms,
+            redis,
             rate_limiter: RateLimiter::keyed(quota),
             slots: Arc::new(Semaphore::new(limits.max_connections)),
-        }
+        })
     }
 
-    /// Forgets empty rooms and idle rate-limit entries, every so often.
+    /// Enters `room`: the live feed, and the history to replay first.
+    async fn join(
+        &self,
+        room: Uuid,
+    ) -> Result<(broadcast::Receiver<RoomEvent>, Vec<Frame>), ApiError> {
+        let (feed, local_history) = self.rooms.join(room);
+        let Some(redis) = &self.redis else {
+            return Ok((feed, local_history));
+        };
+        let history = redis.joined(room).await.map_err(unavailable)?;
+        Ok((feed, history))
+    }
+
+    /// Delivers `event` to the room on every node; a chat message (`message_id`) is also
+    /// kept for replay.
+    async fn publish(
+        &self,
+        room: Uuid,
+        event: RoomEvent,
+        message_id: Option<Uuid>,
+    ) -> Result<(), ApiError> {
+        match &self.redis {
+            None => self.rooms.publish(room, event, message_id),
+            Some(redis) => redis
+                .publish(room, &event, message_id.is_some())
+                .await
+                .map_err(unavailable)?,
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, room: Uuid, message_id: Uuid) -> Result<(), ApiError> {
+        match &self.redis {
+            None => self.rooms.forget(room, message_id),
+            Some(redis) => redis.forget(room, message_id).await.map_err(unavailable)?,
+        }
+        Ok(())
+    }
+
+    /// Forgets empty rooms (and their Redis subscriptions) and idle rate-limit entries.
     pub async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {
             tick.tick().await;
-            let rooms = self.rooms.sweep();
+            let (emptied, open) = self.rooms.sweep();
+            if let Some(redis) = &self.redis {
+                for room in emptied {
+                    // A socket may have joined again meanwhile: keep its subscription.
+                    if !self.rooms.is_open(room)
+                        && redis.left(room).await.is_ok()
+                        && self.rooms.is_open(room)
+                    {
+                        let _ = redis.joined(room).await;
+                    }
+                }
+            }
             self.rate_limiter.retain_recent();
-            metrics::gauge!("chat_rooms").set(rooms as f64);
+            metrics::gauge!("chat_rooms").set(open as f64);
         }
     }
+}
+
+fn unavailable(error: InfraError) -> ApiError {
+    tracing::warn!(%error, "chat bus unavailable");
+    ApiError::Unavailable
 }
 
 impl AppState {

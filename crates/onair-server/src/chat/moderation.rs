@@ -105,13 +105,13 @@ impl AppState {
                 ));
             }
         }
-        let rooms = &self.chat.rooms;
+        let chat = &self.chat;
         let mut details = None;
         match &action {
             Action::Delete { message_id } => {
-                rooms.forget(channel, *message_id);
+                chat.forget(channel, *message_id).await?;
                 let frame = ServerFrame::MessageDeleted { id: *message_id }.encode();
-                rooms.publish(channel, RoomEvent::Frame(frame), None);
+                chat.publish(channel, RoomEvent::Frame(frame), None).await?;
             }
             Action::Timeout { user_id, seconds } => {
                 if !(1..=MAX_TIMEOUT_SECS).contains(seconds) {
@@ -138,7 +138,7 @@ impl AppState {
                     until,
                 }
                 .encode();
-                rooms.publish(
+                chat.publish(
                     channel,
                     RoomEvent::Restrict {
                         user: *user_id,
@@ -146,7 +146,8 @@ impl AppState {
                         frame,
                     },
                     None,
-                );
+                )
+                .await?;
             }
             Action::Ban { user_id, reason } => {
                 self.store
@@ -160,7 +161,7 @@ impl AppState {
                     .await?;
                 details.clone_from(reason);
                 let frame = ServerFrame::UserBanned { user_id: *user_id }.encode();
-                rooms.publish(
+                chat.publish(
                     channel,
                     RoomEvent::Restrict {
                         user: *user_id,
@@ -168,19 +169,21 @@ impl AppState {
                         frame,
                     },
                     None,
-                );
+                )
+                .await?;
             }
             Action::Unban { user_id } => {
                 self.store.lift_ban(channel, *user_id).await?;
                 let frame = ServerFrame::UserUnbanned { user_id: *user_id }.encode();
-                rooms.publish(
+                chat.publish(
                     channel,
                     RoomEvent::Unrestrict {
                         user: *user_id,
                         frame,
                     },
                     None,
-                );
+                )
+                .await?;
             }
             Action::Settings(settings) => {
                 if !(0..=86_400).contains(&settings.slow_mode_secs)
@@ -204,14 +207,15 @@ impl AppState {
                     followers_only_minutes: settings.followers_only_minutes,
                 }
                 .encode();
-                rooms.publish(
+                chat.publish(
                     channel,
                     RoomEvent::Settings {
                         settings: *settings,
                         frame,
                     },
                     None,
-                );
+                )
+                .await?;
             }
         }
         let message_id = match action {

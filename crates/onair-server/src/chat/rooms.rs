@@ -122,11 +122,23 @@ impl Rooms {
         }
     }
 
-    /// Drops rooms nobody is in; returns how many rooms remain (for metrics).
-    pub fn sweep(&self) -> usize {
+    /// Drops rooms nobody is in; returns them, and how many rooms remain.
+    pub fn sweep(&self) -> (Vec<Uuid>, usize) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
-        rooms.retain(|_, room| room.events.receiver_count() > 0);
-        rooms.len()
+        let empty: Vec<Uuid> = rooms
+            .iter()
+            .filter(|(_, room)| room.events.receiver_count() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &empty {
+            rooms.remove(id);
+        }
+        (empty, rooms.len())
+    }
+
+    /// Whether any socket on this node is in `room`.
+    pub fn is_open(&self, room: Uuid) -> bool {
+        self.rooms.lock().expect("rooms lock").contains_key(&room)
     }
 }
 
@@ -180,9 +192,11 @@ mod tests {
     #[test]
     fn empty_rooms_are_swept() {
         let rooms = rooms(1);
-        let (feed, _) = rooms.join(Uuid::now_v7());
-        assert_eq!(rooms.sweep(), 1);
+        let room = Uuid::now_v7();
+        let (feed, _) = rooms.join(room);
+        assert_eq!(rooms.sweep(), (vec![], 1));
         drop(feed);
-        assert_eq!(rooms.sweep(), 0);
+        assert_eq!(rooms.sweep(), (vec![room], 0));
+        assert!(!rooms.is_open(room));
     }
 }

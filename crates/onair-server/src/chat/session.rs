@@ -73,7 +73,13 @@ impl Session {
 
     async fn serve(&mut self, socket: WebSocket) -> Closed {
         let (mut sink, mut incoming) = socket.split();
-        let (mut feed, history) = self.state.chat.rooms.join(self.room);
+        let (mut feed, history) = match self.state.chat.join(self.room).await {
+            Ok(joined) => joined,
+            Err(e) => {
+                let _ = send(&mut sink, ServerFrame::error(e.code(), e.to_string())).await;
+                return Closed::WriteFailed;
+            }
+        };
         let user = self.member.as_ref().map(|m| &m.user);
         let welcome = ServerFrame::Welcome {
             room: self.room,
@@ -156,7 +162,7 @@ impl Session {
                 }
                 Err(e) => Some(ServerFrame::error(e.code(), e.to_string())),
             },
-            ClientFrame::Message { text } => self.say(&text).err(),
+            ClientFrame::Message { text } => self.say(&text).await.err(),
             ClientFrame::Delete { message_id } => {
                 self.moderate(Action::Delete { message_id }).await
             }
@@ -206,7 +212,7 @@ impl Session {
     }
 
     /// Validates and broadcasts a message; the error frame for this socket if refused.
-    fn say(&mut self, text: &str) -> Result<(), Frame> {
+    async fn say(&mut self, text: &str) -> Result<(), Frame> {
         let room = self.room;
         let settings = self.settings;
         let Some(member) = self.member.as_mut() else {
@@ -238,9 +244,9 @@ impl Session {
         .encode();
         self.state
             .chat
-            .rooms
-            .publish(room, RoomEvent::Frame(frame), Some(id));
-        Ok(())
+            .publish(room, RoomEvent::Frame(frame), Some(id))
+            .await
+            .map_err(|e| ServerFrame::error(e.code(), e.to_string()))
     }
 }
 

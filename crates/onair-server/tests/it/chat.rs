@@ -534,3 +534,65 @@ async fn slow_mode_and_followers_only() {
     })
     .await;
 }
+
+fn redis_url() -> Option<String> {
+    std::env::var("ONAIR_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+fn on_redis(config: &mut onair_server::Config) {
+    config.redis_url = redis_url();
+}
+
+#[tokio::test]
+async fn rooms_span_nodes_through_redis() {
+    if redis_url().is_none() {
+        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
+        return;
+    }
+    each_backend_configured(on_redis, |node_a| async move {
+        // A second node on the same database and Redis.
+        let node_b = TestApp::spawn_configured(node_a.db.clone(), on_redis).await;
+        let owner = node_a.signup("two_nodes").await;
+        let fan = node_a.signup("node_fan").await;
+        let troll = node_a.signup("node_troll").await;
+
+        let mut on_a = member_socket(&node_a, &owner, &fan).await;
+        let mut on_b = member_socket(&node_b, &owner, &owner).await;
+        let mut troll_on_b = member_socket(&node_b, &owner, &troll).await;
+        say(&mut on_a, "hello from node A").await;
+        heard(&mut on_b, "hello from node A").await;
+        say(&mut on_b, "and back from B").await;
+        heard(&mut on_a, "and back from B").await;
+
+        // History lives in Redis: a socket on either node replays it.
+        let mut late = open(&node_b, &room_of(&owner)).await;
+        assert_eq!(next(&mut late).await["history"], 2);
+
+        // A ban issued through node A closes the troll's socket on node B.
+        let bans = format!("/api/channels/{}/bans", owner.id);
+        let (status, _) = rest(
+            &node_a,
+            reqwest::Method::POST,
+            &bans,
+            &owner,
+            Some(json!({"user_id": troll.id})),
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(
+            next_of(&mut troll_on_b, "user_banned").await["user_id"],
+            troll.id.as_str()
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(5), troll_on_b.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(closed, Some(Ok(Message::Close(_))) | None),
+            "{closed:?}"
+        );
+        node_b.shutdown().await;
+    })
+    .await;
+}
