@@ -29,6 +29,13 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 ],
             )
             .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("chat_delivery_seconds".into()),
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+            )
+            .expect("bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (an embedding program's): then ours

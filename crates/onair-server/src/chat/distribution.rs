@@ -4,7 +4,7 @@
 //! Redis sorted set per room, trimmed by age and length and expiring with the room.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use onair_infra::{InfraError, RedisBus, RedisPool};
@@ -25,7 +25,14 @@ fn history_key(room: Uuid) -> String {
     format!("{TOPIC_PREFIX}{room}:history")
 }
 
-/// A room event as it crosses Redis.
+/// A room event as it crosses Redis, with when the sending node received it.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    received_ms: i64,
+    #[serde(flatten)]
+    event: Envelope,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Envelope {
@@ -115,8 +122,14 @@ impl RedisChat {
             let room = channel
                 .strip_prefix(TOPIC_PREFIX)
                 .and_then(|r| Uuid::try_parse(r).ok());
-            match (room, serde_json::from_slice::<Envelope>(payload)) {
-                (Some(room), Ok(envelope)) => rooms.publish(room, envelope.into(), None),
+            match (room, serde_json::from_slice::<Wire>(payload)) {
+                (Some(room), Ok(wire)) => {
+                    let in_flight = u64::try_from(now_ms() - wire.received_ms).unwrap_or(0);
+                    let received = Instant::now()
+                        .checked_sub(Duration::from_millis(in_flight))
+                        .unwrap_or_else(Instant::now);
+                    rooms.publish(room, wire.event.into(), None, received);
+                }
                 _ => tracing::warn!(channel, "dropped an unreadable chat bus message"),
             }
         };
@@ -157,7 +170,11 @@ impl RedisChat {
             pipe.pexpire(&key, millis(self.limits.history_age)).ignore();
             pipe.query_async::<()>(&mut self.pool.get()).await?;
         }
-        let payload = serde_json::to_vec(&Envelope::from(event)).expect("envelopes serialize");
+        let wire = Wire {
+            received_ms: now_ms(),
+            event: Envelope::from(event),
+        };
+        let payload = serde_json::to_vec(&wire).expect("envelopes serialize");
         self.bus.publish(&topic(room), &payload).await
     }
 

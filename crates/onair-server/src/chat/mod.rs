@@ -29,7 +29,7 @@ use uuid::Uuid;
 use self::distribution::RedisChat;
 use self::protocol::ChatUser;
 pub use self::rooms::RoomLimits;
-use self::rooms::{Frame, RoomEvent, Rooms};
+use self::rooms::{Delivery, Frame, RoomEvent, Rooms};
 use self::session::{Member, Session};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::state::AppState;
@@ -78,7 +78,7 @@ impl Chat {
     async fn join(
         &self,
         room: Uuid,
-    ) -> Result<(broadcast::Receiver<RoomEvent>, Vec<Frame>), ApiError> {
+    ) -> Result<(broadcast::Receiver<Delivery>, Vec<Frame>), ApiError> {
         let (feed, local_history) = self.rooms.join(room);
         let Some(redis) = &self.redis else {
             return Ok((feed, local_history));
@@ -96,7 +96,9 @@ impl Chat {
         message_id: Option<Uuid>,
     ) -> Result<(), ApiError> {
         match &self.redis {
-            None => self.rooms.publish(room, event, message_id),
+            None => self
+                .rooms
+                .publish(room, event, message_id, std::time::Instant::now()),
             Some(redis) => redis
                 .publish(room, &event, message_id.is_some())
                 .await

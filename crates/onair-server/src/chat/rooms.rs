@@ -46,6 +46,14 @@ impl RoomEvent {
     }
 }
 
+/// An event on its way to a room's sockets, with when the server received it (for the
+/// delivery-latency histogram: receive → socket write).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: RoomEvent,
+    pub received: Instant,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RoomLimits {
     /// Frames a socket may fall behind by before it is dropped as a slow consumer.
@@ -63,7 +71,7 @@ struct Kept {
 }
 
 struct Room {
-    events: broadcast::Sender<RoomEvent>,
+    events: broadcast::Sender<Delivery>,
     history: VecDeque<Kept>,
 }
 
@@ -81,7 +89,7 @@ impl Rooms {
     }
 
     /// Subscribes to `room`, returning the live feed and the history to replay first.
-    pub fn join(&self, room: Uuid) -> (broadcast::Receiver<RoomEvent>, Vec<Frame>) {
+    pub fn join(&self, room: Uuid) -> (broadcast::Receiver<Delivery>, Vec<Frame>) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let room = rooms.entry(room).or_insert_with(|| Room {
             events: broadcast::channel(self.limits.send_queue).0,
@@ -96,7 +104,13 @@ impl Rooms {
 
     /// Sends `event` to every socket in the room. A chat message (`message_id`) is also
     /// kept for replay.
-    pub fn publish(&self, room: Uuid, event: RoomEvent, message_id: Option<Uuid>) {
+    pub fn publish(
+        &self,
+        room: Uuid,
+        event: RoomEvent,
+        message_id: Option<Uuid>,
+        received: Instant,
+    ) {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         let Some(room) = rooms.get_mut(&room) else {
             return; // Nobody is here and nothing to keep: no room to create.
@@ -112,7 +126,7 @@ impl Rooms {
             }
         }
         // An error only means no socket is listening right now.
-        let _ = room.events.send(event);
+        let _ = room.events.send(Delivery { event, received });
     }
 
     /// Removes a deleted message from the replay history.
@@ -166,9 +180,9 @@ mod tests {
         assert!(history.is_empty());
         let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
         for (n, id) in ids.iter().enumerate() {
-            rooms.publish(room, frame(&format!("m{n}")), Some(*id));
+            rooms.publish(room, frame(&format!("m{n}")), Some(*id), Instant::now());
         }
-        rooms.publish(room, frame("not kept"), None);
+        rooms.publish(room, frame("not kept"), None, Instant::now());
         rooms.forget(room, ids[2]);
         let (_, history) = rooms.join(room);
         let history: Vec<&str> = history.iter().map(|f| f.as_str()).collect();
@@ -181,7 +195,7 @@ mod tests {
         let room = Uuid::now_v7();
         let (mut slow, _) = rooms.join(room);
         for n in 0..10 {
-            rooms.publish(room, frame(&format!("m{n}")), None);
+            rooms.publish(room, frame(&format!("m{n}")), None, Instant::now());
         }
         assert!(matches!(
             slow.try_recv(),

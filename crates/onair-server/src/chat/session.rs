@@ -97,13 +97,16 @@ impl Session {
         let mut heard_from = Instant::now();
         loop {
             tokio::select! {
-                event = feed.recv() => match event {
-                    Ok(event) => {
-                        if send(&mut sink, event.frame().clone()).await.is_err() {
+                delivery = feed.recv() => match delivery {
+                    Ok(delivery) => {
+                        if send(&mut sink, delivery.event.frame().clone()).await.is_err() {
                             return Closed::WriteFailed;
                         }
                         metrics::counter!("chat_messages_out_total").increment(1);
-                        if self.apply(&event) {
+                        if matches!(delivery.event, RoomEvent::Frame(_)) {
+                            metrics::histogram!("chat_delivery_seconds").record(delivery.received.elapsed().as_secs_f64());
+                        }
+                        if self.apply(&delivery.event) {
                             let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "banned".into() }))).await;
                             return Closed::Banned;
                         }

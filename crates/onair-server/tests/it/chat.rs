@@ -596,3 +596,58 @@ async fn rooms_span_nodes_through_redis() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_reader_that_never_reads_is_dropped_while_others_keep_up() {
+    each_backend_configured(
+        |config| {
+            config.chat_send_queue = 64;
+            config.chat_rate_burst = 100_000;
+            config.chat_rate_period_ms = 1;
+        },
+        |app| async move {
+            let owner = app.signup("firehose").await;
+            let mut talker = member_socket(&app, &owner, &owner).await;
+            // A tiny receive buffer, so the unread frames back up into the server fast.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let stream = socket.connect(app.addr).await.unwrap();
+            let url = format!("ws://{}{}", app.addr, room_of(&owner));
+            let (mut stalled, _) =
+                tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+                    .await
+                    .unwrap();
+            next(&mut stalled).await;
+            let mut reader = open(&app, &room_of(&owner)).await;
+            next(&mut reader).await;
+            const MESSAGES: usize = 8_000;
+            let reading = tokio::spawn(async move {
+                for _ in 0..MESSAGES {
+                    assert_eq!(next_of(&mut reader, "message").await["type"], "message");
+                }
+            });
+            // One message in flight at a time, each ~700 bytes: the stalled socket's
+            // buffers fill, it falls a whole send queue behind, and it is dropped.
+            let text = "x".repeat(500);
+            for _ in 0..MESSAGES {
+                say(&mut talker, &text).await;
+                next_of(&mut talker, "message").await;
+            }
+            reading.await.expect("the reader got every message");
+
+            let closed = tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    match stalled.next().await {
+                        Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                        Some(Ok(_)) => continue,
+                        _ => return None,
+                    }
+                }
+            })
+            .await
+            .expect("the stalled socket is closed");
+            assert_eq!(closed, Some(1008), "closed as too slow");
+        },
+    )
+    .await;
+}
