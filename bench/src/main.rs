@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release -p onair-bench -- foundation`
 //! `cargo run --release -p onair-bench -- media`
+//! `cargo build --release -p onair && cargo run --release -p onair-bench -- chat`
 
+mod chat;
 mod load;
 mod media;
 
@@ -57,6 +59,25 @@ enum Scenario {
         #[arg(long, default_value_t = 50_000)]
         depth: i64,
     },
+    /// Chat fan-out: deliveries/s, delivery latency and memory per socket, one node and
+    /// two nodes sharing Redis. Needs the release `onair` binary (cargo build --release -p onair).
+    Chat {
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        /// Messages per second over all rooms.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(
+            long,
+            env = "ONAIR_BENCH_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+    },
     /// Built-in ingest on the embedded backend: publish → playable latency over N runs,
     /// and CPU per ingest with 1, 2 and 4 concurrent publishers.
     Media {
@@ -84,6 +105,22 @@ async fn main() -> anyhow::Result<()> {
             with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
         }
         Scenario::Media { runs, cpu_seconds } => media::run(runs, cpu_seconds).await,
+        Scenario::Chat {
+            sockets,
+            rooms,
+            rate,
+            seconds,
+            redis_url,
+        } => {
+            chat::run(chat::Settings {
+                sockets,
+                rooms,
+                rate,
+                seconds,
+                redis_url,
+            })
+            .await
+        }
     }
 }
 

@@ -246,6 +246,11 @@ async fn connect(
         _slot: slot,
     };
     Ok(upgrade
+        // Chat frames are small: 4 KiB buffers instead of tungstenite's 128 KiB default
+        // keep an idle socket's memory low (review S1 budgets ~10 KB per connection).
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_WEBSOCKET_MESSAGE)
         .on_upgrade(move |socket| session.run(socket)))
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::moderation::Action;
 use super::protocol::{ChatUser, ClientFrame, ServerFrame};
-use super::rooms::{Frame, RoomEvent};
+use super::rooms::{Delivery, Frame, RoomEvent};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -97,12 +97,21 @@ impl Session {
         let mut heard_from = Instant::now();
         loop {
             tokio::select! {
-                delivery = feed.recv() => match delivery {
-                    Ok(delivery) => {
-                        if send(&mut sink, delivery.event.frame().clone()).await.is_err() {
-                            return Closed::WriteFailed;
+                first = feed.recv() => {
+                    let batch = match take_batch(first, &mut feed) {
+                        Ok(batch) => batch,
+                        Err(closed) => {
+                            if matches!(closed, Closed::SlowConsumer) {
+                                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too slow: reconnect".into() }))).await;
+                            }
+                            return closed;
                         }
-                        metrics::counter!("chat_messages_out_total").increment(1);
+                    };
+                    if write_all(&mut sink, batch.iter().map(|d| d.event.frame().clone())).await.is_err() {
+                        return Closed::WriteFailed;
+                    }
+                    metrics::counter!("chat_messages_out_total").increment(batch.len() as u64);
+                    for delivery in &batch {
                         if matches!(delivery.event, RoomEvent::Frame(_)) {
                             metrics::histogram!("chat_delivery_seconds").record(delivery.received.elapsed().as_secs_f64());
                         }
@@ -111,12 +120,7 @@ impl Session {
                             return Closed::Banned;
                         }
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too slow: reconnect".into() }))).await;
-                        return Closed::SlowConsumer;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return Closed::ByPeer,
-                },
+                }
                 message = incoming.next() => {
                     heard_from = Instant::now();
                     let reply = match message {
@@ -307,11 +311,54 @@ fn unauthenticated() -> Frame {
     )
 }
 
+/// Most frames a socket writes before one flush: under load, a socket's pending frames
+/// go out in one system call instead of one each.
+const MAX_BATCH: usize = 64;
+
+/// The frame just received plus whatever else is already waiting, up to a batch.
+fn take_batch(
+    first: Result<Delivery, broadcast::error::RecvError>,
+    feed: &mut broadcast::Receiver<Delivery>,
+) -> Result<Vec<Delivery>, Closed> {
+    use broadcast::error::{RecvError, TryRecvError};
+    let mut batch = Vec::new();
+    let mut next = first.map_err(|e| match e {
+        RecvError::Lagged(_) => Closed::SlowConsumer,
+        RecvError::Closed => Closed::ByPeer,
+    });
+    loop {
+        batch.push(next?);
+        if batch.len() == MAX_BATCH {
+            return Ok(batch);
+        }
+        next = match feed.try_recv() {
+            Ok(delivery) => Ok(delivery),
+            Err(TryRecvError::Empty) => return Ok(batch),
+            Err(TryRecvError::Lagged(_)) => Err(Closed::SlowConsumer),
+            Err(TryRecvError::Closed) => Err(Closed::ByPeer),
+        };
+    }
+}
+
 async fn send<S>(sink: &mut S, frame: Frame) -> Result<(), ()>
 where
     S: SinkExt<Message> + Unpin,
 {
-    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(frame))).await {
+    write_all(sink, std::iter::once(frame)).await
+}
+
+/// Writes frames and flushes once, giving up if the peer does not take them in time.
+async fn write_all<S>(sink: &mut S, frames: impl Iterator<Item = Frame>) -> Result<(), ()>
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let write = async {
+        for frame in frames {
+            sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
