@@ -13,7 +13,9 @@ use anyhow::{Context as _, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub struct Settings {
     pub sockets: usize,
@@ -75,6 +77,12 @@ impl Node {
         bail!("the server did not start")
     }
 
+    /// CPU time (user + system) the server process has used so far, in clock ticks.
+    fn cpu_ticks(&self) -> anyhow::Result<u64> {
+        let pid = self.process.id().context("running")?;
+        crate::media::process_ticks(&format!("/proc/{pid}/stat"))
+    }
+
     /// Resident memory of the server process, in bytes.
     fn rss(&self) -> anyhow::Result<u64> {
         let pid = self.process.id().context("running")?;
@@ -117,7 +125,13 @@ async fn connect(http: &str, room: &str, token: Option<&str>) -> anyhow::Result<
     if let Some(token) = token {
         url.push_str(&format!("?access_token={token}"));
     }
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    // Small buffers, as the server uses: 10 000 client sockets at tungstenite's default
+    // 128 KiB each would make the load generator, not the server, the bottleneck.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     socket.next().await.context("welcome")??;
     Ok(socket)
 }
@@ -128,13 +142,16 @@ fn stamp(origin: Instant) -> u64 {
 }
 
 /// Reads a socket until told to stop, recording each message's latency (µs).
-async fn read(mut socket: Socket, origin: Instant, stop: Arc<AtomicU64>) -> Vec<u32> {
+async fn read(mut socket: Socket, origin: Instant, mut stop: watch::Receiver<bool>) -> Vec<u32> {
     let mut latencies = Vec::new();
-    while stop.load(Ordering::Relaxed) == 0 {
-        let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(Duration::from_millis(200), socket.next()).await
-        else {
-            continue;
+    loop {
+        let text = tokio::select! {
+            message = socket.next() => match message {
+                Some(Ok(Message::Text(text))) => text,
+                Some(Ok(_)) => continue,
+                _ => break,
+            },
+            _ = stop.changed() => break,
         };
         // Only the sent-at stamp is needed: a substring search, not a JSON parse.
         if let Some(sent) = text
@@ -160,6 +177,8 @@ struct Outcome {
     p95: u32,
     p99: u32,
     idle_bytes_per_socket: f64,
+    server_cpu: f64,
+    load_cpu: f64,
 }
 
 async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> {
@@ -176,7 +195,7 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     let rss_before: u64 = servers.iter().map(Node::rss).sum::<anyhow::Result<u64>>()?;
 
     let origin = Instant::now();
-    let stop = Arc::new(AtomicU64::new(0));
+    let (stop, stopped) = watch::channel(false);
     let mut readers = Vec::with_capacity(settings.sockets);
     for chunk in (0..settings.sockets).collect::<Vec<_>>().chunks(200) {
         let opened = futures_util::future::try_join_all(chunk.iter().map(|&i| {
@@ -185,7 +204,7 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
         }))
         .await?;
         for socket in opened {
-            readers.push(tokio::spawn(read(socket, origin, Arc::clone(&stop))));
+            readers.push(tokio::spawn(read(socket, origin, stopped.clone())));
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -195,6 +214,11 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     let sent = Arc::new(AtomicU64::new(0));
     let per_room = Duration::from_secs_f64(settings.rooms as f64 / settings.rate as f64);
     let until = Instant::now() + Duration::from_secs(settings.seconds);
+    let cpu_before: u64 = servers
+        .iter()
+        .map(Node::cpu_ticks)
+        .sum::<anyhow::Result<u64>>()?;
+    let load_before = crate::media::process_ticks("/proc/self/stat")?;
     let mut senders = Vec::new();
     for (room, token) in &rooms {
         let mut socket = connect(&servers[0].http, room, Some(token)).await?;
@@ -218,8 +242,16 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     for sender in senders {
         sender.await?;
     }
+    let cpu_after: u64 = servers
+        .iter()
+        .map(Node::cpu_ticks)
+        .sum::<anyhow::Result<u64>>()?;
+    let load_after = crate::media::process_ticks("/proc/self/stat")?;
+    let cores = |ticks: u64| {
+        ticks as f64 / crate::media::TICKS_PER_SECOND / settings.seconds as f64 * 100.0
+    };
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(1, Ordering::Relaxed);
+    let _ = stop.send(true);
     let mut latencies = Vec::new();
     for reader in readers {
         latencies.extend(reader.await?);
@@ -243,6 +275,8 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
         p99: pct(0.99),
         idle_bytes_per_socket: rss_after.saturating_sub(rss_before) as f64
             / settings.sockets as f64,
+        server_cpu: cores(cpu_after - cpu_before),
+        load_cpu: cores(load_after - load_before),
     })
 }
 
@@ -265,12 +299,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.seconds
     );
     println!(
-        "| nodes | messages sent | deliveries (expected) | deliveries/s | p50 ms | p95 ms | p99 ms | idle server memory per socket |"
+        "| nodes | messages sent | deliveries (expected) | deliveries/s | p50 ms | p95 ms | p99 ms | idle server memory per socket | server CPU (% of a core) | load generator CPU |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for o in outcomes {
         println!(
-            "| {}{} | {} | {} ({}) | {:.0} | {} | {} | {} | {:.1} KB |",
+            "| {}{} | {} | {} ({}) | {:.0} | {} | {} | {} | {:.1} KB | {:.0}% | {:.0}% |",
             o.nodes,
             if o.nodes > 1 { " (Redis)" } else { "" },
             o.sent,
@@ -280,7 +314,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ms(o.p50),
             ms(o.p95),
             ms(o.p99),
-            o.idle_bytes_per_socket / 1024.0
+            o.idle_bytes_per_socket / 1024.0,
+            o.server_cpu,
+            o.load_cpu
         );
     }
     Ok(())

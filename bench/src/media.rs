@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 /// Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every mainstream arch.
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 struct Platform {
     http: String,
@@ -206,6 +206,14 @@ fn ticks_of(stat: &str) -> Option<(u32, u64)> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((ppid, utime + stime))
+}
+
+/// User + system CPU ticks of the process whose `stat` file this is.
+pub fn process_ticks(stat_path: &str) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(stat_path)?;
+    ticks_of(&stat)
+        .map(|(_, ticks)| ticks)
+        .context("unreadable stat")
 }
 
 fn cpu_ticks() -> CpuTicks {

@@ -246,9 +246,10 @@ async fn connect(
         _slot: slot,
     };
     Ok(upgrade
-        // Chat frames are small: 4 KiB buffers instead of tungstenite's 128 KiB default
-        // keep an idle socket's memory low (review S1 budgets ~10 KB per connection).
-        .read_buffer_size(4 * 1024)
+        // Chat frames are small: 1 KiB read chunks and a 4 KiB write buffer instead of
+        // tungstenite's 128 KiB defaults keep an idle socket's memory low (review S1
+        // budgets ~10 KB per connection); larger frames are still assembled in full.
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_WEBSOCKET_MESSAGE)

@@ -92,6 +92,9 @@ impl Session {
                 return Closed::WriteFailed;
             }
         }
+        // Metric handles looked up once per socket, not once per frame.
+        let sent_out = metrics::counter!("chat_messages_out_total");
+        let delivery_latency = metrics::histogram!("chat_delivery_seconds");
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut heard_from = Instant::now();
@@ -110,10 +113,10 @@ impl Session {
                     if write_all(&mut sink, batch.iter().map(|d| d.event.frame().clone())).await.is_err() {
                         return Closed::WriteFailed;
                     }
-                    metrics::counter!("chat_messages_out_total").increment(batch.len() as u64);
+                    sent_out.increment(batch.len() as u64);
                     for delivery in &batch {
                         if matches!(delivery.event, RoomEvent::Frame(_)) {
-                            metrics::histogram!("chat_delivery_seconds").record(delivery.received.elapsed().as_secs_f64());
+                            delivery_latency.record(delivery.received.elapsed().as_secs_f64());
                         }
                         if self.apply(&delivery.event) {
                             let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "banned".into() }))).await;
