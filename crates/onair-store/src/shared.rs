@@ -360,8 +360,28 @@ macro_rules! impl_store_traits {
                 pool: &sqlx::Pool<$db>,
                 id: uuid::Uuid,
             ) -> Result<Option<$crate::StreamView>, $crate::StoreError> {
-                let sql = format!("{} WHERE s.id = $1", $crate::shared::STREAM_VIEW);
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                Self::view_by_id(pool, $crate::shared::STREAM_VIEW, "s", id).await
+            }
+
+            async fn archive_by_id(
+                &self,
+                pool: &sqlx::Pool<$db>,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::Archive>, $crate::StoreError> {
+                Self::view_by_id(pool, $crate::shared::ARCHIVE_VIEW, "a", id).await
+            }
+
+            /// One row of a joined view (`view` aliases its main table as `alias`).
+            async fn view_by_id<T>(
+                pool: &sqlx::Pool<$db>,
+                view: &str,
+                alias: &str,
+                id: uuid::Uuid,
+            ) -> Result<Option<T>, $crate::StoreError>
+            where
+                T: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+            {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{view} WHERE {alias}.id = $1")))
                     .bind(id)
                     .fetch_optional(pool)
                     .await
@@ -652,21 +672,6 @@ macro_rules! impl_store_traits {
                 after: Option<onair_core::Cursor>,
             ) -> Result<onair_core::Page<$crate::Archive>, $crate::StoreError> {
                 self.keyset_page($crate::shared::archive_page("a.user_id = $1"), user_id, limit, after, $crate::Archive::cursor).await
-            }
-        }
-
-        impl $store {
-            async fn archive_by_id(
-                &self,
-                pool: &sqlx::Pool<$db>,
-                id: uuid::Uuid,
-            ) -> Result<Option<$crate::Archive>, $crate::StoreError> {
-                let sql = format!("{} WHERE a.id = $1", $crate::shared::ARCHIVE_VIEW);
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await
-                    .map_err(Into::into)
             }
         }
 
