@@ -308,26 +308,33 @@ macro_rules! impl_store_traits {
         }
 
         impl $store {
-            /// Moves both users' follow counters by `delta`. One statement for both: rows are
-            /// locked in index order, so two users following each other at once cannot
-            /// deadlock.
+            /// Moves both users' follow counters by `delta`, one row at a time in id order:
+            /// every transaction then locks the two rows in the same order, so two users
+            /// following each other at once cannot deadlock. (A single
+            /// `UPDATE … WHERE id IN ($1, $2)` locks in scan order, which on PostgreSQL is
+            /// heap order when the planner picks a sequential scan, and differs between
+            /// transactions as rows get new versions: that deadlocked.)
             async fn count_follow(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 follower: uuid::Uuid,
                 followed: uuid::Uuid,
                 delta: i64,
             ) -> Result<(), $crate::StoreError> {
-                sqlx::query(
-                    "UPDATE users SET
-                        follower_count = follower_count + CASE WHEN id = $2 THEN $3 ELSE 0 END,
-                        following_count = following_count + CASE WHEN id = $1 THEN $3 ELSE 0 END
-                     WHERE id IN ($1, $2)",
-                )
-                .bind(follower)
-                .bind(followed)
-                .bind(delta)
-                .execute(&mut **tx)
-                .await?;
+                // (user, change of follower_count, change of following_count)
+                let mut changes = [(follower, 0, delta), (followed, delta, 0)];
+                changes.sort_by_key(|(id, _, _)| *id);
+                for (id, followers, following) in changes {
+                    sqlx::query(
+                        "UPDATE users SET follower_count = follower_count + $2,
+                            following_count = following_count + $3
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(followers)
+                    .bind(following)
+                    .execute(&mut **tx)
+                    .await?;
+                }
                 Ok(())
             }
 

@@ -1,81 +1,190 @@
-use chrono::{Duration, Utc};
 use std::sync::Arc;
 
+use chrono::Duration;
 use onair_store::{RefreshRotation, Store, Timestamp};
+use uuid::Uuid;
 
-use crate::support::{each_store, user};
+use crate::support::{each_store, from_now, user};
 
-fn in_days(days: i64) -> Timestamp {
-    Timestamp::from(Utc::now() + Duration::days(days))
+fn in_a_week() -> Timestamp {
+    from_now(Duration::days(7))
+}
+
+/// A new login: the first token of a new family.
+async fn login(store: &Arc<dyn Store>, user_id: Uuid, token: &[u8]) {
+    store
+        .insert_refresh_token(user_id, token, in_a_week())
+        .await
+        .unwrap();
 }
 
 async fn rotate(store: &Arc<dyn Store>, presented: &[u8], replacement: &[u8]) -> RefreshRotation {
     store
-        .rotate_refresh_token(presented, replacement, in_days(7))
+        .rotate_refresh_token(presented, replacement, in_a_week())
         .await
         .unwrap()
 }
 
+/// `token` no longer refreshes (spent, revoked, expired or never issued).
+async fn assert_unusable(store: &Arc<dyn Store>, token: &[u8]) {
+    let outcome = rotate(store, token, Uuid::now_v7().as_bytes()).await;
+    assert!(
+        matches!(outcome, RefreshRotation::Reused | RefreshRotation::Invalid),
+        "{}: {outcome:?}",
+        String::from_utf8_lossy(token)
+    );
+}
+
 #[tokio::test]
-async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family() {
+async fn rotation_spends_the_token_and_issues_its_replacement() {
     each_store(|store| async move {
         let dana = user(&store, "dana").await;
-        store
-            .insert_refresh_token(dana.id, b"first", in_days(7))
-            .await
-            .unwrap();
-        store
-            .insert_refresh_token(dana.id, b"other-login", in_days(7))
-            .await
-            .unwrap();
+        login(&store, dana.id, b"first").await;
+        let rotated = RefreshRotation::Rotated { user_id: dana.id };
+        assert_eq!(rotate(&store, b"first", b"second").await, rotated);
+        assert_eq!(rotate(&store, b"second", b"third").await, rotated);
+        assert_eq!(rotate(&store, b"third", b"fourth").await, rotated);
+    })
+    .await;
+}
 
-        let rotated = rotate(&store, b"first", b"second").await;
-        assert_eq!(rotated, RefreshRotation::Rotated { user_id: dana.id });
-        // Replaying the spent token revokes its family, including the newest token.
+#[tokio::test]
+async fn replaying_a_spent_token_revokes_its_whole_family() {
+    each_store(|store| async move {
+        let dana = user(&store, "dana").await;
+        login(&store, dana.id, b"first").await;
         assert_eq!(
-            rotate(&store, b"first", b"third").await,
+            rotate(&store, b"first", b"second").await,
+            RefreshRotation::Rotated { user_id: dana.id }
+        );
+
+        assert_eq!(
+            rotate(&store, b"first", b"stolen").await,
             RefreshRotation::Reused
         );
-        assert_ne!(
-            rotate(&store, b"second", b"fourth").await,
-            RefreshRotation::Rotated { user_id: dana.id }
-        );
-        // Another login's family is untouched.
+        // The family's newest token, held by the legitimate client, is revoked too,
+        // and the replay did not issue a token.
+        assert_unusable(&store, b"second").await;
+        assert_unusable(&store, b"stolen").await;
+        // Replaying again is still reuse.
         assert_eq!(
-            rotate(&store, b"other-login", b"other-2").await,
-            RefreshRotation::Rotated { user_id: dana.id }
-        );
-        assert_eq!(
-            rotate(&store, b"unknown", b"x").await,
-            RefreshRotation::Invalid
+            rotate(&store, b"first", b"stolen-2").await,
+            RefreshRotation::Reused
         );
     })
     .await;
 }
 
 #[tokio::test]
-async fn expired_and_revoked_tokens_do_not_rotate() {
+async fn reuse_in_one_family_leaves_other_logins_alone() {
     each_store(|store| async move {
+        let dana = user(&store, "dana").await;
         let erin = user(&store, "erin").await;
-        store
-            .insert_refresh_token(erin.id, b"stale", in_days(-1))
-            .await
-            .unwrap();
+        login(&store, dana.id, b"laptop").await;
+        login(&store, dana.id, b"phone").await;
+        login(&store, erin.id, b"erin").await;
+
+        rotate(&store, b"laptop", b"laptop-2").await;
         assert_eq!(
-            rotate(&store, b"stale", b"new").await,
+            rotate(&store, b"laptop", b"x").await,
+            RefreshRotation::Reused
+        );
+        assert_unusable(&store, b"laptop-2").await;
+
+        assert_eq!(
+            rotate(&store, b"phone", b"phone-2").await,
+            RefreshRotation::Rotated { user_id: dana.id }
+        );
+        assert_eq!(
+            rotate(&store, b"erin", b"erin-2").await,
+            RefreshRotation::Rotated { user_id: erin.id }
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_and_expired_tokens_are_invalid() {
+    each_store(|store| async move {
+        let frank = user(&store, "frank").await;
+        assert_eq!(
+            rotate(&store, b"never-issued", b"new").await,
+            RefreshRotation::Invalid
+        );
+        // An invalid presentation stores no replacement.
+        assert_eq!(
+            rotate(&store, b"new", b"newer").await,
             RefreshRotation::Invalid
         );
 
         store
-            .insert_refresh_token(erin.id, b"session", in_days(7))
+            .insert_refresh_token(frank.id, b"stale", from_now(-Duration::seconds(1)))
             .await
             .unwrap();
-        store.revoke_refresh_family(b"session").await.unwrap();
-        assert_ne!(
-            rotate(&store, b"session", b"new2").await,
-            RefreshRotation::Rotated { user_id: erin.id }
+        // Expired is not spent: presenting it twice is invalid, not reuse.
+        for _ in 0..2 {
+            assert_eq!(
+                rotate(&store, b"stale", b"fresh").await,
+                RefreshRotation::Invalid
+            );
+        }
+        assert_unusable(&store, b"fresh").await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn logout_revokes_the_current_token_of_the_family_only() {
+    each_store(|store| async move {
+        let gina = user(&store, "gina").await;
+        login(&store, gina.id, b"first").await;
+        login(&store, gina.id, b"elsewhere").await;
+        rotate(&store, b"first", b"second").await;
+        rotate(&store, b"second", b"current").await;
+
+        // Logging out with any token of the family (here an old one) ends the login.
+        store.revoke_refresh_family(b"first").await.unwrap();
+        assert_unusable(&store, b"current").await;
+        assert_eq!(
+            rotate(&store, b"elsewhere", b"elsewhere-2").await,
+            RefreshRotation::Rotated { user_id: gina.id }
         );
+
+        login(&store, gina.id, b"fresh-login").await;
+        store.revoke_refresh_family(b"fresh-login").await.unwrap();
+        assert_unusable(&store, b"fresh-login").await;
+        // Unknown tokens are ignored.
         store.revoke_refresh_family(b"never-issued").await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_presentations_of_one_token_rotate_it_once() {
+    each_store(|store| async move {
+        let hana = user(&store, "hana").await;
+        login(&store, hana.id, b"shared").await;
+        let attempts: Vec<_> = [b"copy-a", b"copy-b"]
+            .into_iter()
+            .map(|replacement| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { rotate(&store, b"shared", replacement).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for attempt in attempts {
+            outcomes.push(attempt.await.unwrap());
+        }
+        let rotated = RefreshRotation::Rotated { user_id: hana.id };
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == rotated).count(),
+            1,
+            "{outcomes:?}"
+        );
+        assert!(outcomes.contains(&RefreshRotation::Reused), "{outcomes:?}");
+        // The loser's presentation was a replay: the winner's replacement is revoked.
+        assert_unusable(&store, b"copy-a").await;
+        assert_unusable(&store, b"copy-b").await;
     })
     .await;
 }

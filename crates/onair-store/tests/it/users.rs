@@ -1,29 +1,54 @@
 use onair_core::{AvatarUrl, Bio, DisplayName};
-use onair_store::{Conflict, ProfilePatch, StoreError};
+use onair_store::{Conflict, ProfilePatch, StoreError, UserProfile};
 use uuid::Uuid;
 
-use crate::support::{each_store, new_user, user};
+use crate::support::{each_store, go_live, new_user, new_user_with_email, profile, user};
 
 #[tokio::test]
-async fn users_are_unique_by_username_and_email() {
+async fn create_user_returns_the_new_profile() {
     each_store(|store| async move {
-        let alice = user(&store, "alice").await;
-        assert_eq!(alice.username, "alice");
-        assert_eq!((alice.follower_count, alice.following_count), (0, 0));
-        assert_eq!(alice.live_stream_id, None);
+        let new = new_user("alice");
+        let (id, created_at) = (new.id, new.created_at);
+        let alice = store.create_user(new).await.unwrap();
+        assert_eq!(
+            alice,
+            UserProfile {
+                id,
+                username: "alice".into(),
+                display_name: None,
+                bio: String::new(),
+                avatar_url: None,
+                follower_count: 0,
+                following_count: 0,
+                live_stream_id: None,
+                created_at,
+            }
+        );
+        assert_eq!(store.profile(id).await.unwrap(), Some(alice));
+    })
+    .await;
+}
 
-        let mut same_name = new_user("alice");
-        same_name.email = onair_core::Email::parse("other@example.com").unwrap();
+#[tokio::test]
+async fn duplicate_username_or_email_is_a_conflict() {
+    each_store(|store| async move {
+        user(&store, "alice").await;
+
+        // Usernames are stored lower-case, so case does not make a new one.
+        let same_name = new_user_with_email("Alice", "other@example.com");
         assert!(matches!(
             store.create_user(same_name).await,
             Err(StoreError::Conflict(Conflict::Username))
         ));
-        let mut same_email = new_user("alicia");
-        same_email.email = onair_core::Email::parse("alice@example.com").unwrap();
+        let same_email = new_user_with_email("alicia", "alice@example.com");
         assert!(matches!(
             store.create_user(same_email).await,
             Err(StoreError::Conflict(Conflict::Email))
         ));
+        // Neither refused account was stored.
+        for login in ["alicia", "other@example.com"] {
+            assert!(store.credentials(login).await.unwrap().is_none(), "{login}");
+        }
     })
     .await;
 }
@@ -32,65 +57,130 @@ async fn users_are_unique_by_username_and_email() {
 async fn credentials_by_username_or_email() {
     each_store(|store| async move {
         let bob = user(&store, "bob").await;
+        user(&store, "bobby").await;
         for login in ["bob", "bob@example.com"] {
             let found = store.credentials(login).await.unwrap().expect(login);
-            assert_eq!(found.id, bob.id);
-            assert!(found.password_hash.starts_with("$argon2id$"));
+            assert_eq!(found.id, bob.id, "{login}");
+            assert_eq!(found.password_hash, new_user("bob").password_hash);
         }
-        assert!(store.credentials("nobody").await.unwrap().is_none());
+        for unknown in ["nobody", "nobody@example.com", "bo", ""] {
+            assert!(
+                store.credentials(unknown).await.unwrap().is_none(),
+                "{unknown:?}"
+            );
+        }
     })
     .await;
 }
 
 #[tokio::test]
-async fn profile_patches_set_keep_and_clear() {
+async fn profile_patch_sets_keeps_and_clears() {
     each_store(|store| async move {
         let carol = user(&store, "carol").await;
-        let patch = ProfilePatch {
-            display_name: Some(Some(DisplayName::parse("Carol").unwrap())),
-            bio: Some(Bio::parse("hello").unwrap()),
-            avatar_url: Some(Some(AvatarUrl::parse("https://cdn.example/c.png").unwrap())),
-        };
-        let updated = store.update_profile(carol.id, patch).await.unwrap();
-        assert_eq!(updated.display_name.as_deref(), Some("Carol"));
-        assert_eq!(updated.bio, "hello");
+        let set = store
+            .update_profile(
+                carol.id,
+                ProfilePatch {
+                    display_name: Some(Some(DisplayName::parse("Carol").unwrap())),
+                    bio: Some(Bio::parse("hello\nworld").unwrap()),
+                    avatar_url: Some(Some(AvatarUrl::parse("https://cdn.example/c.png").unwrap())),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(set.display_name.as_deref(), Some("Carol"));
+        assert_eq!(set.bio, "hello\nworld");
+        assert_eq!(set.avatar_url.as_deref(), Some("https://cdn.example/c.png"));
+        assert_eq!((set.id, set.username.as_str()), (carol.id, "carol"));
 
+        // An empty patch changes nothing.
+        let kept = store
+            .update_profile(carol.id, ProfilePatch::default())
+            .await
+            .unwrap();
+        assert_eq!(kept, set);
+
+        // Some(None) clears; an absent field (bio) stays.
         let cleared = store
             .update_profile(
                 carol.id,
                 ProfilePatch {
+                    display_name: Some(None),
                     avatar_url: Some(None),
+                    bio: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((cleared.display_name, cleared.avatar_url), (None, None));
+        assert_eq!(cleared.bio, "hello\nworld");
+
+        // The bio is set (here emptied) on its own.
+        let rewritten = store
+            .update_profile(
+                carol.id,
+                ProfilePatch {
+                    bio: Some(Bio::parse("").unwrap()),
                     ..ProfilePatch::default()
                 },
             )
             .await
             .unwrap();
-        assert_eq!(cleared.avatar_url, None);
-        assert_eq!(
-            cleared.display_name.as_deref(),
-            Some("Carol"),
-            "absent fields stay"
-        );
-        assert_eq!(store.profile(carol.id).await.unwrap(), Some(cleared));
-
-        assert!(matches!(
-            store
-                .update_profile(Uuid::now_v7(), ProfilePatch::default())
-                .await,
-            Err(StoreError::NotFound)
-        ));
-        assert_eq!(store.profile(Uuid::now_v7()).await.unwrap(), None);
+        assert_eq!(rewritten.bio, "");
+        assert_eq!(rewritten.display_name, None);
+        assert_eq!(store.profile(carol.id).await.unwrap(), Some(rewritten));
     })
     .await;
 }
 
 #[tokio::test]
-async fn health_and_pool_stats() {
+async fn unknown_user_has_no_profile_and_cannot_be_updated() {
     each_store(|store| async move {
-        store.ping().await.unwrap();
-        let pools = store.pool_stats();
-        assert!(!pools.is_empty());
-        assert!(pools.iter().all(|p| p.idle <= p.size));
+        user(&store, "dave").await;
+        let unknown = Uuid::now_v7();
+        assert_eq!(store.profile(unknown).await.unwrap(), None);
+        let patch = ProfilePatch {
+            bio: Some(Bio::parse("ghost").unwrap()),
+            ..ProfilePatch::default()
+        };
+        assert!(matches!(
+            store.update_profile(unknown, patch).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(matches!(
+            store.update_profile(unknown, ProfilePatch::default()).await,
+            Err(StoreError::NotFound)
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn live_stream_id_is_set_only_while_live() {
+    each_store(|store| async move {
+        let caster = user(&store, "caster").await;
+        let viewer = user(&store, "viewer").await;
+        let live = go_live(&store, caster.id, "Speedrun").await;
+        assert_eq!(
+            profile(&store, caster.id).await.live_stream_id,
+            Some(live.id)
+        );
+        assert_eq!(profile(&store, viewer.id).await.live_stream_id, None);
+        // Every read of a profile carries it, including the one an update returns.
+        let updated = store
+            .update_profile(caster.id, ProfilePatch::default())
+            .await
+            .unwrap();
+        assert_eq!(updated.live_stream_id, Some(live.id));
+
+        store.end_stream(caster.id).await.unwrap();
+        assert_eq!(profile(&store, caster.id).await.live_stream_id, None);
+
+        let next = go_live(&store, caster.id, "Again").await;
+        assert_eq!(
+            profile(&store, caster.id).await.live_stream_id,
+            Some(next.id)
+        );
     })
     .await;
 }
