@@ -31,6 +31,10 @@ pub enum StoreError {
     /// connection refused): the request may succeed if retried.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// A job's lease ran out and another worker claimed it: this worker's write was
+    /// refused and rolled back.
+    #[error("the job's lease passed to another worker")]
+    LeaseLost,
     #[error("invalid database configuration: {0}")]
     Config(String),
     #[error("migration failed: {0}")]

@@ -3,7 +3,10 @@
 //! from the database URL; handlers only ever see `dyn Store`.
 
 mod error;
+pub mod jobs;
 mod models;
+mod notifications;
+mod notify_sql;
 mod postgres;
 mod shared;
 mod sqlite;
@@ -21,10 +24,14 @@ pub use models::{
     NewArchive, NewBan, NewUser, ProfilePatch, RefreshRotation, StreamKeyRecord, StreamOwner,
     StreamPatch, StreamView, UserProfile, UserSummary, ViewerCountUpdate,
 };
+pub use notifications::{
+    FanoutStep, NewPushSubscription, NewWebhook, Notification, PushSubscription, Webhook,
+    WebhookEvent,
+};
 pub use timestamp::Timestamp;
 pub use traits::{
-    ArchiveStore, ChatStore, FollowStore, PoolStats, SessionStore, Store, StreamKeyStore,
-    StreamStore, UserStore,
+    ArchiveStore, ChatStore, FollowStore, JobStore, NotificationStore, PoolStats, PushStore,
+    SessionStore, Store, StreamKeyStore, StreamStore, UserStore, WebhookStore,
 };
 
 /// How to reach the database. Pool sizes and timeouts default to review C4 / M3.

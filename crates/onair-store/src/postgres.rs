@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use crate::notify_sql::impl_notification_traits;
 use crate::shared::impl_store_traits;
 use crate::{Backend, DbConfig, PoolStats, StoreError};
 
@@ -63,6 +64,7 @@ impl PgStore {
 }
 
 impl_store_traits!(PgStore, sqlx::Postgres);
+impl_notification_traits!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED");
 
 #[async_trait]
 impl crate::Store for PgStore {

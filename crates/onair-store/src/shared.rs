@@ -445,6 +445,8 @@ macro_rules! impl_store_traits {
                 title: &str,
                 category: Option<&str>,
             ) -> Result<$crate::StreamView, $crate::StoreError> {
+                let now = $crate::Timestamp::now();
+                let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO streams (id, user_id, title, category, status, started_at, updated_at)
                      VALUES ($1, $2, $3, $4, 'live', $5, $5)",
@@ -453,14 +455,17 @@ macro_rules! impl_store_traits {
                 .bind(user_id)
                 .bind(title)
                 .bind(category)
-                .bind($crate::Timestamp::now())
-                .execute(self.writer())
+                .bind(now)
+                .execute(&mut *tx)
                 .await?;
+                Self::enqueue_stream_event(&mut tx, id, user_id, true, now).await?;
+                tx.commit().await?;
                 self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
             }
 
             async fn end_stream(&self, user_id: uuid::Uuid) -> Result<$crate::StreamView, $crate::StoreError> {
                 let now = $crate::Timestamp::now();
+                let mut tx = self.writer().begin().await?;
                 let id: uuid::Uuid = sqlx::query_scalar(
                     "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2, publisher_session = NULL
                      WHERE user_id = $1 AND status IN ('live', 'offline')
@@ -468,8 +473,10 @@ macro_rules! impl_store_traits {
                 )
                 .bind(user_id)
                 .bind(now)
-                .fetch_one(self.writer())
+                .fetch_one(&mut *tx)
                 .await?;
+                Self::enqueue_stream_event(&mut tx, id, user_id, false, now).await?;
+                tx.commit().await?;
                 self.stream_by_id(self.writer(), id).await?.ok_or($crate::StoreError::NotFound)
             }
 
@@ -527,6 +534,7 @@ macro_rules! impl_store_traits {
                         if inserted.rows_affected() != 1 {
                             return Err($crate::StoreError::NotFound);
                         }
+                        Self::enqueue_stream_event(&mut tx, new_stream_id, user_id, true, now).await?;
                         (new_stream_id, false)
                     }
                 };
@@ -549,27 +557,39 @@ macro_rules! impl_store_traits {
 
             async fn end_published_stream(&self, session_id: uuid::Uuid) -> Result<bool, $crate::StoreError> {
                 let now = $crate::Timestamp::now();
-                let ended = sqlx::query(
+                let mut tx = self.writer().begin().await?;
+                let ended: Option<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
                     "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2, publisher_session = NULL
-                     WHERE publisher_session = $1 AND status IN ('live', 'offline')",
+                     WHERE publisher_session = $1 AND status IN ('live', 'offline')
+                     RETURNING id, user_id",
                 )
                 .bind(session_id)
                 .bind(now)
-                .execute(self.writer())
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(ended.rows_affected() == 1)
+                if let Some((stream_id, user_id)) = ended {
+                    Self::enqueue_stream_event(&mut tx, stream_id, user_id, false, now).await?;
+                }
+                tx.commit().await?;
+                Ok(ended.is_some())
             }
 
             async fn end_abandoned_streams(&self, cutoff: $crate::Timestamp) -> Result<u64, $crate::StoreError> {
                 // The broadcast ended when its publisher left, not when this sweep noticed.
-                let ended = sqlx::query(
+                let mut tx = self.writer().begin().await?;
+                let ended: Vec<(uuid::Uuid, uuid::Uuid, $crate::Timestamp)> = sqlx::query_as(
                     "UPDATE streams SET status = 'ended', ended_at = updated_at
-                     WHERE status = 'offline' AND updated_at < $1",
+                     WHERE status = 'offline' AND updated_at < $1
+                     RETURNING id, user_id, ended_at",
                 )
                 .bind(cutoff)
-                .execute(self.writer())
+                .fetch_all(&mut *tx)
                 .await?;
-                Ok(ended.rows_affected())
+                for &(stream_id, user_id, ended_at) in &ended {
+                    Self::enqueue_stream_event(&mut tx, stream_id, user_id, false, ended_at).await?;
+                }
+                tx.commit().await?;
+                Ok(ended.len() as u64)
             }
 
             async fn record_viewer_counts(&self, counts: &[$crate::ViewerCountUpdate]) -> Result<(), $crate::StoreError> {

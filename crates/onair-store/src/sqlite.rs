@@ -10,6 +10,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::notify_sql::impl_notification_traits;
 use crate::shared::impl_store_traits;
 use crate::{Backend, DbConfig, PoolStats, StoreError};
 
@@ -63,6 +64,7 @@ impl SqliteStore {
 }
 
 impl_store_traits!(SqliteStore, sqlx::Sqlite);
+impl_notification_traits!(SqliteStore, sqlx::Sqlite, "");
 
 #[async_trait]
 impl crate::Store for SqliteStore {

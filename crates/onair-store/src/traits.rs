@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use onair_core::{Cursor, Limit, Page, StreamStatus};
 use uuid::Uuid;
 
+use crate::jobs::{ClaimedJob, DeadJob, GoLiveJob, JobLease, JobStat, NewJob, PushBatchJob};
 use crate::models::*;
+use crate::notifications::*;
 use crate::{StoreError, Timestamp};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -161,6 +163,98 @@ pub trait ChatStore {
     ) -> Result<Page<ModerationEntry>>;
 }
 
+/// The durable job queue. Jobs caused by a write are enqueued by that write, in its
+/// transaction; `enqueue` is for the rest.
+#[async_trait]
+pub trait JobStore {
+    async fn enqueue(&self, job: NewJob) -> Result<()>;
+    /// Takes up to `limit` ready jobs, oldest first, for a lease ending at
+    /// `lease_until`. Concurrent claims never take the same job.
+    async fn claim_jobs(&self, limit: u32, lease_until: Timestamp) -> Result<Vec<ClaimedJob>>;
+    /// Finished jobs leave the queue.
+    async fn complete_jobs(&self, jobs: &[JobLease]) -> Result<()>;
+    /// Back to the queue, to run again at `run_at`.
+    async fn retry_job(&self, job: JobLease, run_at: Timestamp, error: &str) -> Result<()>;
+    /// To the dead letters.
+    async fn bury_job(&self, job: JobLease, error: &str) -> Result<()>;
+    /// Jobs whose worker vanished (lease ran out) run again, or are buried once they have
+    /// had `max_attempts`. Returns how many were released.
+    async fn release_expired_jobs(&self, max_attempts: i32) -> Result<u64>;
+    async fn job_stats(&self) -> Result<Vec<JobStat>>;
+    /// Dead letters, newest first.
+    async fn dead_jobs(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<DeadJob>>;
+    /// Queues a dead job again with a fresh attempt count; false if no such dead job.
+    async fn revive_job(&self, id: Uuid) -> Result<bool>;
+}
+
+#[async_trait]
+pub trait NotificationStore {
+    /// One batch of a go-live fan-out, in one transaction: writes the notifications of
+    /// the next `batch` followers (set-based, skipping muted ones and rows a previous
+    /// run wrote), records the job's progress, extends its lease to `lease_until`, and
+    /// enqueues Web Push for the batch when any of them subscribed. The first batch
+    /// checks the cooldown: no fan-out if the followers were told within `cooldown`.
+    /// `LeaseLost` when another worker holds the job now.
+    async fn fan_out_go_live(
+        &self,
+        lease: JobLease,
+        job: &GoLiveJob,
+        cooldown: std::time::Duration,
+        batch: u32,
+        lease_until: Timestamp,
+    ) -> Result<FanoutStep>;
+    /// The user's inbox, newest first.
+    async fn notifications(
+        &self,
+        user: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Notification>>;
+    async fn unread_notifications(&self, user: Uuid) -> Result<i64>;
+    /// False when the user has no such notification.
+    async fn mark_notification_read(&self, user: Uuid, stream_id: Uuid) -> Result<bool>;
+    /// Returns how many were unread.
+    async fn mark_all_notifications_read(&self, user: Uuid) -> Result<u64>;
+    /// Mutes (`true`) or unmutes a creator's go-live notifications for `user`. Returns
+    /// whether anything changed; `NotFound` for an unknown creator.
+    async fn set_muted(&self, user: Uuid, creator: Uuid, muted: bool) -> Result<bool>;
+    async fn is_muted(&self, user: Uuid, creator: Uuid) -> Result<bool>;
+    async fn push_enabled(&self, user: Uuid) -> Result<bool>;
+    async fn set_push_enabled(&self, user: Uuid, enabled: bool) -> Result<()>;
+}
+
+#[async_trait]
+pub trait PushStore {
+    /// Subscribes a browser; an endpoint subscribed before (by anyone) is taken over.
+    async fn add_push_subscription(&self, sub: NewPushSubscription) -> Result<PushSubscription>;
+    /// Returns whether the user had that endpoint.
+    async fn remove_push_subscription(&self, user: Uuid, endpoint: &str) -> Result<bool>;
+    async fn push_subscription(&self, id: Uuid) -> Result<Option<PushSubscription>>;
+    /// The push service said the subscription is gone (404/410).
+    async fn delete_push_subscription(&self, id: Uuid) -> Result<()>;
+    /// Subscriptions of the batch's followers who still want push from this creator.
+    async fn push_targets(&self, batch: &PushBatchJob) -> Result<Vec<PushSubscription>>;
+}
+
+#[async_trait]
+pub trait WebhookStore {
+    async fn create_webhook(&self, hook: NewWebhook) -> Result<Webhook>;
+    async fn webhook(&self, id: Uuid) -> Result<Option<Webhook>>;
+    /// The owner's webhooks, newest first.
+    async fn webhooks(
+        &self,
+        owner: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Webhook>>;
+    /// Returns whether the owner had it.
+    async fn delete_webhook(&self, owner: Uuid, id: Uuid) -> Result<bool>;
+    /// Counts a delivery's outcome. Failures in a row reaching `disable_after` disable
+    /// the webhook; returns whether it is disabled now.
+    async fn record_webhook_delivery(&self, id: Uuid, ok: bool, disable_after: i32)
+    -> Result<bool>;
+}
+
 /// Size of one connection pool, for the metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
@@ -180,6 +274,10 @@ pub trait Store:
     + StreamStore
     + ArchiveStore
     + ChatStore
+    + JobStore
+    + NotificationStore
+    + PushStore
+    + WebhookStore
     + Send
     + Sync
 {

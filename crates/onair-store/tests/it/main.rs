@@ -7,6 +7,8 @@ mod support;
 mod archives;
 mod follows;
 mod health;
+mod jobs;
+mod notifications;
 mod plans;
 mod sessions;
 mod streams;

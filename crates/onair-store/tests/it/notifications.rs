@@ -1,0 +1,419 @@
+//! Go-live fan-out, the inbox, mutes, push subscriptions and webhooks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use onair_core::Limit;
+use onair_store::jobs::{ClaimedJob, GoLiveJob, PushBatchJob, WebhookJob, kinds};
+use onair_store::{
+    FanoutStep, NewPushSubscription, NewWebhook, Store, StoreError, Timestamp, WebhookEvent,
+};
+use uuid::Uuid;
+
+use crate::support::{each_store, from_now, go_live, user, users};
+
+const COOLDOWN: StdDuration = StdDuration::from_secs(600);
+
+fn lease() -> Timestamp {
+    from_now(Duration::seconds(30))
+}
+
+/// Claims every ready job and returns those of `kind` (completing the others).
+async fn claim(store: &Arc<dyn Store>, kind: &str) -> Vec<ClaimedJob> {
+    let claimed = store.claim_jobs(1000, lease()).await.unwrap();
+    let (wanted, other): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|j| j.kind == kind);
+    let leases: Vec<_> = other.iter().map(ClaimedJob::lease).collect();
+    store.complete_jobs(&leases).await.unwrap();
+    wanted
+}
+
+/// Runs a claimed go-live job to the end, `batch` followers at a time; returns every
+/// recipient and the number of batches.
+async fn fan_out(store: &Arc<dyn Store>, job: &ClaimedJob, batch: u32) -> (Vec<Uuid>, usize) {
+    let mut state: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
+    let (mut recipients, mut batches) = (Vec::new(), 0);
+    loop {
+        match store
+            .fan_out_go_live(job.lease(), &state, COOLDOWN, batch, lease())
+            .await
+            .unwrap()
+        {
+            FanoutStep::CoolingDown => return (recipients, batches),
+            FanoutStep::Batch {
+                recipients: r,
+                next,
+            } => {
+                recipients.extend(r);
+                batches += 1;
+                match next {
+                    Some(next) => state = next,
+                    None => return (recipients, batches),
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn go_live_notifies_every_follower_once_except_the_muted() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let fans = users(&store, "fan", 7).await;
+        for fan in &fans {
+            store.follow(fan.id, star.id).await.unwrap();
+        }
+        assert!(store.set_muted(fans[0].id, star.id, true).await.unwrap());
+        assert!(store.is_muted(fans[0].id, star.id).await.unwrap());
+
+        let stream = go_live(&store, star.id, "Hello").await;
+        let jobs = claim(&store, kinds::GO_LIVE).await;
+        assert_eq!(jobs.len(), 1, "the go-live enqueued its fan-out");
+        let (recipients, batches) = fan_out(&store, &jobs[0], 3).await;
+        let expected: HashSet<_> = fans[1..].iter().map(|f| f.id).collect();
+        assert_eq!(recipients.len(), 6);
+        assert_eq!(recipients.iter().copied().collect::<HashSet<_>>(), expected);
+        assert_eq!(
+            batches, 3,
+            "7 followers by 3, the last batch has the muted one"
+        );
+
+        // Running the whole job again (a retry from scratch) writes nothing new.
+        let (again, _) = fan_out(&store, &jobs[0], 3).await;
+        assert!(again.is_empty());
+
+        let inbox = store
+            .notifications(fans[1].id, Limit::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(inbox.items.len(), 1);
+        assert_eq!(inbox.items[0].stream_id, stream.id);
+        assert_eq!(inbox.items[0].creator.username, "star");
+        assert_eq!(inbox.items[0].title, "Hello");
+        assert!(
+            store
+                .notifications(fans[0].id, Limit::default(), None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fan_out_resumes_after_a_lost_worker_without_duplicates() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let fans = users(&store, "fan", 5).await;
+        for fan in &fans {
+            store.follow(fan.id, star.id).await.unwrap();
+        }
+        go_live(&store, star.id, "Resumed").await;
+        let job = claim(&store, kinds::GO_LIVE).await.remove(0);
+        let first: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
+        let FanoutStep::Batch { recipients, next } = store
+            .fan_out_go_live(
+                job.lease(),
+                &first,
+                COOLDOWN,
+                2,
+                from_now(Duration::seconds(-1)),
+            )
+            .await
+            .unwrap()
+        else {
+            panic!("not cooling down");
+        };
+        assert_eq!(recipients.len(), 2);
+        assert!(next.is_some());
+
+        // The worker dies; its lease runs out and another worker takes the job, with
+        // the progress the first one recorded.
+        assert_eq!(store.release_expired_jobs(5).await.unwrap(), 1);
+        let retry = claim(&store, kinds::GO_LIVE).await.remove(0);
+        assert_eq!(retry.attempts, 2);
+        let resumed: GoLiveJob = serde_json::from_str(&retry.payload).unwrap();
+        assert_eq!(Some(resumed.clone()), next);
+
+        // The old worker's next batch is refused and writes nothing.
+        assert!(matches!(
+            store
+                .fan_out_go_live(job.lease(), &resumed, COOLDOWN, 2, lease())
+                .await,
+            Err(StoreError::LeaseLost)
+        ));
+        let (rest, _) = fan_out(&store, &retry, 2).await;
+        assert_eq!(rest.len(), 3);
+        let mut everyone: Vec<_> = recipients.into_iter().chain(rest).collect();
+        everyone.sort();
+        everyone.dedup();
+        assert_eq!(everyone.len(), 5);
+        for fan in &fans {
+            assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 1);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn going_live_again_within_the_cooldown_does_not_renotify() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let fan = user(&store, "fan").await;
+        store.follow(fan.id, star.id).await.unwrap();
+        go_live(&store, star.id, "One").await;
+        let first = claim(&store, kinds::GO_LIVE).await.remove(0);
+        assert_eq!(fan_out(&store, &first, 10).await.0, vec![fan.id]);
+        store.end_stream(star.id).await.unwrap();
+
+        go_live(&store, star.id, "Two").await;
+        let second = claim(&store, kinds::GO_LIVE).await.remove(0);
+        let state: GoLiveJob = serde_json::from_str(&second.payload).unwrap();
+        assert_eq!(
+            store
+                .fan_out_go_live(second.lease(), &state, COOLDOWN, 10, lease())
+                .await
+                .unwrap(),
+            FanoutStep::CoolingDown
+        );
+        // With no cooldown the same broadcast would notify.
+        let step = store
+            .fan_out_go_live(second.lease(), &state, StdDuration::ZERO, 10, lease())
+            .await
+            .unwrap();
+        assert!(
+            matches!(step, FanoutStep::Batch { ref recipients, .. } if recipients == &[fan.id])
+        );
+        assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_inbox_pages_newest_first_and_marks_read() {
+    each_store(|store| async move {
+        let fan = user(&store, "fan").await;
+        let stars = users(&store, "star", 3).await;
+        for star in &stars {
+            store.follow(fan.id, star.id).await.unwrap();
+            go_live(&store, star.id, "Live").await;
+            let job = claim(&store, kinds::GO_LIVE).await.remove(0);
+            fan_out(&store, &job, 10).await;
+        }
+        let first = store
+            .notifications(fan.id, Limit::new(Some(2)).unwrap(), None)
+            .await
+            .unwrap();
+        let names: Vec<_> = first
+            .items
+            .iter()
+            .map(|n| n.creator.username.clone())
+            .collect();
+        assert_eq!(names, ["star2", "star1"]);
+        let rest = store
+            .notifications(fan.id, Limit::new(Some(2)).unwrap(), first.next_cursor)
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 1);
+        assert_eq!(rest.items[0].creator.username, "star0");
+        assert!(rest.next_cursor.is_none());
+
+        assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 3);
+        let newest = first.items[0].stream_id;
+        assert!(store.mark_notification_read(fan.id, newest).await.unwrap());
+        assert!(
+            store.mark_notification_read(fan.id, newest).await.unwrap(),
+            "idempotent"
+        );
+        assert!(
+            !store
+                .mark_notification_read(fan.id, Uuid::now_v7())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .mark_notification_read(stars[0].id, newest)
+                .await
+                .unwrap(),
+            "not theirs"
+        );
+        assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 2);
+        assert_eq!(store.mark_all_notifications_read(fan.id).await.unwrap(), 2);
+        assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 0);
+        let read = store
+            .notifications(fan.id, Limit::default(), None)
+            .await
+            .unwrap();
+        assert!(read.items.iter().all(|n| n.read_at.is_some()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn push_batches_are_enqueued_for_subscribed_followers_who_want_push() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let fans = users(&store, "fan", 3).await;
+        for fan in &fans {
+            store.follow(fan.id, star.id).await.unwrap();
+        }
+        let mut subscriptions = Vec::new();
+        for fan in &fans[..2] {
+            let sub = store
+                .add_push_subscription(NewPushSubscription {
+                    id: Uuid::now_v7(),
+                    user_id: fan.id,
+                    endpoint: format!("https://push.example/{}", fan.id),
+                    p256dh: "key".into(),
+                    auth: "auth".into(),
+                })
+                .await
+                .unwrap();
+            subscriptions.push(sub);
+        }
+        store.set_push_enabled(fans[1].id, false).await.unwrap();
+        assert!(!store.push_enabled(fans[1].id).await.unwrap());
+
+        go_live(&store, star.id, "Push").await;
+        let job = claim(&store, kinds::GO_LIVE).await.remove(0);
+        fan_out(&store, &job, 10).await;
+        let push = claim(&store, kinds::PUSH_BATCH).await;
+        assert_eq!(push.len(), 1, "one batch, one push job");
+        let batch: PushBatchJob = serde_json::from_str(&push[0].payload).unwrap();
+        let targets = store.push_targets(&batch).await.unwrap();
+        assert_eq!(
+            targets,
+            vec![subscriptions[0].clone()],
+            "fan1 opted out, fan2 has none"
+        );
+
+        // Re-subscribing an endpoint replaces its keys; unsubscribing and a gone
+        // endpoint remove it.
+        let again = store
+            .add_push_subscription(NewPushSubscription {
+                id: Uuid::now_v7(),
+                user_id: fans[0].id,
+                endpoint: subscriptions[0].endpoint.clone(),
+                p256dh: "new".into(),
+                auth: "new".into(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.id, again.p256dh.as_str()),
+            (subscriptions[0].id, "new")
+        );
+        assert!(
+            !store
+                .remove_push_subscription(fans[2].id, &again.endpoint)
+                .await
+                .unwrap(),
+            "not theirs"
+        );
+        store.delete_push_subscription(again.id).await.unwrap();
+        assert!(store.push_subscription(again.id).await.unwrap().is_none());
+        assert!(
+            store
+                .remove_push_subscription(fans[1].id, &subscriptions[1].endpoint)
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stream_events_enqueue_webhook_deliveries_until_disabled() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let dev = user(&store, "dev").await;
+        let hook = |event| NewWebhook {
+            id: Uuid::now_v7(),
+            owner_id: dev.id,
+            channel_id: star.id,
+            event,
+            callback_url: "https://hooks.example/onair".into(),
+            secret: "s3cret-s3cret".into(),
+        };
+        let online = store
+            .create_webhook(hook(WebhookEvent::StreamOnline))
+            .await
+            .unwrap();
+        let offline = store
+            .create_webhook(hook(WebhookEvent::StreamOffline))
+            .await
+            .unwrap();
+        let listed = store
+            .webhooks(dev.id, Limit::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 2);
+
+        let stream = go_live(&store, star.id, "Hooked").await;
+        let delivered = claim(&store, kinds::WEBHOOK).await;
+        assert_eq!(delivered.len(), 1);
+        let job: WebhookJob = serde_json::from_str(&delivered[0].payload).unwrap();
+        assert_eq!((job.webhook_id, job.stream_id), (online.id, stream.id));
+        assert_eq!(job.event, "stream.online");
+        store.end_stream(star.id).await.unwrap();
+        let delivered = claim(&store, kinds::WEBHOOK).await;
+        let job: WebhookJob = serde_json::from_str(&delivered[0].payload).unwrap();
+        assert_eq!(
+            (job.webhook_id, job.event.as_str()),
+            (offline.id, "stream.offline")
+        );
+
+        assert!(
+            !store
+                .record_webhook_delivery(online.id, false, 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_webhook_delivery(online.id, true, 2)
+                .await
+                .unwrap(),
+            "reset"
+        );
+        assert!(
+            !store
+                .record_webhook_delivery(online.id, false, 2)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .record_webhook_delivery(online.id, false, 2)
+                .await
+                .unwrap(),
+            "disabled"
+        );
+        assert!(
+            store
+                .webhook(online.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .disabled_at
+                .is_some()
+        );
+        go_live(&store, star.id, "Again").await;
+        assert!(
+            claim(&store, kinds::WEBHOOK).await.is_empty(),
+            "disabled: no delivery"
+        );
+
+        assert!(
+            !store.delete_webhook(star.id, online.id).await.unwrap(),
+            "not the owner"
+        );
+        assert!(store.delete_webhook(dev.id, online.id).await.unwrap());
+        assert!(store.webhook(online.id).await.unwrap().is_none());
+    })
+    .await;
+}
