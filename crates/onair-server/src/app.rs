@@ -24,12 +24,14 @@ use crate::auth::AccessTokens;
 use crate::chat::Chat;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
+use crate::jobs::JobRunner;
 use crate::media::Broadcasts;
+use crate::notifications::Notifications;
 use crate::pagination::Cursors;
 use crate::state::AppState;
 use crate::streams::StreamKeys;
 use crate::viewers::{ViewerIntervals, Viewers};
-use crate::{archives, auth, chat, media, observability, streams, users, viewers};
+use crate::{archives, auth, chat, media, notifications, observability, streams, users, viewers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -46,6 +48,8 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Vapid(#[from] crate::notifications::VapidKeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -85,7 +89,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(streams::router())
         .merge(archives::router())
         .merge(viewers::router())
-        .merge(chat::router());
+        .merge(chat::router())
+        .merge(notifications::router());
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router())
@@ -140,6 +145,7 @@ pub struct Application {
     viewers: Arc<Viewers>,
     viewer_intervals: ViewerIntervals,
     chat: Arc<Chat>,
+    jobs: Option<Arc<JobRunner>>,
 }
 
 impl Application {
@@ -151,9 +157,6 @@ impl Application {
             store.migrate().await?;
         }
         observability::prometheus();
-        let broadcasts = Arc::new(Broadcasts {
-            store: Arc::clone(&store),
-        });
         let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
         let redis = match &config.redis_url {
             Some(url) => Some((
@@ -162,6 +165,14 @@ impl Application {
             )),
             None => None,
         };
+        let notifications = Notifications::new(config.notify(), &secret, redis.clone())?;
+        let jobs = config
+            .jobs_enabled
+            .then(|| job_runner(&config, &store, &notifications));
+        let broadcasts = Arc::new(Broadcasts {
+            store: Arc::clone(&store),
+            jobs: notifications.waker(),
+        });
         let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
@@ -181,6 +192,7 @@ impl Application {
             broadcasts: Arc::clone(&broadcasts),
             viewers: Arc::clone(&viewers),
             chat: Arc::clone(&chat),
+            notifications,
             cursors: Arc::new(Cursors::new(&secret)),
             media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
         };
@@ -211,6 +223,7 @@ impl Application {
             reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
             viewers,
             chat,
+            jobs,
             viewer_intervals: ViewerIntervals {
                 flush: Duration::from_millis(config.viewer_flush_ms),
                 persist: Duration::from_millis(config.viewer_persist_ms),
@@ -254,11 +267,17 @@ impl Application {
         let ingest = self
             .ingest
             .map(|ingest| tokio::spawn(ingest.run_until(until_stopped(stopped.clone()))));
+        let jobs = self
+            .jobs
+            .map(|runner| tokio::spawn(runner.run(stopped.clone())));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(until_stopped(stopped))
             .await;
         if let Some(ingest) = ingest {
             let _ = ingest.await;
+        }
+        if let Some(jobs) = jobs {
+            let _ = jobs.await;
         }
         sweeper.abort();
         viewer_counts.abort();
@@ -266,6 +285,51 @@ impl Application {
         self.store.close().await;
         served
     }
+}
+
+fn job_runner(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    notifications: &Arc<Notifications>,
+) -> Arc<JobRunner> {
+    Arc::new(JobRunner::new(
+        Arc::clone(store),
+        notifications.handlers(store),
+        config.jobs(),
+        notifications.waker(),
+    ))
+}
+
+/// `onair worker`: runs jobs only (no HTTP, no ingest) until `shutdown` resolves.
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartupError> {
+    config.validate()?;
+    let secret = config.resolve_secret()?;
+    let store = onair_store::connect(&config.db()?).await?;
+    if config.migrate_on_start {
+        store.migrate().await?;
+    }
+    observability::prometheus();
+    let redis = match &config.redis_url {
+        Some(url) => Some((
+            url.as_str(),
+            RedisPool::connect(url, config.redis_pool_size as usize).await?,
+        )),
+        None => None,
+    };
+    let notifications = Notifications::new(config.notify(), &secret, redis)?;
+    let runner = job_runner(&config, &store, &notifications);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    tracing::info!(backend = ?store.backend(), concurrency = config.jobs_concurrency, "worker running");
+    runner.run(stopped).await;
+    store.close().await;
+    Ok(())
 }
 
 /// The platform runs without ffmpeg, but every publish would be refused: say so at start.

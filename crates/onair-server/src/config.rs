@@ -80,6 +80,33 @@ pub struct Config {
     /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
     pub media_hook_secret: Option<String>,
     pub migrate_on_start: bool,
+    /// Job runner of this process: off for an HTTP-only node (run `onair worker` apart).
+    pub jobs_enabled: bool,
+    /// Jobs run at once by this process.
+    pub jobs_concurrency: usize,
+    pub jobs_poll_ms: u64,
+    /// How long a worker holds a job before another may take it over.
+    pub jobs_lease_secs: u64,
+    /// Attempts before a failing job becomes a dead letter.
+    pub jobs_max_attempts: i32,
+    pub jobs_backoff_base_ms: u64,
+    pub jobs_backoff_max_secs: u64,
+    /// Followers per go-live fan-out statement (see bench/RESULTS.md for the choice).
+    pub notify_batch_size: u32,
+    /// A creator going live again within this does not notify their followers again.
+    pub notify_cooldown_secs: u64,
+    /// Notification rows per second this process writes at most (smooths storms).
+    pub notify_rows_per_second: u32,
+    /// Deadline of every webhook and push call.
+    pub outbound_timeout_ms: u64,
+    /// Let webhooks and push endpoints be private addresses (tests, intranets only).
+    pub outbound_allow_private: bool,
+    /// Failed deliveries in a row after which a webhook is disabled.
+    pub webhook_disable_after: i32,
+    /// VAPID contact (`mailto:` or `https:`), sent to push services.
+    pub vapid_contact: String,
+    /// base64url P-256 private key for Web Push; default derived from the secret key.
+    pub vapid_private_key: Option<String>,
 }
 
 impl Default for Config {
@@ -120,6 +147,21 @@ impl Default for Config {
             chat_rate_period_ms: 1_000,
             viewer_persist_ms: 5_000,
             migrate_on_start: true,
+            jobs_enabled: true,
+            jobs_concurrency: 8,
+            jobs_poll_ms: 500,
+            jobs_lease_secs: 30,
+            jobs_max_attempts: 8,
+            jobs_backoff_base_ms: 1_000,
+            jobs_backoff_max_secs: 600,
+            notify_batch_size: 1_000,
+            notify_cooldown_secs: 600,
+            notify_rows_per_second: 500_000,
+            outbound_timeout_ms: 5_000,
+            outbound_allow_private: false,
+            webhook_disable_after: 10,
+            vapid_contact: "mailto:admin@localhost".into(),
+            vapid_private_key: None,
         }
     }
 }
@@ -267,6 +309,34 @@ impl Config {
         {
             return bad("ONAIR_MEDIA_HOOK_SECRET", "must be at least 16 bytes");
         }
+        if self.jobs_concurrency == 0 || self.jobs_poll_ms == 0 || self.jobs_lease_secs == 0 {
+            return bad(
+                "ONAIR_JOBS_CONCURRENCY",
+                "ONAIR_JOBS_CONCURRENCY, ONAIR_JOBS_POLL_MS and ONAIR_JOBS_LEASE_SECS must be positive",
+            );
+        }
+        if self.jobs_max_attempts < 1 {
+            return bad("ONAIR_JOBS_MAX_ATTEMPTS", "must be at least 1");
+        }
+        if !(1..=100_000).contains(&self.notify_batch_size) {
+            return bad("ONAIR_NOTIFY_BATCH_SIZE", "must be 1 to 100000");
+        }
+        if self.notify_rows_per_second < self.notify_batch_size {
+            return bad(
+                "ONAIR_NOTIFY_ROWS_PER_SECOND",
+                "must be at least ONAIR_NOTIFY_BATCH_SIZE",
+            );
+        }
+        if self.outbound_timeout_ms == 0 {
+            return bad("ONAIR_OUTBOUND_TIMEOUT_MS", "must be positive");
+        }
+        if self.webhook_disable_after < 1 {
+            return bad("ONAIR_WEBHOOK_DISABLE_AFTER", "must be at least 1");
+        }
+        if !(self.vapid_contact.starts_with("mailto:") || self.vapid_contact.starts_with("https:"))
+        {
+            return bad("ONAIR_VAPID_CONTACT", "must be a mailto: or https: URL");
+        }
         if self.secret_key.as_ref().is_some_and(|s| s.len() < 32) {
             return bad("ONAIR_SECRET_KEY", "must be at least 32 bytes");
         }
@@ -319,6 +389,35 @@ impl Config {
             burst: std::num::NonZeroU32::new(self.chat_rate_burst)
                 .unwrap_or(std::num::NonZeroU32::MIN),
             refill: Duration::from_millis(self.chat_rate_period_ms),
+        }
+    }
+
+    pub fn jobs(&self) -> crate::jobs::JobsConfig {
+        crate::jobs::JobsConfig {
+            concurrency: self.jobs_concurrency,
+            claim_batch: u32::try_from(self.jobs_concurrency)
+                .unwrap_or(u32::MAX)
+                .clamp(8, 256),
+            poll: Duration::from_millis(self.jobs_poll_ms),
+            lease: Duration::from_secs(self.jobs_lease_secs),
+            max_attempts: self.jobs_max_attempts,
+            backoff_base: Duration::from_millis(self.jobs_backoff_base_ms),
+            backoff_max: Duration::from_secs(self.jobs_backoff_max_secs),
+        }
+    }
+
+    pub fn notify(&self) -> crate::notifications::NotifyConfig {
+        crate::notifications::NotifyConfig {
+            batch_size: self.notify_batch_size,
+            cooldown: Duration::from_secs(self.notify_cooldown_secs),
+            rows_per_second: std::num::NonZeroU32::new(self.notify_rows_per_second)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            outbound_timeout: Duration::from_millis(self.outbound_timeout_ms),
+            allow_private_targets: self.outbound_allow_private,
+            webhook_disable_after: self.webhook_disable_after,
+            push_retry_after: Duration::from_millis(self.jobs_backoff_base_ms),
+            vapid_contact: self.vapid_contact.clone(),
+            vapid_private_key: self.vapid_private_key.clone(),
         }
     }
 

@@ -8,7 +8,9 @@ mod auth;
 mod chat;
 pub mod config;
 mod error;
+mod jobs;
 mod media;
+mod notifications;
 mod observability;
 mod pagination;
 mod state;
@@ -16,7 +18,7 @@ mod streams;
 mod users;
 mod viewers;
 
-pub use app::{Application, StartupError, router, shutdown_signal};
+pub use app::{Application, StartupError, router, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
 pub use pagination::Cursors;
 pub use state::AppState;

@@ -6,6 +6,7 @@ use onair_store::Store;
 use crate::auth::AccessTokens;
 use crate::chat::Chat;
 use crate::media::Broadcasts;
+use crate::notifications::Notifications;
 use crate::pagination::Cursors;
 use crate::streams::StreamKeys;
 use crate::viewers::Viewers;
@@ -23,6 +24,7 @@ pub struct AppState {
     pub broadcasts: Arc<Broadcasts>,
     pub viewers: Arc<Viewers>,
     pub chat: Arc<Chat>,
+    pub notifications: Arc<Notifications>,
     pub cursors: Arc<Cursors>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.
     pub media_hook_secret: Option<Arc<str>>,

@@ -1,6 +1,7 @@
 //! `onair`: the whole platform in one binary.
 //!
 //! `onair` / `onair serve` runs the server (embedded SQLite by default);
+//! `onair worker` runs background jobs only (notification fan-out, Web Push, webhooks);
 //! `onair migrate` applies database migrations and exits.
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve,
+    /// Run background jobs only (no HTTP, no ingest); scale them apart from the web nodes.
+    Worker,
     /// Apply database migrations, then exit.
     Migrate,
 }
@@ -60,6 +63,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(config).await?;
             app.run_until(onair_server::shutdown_signal()).await?;
+        }
+        Command::Worker => {
+            onair_server::run_worker(config, onair_server::shutdown_signal()).await?;
         }
         Command::Migrate => {
             let store = onair_store::connect(&config.db()?).await?;

@@ -22,6 +22,8 @@ use crate::streams::StreamKeys;
 /// the same store operations, for external media servers' callbacks).
 pub struct Broadcasts {
     pub store: Arc<dyn Store>,
+    /// Wakes this node's job runners: going live and ending queue notifications.
+    pub jobs: Arc<tokio::sync::Notify>,
 }
 
 impl Broadcasts {
@@ -46,12 +48,15 @@ impl Broadcasts {
             .attach_publisher(user_id, session_id, Uuid::now_v7())
             .await
         {
-            Ok((stream, resumed)) => Ok(Publication {
-                user_id,
-                stream_id: stream.id,
-                session_id,
-                resumed,
-            }),
+            Ok((stream, resumed)) => {
+                self.jobs.notify_one();
+                Ok(Publication {
+                    user_id,
+                    stream_id: stream.id,
+                    session_id,
+                    resumed,
+                })
+            }
             Err(StoreError::Conflict(Conflict::ActiveStream)) => {
                 Err(PublishRefused::AlreadyPublishing)
             }
@@ -67,6 +72,7 @@ impl Broadcasts {
             PublishEnd::PublisherLeft => self.store.detach_publisher(session_id).await,
             PublishEnd::TranscoderFailed => self.store.end_published_stream(session_id).await,
         };
+        self.jobs.notify_one();
         if let Err(e) = result {
             // The abandoned-broadcast sweep ends it later if it stays without a publisher.
             tracing::error!(error = %e, %session_id, "could not record the end of a publish");

@@ -161,6 +161,8 @@ async fn start_stream(
             category.as_ref().map(Category::as_str),
         )
         .await?;
+    // Its fan-out was queued with it; run it now rather than at the next poll.
+    state.notifications.wake_workers();
     Ok((StatusCode::CREATED, Json(stream.into())))
 }
 
@@ -173,7 +175,10 @@ async fn end_stream(
     AuthUser(me): AuthUser,
 ) -> Result<Json<StreamDto>, ApiError> {
     match state.store.end_stream(me).await {
-        Ok(stream) => Ok(Json(stream.into())),
+        Ok(stream) => {
+            state.notifications.wake_workers();
+            Ok(Json(stream.into()))
+        }
         Err(StoreError::NotFound) => Err(ApiError::StreamNotLive),
         Err(e) => Err(e.into()),
     }

@@ -9,6 +9,7 @@ mod chat;
 mod follows;
 mod hooks;
 mod media;
+mod notifications;
 mod operations;
 mod streams;
 mod users;

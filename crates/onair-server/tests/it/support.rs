@@ -220,3 +220,84 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// A request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A local HTTP server standing in for a third party we call (a push service, a webhook
+/// receiver): it answers each request with the status `answer(path, n)` gives for the
+/// n-th request (from 0) to that path, and records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl Receiver {
+    pub async fn start(answer: fn(&str, usize) -> u16) -> Self {
+        use axum::extract::{Request, State};
+        type Log = std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>;
+        let requests: Log = Default::default();
+        let app = axum::Router::new()
+            .fallback(move |State(log): State<Log>, request: Request| async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
+                let path = parts.uri.path().to_owned();
+                let mut log = log.lock().unwrap();
+                let n = log.iter().filter(|r| r.path == path).count();
+                let status = answer(&path, n);
+                log.push(Recorded {
+                    path,
+                    headers: parts.headers,
+                    body,
+                });
+                axum::http::StatusCode::from_u16(status).unwrap()
+            })
+            .with_state(std::sync::Arc::clone(&requests));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        let log = self.requests.lock().unwrap();
+        log.iter().filter(|r| r.path == path).cloned().collect()
+    }
+
+    /// Waits until `path` got at least `n` requests, and returns them.
+    pub async fn wait_for(&self, path: &str, n: usize) -> Vec<Recorded> {
+        eventually(&format!("{n} requests to {path}"), || async {
+            let got = self.requests(path);
+            (got.len() >= n).then_some(got)
+        })
+        .await
+    }
+}
+
+/// Polls `check` until it returns something (20 s at most).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,374 @@
+//! Web Push (RFC 8030 with VAPID, RFC 8292, and aes128gcm payloads, RFC 8291): the
+//! browser subscribes with our VAPID public key, and each go-live batch's subscribers
+//! get an encrypted push through their push service. A push that fails is retried on
+//! its own with the queue's backoff; a subscription the push service reports gone
+//! (404/410) is deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::StreamExt;
+use onair_store::jobs::{ClaimedJob, NewJob, PushBatchJob, PushRetryJob, kinds};
+use onair_store::{NewPushSubscription, PushSubscription, Store, StreamView, Timestamp};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use web_push_native::{Auth, WebPushBuilder, p256};
+
+use super::outbound::Outbound;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ErrorBody, Json};
+use crate::jobs::{JobFailure, JobHandler, LeaseClock};
+use crate::state::AppState;
+
+/// Pushes sent at once by one batch job.
+const PUSH_CONCURRENCY: usize = 16;
+/// How long a push service keeps trying to reach an offline browser (a go-live is stale
+/// after an hour).
+const PUSH_TTL: Duration = Duration::from_secs(3600);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(vapid_public_key))
+        .routes(routes!(subscribe, unsubscribe))
+}
+
+pub struct WebPush {
+    outbound: Outbound,
+    key: ES256KeyPair,
+    public_key: String,
+    contact: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    Delivered,
+    /// The push service no longer knows the subscription.
+    Gone,
+    Failed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ONAIR_VAPID_PRIVATE_KEY: {0}")]
+pub struct VapidKeyError(String);
+
+impl WebPush {
+    /// `private_key`: a base64url P-256 private key; by default one derived from the root
+    /// secret, so every node signs with the same key.
+    pub fn new(
+        root_secret: &[u8],
+        private_key: Option<&str>,
+        contact: String,
+        outbound: Outbound,
+    ) -> Result<Self, VapidKeyError> {
+        let key = match private_key {
+            Some(encoded) => URL_SAFE_NO_PAD
+                .decode(encoded.trim())
+                .map_err(|e| VapidKeyError(e.to_string()))
+                .and_then(|bytes| {
+                    ES256KeyPair::from_bytes(&bytes).map_err(|e| VapidKeyError(e.to_string()))
+                })?,
+            // A valid scalar for all but a 2^-32 share of derivations: try the next one.
+            None => (0..)
+                .find_map(|n| {
+                    let seed = crate::auth::derive_key(root_secret, &format!("vapid-{n}"));
+                    ES256KeyPair::from_bytes(&seed).ok()
+                })
+                .expect("some derivation is a valid key"),
+        };
+        let public_key =
+            URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+        Ok(Self {
+            outbound,
+            key,
+            public_key,
+            contact,
+        })
+    }
+
+    pub async fn send(&self, subscription: &PushSubscription, payload: &[u8]) -> PushOutcome {
+        let request = match self.request(subscription, payload) {
+            Ok(request) => request,
+            // Keys we accepted at subscribe time cannot fail here; a stored row that
+            // does is useless.
+            Err(e) => return PushOutcome::Failed(format!("cannot build the push: {e}")),
+        };
+        match self.outbound.client().execute(request).await {
+            Ok(response) if response.status().is_success() => PushOutcome::Delivered,
+            Ok(response)
+                if matches!(
+                    response.status(),
+                    reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::GONE
+                ) =>
+            {
+                PushOutcome::Gone
+            }
+            Ok(response) => {
+                PushOutcome::Failed(format!("push service answered {}", response.status()))
+            }
+            Err(e) => PushOutcome::Failed(format!("push service unreachable: {e}")),
+        }
+    }
+
+    fn request(
+        &self,
+        subscription: &PushSubscription,
+        payload: &[u8],
+    ) -> Result<reqwest::Request, String> {
+        let keys = BrowserKeys::parse(&subscription.p256dh, &subscription.auth)?;
+        let endpoint = subscription.endpoint.parse().map_err(|e| format!("{e}"))?;
+        let request = WebPushBuilder::new(endpoint, keys.public, keys.auth)
+            .with_valid_duration(PUSH_TTL)
+            .with_vapid(&self.key, &self.contact)
+            .build(payload.to_vec())
+            .map_err(|e| e.to_string())?;
+        reqwest::Request::try_from(request).map_err(|e| e.to_string())
+    }
+}
+
+/// The keys a browser's `PushSubscription` carries.
+struct BrowserKeys {
+    public: p256::PublicKey,
+    auth: Auth,
+}
+
+impl BrowserKeys {
+    fn parse(p256dh: &str, auth: &str) -> Result<Self, String> {
+        let public = URL_SAFE_NO_PAD
+            .decode(p256dh.trim_end_matches('='))
+            .ok()
+            .and_then(|bytes| p256::PublicKey::from_sec1_bytes(&bytes).ok())
+            .ok_or("keys.p256dh must be a base64url P-256 public key")?;
+        let auth = URL_SAFE_NO_PAD
+            .decode(auth.trim_end_matches('='))
+            .ok()
+            .filter(|bytes| bytes.len() == 16)
+            .ok_or("keys.auth must be 16 bytes, base64url")?;
+        let mut secret = Auth::default();
+        secret.copy_from_slice(&auth);
+        Ok(Self {
+            public,
+            auth: secret,
+        })
+    }
+}
+
+/// What the service worker receives (JSON, then shown as a notification).
+#[derive(Serialize)]
+struct PushMessage<'a> {
+    title: String,
+    body: &'a str,
+    /// Where a click leads.
+    url: String,
+    /// Same tag, same notification: a push delivered twice shows once.
+    tag: String,
+    stream_id: Uuid,
+    creator_id: Uuid,
+}
+
+fn message(stream: &StreamView) -> Vec<u8> {
+    let name = stream
+        .owner
+        .display_name
+        .as_deref()
+        .unwrap_or(&stream.owner.username);
+    serde_json::to_vec(&PushMessage {
+        title: format!("{name} is live"),
+        body: &stream.title,
+        url: format!("/streams/{}", stream.id),
+        tag: format!("live-{}", stream.id),
+        stream_id: stream.id,
+        creator_id: stream.owner.id,
+    })
+    .expect("push messages serialize")
+}
+
+/// Sends one fan-out batch's pushes; each failed one becomes its own retry job.
+pub struct PushBatchHandler {
+    pub store: Arc<dyn Store>,
+    pub push: Arc<WebPush>,
+    /// When a failed push is first retried (later retries back off from there).
+    pub retry_after: Duration,
+}
+
+#[async_trait]
+impl JobHandler for PushBatchHandler {
+    async fn run(&self, job: &ClaimedJob, _: &LeaseClock) -> Result<(), JobFailure> {
+        let batch: PushBatchJob =
+            serde_json::from_str(&job.payload).map_err(JobFailure::payload)?;
+        let Some(stream) = self.store.stream(batch.stream_id).await? else {
+            return Ok(());
+        };
+        let payload = message(&stream);
+        let targets = self.store.push_targets(&batch).await?;
+        let (push, payload) = (&self.push, &payload);
+        let outcomes: Vec<_> = futures_util::stream::iter(targets)
+            .map(|target| async move {
+                let outcome = push.send(&target, payload).await;
+                (target, outcome)
+            })
+            .buffer_unordered(PUSH_CONCURRENCY)
+            .collect()
+            .await;
+        for (target, outcome) in outcomes {
+            record(&outcome);
+            match outcome {
+                PushOutcome::Delivered => {}
+                PushOutcome::Gone => self.store.delete_push_subscription(target.id).await?,
+                PushOutcome::Failed(error) => {
+                    tracing::info!(subscription = %target.id, %error, "push failed; retrying it alone");
+                    let retry = PushRetryJob {
+                        stream_id: batch.stream_id,
+                        subscription_id: target.id,
+                    };
+                    let mut job = NewJob::now(kinds::PUSH_RETRY, &retry);
+                    job.run_at = Timestamp::from(chrono::Utc::now() + self.retry_after);
+                    self.store.enqueue(job).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One push again; its failures go through the queue's backoff and dead letters.
+pub struct PushRetryHandler {
+    pub store: Arc<dyn Store>,
+    pub push: Arc<WebPush>,
+}
+
+#[async_trait]
+impl JobHandler for PushRetryHandler {
+    async fn run(&self, job: &ClaimedJob, _: &LeaseClock) -> Result<(), JobFailure> {
+        let retry: PushRetryJob =
+            serde_json::from_str(&job.payload).map_err(JobFailure::payload)?;
+        let (Some(target), Some(stream)) = (
+            self.store.push_subscription(retry.subscription_id).await?,
+            self.store.stream(retry.stream_id).await?,
+        ) else {
+            return Ok(());
+        };
+        let outcome = self.push.send(&target, &message(&stream)).await;
+        record(&outcome);
+        match outcome {
+            PushOutcome::Delivered => Ok(()),
+            PushOutcome::Gone => Ok(self.store.delete_push_subscription(target.id).await?),
+            PushOutcome::Failed(error) => Err(JobFailure::Retry(error)),
+        }
+    }
+}
+
+fn record(outcome: &PushOutcome) {
+    let label = match outcome {
+        PushOutcome::Delivered => "delivered",
+        PushOutcome::Gone => "gone",
+        PushOutcome::Failed(_) => "failed",
+    };
+    metrics::counter!("onair_push_deliveries_total", "outcome" => label).increment(1);
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VapidKeyDto {
+    /// Pass as `applicationServerKey` to `pushManager.subscribe`.
+    public_key: String,
+}
+
+/// The VAPID public key browsers subscribe with.
+#[utoipa::path(get, path = "/push/vapid-public-key", tag = "notifications",
+    responses((status = 200, body = VapidKeyDto)))]
+async fn vapid_public_key(State(state): State<AppState>) -> Json<VapidKeyDto> {
+    Json(VapidKeyDto {
+        public_key: state.notifications.push.public_key.clone(),
+    })
+}
+
+/// A browser's `PushSubscription.toJSON()` (its `expirationTime` is ignored).
+#[derive(Deserialize, ToSchema)]
+pub struct SubscribeRequest {
+    endpoint: String,
+    keys: SubscriptionKeys,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionKeys {
+    p256dh: String,
+    auth: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PushSubscriptionDto {
+    id: Uuid,
+    endpoint: String,
+}
+
+/// Subscribe this browser to Web Push (go-live notifications).
+#[utoipa::path(post, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
+    request_body = SubscribeRequest,
+    responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn subscribe(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Json(request): Json<SubscribeRequest>,
+) -> Result<(StatusCode, Json<PushSubscriptionDto>), ApiError> {
+    if request.endpoint.len() > 2048 {
+        return Err(ApiError::InvalidBody("endpoint: too long".into()));
+    }
+    state
+        .notifications
+        .push
+        .outbound
+        .check_target(&request.endpoint)
+        .map_err(|e| ApiError::InvalidBody(format!("endpoint: {e}")))?;
+    BrowserKeys::parse(&request.keys.p256dh, &request.keys.auth).map_err(ApiError::InvalidBody)?;
+    let saved = state
+        .store
+        .add_push_subscription(NewPushSubscription {
+            id: Uuid::now_v7(),
+            user_id: me,
+            endpoint: request.endpoint,
+            p256dh: request.keys.p256dh,
+            auth: request.keys.auth,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PushSubscriptionDto {
+            id: saved.id,
+            endpoint: saved.endpoint,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UnsubscribeRequest {
+    endpoint: String,
+}
+
+/// Unsubscribe a browser. 404 if the caller has no such subscription.
+#[utoipa::path(delete, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
+    request_body = UnsubscribeRequest,
+    responses((status = 204, description = "Unsubscribed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn unsubscribe(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Json(request): Json<UnsubscribeRequest>,
+) -> Result<StatusCode, ApiError> {
+    if state
+        .store
+        .remove_push_subscription(me, &request.endpoint)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("push subscription"))
+    }
+}
