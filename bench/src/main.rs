@@ -5,10 +5,12 @@
 //! `cargo run --release -p onair-bench -- foundation`
 //! `cargo run --release -p onair-bench -- media`
 //! `cargo build --release -p onair && cargo run --release -p onair-bench -- chat`
+//! `cargo run --release -p onair-bench -- notify`
 
 mod chat;
 mod load;
 mod media;
+mod notify;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -78,6 +80,26 @@ enum Scenario {
         )]
         redis_url: String,
     },
+    /// Go-live notifications on PostgreSQL: fan-out by batch size, batched vs the naive
+    /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency during a 1 M
+    /// fan-out, and queue throughput with 1 and 4 runners.
+    Notify {
+        #[arg(
+            long,
+            env = "ONAIR_BENCH_POSTGRES_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        postgres_url: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        max_followers: i64,
+        /// Seconds the naive loop may run per size; larger sizes are skipped once one
+        /// does not finish.
+        #[arg(long, default_value_t = 60)]
+        naive_budget_secs: u64,
+        /// No-op jobs per queue-throughput run.
+        #[arg(long, default_value_t = 50_000)]
+        queue_jobs: i64,
+    },
     /// Built-in ingest on the embedded backend: publish → playable latency over N runs,
     /// and CPU per ingest with 1, 2 and 4 concurrent publishers.
     Media {
@@ -105,6 +127,19 @@ async fn main() -> anyhow::Result<()> {
             with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
         }
         Scenario::Media { runs, cpu_seconds } => media::run(runs, cpu_seconds).await,
+        Scenario::Notify {
+            postgres_url,
+            max_followers,
+            naive_budget_secs,
+            queue_jobs,
+        } => {
+            let settings = notify::Settings {
+                max_followers,
+                naive_budget: Duration::from_secs(naive_budget_secs),
+                queue_jobs,
+            };
+            with_postgres(&postgres_url, |db| notify::run(db, settings)).await
+        }
         Scenario::Chat {
             sockets,
             rooms,

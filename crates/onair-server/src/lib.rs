@@ -8,7 +8,7 @@ mod auth;
 mod chat;
 pub mod config;
 mod error;
-mod jobs;
+pub mod jobs;
 mod media;
 mod notifications;
 mod observability;

@@ -591,3 +591,47 @@ async fn count_notified(app: &TestApp, fans: &[User]) -> usize {
     }
     notified
 }
+
+fn redis_url() -> Option<String> {
+    std::env::var("ONAIR_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+#[tokio::test]
+async fn the_live_feed_spans_nodes_through_redis() {
+    if redis_url().is_none() {
+        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
+        return;
+    }
+    // Node A runs the workers; the fan's browser is connected to node B, which runs none.
+    fn worker_node(config: &mut Config) {
+        quick_jobs(config);
+        config.redis_url = redis_url();
+    }
+    each_backend_configured(worker_node, |node_a| async move {
+        let node_b = TestApp::spawn_configured(node_a.db.clone(), |config| {
+            config.redis_url = redis_url();
+            config.jobs_enabled = false;
+        })
+        .await;
+        let star = node_a.signup("star").await;
+        let fan = node_a.signup("fan").await;
+        follow(&node_a, &fan, &star).await;
+        let mut feed = node_b
+            .client
+            .get(node_b.url("/api/me/notifications/live"))
+            .bearer_auth(&fan.access)
+            .send()
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        read_until(&mut feed, &mut seen, "event: unread").await;
+        let stream_id = go_live(&node_a, &star).await;
+        read_until(&mut feed, &mut seen, "event: notification").await;
+        read_until(&mut feed, &mut seen, &stream_id).await;
+        drop(feed);
+        node_b.shutdown().await;
+    })
+    .await;
+}

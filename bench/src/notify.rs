@@ -1,0 +1,494 @@
+//! Go-live notifications on PostgreSQL (review C1), all in one run:
+//! 1. the set-based fan-out at several batch sizes (to choose the default);
+//! 2. fan-out time for 10 k, 100 k and 1 M followers, batched, against the naive
+//!    per-follower loop the review criticises (naive only while it fits the budget);
+//! 3. the go-live request's latency for a creator with 0 followers and for one with 1 M
+//!    while that fan-out runs in the same server;
+//! 4. queue throughput (no-op jobs claimed and completed) with 1 and 4 runners.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use onair_server::jobs::{JobFailure, JobHandler, JobHandlers, JobRunner, JobsConfig, LeaseClock};
+use onair_server::{Application, Config};
+use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
+use onair_store::{DbConfig, FanoutStep, Store, Timestamp};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::SECRET;
+
+pub struct Settings {
+    pub max_followers: i64,
+    /// Wall time the naive loop may take per size before it is stopped.
+    pub naive_budget: Duration,
+    pub queue_jobs: i64,
+}
+
+pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
+    db.max_connections = 25;
+    let store = onair_store::connect(&db).await?;
+    store.migrate().await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect(&db.url)
+        .await?;
+    let sizes: Vec<i64> = [10_000, 100_000, 1_000_000]
+        .into_iter()
+        .filter(|&n| n <= settings.max_followers)
+        .collect();
+    let largest = *sizes.last().context("--max-followers below 10 000")?;
+    eprintln!("seeding {largest} users and their follows…");
+    let seeded = Instant::now();
+    seed(&pool, largest, &sizes).await?;
+    eprintln!("seeded in {:.1} s", seeded.elapsed().as_secs_f64());
+
+    // 1. Batch sizes, on the 100 k (or largest) creator.
+    let sweep_size = sizes
+        .iter()
+        .copied()
+        .find(|&n| n >= 100_000)
+        .unwrap_or(largest);
+    let mut batch_rows = Vec::new();
+    for batch in [100, 500, 1_000, 2_000, 5_000] {
+        let took = batched_fan_out(&store, creator(sweep_size), batch).await?;
+        eprintln!("batch {batch}: {:.2} s", took.as_secs_f64());
+        batch_rows.push((batch, took));
+    }
+
+    // 2. Batched (default batch size) against the naive loop.
+    let default_batch = Config::default().notify_batch_size;
+    let mut size_rows = Vec::new();
+    let mut naive_fits = true;
+    for &n in &sizes {
+        let batched = batched_fan_out(&store, creator(n), default_batch).await?;
+        let naive = if naive_fits {
+            let outcome = naive_fan_out(&store, &pool, creator(n), settings.naive_budget).await?;
+            naive_fits = outcome.finished;
+            Some(outcome)
+        } else {
+            None
+        };
+        eprintln!("{n} followers: batched {:.2} s", batched.as_secs_f64());
+        size_rows.push((n, batched, naive));
+    }
+
+    // 4. Queue throughput (before the server starts, so no other runner competes).
+    let mut queue_rows = Vec::new();
+    for runners in [1, 4] {
+        let rate = queue_throughput(&store, &pool, runners, settings.queue_jobs).await?;
+        eprintln!("{runners} runner(s): {rate:.0} jobs/s");
+        queue_rows.push((runners, rate));
+    }
+
+    // 3. Go-live latency through the real server, its workers running.
+    let golive = go_live_latency(&db, &pool, largest).await?;
+
+    print_tables(
+        &batch_rows,
+        sweep_size,
+        default_batch,
+        &size_rows,
+        &golive,
+        &queue_rows,
+    );
+    pool.close().await;
+    store.close().await;
+    Ok(())
+}
+
+/// The id of the seeded creator with `n` followers.
+fn creator(n: i64) -> Uuid {
+    Uuid::from_u128(0xC0FFEE_0000_0000_0000_0000_0000_0000 + n as u128)
+}
+
+/// `largest` follower accounts (`md5('f' || i)`), a creator per size followed by the
+/// first `n` of them, and ANALYZE.
+async fn seed(pool: &PgPool, largest: i64, sizes: &[i64]) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+         SELECT md5('f' || i)::uuid, 'f' || i, 'f' || i || '@example.com', 'x', now(), now()
+         FROM generate_series(1, $1) AS i",
+    )
+    .bind(largest)
+    .execute(pool)
+    .await?;
+    for &n in sizes {
+        sqlx::query(
+            "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+             VALUES ($1, 'creator' || $2, 'creator' || $2 || '@example.com', 'x', now(), now())",
+        )
+        .bind(creator(n))
+        .bind(n)
+        .execute(pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO follows (follower_id, following_id, created_at)
+             SELECT md5('f' || i)::uuid, $1, now() - (i || ' milliseconds')::interval
+             FROM generate_series(1, $2) AS i",
+        )
+        .bind(creator(n))
+        .bind(n)
+        .execute(pool)
+        .await?;
+    }
+    sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+/// Goes live (which enqueues the job) and runs the fan-out the way the worker does.
+async fn batched_fan_out(
+    store: &Arc<dyn Store>,
+    creator: Uuid,
+    batch: u32,
+) -> anyhow::Result<Duration> {
+    let stream = store
+        .start_stream(Uuid::now_v7(), creator, "bench", None)
+        .await?;
+    let job = claim_go_live(store, stream.id).await?;
+    let mut state: GoLiveJob = serde_json::from_str(&job.payload)?;
+    let started = Instant::now();
+    loop {
+        let lease = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
+        match store
+            .fan_out_go_live(job.lease(), &state, Duration::ZERO, batch, lease)
+            .await?
+        {
+            FanoutStep::CoolingDown => anyhow::bail!("cooldown is off in the benchmark"),
+            FanoutStep::Batch {
+                next: Some(next), ..
+            } => state = next,
+            FanoutStep::Batch { next: None, .. } => break,
+        }
+    }
+    let took = started.elapsed();
+    store.complete_jobs(&[job.lease()]).await?;
+    store.end_stream(creator).await?;
+    Ok(took)
+}
+
+async fn claim_go_live(store: &Arc<dyn Store>, stream: Uuid) -> anyhow::Result<ClaimedJob> {
+    let lease = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
+    let claimed = store.claim_jobs(100, lease).await?;
+    let (mine, others): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|job| job.kind == kinds::GO_LIVE && job.payload.contains(&stream.to_string()));
+    let others: Vec<_> = others.iter().map(ClaimedJob::lease).collect();
+    store.complete_jobs(&others).await?;
+    mine.into_iter()
+        .next()
+        .context("the go-live job was not enqueued")
+}
+
+struct Naive {
+    done: i64,
+    took: Duration,
+    finished: bool,
+}
+
+/// Review C1's loop: one INSERT per follower, each its own statement and commit.
+async fn naive_fan_out(
+    store: &Arc<dyn Store>,
+    pool: &PgPool,
+    creator: Uuid,
+    budget: Duration,
+) -> anyhow::Result<Naive> {
+    let stream = store
+        .start_stream(Uuid::now_v7(), creator, "naive", None)
+        .await?;
+    let job = claim_go_live(store, stream.id).await?;
+    let followers: Vec<Uuid> =
+        sqlx::query_scalar("SELECT follower_id FROM follows WHERE following_id = $1")
+            .bind(creator)
+            .fetch_all(pool)
+            .await?;
+    let started = Instant::now();
+    let mut done = 0;
+    for follower in &followers {
+        sqlx::query(
+            "INSERT INTO notifications (recipient_id, stream_id, created_at)
+             VALUES ($1, $2, now()) ON CONFLICT DO NOTHING",
+        )
+        .bind(follower)
+        .bind(stream.id)
+        .execute(pool)
+        .await?;
+        done += 1;
+        if started.elapsed() > budget {
+            break;
+        }
+    }
+    store.complete_jobs(&[job.lease()]).await?;
+    store.end_stream(creator).await?;
+    Ok(Naive {
+        done,
+        took: started.elapsed(),
+        finished: done == followers.len() as i64,
+    })
+}
+
+struct Noop;
+
+#[async_trait]
+impl JobHandler for Noop {
+    async fn run(&self, _: &ClaimedJob, _: &LeaseClock) -> Result<(), JobFailure> {
+        Ok(())
+    }
+}
+
+/// No-op jobs claimed and completed per second by `runners` runners sharing the pool.
+async fn queue_throughput(
+    store: &Arc<dyn Store>,
+    pool: &PgPool,
+    runners: usize,
+    jobs: i64,
+) -> anyhow::Result<f64> {
+    sqlx::query(
+        "INSERT INTO jobs (id, kind, payload, state, attempts, run_at, created_at)
+         SELECT gen_random_uuid(), 'bench_noop', '{}', 'queued', 0, now(), now()
+         FROM generate_series(1, $1)",
+    )
+    .bind(jobs)
+    .execute(pool)
+    .await?;
+    sqlx::raw_sql("ANALYZE jobs").execute(pool).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut handlers = JobHandlers::default();
+    handlers.register("bench_noop", Arc::new(Noop));
+    let config = JobsConfig {
+        concurrency: 64,
+        claim_batch: 256,
+        poll: Duration::from_millis(10),
+        lease: Duration::from_secs(60),
+        max_attempts: 3,
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(10),
+    };
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..runners)
+        .map(|_| {
+            let runner = Arc::new(JobRunner::new(
+                Arc::clone(store),
+                handlers.clone(),
+                config.clone(),
+                Arc::default(),
+            ));
+            tokio::spawn(runner.run(stopped.clone()))
+        })
+        .collect();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE kind = 'bench_noop'")
+            .fetch_one(pool)
+            .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    stop.send(true)?;
+    for task in tasks {
+        task.await?;
+    }
+    Ok(jobs as f64 / took.as_secs_f64())
+}
+
+struct GoLive {
+    zero: Vec<Duration>,
+    busy: Vec<Duration>,
+    fan_out: Duration,
+}
+
+/// Start/end cycles through the HTTP API: for a creator without followers, then for
+/// one with `followers`, measuring only while that creator's fan-out is running.
+async fn go_live_latency(db: &DbConfig, pool: &PgPool, followers: i64) -> anyhow::Result<GoLive> {
+    let app = Application::build(Config {
+        bind: "127.0.0.1:0".parse()?,
+        database_url: Some(db.url.clone()),
+        secret_key: Some(SECRET.into()),
+        rtmp_enabled: false,
+        ..Config::default()
+    })
+    .await
+    .context("starting the server")?;
+    let base = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until(std::future::pending()));
+    let client = reqwest::Client::new();
+    let signup = |name: &'static str| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let body: Value = client
+                .post(format!("{base}/api/auth/signup"))
+                .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "benchmark password"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id: Uuid = body["user"]["id"].as_str().context("signup")?.parse()?;
+            anyhow::Ok((
+                id,
+                body["access_token"].as_str().context("token")?.to_owned(),
+            ))
+        }
+    };
+    let (_, quiet) = signup("nobody_follows").await?;
+    let (star, popular) = signup("everyone_follows").await?;
+    sqlx::query(
+        "INSERT INTO follows (follower_id, following_id, created_at)
+         SELECT md5('f' || i)::uuid, $1, now() FROM generate_series(1, $2) AS i",
+    )
+    .bind(star)
+    .bind(followers)
+    .execute(pool)
+    .await?;
+    sqlx::raw_sql("ANALYZE follows").execute(pool).await?;
+
+    let cycle = |token: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let sent = Instant::now();
+            let started = client
+                .post(format!("{base}/api/streams/start"))
+                .bearer_auth(&token)
+                .json(&json!({"title": "bench"}))
+                .send()
+                .await?;
+            let took = sent.elapsed();
+            anyhow::ensure!(started.status().is_success(), "start: {}", started.status());
+            let stream: Value = started.json().await?;
+            let stream = stream["id"].as_str().context("stream id")?.to_owned();
+            let ended = client
+                .post(format!("{base}/api/streams/end"))
+                .bearer_auth(&token)
+                .send()
+                .await?;
+            anyhow::ensure!(ended.status().is_success(), "end: {}", ended.status());
+            anyhow::Ok((took, stream))
+        }
+    };
+    let mut zero = Vec::new();
+    for _ in 0..100 {
+        zero.push(cycle(quiet.clone()).await?.0);
+    }
+    let first = Instant::now();
+    let (took, fanned) = cycle(popular.clone()).await?;
+    let mut busy = vec![took];
+    let fanning = || async {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'notify_go_live' AND payload LIKE '%' || $1 || '%'",
+        )
+        .bind(&fanned)
+        .fetch_one(pool)
+        .await?;
+        anyhow::Ok(running > 0)
+    };
+    // Within the cooldown, later go-lives do not fan out again: every one measured here
+    // runs while the first one's million rows are being written.
+    while fanning().await? && busy.len() < 2_000 {
+        busy.push(cycle(popular.clone()).await?.0);
+    }
+    while fanning().await? {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fan_out = first.elapsed();
+    let notified: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications n JOIN streams s ON s.id = n.stream_id WHERE s.user_id = $1",
+    )
+    .bind(star)
+    .fetch_one(pool)
+    .await?;
+    anyhow::ensure!(notified == followers, "{notified} of {followers} notified");
+    Ok(GoLive {
+        zero,
+        busy,
+        fan_out,
+    })
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn print_tables(
+    batches: &[(u32, Duration)],
+    sweep_size: i64,
+    default_batch: u32,
+    sizes: &[(i64, Duration, Option<Naive>)],
+    golive: &GoLive,
+    queue: &[(usize, f64)],
+) {
+    let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+    println!("Fan-out of {sweep_size} followers by batch size\n");
+    println!("| batch | seconds | rows/s |\n|---:|---:|---:|");
+    for (batch, took) in batches {
+        println!(
+            "| {batch} | {} | {:.0} |",
+            s(*took),
+            sweep_size as f64 / took.as_secs_f64()
+        );
+    }
+    println!(
+        "\nFan-out time, batched ({default_batch} per statement) vs naive loop (one INSERT per follower)\n"
+    );
+    println!(
+        "| followers | batched s | batched rows/s | naive s | naive rows/s | speed-up |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    for (n, batched, naive) in sizes {
+        let batched_rate = *n as f64 / batched.as_secs_f64();
+        let (naive_s, naive_rate, speedup) = match naive {
+            Some(naive) => {
+                let rate = naive.done as f64 / naive.took.as_secs_f64();
+                let label = if naive.finished {
+                    s(naive.took)
+                } else {
+                    format!("stopped at {} rows after {}", naive.done, s(naive.took))
+                };
+                (
+                    label,
+                    format!("{rate:.0}"),
+                    format!("{:.0}×", batched_rate / rate),
+                )
+            }
+            None => ("not run (over budget)".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "| {n} | {} | {batched_rate:.0} | {naive_s} | {naive_rate} | {speedup} |",
+            s(*batched)
+        );
+    }
+    let (z95, b95) = (
+        percentile(&golive.zero, 0.95),
+        percentile(&golive.busy, 0.95),
+    );
+    println!("\nGo-live request (POST /api/streams/start) latency\n");
+    println!("| creator | requests | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|");
+    for (name, samples) in [
+        ("0 followers", &golive.zero),
+        ("1 M followers, during its fan-out", &golive.busy),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            samples.len(),
+            ms(percentile(samples, 0.5)),
+            ms(percentile(samples, 0.95)),
+            ms(percentile(samples, 0.99))
+        );
+    }
+    println!(
+        "\np95 ratio: {:.2}× (target ≤ 1.5×); the in-server fan-out of those followers (rate limit and all) took {} s",
+        b95.as_secs_f64() / z95.as_secs_f64(),
+        s(golive.fan_out)
+    );
+    println!("\nQueue throughput (no-op jobs, claimed in batches and completed in batches)\n");
+    println!("| runners | jobs/s |\n|---:|---:|");
+    for (runners, rate) in queue {
+        println!("| {runners} | {rate:.0} |");
+    }
+}
