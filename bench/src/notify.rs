@@ -103,7 +103,7 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
 
 /// The id of the seeded creator with `n` followers.
 fn creator(n: i64) -> Uuid {
-    Uuid::from_u128(0xC0FFEE_0000_0000_0000_0000_0000_0000 + n as u128)
+    Uuid::from_u128(0x00C0_FFEE_0000_0000_0000_0000_0000_0000 + n as u128)
 }
 
 /// `largest` follower accounts (`md5('f' || i)`), a creator per size followed by the
