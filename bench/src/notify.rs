@@ -14,7 +14,8 @@ use async_trait::async_trait;
 use onair_server::jobs::{JobFailure, JobHandler, JobHandlers, JobRunner, JobsConfig, LeaseClock};
 use onair_server::{Application, Config};
 use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
-use onair_store::{DbConfig, FanoutStep, Store, Timestamp};
+use futures_util::StreamExt;
+use onair_store::{DbConfig, Store, Timestamp};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -55,17 +56,19 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
         .unwrap_or(largest);
     let mut batch_rows = Vec::new();
     for batch in [100, 500, 1_000, 2_000, 5_000] {
-        let took = batched_fan_out(&store, creator(sweep_size), batch).await?;
+        // One part: the statement's cost alone.
+        let (took, _) = batched_fan_out(&store, creator(sweep_size), batch, u32::MAX).await?;
         eprintln!("batch {batch}: {:.2} s", took.as_secs_f64());
         batch_rows.push((batch, took));
     }
 
-    // 2. Batched (default batch size) against the naive loop.
-    let default_batch = Config::default().notify_batch_size;
+    // 2. Batched (default batch and part sizes) against the naive loop.
+    let defaults = Config::default();
+    let (default_batch, part_size) = (defaults.notify_batch_size, defaults.notify_part_size);
     let mut size_rows = Vec::new();
     let mut naive_fits = true;
     for &n in &sizes {
-        let batched = batched_fan_out(&store, creator(n), default_batch).await?;
+        let batched = batched_fan_out(&store, creator(n), default_batch, part_size).await?;
         let naive = if naive_fits {
             let outcome = naive_fan_out(&store, &pool, creator(n), settings.naive_budget).await?;
             naive_fits = outcome.finished;
@@ -73,7 +76,7 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
         } else {
             None
         };
-        eprintln!("{n} followers: batched {:.2} s", batched.as_secs_f64());
+        eprintln!("{n} followers: batched {:.2} s", batched.0.as_secs_f64());
         size_rows.push((n, batched, naive));
     }
 
@@ -91,7 +94,7 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
     print_tables(
         &batch_rows,
         sweep_size,
-        default_batch,
+        (default_batch, part_size),
         &size_rows,
         &golive,
         &queue_rows,
@@ -140,46 +143,70 @@ async fn seed(pool: &PgPool, largest: i64, sizes: &[i64]) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Goes live (which enqueues the job) and runs the fan-out the way the worker does.
+/// Goes live (which enqueues the job) and runs the fan-out the way the workers do: the
+/// job plans its parts, and up to `workers` parts run at once.
 async fn batched_fan_out(
     store: &Arc<dyn Store>,
     creator: Uuid,
     batch: u32,
-) -> anyhow::Result<Duration> {
+    part_size: u32,
+) -> anyhow::Result<(Duration, usize)> {
+    let workers = Config::default().jobs_concurrency;
     let stream = store
         .start_stream(Uuid::now_v7(), creator, "bench", None)
         .await?;
-    let job = claim_go_live(store, stream.id).await?;
-    let mut state: GoLiveJob = serde_json::from_str(&job.payload)?;
+    let root = claim_go_live(store, stream.id).await?;
+    let state: GoLiveJob = serde_json::from_str(&root.payload)?;
     let started = Instant::now();
-    loop {
-        let lease = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
-        match store
-            .fan_out_go_live(job.lease(), &state, Duration::ZERO, batch, lease)
-            .await?
-        {
-            FanoutStep::CoolingDown => anyhow::bail!("cooldown is off in the benchmark"),
-            FanoutStep::Batch {
-                next: Some(next), ..
-            } => state = next,
-            FanoutStep::Batch { next: None, .. } => break,
-        }
+    let first = store
+        .plan_go_live(root.lease(), &state, Duration::ZERO, part_size, lease())
+        .await?
+        .context("cooldown is off in the benchmark")?;
+    let mut parts = vec![(root.lease(), first)];
+    for part in claim_all(store, stream.id).await? {
+        parts.push((part.lease(), serde_json::from_str(&part.payload)?));
     }
+    let count = parts.len();
+    let leases: Vec<_> = parts.iter().map(|(lease, _)| *lease).collect();
+    let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(parts)
+        .map(|(job, mut state)| async move {
+            loop {
+                let done = store.fan_out_go_live(job, &state, batch, lease()).await?;
+                match done.next {
+                    Some(next) => state = next,
+                    None => return Ok(()),
+                }
+            }
+        })
+        .buffer_unordered(workers)
+        .collect()
+        .await;
     let took = started.elapsed();
-    store.complete_jobs(&[job.lease()]).await?;
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    store.complete_jobs(&leases).await?;
     store.end_stream(creator).await?;
-    Ok(took)
+    Ok((took, count))
+}
+
+fn lease() -> Timestamp {
+    Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60))
+}
+
+/// Claims every ready job; returns the go-live jobs of `stream`, completes the rest.
+async fn claim_all(store: &Arc<dyn Store>, stream: Uuid) -> anyhow::Result<Vec<ClaimedJob>> {
+    let claimed = store.claim_jobs(1_000, lease()).await?;
+    let (mine, others): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|job| {
+        job.kind == kinds::GO_LIVE && job.payload.contains(&stream.to_string())
+    });
+    let others: Vec<_> = others.iter().map(ClaimedJob::lease).collect();
+    store.complete_jobs(&others).await?;
+    Ok(mine)
 }
 
 async fn claim_go_live(store: &Arc<dyn Store>, stream: Uuid) -> anyhow::Result<ClaimedJob> {
-    let lease = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
-    let claimed = store.claim_jobs(100, lease).await?;
-    let (mine, others): (Vec<_>, Vec<_>) = claimed
+    claim_all(store, stream)
+        .await?
         .into_iter()
-        .partition(|job| job.kind == kinds::GO_LIVE && job.payload.contains(&stream.to_string()));
-    let others: Vec<_> = others.iter().map(ClaimedJob::lease).collect();
-    store.complete_jobs(&others).await?;
-    mine.into_iter()
         .next()
         .context("the go-live job was not enqueued")
 }
@@ -418,8 +445,8 @@ fn percentile(samples: &[Duration], p: f64) -> Duration {
 fn print_tables(
     batches: &[(u32, Duration)],
     sweep_size: i64,
-    default_batch: u32,
-    sizes: &[(i64, Duration, Option<Naive>)],
+    (default_batch, part_size): (u32, u32),
+    sizes: &[(i64, (Duration, usize), Option<Naive>)],
     golive: &GoLive,
     queue: &[(usize, f64)],
 ) {
@@ -435,12 +462,12 @@ fn print_tables(
         );
     }
     println!(
-        "\nFan-out time, batched ({default_batch} per statement) vs naive loop (one INSERT per follower)\n"
+        "\nFan-out time, batched ({default_batch} per statement; parts of {part_size}, up to 8 at once) vs naive loop (one INSERT per follower)\n"
     );
     println!(
-        "| followers | batched s | batched rows/s | naive s | naive rows/s | speed-up |\n|---:|---:|---:|---:|---:|---:|"
+        "| followers | parts | batched s | batched rows/s | naive s | naive rows/s | speed-up |\n|---:|---:|---:|---:|---:|---:|---:|"
     );
-    for (n, batched, naive) in sizes {
+    for (n, (batched, parts), naive) in sizes {
         let batched_rate = *n as f64 / batched.as_secs_f64();
         let (naive_s, naive_rate, speedup) = match naive {
             Some(naive) => {
@@ -459,7 +486,7 @@ fn print_tables(
             None => ("not run (over budget)".into(), "-".into(), "-".into()),
         };
         println!(
-            "| {n} | {} | {batched_rate:.0} | {naive_s} | {naive_rate} | {speedup} |",
+            "| {n} | {parts} | {} | {batched_rate:.0} | {naive_s} | {naive_rate} | {speedup} |",
             s(*batched)
         );
     }

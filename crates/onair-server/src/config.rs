@@ -93,6 +93,8 @@ pub struct Config {
     pub jobs_backoff_max_secs: u64,
     /// Followers per go-live fan-out statement (see bench/RESULTS.md for the choice).
     pub notify_batch_size: u32,
+    /// Followers per fan-out part (parts run as separate jobs, in parallel).
+    pub notify_part_size: u32,
     /// A creator going live again within this does not notify their followers again.
     pub notify_cooldown_secs: u64,
     /// Notification rows per second this process writes at most (smooths storms).
@@ -155,6 +157,7 @@ impl Default for Config {
             jobs_backoff_base_ms: 1_000,
             jobs_backoff_max_secs: 600,
             notify_batch_size: 1_000,
+            notify_part_size: 50_000,
             notify_cooldown_secs: 600,
             notify_rows_per_second: 500_000,
             outbound_timeout_ms: 5_000,
@@ -321,6 +324,12 @@ impl Config {
         if !(1..=100_000).contains(&self.notify_batch_size) {
             return bad("ONAIR_NOTIFY_BATCH_SIZE", "must be 1 to 100000");
         }
+        if self.notify_part_size < self.notify_batch_size {
+            return bad(
+                "ONAIR_NOTIFY_PART_SIZE",
+                "must be at least ONAIR_NOTIFY_BATCH_SIZE",
+            );
+        }
         if self.notify_rows_per_second < self.notify_batch_size {
             return bad(
                 "ONAIR_NOTIFY_ROWS_PER_SECOND",
@@ -409,6 +418,7 @@ impl Config {
     pub fn notify(&self) -> crate::notifications::NotifyConfig {
         crate::notifications::NotifyConfig {
             batch_size: self.notify_batch_size,
+            part_size: self.notify_part_size,
             cooldown: Duration::from_secs(self.notify_cooldown_secs),
             rows_per_second: std::num::NonZeroU32::new(self.notify_rows_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),

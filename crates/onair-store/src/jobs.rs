@@ -88,14 +88,8 @@ pub struct DeadJob {
     pub created_at: Timestamp,
 }
 
-/// Where a fan-out stands among a creator's followers, in the order of the
-/// `follows_following_created` index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FollowerKey {
-    pub followed_at: DateTime<Utc>,
-    pub follower_id: Uuid,
-}
-
+/// A go-live fan-out, or one part of it. Followers are walked in id order; a part
+/// covers the followers with ids in `(after, upto]` (open where `None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoLiveJob {
     pub stream_id: Uuid,
@@ -103,7 +97,13 @@ pub struct GoLiveJob {
     pub started_at: DateTime<Utc>,
     /// The last follower already handled; `None` before the first batch.
     #[serde(default)]
-    pub after: Option<FollowerKey>,
+    pub after: Option<Uuid>,
+    /// The last follower of this part; `None`: up to the creator's last follower.
+    #[serde(default)]
+    pub upto: Option<Uuid>,
+    /// Set once the cooldown was checked and the followers were split into parts.
+    #[serde(default)]
+    pub planned: bool,
 }
 
 /// The followers `(after, upto]` of one fan-out batch.
@@ -111,8 +111,8 @@ pub struct GoLiveJob {
 pub struct PushBatchJob {
     pub stream_id: Uuid,
     pub creator_id: Uuid,
-    pub after: Option<FollowerKey>,
-    pub upto: FollowerKey,
+    pub after: Option<Uuid>,
+    pub upto: Uuid,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,7 +25,7 @@ pub use models::{
     StreamPatch, StreamView, UserProfile, UserSummary, ViewerCountUpdate,
 };
 pub use notifications::{
-    FanoutStep, NewPushSubscription, NewWebhook, Notification, PushSubscription, Webhook,
+    FanoutBatch, NewPushSubscription, NewWebhook, Notification, PushSubscription, Webhook,
     WebhookEvent,
 };
 pub use timestamp::Timestamp;

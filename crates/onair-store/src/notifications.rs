@@ -26,18 +26,13 @@ impl Notification {
     }
 }
 
-/// What one step of a go-live fan-out did.
+/// What one batch of a go-live fan-out did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FanoutStep {
-    /// The creator's followers were told less than the cooldown ago: nothing written.
-    CoolingDown,
-    Batch {
-        /// Followers who got the notification in this batch (not those who already had
-        /// it from an earlier, interrupted run).
-        recipients: Vec<Uuid>,
-        /// The job's state for the next batch; `None` when every follower is done.
-        next: Option<GoLiveJob>,
-    },
+pub struct FanoutBatch {
+    /// Followers who got the notification in this batch.
+    pub recipients: Vec<Uuid>,
+    /// The job's state for the next batch; `None` when its part is done.
+    pub next: Option<GoLiveJob>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,21 +1,23 @@
 //! SQL of the job queue and the notification domain, written once for both backends like
-//! `shared.rs`. The one dialect difference is how a claim skips rows another worker is
-//! claiming: `FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, where every
-//! write goes through the single writer connection and claims cannot overlap.
+//! `shared.rs`. Two dialect differences come in as macro arguments: how a claim skips
+//! rows another worker is claiming (`FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on
+//! SQLite, where every write goes through the single writer connection, so claims cannot
+//! overlap), and the statement that lets a fan-out batch commit without waiting for the
+//! disk (none on SQLite, whose WAL mode with `synchronous = NORMAL` already does not).
 
 use uuid::Uuid;
 
-use crate::Timestamp;
-use crate::jobs::FollowerKey;
-
-/// The followers of `$1` strictly after `($2, $3)` and up to `($4, $5)` in
-/// `follows_following_created` order, without those who muted `$1`.
+/// The followers of `$1` with ids in `($2, $3]` who did not mute `$1`.
 pub(crate) const FANOUT_RANGE: &str = "
-    f.following_id = $1
-    AND (f.created_at, f.follower_id) > ($2, $3)
-    AND (f.created_at, f.follower_id) <= ($4, $5)
+    f.following_id = $1 AND f.follower_id > $2 AND f.follower_id <= $3
     AND NOT EXISTS (SELECT 1 FROM notification_mutes m
                     WHERE m.creator_id = $1 AND m.user_id = f.follower_id)";
+
+/// The id bounds of `(after, upto]` for [`FANOUT_RANGE`]: open ends become the
+/// smallest and largest ids.
+pub(crate) fn fanout_bounds(after: Option<Uuid>, upto: Option<Uuid>) -> (Uuid, Uuid) {
+    (after.unwrap_or(Uuid::nil()), upto.unwrap_or(Uuid::max()))
+}
 
 pub(crate) const NOTIFICATION_VIEW: &str = "
     SELECT n.stream_id, s.title, s.status AS stream_status, n.created_at, n.read_at,
@@ -30,21 +32,8 @@ pub(crate) const WEBHOOK_COLUMNS: &str =
 
 pub(crate) const PUSH_COLUMNS: &str = "id, user_id, endpoint, p256dh, auth, created_at";
 
-/// The keys bounding a fan-out range (`$2`..`$5` of [`FANOUT_RANGE`]): no `after` is
-/// before the first follower, no `upto` past the last.
-pub(crate) fn fanout_bounds(
-    after: Option<FollowerKey>,
-    upto: Option<FollowerKey>,
-) -> [(Timestamp, Uuid); 2] {
-    let key = |k: FollowerKey| (Timestamp::from(k.followed_at), k.follower_id);
-    [
-        after.map_or((Timestamp::min(), Uuid::nil()), key),
-        upto.map_or((Timestamp::max(), Uuid::max()), key),
-    ]
-}
-
 macro_rules! impl_notification_traits {
-    ($store:ty, $db:ty, $skip_locked:literal) => {
+    ($store:ty, $db:ty, $skip_locked:literal, $relaxed_commit:literal) => {
         impl $store {
             async fn enqueue_in(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -81,6 +70,8 @@ macro_rules! impl_notification_traits {
                         creator_id: channel_id,
                         started_at: at.get(),
                         after: None,
+                        upto: None,
+                        planned: false,
                     };
                     Self::enqueue_in(tx, &NewJob::now(kinds::GO_LIVE, &job)).await?;
                     $crate::WebhookEvent::StreamOnline
@@ -130,6 +121,89 @@ macro_rules! impl_notification_traits {
                 } else {
                     Err($crate::StoreError::LeaseLost)
                 }
+            }
+
+            /// One fan-out batch. The primary key of `notifications` keeps it exactly-once;
+            /// `skip_existing` tolerates rows already there, at the price of PostgreSQL's
+            /// speculative insertion, so only the rare second try pays it.
+            async fn fan_out_batch(
+                &self,
+                lease: $crate::jobs::JobLease,
+                job: &$crate::jobs::GoLiveJob,
+                batch: u32,
+                lease_until: $crate::Timestamp,
+                skip_existing: bool,
+            ) -> Result<$crate::FanoutBatch, $crate::StoreError> {
+                use $crate::jobs::{kinds, NewJob, PushBatchJob};
+                let (from, to) = $crate::notify_sql::fanout_bounds(job.after, job.upto);
+                let mut tx = self.writer().begin().await?;
+                if !$relaxed_commit.is_empty() {
+                    // A batch lost in a crash rolls back with its checkpoint and is
+                    // written again on retry, so this commit need not wait for the disk.
+                    sqlx::query($relaxed_commit).execute(&mut *tx).await?;
+                }
+                // The batch ends at its `batch`-th follower; fewer left: this is the
+                // part's last batch.
+                let last: Option<uuid::Uuid> = sqlx::query_scalar(
+                    "SELECT follower_id FROM follows
+                     WHERE following_id = $1 AND follower_id > $2 AND follower_id <= $3
+                     ORDER BY follower_id LIMIT 1 OFFSET $4",
+                )
+                .bind(job.creator_id)
+                .bind(from)
+                .bind(to)
+                .bind(i64::from(batch.max(1) - 1))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let upto = last.unwrap_or(to);
+                let on_conflict = if skip_existing { "ON CONFLICT DO NOTHING" } else { "" };
+                let recipients: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO notifications (recipient_id, stream_id, created_at)
+                     SELECT f.follower_id, $4, $5 FROM follows f
+                     WHERE {}
+                     ORDER BY f.follower_id
+                     {on_conflict}
+                     RETURNING recipient_id",
+                    $crate::notify_sql::FANOUT_RANGE
+                )))
+                .bind(job.creator_id)
+                .bind(from)
+                .bind(upto)
+                .bind(job.stream_id)
+                .bind($crate::Timestamp::from(job.started_at))
+                .fetch_all(&mut *tx)
+                .await?;
+                if !recipients.is_empty() {
+                    let subscribed: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT 1 FROM follows f JOIN push_subscriptions p ON p.user_id = f.follower_id
+                         WHERE {} LIMIT 1",
+                        $crate::notify_sql::FANOUT_RANGE
+                    )))
+                    .bind(job.creator_id)
+                    .bind(from)
+                    .bind(upto)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if subscribed.is_some() {
+                        let push = PushBatchJob {
+                            stream_id: job.stream_id,
+                            creator_id: job.creator_id,
+                            after: job.after,
+                            upto,
+                        };
+                        Self::enqueue_in(&mut tx, &NewJob::now(kinds::PUSH_BATCH, &push)).await?;
+                    }
+                }
+                // Done or not, progress moves to the batch's end: a finished part run
+                // again finds nothing left.
+                let progressed = $crate::jobs::GoLiveJob { after: Some(upto), ..job.clone() };
+                let payload = serde_json::to_string(&progressed).expect("job payloads serialize");
+                Self::checkpoint_job(&mut tx, lease, &payload, lease_until).await?;
+                tx.commit().await?;
+                Ok($crate::FanoutBatch {
+                    recipients,
+                    next: last.is_some().then_some(progressed),
+                })
             }
 
             /// Moves a running job (of this claim) to `state`.
@@ -266,97 +340,88 @@ macro_rules! impl_notification_traits {
 
         #[async_trait::async_trait]
         impl $crate::traits::NotificationStore for $store {
-            async fn fan_out_go_live(
+            async fn plan_go_live(
                 &self,
                 lease: $crate::jobs::JobLease,
                 job: &$crate::jobs::GoLiveJob,
                 cooldown: std::time::Duration,
-                batch: u32,
+                part_size: u32,
                 lease_until: $crate::Timestamp,
-            ) -> Result<$crate::FanoutStep, $crate::StoreError> {
-                use $crate::jobs::{kinds, FollowerKey, NewJob, PushBatchJob};
+            ) -> Result<Option<$crate::jobs::GoLiveJob>, $crate::StoreError> {
+                use $crate::jobs::{kinds, GoLiveJob, NewJob};
                 let started = $crate::Timestamp::from(job.started_at);
                 let mut tx = self.writer().begin().await?;
-                if job.after.is_none() {
-                    // The first batch claims the go-live for this broadcast, unless the
-                    // followers heard of an earlier one within the cooldown. Claiming
-                    // with our own start time is idempotent for a retried first batch.
-                    let cutoff = started.get() - chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX);
-                    let claimed = sqlx::query(
-                        "UPDATE users SET go_live_notified_at = $2
-                         WHERE id = $1 AND (go_live_notified_at IS NULL
-                               OR go_live_notified_at < $3 OR go_live_notified_at = $2)",
-                    )
-                    .bind(job.creator_id)
-                    .bind(started)
-                    .bind($crate::Timestamp::from(cutoff))
-                    .execute(&mut *tx)
-                    .await?;
-                    if claimed.rows_affected() == 0 {
-                        return Ok($crate::FanoutStep::CoolingDown);
-                    }
-                }
-                // The batch is the next `batch` followers; its last one bounds the
-                // insert below. Fewer left than that: this is the last batch.
-                let [from, _] = $crate::notify_sql::fanout_bounds(job.after, None);
-                let last: Option<($crate::Timestamp, uuid::Uuid)> = sqlx::query_as(
-                    "SELECT created_at, follower_id FROM follows
-                     WHERE following_id = $1 AND (created_at, follower_id) > ($2, $3)
-                     ORDER BY created_at, follower_id LIMIT 1 OFFSET $4",
+                // Claims the go-live for this broadcast unless the followers heard of an
+                // earlier one within the cooldown. Claiming with our own start time is
+                // idempotent for a retried plan.
+                let cutoff = started.get()
+                    - chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX);
+                let claimed = sqlx::query(
+                    "UPDATE users SET go_live_notified_at = $2
+                     WHERE id = $1 AND (go_live_notified_at IS NULL
+                           OR go_live_notified_at < $3 OR go_live_notified_at = $2)",
                 )
                 .bind(job.creator_id)
-                .bind(from.0)
-                .bind(from.1)
-                .bind(i64::from(batch.max(1) - 1))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let upto = last.map(|(at, id)| FollowerKey { followed_at: at.get(), follower_id: id });
-                let [from, to] = $crate::notify_sql::fanout_bounds(job.after, upto);
-                let recipients: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO notifications (recipient_id, stream_id, created_at)
-                     SELECT f.follower_id, $6, $7 FROM follows f
-                     WHERE {}
-                     ON CONFLICT DO NOTHING
-                     RETURNING recipient_id",
-                    $crate::notify_sql::FANOUT_RANGE
-                )))
-                .bind(job.creator_id)
-                .bind(from.0)
-                .bind(from.1)
-                .bind(to.0)
-                .bind(to.1)
-                .bind(job.stream_id)
                 .bind(started)
-                .fetch_all(&mut *tx)
+                .bind($crate::Timestamp::from(cutoff))
+                .execute(&mut *tx)
                 .await?;
-                if !recipients.is_empty() {
-                    let subscribed: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT 1 FROM follows f JOIN push_subscriptions p ON p.user_id = f.follower_id
-                         WHERE {} LIMIT 1",
-                        $crate::notify_sql::FANOUT_RANGE
-                    )))
-                    .bind(job.creator_id)
-                    .bind(from.0)
-                    .bind(from.1)
-                    .bind(to.0)
-                    .bind(to.1)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if subscribed.is_some() {
-                        let push = PushBatchJob {
-                            stream_id: job.stream_id,
-                            creator_id: job.creator_id,
-                            after: job.after,
-                            upto: FollowerKey { followed_at: to.0.get(), follower_id: to.1 },
-                        };
-                        Self::enqueue_in(&mut tx, &NewJob::now(kinds::PUSH_BATCH, &push)).await?;
-                    }
+                if claimed.rows_affected() == 0 {
+                    return Ok(None);
                 }
-                let next = upto.map(|upto| $crate::jobs::GoLiveJob { after: Some(upto), ..job.clone() });
-                let progress = serde_json::to_string(next.as_ref().unwrap_or(job)).expect("job payloads serialize");
-                Self::checkpoint_job(&mut tx, lease, &progress, lease_until).await?;
+                // Every `part_size`-th follower ends a part (one index-only pass), so
+                // parts run on several workers at once. Small audiences stay one part.
+                let followers: i64 = sqlx::query_scalar("SELECT follower_count FROM users WHERE id = $1")
+                    .bind(job.creator_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let part_size = i64::from(part_size.max(1));
+                let ends: Vec<uuid::Uuid> = if followers > part_size {
+                    sqlx::query_scalar(
+                        "SELECT follower_id FROM (
+                             SELECT follower_id, ROW_NUMBER() OVER (ORDER BY follower_id) AS n
+                             FROM follows WHERE following_id = $1) ranked
+                         WHERE n % $2 = 0 ORDER BY follower_id",
+                    )
+                    .bind(job.creator_id)
+                    .bind(part_size)
+                    .fetch_all(&mut *tx)
+                    .await?
+                } else {
+                    Vec::new()
+                };
+                let part = |after: Option<uuid::Uuid>, upto: Option<uuid::Uuid>| GoLiveJob {
+                    after,
+                    upto,
+                    planned: true,
+                    ..job.clone()
+                };
+                let first = part(None, ends.first().copied());
+                for (i, &after) in ends.iter().enumerate() {
+                    let rest = part(Some(after), ends.get(i + 1).copied());
+                    Self::enqueue_in(&mut tx, &NewJob::now(kinds::GO_LIVE, &rest)).await?;
+                }
+                let payload = serde_json::to_string(&first).expect("job payloads serialize");
+                Self::checkpoint_job(&mut tx, lease, &payload, lease_until).await?;
                 tx.commit().await?;
-                Ok($crate::FanoutStep::Batch { recipients, next })
+                Ok(Some(first))
+            }
+
+            async fn fan_out_go_live(
+                &self,
+                lease: $crate::jobs::JobLease,
+                job: &$crate::jobs::GoLiveJob,
+                batch: u32,
+                lease_until: $crate::Timestamp,
+            ) -> Result<$crate::FanoutBatch, $crate::StoreError> {
+                match self.fan_out_batch(lease, job, batch, lease_until, false).await {
+                    // Rows of this batch exist already (the job was enqueued twice, or a
+                    // worker that lost its lease raced us): redo it skipping them.
+                    Err($crate::StoreError::Conflict(_)) => {
+                        self.fan_out_batch(lease, job, batch, lease_until, true).await
+                    }
+                    other => other,
+                }
             }
 
             async fn notifications(
@@ -526,7 +591,7 @@ macro_rules! impl_notification_traits {
                 &self,
                 batch: &$crate::jobs::PushBatchJob,
             ) -> Result<Vec<$crate::PushSubscription>, $crate::StoreError> {
-                let [from, to] = $crate::notify_sql::fanout_bounds(batch.after, Some(batch.upto));
+                let (from, to) = $crate::notify_sql::fanout_bounds(batch.after, Some(batch.upto));
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT p.id, p.user_id, p.endpoint, p.p256dh, p.auth, p.created_at
                      FROM follows f
@@ -536,10 +601,8 @@ macro_rules! impl_notification_traits {
                     $crate::notify_sql::FANOUT_RANGE
                 )))
                 .bind(batch.creator_id)
-                .bind(from.0)
-                .bind(from.1)
-                .bind(to.0)
-                .bind(to.1)
+                .bind(from)
+                .bind(to)
                 .fetch_all(self.writer())
                 .await
                 .map_err(Into::into)

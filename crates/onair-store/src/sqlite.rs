@@ -64,7 +64,7 @@ impl SqliteStore {
 }
 
 impl_store_traits!(SqliteStore, sqlx::Sqlite);
-impl_notification_traits!(SqliteStore, sqlx::Sqlite, "");
+impl_notification_traits!(SqliteStore, sqlx::Sqlite, "", "");
 
 #[async_trait]
 impl crate::Store for SqliteStore {

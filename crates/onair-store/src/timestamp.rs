@@ -22,11 +22,6 @@ impl Timestamp {
         self.0
     }
 
-    /// Earlier than any real row: the keyset start of an ascending walk.
-    pub(crate) fn min() -> Self {
-        Self(DateTime::UNIX_EPOCH)
-    }
-
     /// Later than any real row: the keyset start for a first page.
     pub(crate) fn max() -> Self {
         Self(DateTime::from_timestamp_micros(253_402_300_799_000_000).expect("9999-12-31"))

@@ -189,20 +189,30 @@ pub trait JobStore {
 
 #[async_trait]
 pub trait NotificationStore {
-    /// One batch of a go-live fan-out, in one transaction: writes the notifications of
-    /// the next `batch` followers (set-based, skipping muted ones and rows a previous
-    /// run wrote), records the job's progress, extends its lease to `lease_until`, and
-    /// enqueues Web Push for the batch when any of them subscribed. The first batch
-    /// checks the cooldown: no fan-out if the followers were told within `cooldown`.
+    /// The first step of a go-live job, in one transaction: unless the creator's
+    /// followers were told of a go-live within `cooldown` (then `None`, nothing done),
+    /// splits the followers into parts of about `part_size`, enqueues a job per part but
+    /// the first, and turns this job into the first part (returned).
+    async fn plan_go_live(
+        &self,
+        lease: JobLease,
+        job: &GoLiveJob,
+        cooldown: std::time::Duration,
+        part_size: u32,
+        lease_until: Timestamp,
+    ) -> Result<Option<GoLiveJob>>;
+    /// One batch of a planned go-live part, in one transaction: writes the notifications
+    /// of the part's next `batch` followers (set-based, in follower order, skipping
+    /// those who muted the creator), records the job's progress, extends its lease to
+    /// `lease_until`, and enqueues Web Push for the batch when any of them subscribed.
     /// `LeaseLost` when another worker holds the job now.
     async fn fan_out_go_live(
         &self,
         lease: JobLease,
         job: &GoLiveJob,
-        cooldown: std::time::Duration,
         batch: u32,
         lease_until: Timestamp,
-    ) -> Result<FanoutStep>;
+    ) -> Result<FanoutBatch>;
     /// The user's inbox, newest first.
     async fn notifications(
         &self,

@@ -23,7 +23,7 @@ use futures_util::Stream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use onair_infra::RedisPool;
 use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
-use onair_store::{FanoutStep, Notification, Store, StreamView};
+use onair_store::{Notification, Store, StreamView};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use utoipa::{IntoParams, ToSchema};
@@ -60,6 +60,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct NotifyConfig {
     /// Followers per fan-out statement.
     pub batch_size: u32,
+    /// Followers per fan-out part: a larger audience is split into parts that run as
+    /// separate jobs, in parallel on any worker.
+    pub part_size: u32,
     /// A creator going live again within this does not notify again.
     pub cooldown: Duration,
     /// Notification rows per second this process writes at most, across all fan-outs.
@@ -174,33 +177,42 @@ impl JobHandler for GoLiveHandler {
         })
         .expect("events serialize");
         let config = &self.notifications.config;
+        if !state.planned {
+            let Some(first) = self
+                .store
+                .plan_go_live(
+                    job.lease(),
+                    &state,
+                    config.cooldown,
+                    config.part_size,
+                    lease.renewed(),
+                )
+                .await?
+            else {
+                tracing::info!(stream = %state.stream_id, "go-live within the cooldown: not notified");
+                return Ok(());
+            };
+            // The other parts were enqueued: let this node's idle workers take them.
+            self.notifications.wake.notify_waiters();
+            state = first;
+        }
         let batch = NonZeroU32::new(config.batch_size).unwrap_or(NonZeroU32::MIN);
         loop {
             // Paces every fan-out of this process together (review C1.2); a batch
             // larger than a second's budget is validated away at startup.
             let _ = self.notifications.rate.until_n_ready(batch).await;
-            let step = self
+            let done = self
                 .store
-                .fan_out_go_live(
-                    job.lease(),
-                    &state,
-                    config.cooldown,
-                    batch.get(),
-                    lease.renewed(),
-                )
+                .fan_out_go_live(job.lease(), &state, batch.get(), lease.renewed())
                 .await?;
-            let FanoutStep::Batch { recipients, next } = step else {
-                tracing::info!(stream = %state.stream_id, "go-live within the cooldown: not notified");
-                return Ok(());
-            };
             metrics::counter!("onair_notification_fanout_rows_total")
-                .increment(recipients.len() as u64);
+                .increment(done.recipients.len() as u64);
             self.notifications.wake_workers();
             self.notifications
                 .notifier
-                .announce(recipients, event.clone())
+                .announce(done.recipients, event.clone())
                 .await;
-            match next {
+            match done.next {
                 Some(next) => state = next,
                 None => return Ok(()),
             }

@@ -71,3 +71,11 @@ CREATE TABLE webhooks (
 );
 CREATE INDEX webhooks_channel_event ON webhooks (channel_id, event);
 CREATE INDEX webhooks_owner ON webhooks (owner_id, created_at, id);
+
+-- The go-live fan-out walks a creator's followers in id order, so the inbox rows it
+-- writes arrive in their primary key's order (a near-sequential index walk instead of
+-- random page touches).
+-- Flipping the follows key serves that walk index-only; every lookup of the old
+-- (follower_id, following_id) key binds both columns, and the follower-first lists
+-- use follows_follower_created.
+ALTER TABLE follows DROP CONSTRAINT follows_pkey, ADD PRIMARY KEY (following_id, follower_id);

@@ -72,3 +72,8 @@ CREATE TABLE webhooks (
 ) STRICT;
 CREATE INDEX webhooks_channel_event ON webhooks (channel_id, event);
 CREATE INDEX webhooks_owner ON webhooks (owner_id, created_at, id);
+
+-- The go-live fan-out walks a creator's followers in id order, so the inbox rows it
+-- writes arrive in their primary key's order (a near-sequential index walk instead of
+-- random page touches).
+CREATE UNIQUE INDEX follows_following_follower ON follows (following_id, follower_id);

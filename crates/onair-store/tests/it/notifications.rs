@@ -7,9 +7,7 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use onair_core::Limit;
 use onair_store::jobs::{ClaimedJob, GoLiveJob, PushBatchJob, WebhookJob, kinds};
-use onair_store::{
-    FanoutStep, NewPushSubscription, NewWebhook, Store, StoreError, Timestamp, WebhookEvent,
-};
+use onair_store::{NewPushSubscription, NewWebhook, Store, StoreError, Timestamp, WebhookEvent};
 use uuid::Uuid;
 
 use crate::support::{each_store, from_now, go_live, user, users};
@@ -29,30 +27,38 @@ async fn claim(store: &Arc<dyn Store>, kind: &str) -> Vec<ClaimedJob> {
     wanted
 }
 
-/// Runs a claimed go-live job to the end, `batch` followers at a time; returns every
-/// recipient and the number of batches.
-async fn fan_out(store: &Arc<dyn Store>, job: &ClaimedJob, batch: u32) -> (Vec<Uuid>, usize) {
-    let mut state: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
+/// Plans a claimed go-live job (`None`: cooling down) into parts of `part` followers.
+async fn plan(store: &Arc<dyn Store>, job: &ClaimedJob, cooldown: StdDuration, part: u32) -> Option<GoLiveJob> {
+    let state: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
+    store
+        .plan_go_live(job.lease(), &state, cooldown, part, lease())
+        .await
+        .unwrap()
+}
+
+/// Runs a planned part to its end, `batch` followers at a time; returns the recipients
+/// and the number of batches.
+async fn run_part(store: &Arc<dyn Store>, job: &ClaimedJob, mut state: GoLiveJob, batch: u32) -> (Vec<Uuid>, usize) {
     let (mut recipients, mut batches) = (Vec::new(), 0);
     loop {
-        match store
-            .fan_out_go_live(job.lease(), &state, COOLDOWN, batch, lease())
+        let done = store
+            .fan_out_go_live(job.lease(), &state, batch, lease())
             .await
-            .unwrap()
-        {
-            FanoutStep::CoolingDown => return (recipients, batches),
-            FanoutStep::Batch {
-                recipients: r,
-                next,
-            } => {
-                recipients.extend(r);
-                batches += 1;
-                match next {
-                    Some(next) => state = next,
-                    None => return (recipients, batches),
-                }
-            }
+            .unwrap();
+        recipients.extend(done.recipients);
+        batches += 1;
+        match done.next {
+            Some(next) => state = next,
+            None => return (recipients, batches),
         }
+    }
+}
+
+/// Plans and runs a whole go-live job as one part.
+async fn fan_out(store: &Arc<dyn Store>, job: &ClaimedJob, batch: u32) -> (Vec<Uuid>, usize) {
+    match plan(store, job, COOLDOWN, 1000).await {
+        Some(first) => run_part(store, job, first, batch).await,
+        None => (Vec::new(), 0),
     }
 }
 
@@ -113,20 +119,12 @@ async fn a_fan_out_resumes_after_a_lost_worker_without_duplicates() {
         }
         go_live(&store, star.id, "Resumed").await;
         let job = claim(&store, kinds::GO_LIVE).await.remove(0);
-        let first: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
-        let FanoutStep::Batch { recipients, next } = store
-            .fan_out_go_live(
-                job.lease(),
-                &first,
-                COOLDOWN,
-                2,
-                from_now(Duration::seconds(-1)),
-            )
+        let first = plan(&store, &job, COOLDOWN, 1000).await.unwrap();
+        let done = store
+            .fan_out_go_live(job.lease(), &first, 2, from_now(Duration::seconds(-1)))
             .await
-            .unwrap()
-        else {
-            panic!("not cooling down");
-        };
+            .unwrap();
+        let (recipients, next) = (done.recipients, done.next);
         assert_eq!(recipients.len(), 2);
         assert!(next.is_some());
 
@@ -140,12 +138,10 @@ async fn a_fan_out_resumes_after_a_lost_worker_without_duplicates() {
 
         // The old worker's next batch is refused and writes nothing.
         assert!(matches!(
-            store
-                .fan_out_go_live(job.lease(), &resumed, COOLDOWN, 2, lease())
-                .await,
+            store.fan_out_go_live(job.lease(), &resumed, 2, lease()).await,
             Err(StoreError::LeaseLost)
         ));
-        let (rest, _) = fan_out(&store, &retry, 2).await;
+        let (rest, _) = run_part(&store, &retry, resumed, 2).await;
         assert_eq!(rest.len(), 3);
         let mut everyone: Vec<_> = recipients.into_iter().chain(rest).collect();
         everyone.sort();
@@ -171,23 +167,38 @@ async fn going_live_again_within_the_cooldown_does_not_renotify() {
 
         go_live(&store, star.id, "Two").await;
         let second = claim(&store, kinds::GO_LIVE).await.remove(0);
-        let state: GoLiveJob = serde_json::from_str(&second.payload).unwrap();
-        assert_eq!(
-            store
-                .fan_out_go_live(second.lease(), &state, COOLDOWN, 10, lease())
-                .await
-                .unwrap(),
-            FanoutStep::CoolingDown
-        );
+        assert_eq!(plan(&store, &second, COOLDOWN, 1000).await, None);
         // With no cooldown the same broadcast would notify.
-        let step = store
-            .fan_out_go_live(second.lease(), &state, StdDuration::ZERO, 10, lease())
-            .await
-            .unwrap();
-        assert!(
-            matches!(step, FanoutStep::Batch { ref recipients, .. } if recipients == &[fan.id])
-        );
+        let first = plan(&store, &second, StdDuration::ZERO, 1000).await.unwrap();
+        assert_eq!(run_part(&store, &second, first, 10).await.0, vec![fan.id]);
         assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_large_audience_is_split_into_parts_that_run_as_jobs_of_their_own() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let fans = users(&store, "fan", 7).await;
+        for fan in &fans {
+            store.follow(fan.id, star.id).await.unwrap();
+        }
+        go_live(&store, star.id, "Parts").await;
+        let root = claim(&store, kinds::GO_LIVE).await.remove(0);
+        let first = plan(&store, &root, COOLDOWN, 3).await.unwrap();
+        let parts = claim(&store, kinds::GO_LIVE).await;
+        assert_eq!(parts.len(), 2, "7 followers in parts of 3: this job and two more");
+        let mut everyone = run_part(&store, &root, first, 2).await.0;
+        for part in &parts {
+            let state: GoLiveJob = serde_json::from_str(&part.payload).unwrap();
+            assert!(state.planned);
+            everyone.extend(run_part(&store, part, state, 2).await.0);
+        }
+        everyone.sort();
+        let mut expected: Vec<_> = fans.iter().map(|f| f.id).collect();
+        expected.sort();
+        assert_eq!(everyone, expected, "every follower once, across parts");
     })
     .await;
 }
