@@ -190,17 +190,7 @@ async fn foundation(
     .await?;
     let cursor = Cursors::new(SECRET.as_bytes()).encode(Cursor::new(at.get(), id));
 
-    let app = Application::build(Config {
-        bind: "127.0.0.1:0".parse()?,
-        database_url: Some(db.url.clone()),
-        secret_key: Some(SECRET.into()),
-        rtmp_enabled: false,
-        ..Config::default()
-    })
-    .await
-    .context("starting the server")?;
-    let onair = app.local_addr();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let (onair, _server) = serve_on(&db.url, |_| {}).await?;
     let baseline = spawn_offset_baseline(pool.clone()).await?;
 
     let targets = [
@@ -229,6 +219,32 @@ async fn foundation(
     println!("{}", Report::table(&reports, &settings));
     pool.close().await;
     Ok(())
+}
+
+/// Starts the real server on PostgreSQL at `database_url` (default settings changed by
+/// `configure`, no ingest) in this process; returns its address, and a sender that
+/// stops it (dropping it does too).
+pub async fn serve_on(
+    database_url: &str,
+    configure: impl FnOnce(&mut Config),
+) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse()?,
+        database_url: Some(database_url.to_owned()),
+        secret_key: Some(SECRET.into()),
+        rtmp_enabled: false,
+        ..Config::default()
+    };
+    configure(&mut config);
+    let app = Application::build(config)
+        .await
+        .context("starting the server")?;
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop))
 }
 
 /// The review's naive pagination, `OFFSET n`, behind the same kind of HTTP handler: the

@@ -11,17 +11,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use onair_server::jobs::{JobFailure, JobHandler, JobHandlers, JobRunner, JobsConfig, LeaseClock};
-use onair_server::{Application, Config};
-use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
 use futures_util::StreamExt;
+use onair_server::Config;
+use onair_server::jobs::{JobFailure, JobHandler, JobHandlers, JobRunner, JobsConfig, LeaseClock};
+use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
 use onair_store::{DbConfig, Store, Timestamp};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
-
-use crate::SECRET;
 
 pub struct Settings {
     pub max_followers: i64,
@@ -89,7 +87,8 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
     }
 
     // 3. Go-live latency through the real server, its workers running.
-    let golive = go_live_latency(&db, &pool, largest).await?;
+    let rates = [100_000, 200_000, 400_000, 10_000_000];
+    let golive = go_live_latency(&db, &pool, largest, &rates).await?;
 
     print_tables(
         &batch_rows,
@@ -129,29 +128,42 @@ async fn seed(pool: &PgPool, largest: i64, sizes: &[i64]) -> anyhow::Result<()> 
         .bind(n)
         .execute(pool)
         .await?;
-        sqlx::query(
-            "INSERT INTO follows (follower_id, following_id, created_at)
-             SELECT md5('f' || i)::uuid, $1, now() - (i || ' milliseconds')::interval
-             FROM generate_series(1, $2) AS i",
-        )
-        .bind(creator(n))
-        .bind(n)
-        .execute(pool)
-        .await?;
+        follow_all(pool, creator(n), n).await?;
     }
     sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await?;
     Ok(())
 }
 
-/// Goes live (which enqueues the job) and runs the fan-out the way the workers do: the
-/// job plans its parts, and up to `workers` parts run at once.
+/// The first `n` seeded users follow `creator`, with the follower counter the API
+/// would have kept (fan-out planning reads it).
+async fn follow_all(pool: &PgPool, creator: Uuid, n: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO follows (follower_id, following_id, created_at)
+         SELECT md5('f' || i)::uuid, $1, now() - (i || ' milliseconds')::interval
+         FROM generate_series(1, $2) AS i",
+    )
+    .bind(creator)
+    .bind(n)
+    .execute(pool)
+    .await?;
+    sqlx::query("UPDATE users SET follower_count = $2 WHERE id = $1")
+        .bind(creator)
+        .bind(n)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Goes live (which enqueues the job) and runs the fan-out the way a worker process
+/// does: the job plans its parts, which run `notify_parallel_parts` at a time (without
+/// the rate limit, to show the statements' own speed).
 async fn batched_fan_out(
     store: &Arc<dyn Store>,
     creator: Uuid,
     batch: u32,
     part_size: u32,
 ) -> anyhow::Result<(Duration, usize)> {
-    let workers = Config::default().jobs_concurrency;
+    let workers = Config::default().notify_parallel_parts;
     let stream = store
         .start_stream(Uuid::now_v7(), creator, "bench", None)
         .await?;
@@ -195,9 +207,9 @@ fn lease() -> Timestamp {
 /// Claims every ready job; returns the go-live jobs of `stream`, completes the rest.
 async fn claim_all(store: &Arc<dyn Store>, stream: Uuid) -> anyhow::Result<Vec<ClaimedJob>> {
     let claimed = store.claim_jobs(1_000, lease()).await?;
-    let (mine, others): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|job| {
-        job.kind == kinds::GO_LIVE && job.payload.contains(&stream.to_string())
-    });
+    let (mine, others): (Vec<_>, Vec<_>) = claimed
+        .into_iter()
+        .partition(|job| job.kind == kinds::GO_LIVE && job.payload.contains(&stream.to_string()));
     let others: Vec<_> = others.iter().map(ClaimedJob::lease).collect();
     store.complete_jobs(&others).await?;
     Ok(mine)
@@ -324,32 +336,29 @@ async fn queue_throughput(
     Ok(jobs as f64 / took.as_secs_f64())
 }
 
+/// Go-live latency during a fan-out, with the fan-out rate limited to `rate`.
 struct GoLive {
-    zero: Vec<Duration>,
+    rate: u32,
     busy: Vec<Duration>,
     fan_out: Duration,
 }
 
-/// Start/end cycles through the HTTP API: for a creator without followers, then for
-/// one with `followers`, measuring only while that creator's fan-out is running.
-async fn go_live_latency(db: &DbConfig, pool: &PgPool, followers: i64) -> anyhow::Result<GoLive> {
-    let app = Application::build(Config {
-        bind: "127.0.0.1:0".parse()?,
-        database_url: Some(db.url.clone()),
-        secret_key: Some(SECRET.into()),
-        rtmp_enabled: false,
-        ..Config::default()
-    })
-    .await
-    .context("starting the server")?;
-    let base = format!("http://{}", app.local_addr());
-    tokio::spawn(app.run_until(std::future::pending()));
+/// Start/end cycles through the HTTP API: for a creator without followers, then, for
+/// each rate limit, for one with `followers` while a fresh server fans that creator's
+/// go-live out (measuring only while it runs).
+async fn go_live_latency(
+    db: &DbConfig,
+    pool: &PgPool,
+    followers: i64,
+    rates: &[u32],
+) -> anyhow::Result<(Vec<Duration>, Vec<GoLive>)> {
     let client = reqwest::Client::new();
+    let (setup, stop) = crate::serve_on(&db.url, |_| {}).await?;
     let signup = |name: &'static str| {
-        let (client, base) = (client.clone(), base.clone());
+        let client = client.clone();
         async move {
             let body: Value = client
-                .post(format!("{base}/api/auth/signup"))
+                .post(format!("http://{setup}/api/auth/signup"))
                 .json(&json!({"username": name, "email": format!("{name}@example.com"), "password": "benchmark password"}))
                 .send()
                 .await?
@@ -364,22 +373,17 @@ async fn go_live_latency(db: &DbConfig, pool: &PgPool, followers: i64) -> anyhow
     };
     let (_, quiet) = signup("nobody_follows").await?;
     let (star, popular) = signup("everyone_follows").await?;
-    sqlx::query(
-        "INSERT INTO follows (follower_id, following_id, created_at)
-         SELECT md5('f' || i)::uuid, $1, now() FROM generate_series(1, $2) AS i",
-    )
-    .bind(star)
-    .bind(followers)
-    .execute(pool)
-    .await?;
-    sqlx::raw_sql("ANALYZE follows").execute(pool).await?;
+    follow_all(pool, star, followers).await?;
+    sqlx::raw_sql("VACUUM ANALYZE follows")
+        .execute(pool)
+        .await?;
 
-    let cycle = |token: String| {
-        let (client, base) = (client.clone(), base.clone());
+    let cycle = |base: std::net::SocketAddr, token: String| {
+        let client = client.clone();
         async move {
             let sent = Instant::now();
             let started = client
-                .post(format!("{base}/api/streams/start"))
+                .post(format!("http://{base}/api/streams/start"))
                 .bearer_auth(&token)
                 .json(&json!({"title": "bench"}))
                 .send()
@@ -389,7 +393,7 @@ async fn go_live_latency(db: &DbConfig, pool: &PgPool, followers: i64) -> anyhow
             let stream: Value = started.json().await?;
             let stream = stream["id"].as_str().context("stream id")?.to_owned();
             let ended = client
-                .post(format!("{base}/api/streams/end"))
+                .post(format!("http://{base}/api/streams/end"))
                 .bearer_auth(&token)
                 .send()
                 .await?;
@@ -399,41 +403,55 @@ async fn go_live_latency(db: &DbConfig, pool: &PgPool, followers: i64) -> anyhow
     };
     let mut zero = Vec::new();
     for _ in 0..100 {
-        zero.push(cycle(quiet.clone()).await?.0);
+        zero.push(cycle(setup, quiet.clone()).await?.0);
     }
-    let first = Instant::now();
-    let (took, fanned) = cycle(popular.clone()).await?;
-    let mut busy = vec![took];
-    let fanning = || async {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE kind = 'notify_go_live' AND payload LIKE '%' || $1 || '%'",
-        )
-        .bind(&fanned)
-        .fetch_one(pool)
-        .await?;
-        anyhow::Ok(running > 0)
-    };
-    // Within the cooldown, later go-lives do not fan out again: every one measured here
-    // runs while the first one's million rows are being written.
-    while fanning().await? && busy.len() < 2_000 {
-        busy.push(cycle(popular.clone()).await?.0);
+    drop(stop);
+
+    let mut runs = Vec::new();
+    for &rate in rates {
+        // A fresh go-live for the same audience: forget the last one's cooldown.
+        sqlx::query("UPDATE users SET go_live_notified_at = NULL WHERE id = $1")
+            .bind(star)
+            .execute(pool)
+            .await?;
+        let (server, stop) =
+            crate::serve_on(&db.url, |config| config.notify_rows_per_second = rate).await?;
+        let first = Instant::now();
+        let (took, fanned) = cycle(server, popular.clone()).await?;
+        let mut busy = vec![took];
+        let fanning = || async {
+            let running: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE kind = 'notify_go_live' AND payload LIKE '%' || $1 || '%'",
+            )
+            .bind(&fanned)
+            .fetch_one(pool)
+            .await?;
+            anyhow::Ok(running > 0)
+        };
+        // Within the cooldown, later go-lives do not fan out again: every one measured
+        // here runs while the first one's rows are being written.
+        while fanning().await? && busy.len() < 2_000 {
+            busy.push(cycle(server, popular.clone()).await?.0);
+        }
+        while fanning().await? {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fan_out = first.elapsed();
+        let notified: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM notifications WHERE stream_id = $1::uuid")
+                .bind(&fanned)
+                .fetch_one(pool)
+                .await?;
+        anyhow::ensure!(notified == followers, "{notified} of {followers} notified");
+        eprintln!("rate {rate}: fan-out {:.2} s", fan_out.as_secs_f64());
+        drop(stop);
+        runs.push(GoLive {
+            rate,
+            busy,
+            fan_out,
+        });
     }
-    while fanning().await? {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let fan_out = first.elapsed();
-    let notified: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM notifications n JOIN streams s ON s.id = n.stream_id WHERE s.user_id = $1",
-    )
-    .bind(star)
-    .fetch_one(pool)
-    .await?;
-    anyhow::ensure!(notified == followers, "{notified} of {followers} notified");
-    Ok(GoLive {
-        zero,
-        busy,
-        fan_out,
-    })
+    Ok((zero, runs))
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -447,7 +465,7 @@ fn print_tables(
     sweep_size: i64,
     (default_batch, part_size): (u32, u32),
     sizes: &[(i64, (Duration, usize), Option<Naive>)],
-    golive: &GoLive,
+    golive: &(Vec<Duration>, Vec<GoLive>),
     queue: &[(usize, f64)],
 ) {
     let s = |d: Duration| format!("{:.2}", d.as_secs_f64());
@@ -462,7 +480,7 @@ fn print_tables(
         );
     }
     println!(
-        "\nFan-out time, batched ({default_batch} per statement; parts of {part_size}, up to 8 at once) vs naive loop (one INSERT per follower)\n"
+        "\nFan-out time, batched ({default_batch} per statement; parts of {part_size}) vs naive loop (one INSERT per follower)\n"
     );
     println!(
         "| followers | parts | batched s | batched rows/s | naive s | naive rows/s | speed-up |\n|---:|---:|---:|---:|---:|---:|---:|"
@@ -490,29 +508,34 @@ fn print_tables(
             s(*batched)
         );
     }
-    let (z95, b95) = (
-        percentile(&golive.zero, 0.95),
-        percentile(&golive.busy, 0.95),
+    let (zero, runs) = golive;
+    let z95 = percentile(zero, 0.95);
+    println!(
+        "\nGo-live request (POST /api/streams/start) latency: a creator with 0 followers, and one with {} while the server fans that go-live out, by fan-out rate limit (ONAIR_NOTIFY_ROWS_PER_SECOND)\n",
+        sizes.last().map_or(0, |row| row.0)
     );
-    println!("\nGo-live request (POST /api/streams/start) latency\n");
-    println!("| creator | requests | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|");
-    for (name, samples) in [
-        ("0 followers", &golive.zero),
-        ("1 M followers, during its fan-out", &golive.busy),
-    ] {
+    println!(
+        "| creator | rate limit rows/s | fan-out in server s | requests | p50 ms | p95 ms | p99 ms | p95 vs 0 followers |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let row = |name: &str, limit: String, fan_out: String, samples: &[Duration]| {
         println!(
-            "| {name} | {} | {} | {} | {} |",
+            "| {name} | {limit} | {fan_out} | {} | {} | {} | {} | {:.2}× |",
             samples.len(),
             ms(percentile(samples, 0.5)),
             ms(percentile(samples, 0.95)),
-            ms(percentile(samples, 0.99))
+            ms(percentile(samples, 0.99)),
+            percentile(samples, 0.95).as_secs_f64() / z95.as_secs_f64()
+        );
+    };
+    row("0 followers", "-".into(), "-".into(), zero);
+    for run in runs {
+        row(
+            "during the fan-out",
+            run.rate.to_string(),
+            s(run.fan_out),
+            &run.busy,
         );
     }
-    println!(
-        "\np95 ratio: {:.2}× (target ≤ 1.5×); the in-server fan-out of those followers (rate limit and all) took {} s",
-        b95.as_secs_f64() / z95.as_secs_f64(),
-        s(golive.fan_out)
-    );
     println!("\nQueue throughput (no-op jobs, claimed in batches and completed in batches)\n");
     println!("| runners | jobs/s |\n|---:|---:|");
     for (runners, rate) in queue {

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
+use axum::serve::ListenerExt;
 use onair_infra::{MediaStore, MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
 use onair_media::IngestServer;
 use onair_store::Store;
@@ -158,13 +159,7 @@ impl Application {
         }
         observability::prometheus();
         let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
-        let redis = match &config.redis_url {
-            Some(url) => Some((
-                url.as_str(),
-                RedisPool::connect(url, config.redis_pool_size as usize).await?,
-            )),
-            None => None,
-        };
+        let redis = connect_redis(&config).await?;
         let notifications = Notifications::new(config.notify(), &secret, redis.clone())?;
         let jobs = config
             .jobs_enabled
@@ -270,7 +265,12 @@ impl Application {
         let jobs = self
             .jobs
             .map(|runner| tokio::spawn(runner.run(stopped.clone())));
-        let served = axum::serve(self.listener, self.router)
+        // Chat frames and small API answers must not wait for Nagle's algorithm to
+        // coalesce them with data that is not coming (up to a delayed ACK, 40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(until_stopped(stopped))
             .await;
         if let Some(ingest) = ingest {
@@ -284,6 +284,17 @@ impl Application {
         chat_housekeeping.abort();
         self.store.close().await;
         served
+    }
+}
+
+/// The shared Redis of scale-out mode (its URL, for subscribers, and a pool).
+async fn connect_redis(config: &Config) -> Result<Option<(&str, RedisPool)>, StartupError> {
+    match &config.redis_url {
+        Some(url) => Ok(Some((
+            url.as_str(),
+            RedisPool::connect(url, config.redis_pool_size as usize).await?,
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -312,13 +323,7 @@ pub async fn run_worker(
         store.migrate().await?;
     }
     observability::prometheus();
-    let redis = match &config.redis_url {
-        Some(url) => Some((
-            url.as_str(),
-            RedisPool::connect(url, config.redis_pool_size as usize).await?,
-        )),
-        None => None,
-    };
+    let redis = connect_redis(&config).await?;
     let notifications = Notifications::new(config.notify(), &secret, redis)?;
     let runner = job_runner(&config, &store, &notifications);
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -93,8 +93,10 @@ pub struct Config {
     pub jobs_backoff_max_secs: u64,
     /// Followers per go-live fan-out statement (see bench/RESULTS.md for the choice).
     pub notify_batch_size: u32,
-    /// Followers per fan-out part (parts run as separate jobs, in parallel).
+    /// Followers per fan-out part (parts run as separate jobs, on any worker).
     pub notify_part_size: u32,
+    /// Fan-out parts one process runs at once.
+    pub notify_parallel_parts: usize,
     /// A creator going live again within this does not notify their followers again.
     pub notify_cooldown_secs: u64,
     /// Notification rows per second this process writes at most (smooths storms).
@@ -156,10 +158,11 @@ impl Default for Config {
             jobs_max_attempts: 8,
             jobs_backoff_base_ms: 1_000,
             jobs_backoff_max_secs: 600,
-            notify_batch_size: 1_000,
-            notify_part_size: 50_000,
+            notify_batch_size: 2_000,
+            notify_part_size: 250_000,
+            notify_parallel_parts: 1,
             notify_cooldown_secs: 600,
-            notify_rows_per_second: 500_000,
+            notify_rows_per_second: 200_000,
             outbound_timeout_ms: 5_000,
             outbound_allow_private: false,
             webhook_disable_after: 10,
@@ -324,6 +327,9 @@ impl Config {
         if !(1..=100_000).contains(&self.notify_batch_size) {
             return bad("ONAIR_NOTIFY_BATCH_SIZE", "must be 1 to 100000");
         }
+        if self.notify_parallel_parts == 0 {
+            return bad("ONAIR_NOTIFY_PARALLEL_PARTS", "must be at least 1");
+        }
         if self.notify_part_size < self.notify_batch_size {
             return bad(
                 "ONAIR_NOTIFY_PART_SIZE",
@@ -419,6 +425,7 @@ impl Config {
         crate::notifications::NotifyConfig {
             batch_size: self.notify_batch_size,
             part_size: self.notify_part_size,
+            parallel_parts: self.notify_parallel_parts,
             cooldown: Duration::from_secs(self.notify_cooldown_secs),
             rows_per_second: std::num::NonZeroU32::new(self.notify_rows_per_second)
                 .unwrap_or(std::num::NonZeroU32::MIN),

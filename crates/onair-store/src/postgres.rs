@@ -64,7 +64,12 @@ impl PgStore {
 }
 
 impl_store_traits!(PgStore, sqlx::Postgres);
-impl_notification_traits!(PgStore, sqlx::Postgres, "FOR UPDATE SKIP LOCKED", "SET LOCAL synchronous_commit = off");
+impl_notification_traits!(
+    PgStore,
+    sqlx::Postgres,
+    "FOR UPDATE SKIP LOCKED",
+    "SET LOCAL synchronous_commit = off"
+);
 
 #[async_trait]
 impl crate::Store for PgStore {

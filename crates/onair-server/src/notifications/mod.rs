@@ -67,6 +67,8 @@ pub struct NotifyConfig {
     pub cooldown: Duration,
     /// Notification rows per second this process writes at most, across all fan-outs.
     pub rows_per_second: NonZeroU32,
+    /// Fan-out parts this process runs at once (more wait for their turn).
+    pub parallel_parts: usize,
     /// Deadline of each outbound call (webhooks, push services).
     pub outbound_timeout: Duration,
     /// Lets webhooks and push endpoints target private addresses (tests, intranets).
@@ -85,6 +87,7 @@ pub struct Notifications {
     push: Arc<WebPush>,
     outbound: Outbound,
     rate: DefaultDirectRateLimiter,
+    parts: tokio::sync::Semaphore,
     /// Wakes this node's job runners when work was queued here.
     wake: Arc<Notify>,
 }
@@ -104,6 +107,7 @@ impl Notifications {
         )?;
         Ok(Arc::new(Self {
             rate: RateLimiter::direct(Quota::per_second(config.rows_per_second)),
+            parts: tokio::sync::Semaphore::new(config.parallel_parts.max(1)),
             notifier: Notifier::new(redis)?,
             push: Arc::new(push),
             outbound,
@@ -196,6 +200,9 @@ impl JobHandler for GoLiveHandler {
             self.notifications.wake.notify_waiters();
             state = first;
         }
+        // Writing inbox rows is the database's heaviest work; a bounded number of parts
+        // at once leaves it room for everything else (the go-live requests included).
+        let _turn = self.notifications.parts.acquire().await;
         let batch = NonZeroU32::new(config.batch_size).unwrap_or(NonZeroU32::MIN);
         loop {
             // Paces every fan-out of this process together (review C1.2); a batch

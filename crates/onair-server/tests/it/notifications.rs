@@ -41,6 +41,18 @@ async fn follow(app: &TestApp, fan: &User, star: &User) {
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
 }
 
+/// A creator "star" followed by `n` users "fan0"….
+async fn audience(app: &TestApp, n: usize) -> (User, Vec<User>) {
+    let star = app.signup("star").await;
+    let mut fans = Vec::new();
+    for i in 0..n {
+        let fan = app.signup(&format!("fan{i}")).await;
+        follow(app, &fan, &star).await;
+        fans.push(fan);
+    }
+    (star, fans)
+}
+
 async fn go_live(app: &TestApp, star: &User) -> String {
     let (status, body) = app
         .post(
@@ -206,13 +218,7 @@ async fn the_go_live_request_does_not_wait_for_the_fan_out() {
         config.notify_rows_per_second = 2;
     }
     each_backend_configured(paced, |app| async move {
-        let star = app.signup("star").await;
-        let mut fans = Vec::new();
-        for i in 0..10 {
-            let fan = app.signup(&format!("fan{i}")).await;
-            follow(&app, &fan, &star).await;
-            fans.push(fan);
-        }
+        let (star, fans) = audience(&app, 10).await;
         go_live(&app, &star).await;
         assert!(count_notified(&app, &fans).await < fans.len());
         eventually("the whole fan-out", || async {
@@ -531,13 +537,7 @@ async fn a_worker_dying_mid_fan_out_leaves_every_follower_exactly_one_notificati
     }
     each_backend_configured(http_only, |app| async move {
         let store = store_of(&app).await;
-        let star = app.signup("star").await;
-        let mut fans = Vec::new();
-        for i in 0..10 {
-            let fan = app.signup(&format!("fan{i}")).await;
-            follow(&app, &fan, &star).await;
-            fans.push(fan);
-        }
+        let (star, fans) = audience(&app, 10).await;
         // A runs on a runtime of its own, shut down to kill it mid-job.
         let db = app.db.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();

@@ -7,7 +7,9 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 use onair_core::Limit;
 use onair_store::jobs::{ClaimedJob, GoLiveJob, PushBatchJob, WebhookJob, kinds};
-use onair_store::{NewPushSubscription, NewWebhook, Store, StoreError, Timestamp, WebhookEvent};
+use onair_store::{
+    NewPushSubscription, NewWebhook, Store, StoreError, Timestamp, UserProfile, WebhookEvent,
+};
 use uuid::Uuid;
 
 use crate::support::{each_store, from_now, go_live, user, users};
@@ -27,8 +29,23 @@ async fn claim(store: &Arc<dyn Store>, kind: &str) -> Vec<ClaimedJob> {
     wanted
 }
 
+/// A creator "star" followed by `n` users "fan0"….
+async fn audience(store: &Arc<dyn Store>, n: usize) -> (UserProfile, Vec<UserProfile>) {
+    let star = user(store, "star").await;
+    let fans = users(store, "fan", n).await;
+    for fan in &fans {
+        store.follow(fan.id, star.id).await.unwrap();
+    }
+    (star, fans)
+}
+
 /// Plans a claimed go-live job (`None`: cooling down) into parts of `part` followers.
-async fn plan(store: &Arc<dyn Store>, job: &ClaimedJob, cooldown: StdDuration, part: u32) -> Option<GoLiveJob> {
+async fn plan(
+    store: &Arc<dyn Store>,
+    job: &ClaimedJob,
+    cooldown: StdDuration,
+    part: u32,
+) -> Option<GoLiveJob> {
     let state: GoLiveJob = serde_json::from_str(&job.payload).unwrap();
     store
         .plan_go_live(job.lease(), &state, cooldown, part, lease())
@@ -38,7 +55,12 @@ async fn plan(store: &Arc<dyn Store>, job: &ClaimedJob, cooldown: StdDuration, p
 
 /// Runs a planned part to its end, `batch` followers at a time; returns the recipients
 /// and the number of batches.
-async fn run_part(store: &Arc<dyn Store>, job: &ClaimedJob, mut state: GoLiveJob, batch: u32) -> (Vec<Uuid>, usize) {
+async fn run_part(
+    store: &Arc<dyn Store>,
+    job: &ClaimedJob,
+    mut state: GoLiveJob,
+    batch: u32,
+) -> (Vec<Uuid>, usize) {
     let (mut recipients, mut batches) = (Vec::new(), 0);
     loop {
         let done = store
@@ -65,11 +87,7 @@ async fn fan_out(store: &Arc<dyn Store>, job: &ClaimedJob, batch: u32) -> (Vec<U
 #[tokio::test]
 async fn go_live_notifies_every_follower_once_except_the_muted() {
     each_store(|store| async move {
-        let star = user(&store, "star").await;
-        let fans = users(&store, "fan", 7).await;
-        for fan in &fans {
-            store.follow(fan.id, star.id).await.unwrap();
-        }
+        let (star, fans) = audience(&store, 7).await;
         assert!(store.set_muted(fans[0].id, star.id, true).await.unwrap());
         assert!(store.is_muted(fans[0].id, star.id).await.unwrap());
 
@@ -112,11 +130,7 @@ async fn go_live_notifies_every_follower_once_except_the_muted() {
 #[tokio::test]
 async fn a_fan_out_resumes_after_a_lost_worker_without_duplicates() {
     each_store(|store| async move {
-        let star = user(&store, "star").await;
-        let fans = users(&store, "fan", 5).await;
-        for fan in &fans {
-            store.follow(fan.id, star.id).await.unwrap();
-        }
+        let (star, fans) = audience(&store, 5).await;
         go_live(&store, star.id, "Resumed").await;
         let job = claim(&store, kinds::GO_LIVE).await.remove(0);
         let first = plan(&store, &job, COOLDOWN, 1000).await.unwrap();
@@ -138,7 +152,9 @@ async fn a_fan_out_resumes_after_a_lost_worker_without_duplicates() {
 
         // The old worker's next batch is refused and writes nothing.
         assert!(matches!(
-            store.fan_out_go_live(job.lease(), &resumed, 2, lease()).await,
+            store
+                .fan_out_go_live(job.lease(), &resumed, 2, lease())
+                .await,
             Err(StoreError::LeaseLost)
         ));
         let (rest, _) = run_part(&store, &retry, resumed, 2).await;
@@ -169,7 +185,9 @@ async fn going_live_again_within_the_cooldown_does_not_renotify() {
         let second = claim(&store, kinds::GO_LIVE).await.remove(0);
         assert_eq!(plan(&store, &second, COOLDOWN, 1000).await, None);
         // With no cooldown the same broadcast would notify.
-        let first = plan(&store, &second, StdDuration::ZERO, 1000).await.unwrap();
+        let first = plan(&store, &second, StdDuration::ZERO, 1000)
+            .await
+            .unwrap();
         assert_eq!(run_part(&store, &second, first, 10).await.0, vec![fan.id]);
         assert_eq!(store.unread_notifications(fan.id).await.unwrap(), 2);
     })
@@ -179,16 +197,16 @@ async fn going_live_again_within_the_cooldown_does_not_renotify() {
 #[tokio::test]
 async fn a_large_audience_is_split_into_parts_that_run_as_jobs_of_their_own() {
     each_store(|store| async move {
-        let star = user(&store, "star").await;
-        let fans = users(&store, "fan", 7).await;
-        for fan in &fans {
-            store.follow(fan.id, star.id).await.unwrap();
-        }
+        let (star, fans) = audience(&store, 7).await;
         go_live(&store, star.id, "Parts").await;
         let root = claim(&store, kinds::GO_LIVE).await.remove(0);
         let first = plan(&store, &root, COOLDOWN, 3).await.unwrap();
         let parts = claim(&store, kinds::GO_LIVE).await;
-        assert_eq!(parts.len(), 2, "7 followers in parts of 3: this job and two more");
+        assert_eq!(
+            parts.len(),
+            2,
+            "7 followers in parts of 3: this job and two more"
+        );
         let mut everyone = run_part(&store, &root, first, 2).await.0;
         for part in &parts {
             let state: GoLiveJob = serde_json::from_str(&part.payload).unwrap();
@@ -267,11 +285,7 @@ async fn the_inbox_pages_newest_first_and_marks_read() {
 #[tokio::test]
 async fn push_batches_are_enqueued_for_subscribed_followers_who_want_push() {
     each_store(|store| async move {
-        let star = user(&store, "star").await;
-        let fans = users(&store, "fan", 3).await;
-        for fan in &fans {
-            store.follow(fan.id, star.id).await.unwrap();
-        }
+        let (star, fans) = audience(&store, 3).await;
         let mut subscriptions = Vec::new();
         for fan in &fans[..2] {
             let sub = store
