@@ -131,7 +131,7 @@ async fn connect(http: &str, room: &str, token: Option<&str>) -> anyhow::Result<
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
     socket.next().await.context("welcome")??;
     Ok(socket)
 }

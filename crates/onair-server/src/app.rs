@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
 use axum::middleware;
-use axum::serve::ListenerExt;
 use onair_infra::{MediaStore, MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
 use onair_media::IngestServer;
 use onair_store::Store;
@@ -265,12 +264,7 @@ impl Application {
         let jobs = self
             .jobs
             .map(|runner| tokio::spawn(runner.run(stopped.clone())));
-        // Chat frames and small API answers must not wait for Nagle's algorithm to
-        // coalesce them with data that is not coming (up to a delayed ACK, 40 ms).
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let served = axum::serve(listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(until_stopped(stopped))
             .await;
         if let Some(ingest) = ingest {
