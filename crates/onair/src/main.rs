@@ -2,7 +2,8 @@
 //!
 //! `onair` / `onair serve` runs the server (embedded SQLite by default);
 //! `onair worker` runs background jobs only (notification fan-out, Web Push, webhooks);
-//! `onair migrate` applies database migrations and exits.
+//! `onair migrate` applies database migrations and exits;
+//! `onair jobs dead` lists dead-lettered jobs and `onair jobs revive <id>` queues one again.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,22 @@ enum Command {
     Worker,
     /// Apply database migrations, then exit.
     Migrate,
+    /// Dead-lettered background jobs.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// List dead jobs, newest first, one JSON object per line.
+    Dead {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Queue a dead job again, with a fresh attempt count.
+    Revive { id: uuid::Uuid },
 }
 
 fn init_logging() {
@@ -67,11 +84,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             onair_server::run_worker(config, onair_server::shutdown_signal()).await?;
         }
+        Command::Jobs { action } => {
+            let store = onair_store::connect(&config.db()?).await?;
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            let outcome = jobs(&*store, action).await;
+            store.close().await;
+            outcome?;
+        }
         Command::Migrate => {
             let store = onair_store::connect(&config.db()?).await?;
             store.migrate().await?;
             store.close().await;
             tracing::info!("migrations applied");
+        }
+    }
+    Ok(())
+}
+
+async fn jobs(store: &dyn onair_store::Store, action: JobsAction) -> anyhow::Result<()> {
+    match action {
+        JobsAction::Dead { limit } => {
+            let limit = onair_core::Limit::new(Some(limit))?;
+            for job in store.dead_jobs(limit, None).await?.items {
+                let line = serde_json::json!({
+                    "id": job.id,
+                    "kind": job.kind,
+                    "attempts": job.attempts,
+                    "last_error": job.last_error,
+                    "created_at": job.created_at.get(),
+                    "payload": serde_json::from_str::<serde_json::Value>(&job.payload)
+                        .unwrap_or(serde_json::Value::String(job.payload)),
+                });
+                println!("{line}");
+            }
+        }
+        JobsAction::Revive { id } => {
+            anyhow::ensure!(store.revive_job(id).await?, "no dead job {id}");
+            println!("job {id} queued again");
         }
     }
     Ok(())
