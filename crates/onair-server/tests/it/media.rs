@@ -421,7 +421,11 @@ async fn ingests_beyond_the_node_cap_are_refused() {
             broadcast_in(&app, &first, "ended").await;
             let _next = publish(&app, &second_key);
             broadcast_in(&app, &second, "live").await;
-            assert_eq!(zombie_children(), 0, "every ffmpeg was reaped");
+            // Other tests' exited children may await reaping for a moment; a leak stays.
+            crate::support::eventually("every exited child to be reaped", || async {
+                (zombie_children() == 0).then_some(())
+            })
+            .await;
         },
     )
     .await;
