@@ -107,6 +107,8 @@ pub struct Config {
     pub outbound_allow_private: bool,
     /// Failed deliveries in a row after which a webhook is disabled.
     pub webhook_disable_after: i32,
+    /// Webhooks one user may register.
+    pub webhooks_per_user: u32,
     /// VAPID contact (`mailto:` or `https:`), sent to push services.
     pub vapid_contact: String,
     /// base64url P-256 private key for Web Push; default derived from the secret key.
@@ -166,6 +168,7 @@ impl Default for Config {
             outbound_timeout_ms: 5_000,
             outbound_allow_private: false,
             webhook_disable_after: 10,
+            webhooks_per_user: 25,
             vapid_contact: "mailto:admin@localhost".into(),
             vapid_private_key: None,
         }
@@ -432,6 +435,7 @@ impl Config {
             outbound_timeout: Duration::from_millis(self.outbound_timeout_ms),
             allow_private_targets: self.outbound_allow_private,
             webhook_disable_after: self.webhook_disable_after,
+            webhooks_per_user: self.webhooks_per_user,
             push_retry_after: Duration::from_millis(self.jobs_backoff_base_ms),
             vapid_contact: self.vapid_contact.clone(),
             vapid_private_key: self.vapid_private_key.clone(),

@@ -59,6 +59,8 @@ pub enum ApiError {
     Conflict(Conflict),
     #[error("you have no live stream")]
     StreamNotLive,
+    #[error("you have reached the limit of {0}")]
+    LimitReached(&'static str),
     #[error("you cannot follow yourself")]
     CannotFollowSelf,
     #[error("you are banned from this chat")]
@@ -101,7 +103,7 @@ impl ApiError {
             }
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) | Self::StreamNotLive => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::StreamNotLive | Self::LimitReached(_) => StatusCode::CONFLICT,
             Self::Timeout | Self::Unavailable | Self::TooManyConnections => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -138,6 +140,7 @@ impl ApiError {
             Self::Conflict(Conflict::ActiveStream) => "stream_already_live",
             Self::Conflict(Conflict::Other) => "conflict",
             Self::StreamNotLive => "stream_not_live",
+            Self::LimitReached(_) => "limit_reached",
             Self::CannotFollowSelf => "cannot_follow_self",
             Self::BannedFromChat => "banned",
             Self::WebSocketRequired => "websocket_required",

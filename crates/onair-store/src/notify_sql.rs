@@ -611,10 +611,15 @@ macro_rules! impl_notification_traits {
 
         #[async_trait::async_trait]
         impl $crate::traits::WebhookStore for $store {
-            async fn create_webhook(&self, hook: $crate::NewWebhook) -> Result<$crate::Webhook, $crate::StoreError> {
+            async fn create_webhook(
+                &self,
+                hook: $crate::NewWebhook,
+                max_per_owner: i64,
+            ) -> Result<Option<$crate::Webhook>, $crate::StoreError> {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO webhooks (id, owner_id, channel_id, event, callback_url, secret, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     SELECT $1, $2, $3, $4, $5, $6, $7
+                     WHERE (SELECT COUNT(*) FROM webhooks WHERE owner_id = $2) < $8
                      RETURNING {}",
                     $crate::notify_sql::WEBHOOK_COLUMNS
                 )))
@@ -625,7 +630,8 @@ macro_rules! impl_notification_traits {
                 .bind(&hook.callback_url)
                 .bind(&hook.secret)
                 .bind($crate::Timestamp::now())
-                .fetch_one(self.writer())
+                .bind(max_per_owner)
+                .fetch_optional(self.writer())
                 .await
                 .map_err(Into::into)
             }

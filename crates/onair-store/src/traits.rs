@@ -248,7 +248,10 @@ pub trait PushStore {
 
 #[async_trait]
 pub trait WebhookStore {
-    async fn create_webhook(&self, hook: NewWebhook) -> Result<Webhook>;
+    /// `None` when the owner already has `max_per_owner` webhooks (a cap against abuse:
+    /// each webhook is a delivery per event). `NotFound` for an unknown channel.
+    async fn create_webhook(&self, hook: NewWebhook, max_per_owner: i64)
+    -> Result<Option<Webhook>>;
     async fn webhook(&self, id: Uuid) -> Result<Option<Webhook>>;
     /// The owner's webhooks, newest first.
     async fn webhooks(

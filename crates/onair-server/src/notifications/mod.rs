@@ -74,6 +74,7 @@ pub struct NotifyConfig {
     /// Lets webhooks and push endpoints target private addresses (tests, intranets).
     pub allow_private_targets: bool,
     pub webhook_disable_after: i32,
+    pub webhooks_per_user: u32,
     /// When a failed push is first retried.
     pub push_retry_after: Duration,
     /// VAPID `sub` claim: how push services reach the operator.

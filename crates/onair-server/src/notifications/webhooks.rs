@@ -195,7 +195,8 @@ impl From<Webhook> for WebhookDto {
 #[utoipa::path(post, path = "/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body = CreateWebhookRequest,
     responses((status = 201, body = WebhookDto), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, description = "`limit_reached`", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn create_webhook(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -218,22 +219,21 @@ async fn create_webhook(
             "secret: must be 10 to 100 printable characters".into(),
         ));
     }
-    let created = state
-        .store
-        .create_webhook(NewWebhook {
-            id: Uuid::now_v7(),
-            owner_id: me,
-            channel_id: request.channel_id,
-            event,
-            callback_url: callback.to_string(),
-            secret: request.secret,
-        })
-        .await
-        .map_err(|e| match e {
-            onair_store::StoreError::NotFound => ApiError::NotFound("channel"),
-            other => other.into(),
-        })?;
-    Ok((StatusCode::CREATED, Json(created.into())))
+    let hook = NewWebhook {
+        id: Uuid::now_v7(),
+        owner_id: me,
+        channel_id: request.channel_id,
+        event,
+        callback_url: callback.to_string(),
+        secret: request.secret,
+    };
+    let limit = state.notifications.config.webhooks_per_user;
+    match state.store.create_webhook(hook, i64::from(limit)).await {
+        Ok(Some(created)) => Ok((StatusCode::CREATED, Json(created.into()))),
+        Ok(None) => Err(ApiError::LimitReached("webhooks per user")),
+        Err(onair_store::StoreError::NotFound) => Err(ApiError::NotFound("channel")),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The caller's webhooks, newest first.

@@ -336,6 +336,25 @@ async fn notification_endpoints_refuse_bad_requests() {
     .await;
 }
 
+#[tokio::test]
+async fn webhooks_per_user_are_capped() {
+    fn one_each(config: &mut Config) {
+        config.webhooks_per_user = 1;
+    }
+    each_backend_configured(one_each, |app| async move {
+        let dev = app.signup("developer").await;
+        let body = json!({"channel_id": dev.id, "event": "stream.online",
+            "callback_url": "https://hooks.example.com/", "secret": "long enough secret"});
+        let first = app
+            .post("/api/webhooks", Some(&dev.access), body.clone())
+            .await;
+        assert_eq!(first.0, StatusCode::CREATED, "{}", first.1);
+        let second = app.post("/api/webhooks", Some(&dev.access), body).await;
+        assert_error(&second, 409, "limit_reached");
+    })
+    .await;
+}
+
 /// A browser's push keys: (private key, public key as SEC1 uncompressed bytes).
 fn browser_key() -> (p256::SecretKey, Vec<u8>) {
     let secret = loop {

@@ -365,13 +365,23 @@ async fn stream_events_enqueue_webhook_deliveries_until_disabled() {
             secret: "s3cret-s3cret".into(),
         };
         let online = store
-            .create_webhook(hook(WebhookEvent::StreamOnline))
+            .create_webhook(hook(WebhookEvent::StreamOnline), 2)
             .await
+            .unwrap()
             .unwrap();
         let offline = store
-            .create_webhook(hook(WebhookEvent::StreamOffline))
+            .create_webhook(hook(WebhookEvent::StreamOffline), 2)
             .await
+            .unwrap()
             .unwrap();
+        assert_eq!(
+            store
+                .create_webhook(hook(WebhookEvent::StreamOffline), 2)
+                .await
+                .unwrap(),
+            None,
+            "at the cap"
+        );
         let listed = store
             .webhooks(dev.id, Limit::default(), None)
             .await
