@@ -150,13 +150,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        config.validate()?;
-        let secret = config.resolve_secret()?;
-        let store = onair_store::connect(&config.db()?).await?;
-        if config.migrate_on_start {
-            store.migrate().await?;
-        }
-        observability::prometheus();
+        let (secret, store) = open(&config).await?;
         let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
         let redis = connect_redis(&config).await?;
         let notifications = Notifications::new(config.notify(), &secret, redis.clone())?;
@@ -281,6 +275,19 @@ impl Application {
     }
 }
 
+/// What every process role starts with: valid settings, the root secret, a migrated
+/// store, the metrics recorder.
+async fn open(config: &Config) -> Result<(Vec<u8>, Arc<dyn Store>), StartupError> {
+    config.validate()?;
+    let secret = config.resolve_secret()?;
+    let store = onair_store::connect(&config.db()?).await?;
+    if config.migrate_on_start {
+        store.migrate().await?;
+    }
+    observability::prometheus();
+    Ok((secret, store))
+}
+
 /// The shared Redis of scale-out mode (its URL, for subscribers, and a pool).
 async fn connect_redis(config: &Config) -> Result<Option<(&str, RedisPool)>, StartupError> {
     match &config.redis_url {
@@ -310,13 +317,7 @@ pub async fn run_worker(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartupError> {
-    config.validate()?;
-    let secret = config.resolve_secret()?;
-    let store = onair_store::connect(&config.db()?).await?;
-    if config.migrate_on_start {
-        store.migrate().await?;
-    }
-    observability::prometheus();
+    let (secret, store) = open(&config).await?;
     let redis = connect_redis(&config).await?;
     let notifications = Notifications::new(config.notify(), &secret, redis)?;
     let runner = job_runner(&config, &store, &notifications);
