@@ -109,6 +109,8 @@ pub struct Config {
     pub webhook_disable_after: i32,
     /// Webhooks one user may register.
     pub webhooks_per_user: u32,
+    /// Live notification feeds (SSE connections) this node holds.
+    pub notify_max_feeds: usize,
     /// VAPID contact (`mailto:` or `https:`), sent to push services.
     pub vapid_contact: String,
     /// base64url P-256 private key for Web Push; default derived from the secret key.
@@ -169,6 +171,7 @@ impl Default for Config {
             outbound_allow_private: false,
             webhook_disable_after: 10,
             webhooks_per_user: 25,
+            notify_max_feeds: 10_000,
             vapid_contact: "mailto:admin@localhost".into(),
             vapid_private_key: None,
         }
@@ -436,6 +439,7 @@ impl Config {
             allow_private_targets: self.outbound_allow_private,
             webhook_disable_after: self.webhook_disable_after,
             webhooks_per_user: self.webhooks_per_user,
+            max_feeds: self.notify_max_feeds,
             push_retry_after: Duration::from_millis(self.jobs_backoff_base_ms),
             vapid_contact: self.vapid_contact.clone(),
             vapid_private_key: self.vapid_private_key.clone(),

@@ -67,7 +67,7 @@ pub enum ApiError {
     BannedFromChat,
     #[error("this endpoint speaks WebSocket: send an Upgrade request")]
     WebSocketRequired,
-    #[error("this server has no room for more chat connections, retry shortly")]
+    #[error("this server has no room for more live connections, retry shortly")]
     TooManyConnections,
     #[error("the request took too long")]
     Timeout,

@@ -69,6 +69,8 @@ pub struct NotifyConfig {
     pub rows_per_second: NonZeroU32,
     /// Fan-out parts this process runs at once (more wait for their turn).
     pub parallel_parts: usize,
+    /// Live feeds (SSE connections) this node holds; more are answered 503.
+    pub max_feeds: usize,
     /// Deadline of each outbound call (webhooks, push services).
     pub outbound_timeout: Duration,
     /// Lets webhooks and push endpoints target private addresses (tests, intranets).
@@ -89,6 +91,7 @@ pub struct Notifications {
     outbound: Outbound,
     rate: DefaultDirectRateLimiter,
     parts: tokio::sync::Semaphore,
+    feeds: Arc<tokio::sync::Semaphore>,
     /// Wakes this node's job runners when work was queued here.
     wake: Arc<Notify>,
 }
@@ -109,6 +112,7 @@ impl Notifications {
         Ok(Arc::new(Self {
             rate: RateLimiter::direct(Quota::per_second(config.rows_per_second)),
             parts: tokio::sync::Semaphore::new(config.parallel_parts.max(1)),
+            feeds: Arc::new(tokio::sync::Semaphore::new(config.max_feeds)),
             notifier: Notifier::new(redis)?,
             push: Arc::new(push),
             outbound,
@@ -350,7 +354,8 @@ pub struct FeedQuery {
 /// new notification, while connected. Authenticate with the Authorization header or
 /// `?access_token=`.
 #[utoipa::path(get, path = "/me/notifications/live", tag = "notifications", params(FeedQuery),
-    responses((status = 200, description = "text/event-stream"), (status = 401, body = ErrorBody)))]
+    responses((status = 200, description = "text/event-stream"), (status = 401, body = ErrorBody),
+        (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
 async fn live_feed(
     State(state): State<AppState>,
     header: Result<AuthUser, ApiError>,
@@ -361,6 +366,10 @@ async fn live_feed(
         (Err(ApiError::Unauthorized), Some(token)) => state.access_tokens.verify(token)?,
         (Err(e), _) => return Err(e),
     };
+    // Each feed holds a connection open: bounded per node, like chat sockets (review S1).
+    let slot = Arc::clone(&state.notifications.feeds)
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyConnections)?;
     let listener = state.notifications.notifier.listen(me).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot start a notification feed");
         ApiError::Unavailable
@@ -370,14 +379,14 @@ async fn live_feed(
         .event("unread")
         .data(format!("{{\"unread\":{unread}}}"));
     let events = futures_util::stream::unfold(
-        (Some(first), listener),
-        |(first, mut listener)| async move {
+        (Some(first), listener, slot),
+        |(first, mut listener, slot)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (None, listener)));
+                return Some((Ok(first), (None, listener, slot)));
             }
             let event = listener.events.recv().await?;
             let event = Event::default().event("notification").data(&*event);
-            Some((Ok(event), (None, listener)))
+            Some((Ok(event), (None, listener, slot)))
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

@@ -337,6 +337,33 @@ async fn notification_endpoints_refuse_bad_requests() {
 }
 
 #[tokio::test]
+async fn live_feeds_beyond_the_node_cap_get_503() {
+    fn one_feed(config: &mut Config) {
+        config.notify_max_feeds = 1;
+    }
+    each_backend_configured(one_feed, |app| async move {
+        let fan = app.signup("watcher").await;
+        let feed = |app: &TestApp| {
+            app.client
+                .get(app.url("/api/me/notifications/live"))
+                .bearer_auth(&fan.access)
+                .send()
+        };
+        let open = feed(&app).await.unwrap();
+        assert_eq!(open.status(), StatusCode::OK);
+        let refused = crate::support::read(feed(&app).await.unwrap()).await;
+        assert_error(&refused, 503, "too_many_connections");
+        drop(open);
+        eventually("the slot to be freed", || async {
+            let again = feed(&app).await.unwrap();
+            (again.status() == StatusCode::OK).then_some(())
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn webhooks_per_user_are_capped() {
     fn one_each(config: &mut Config) {
         config.webhooks_per_user = 1;
