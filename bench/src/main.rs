@@ -39,18 +39,24 @@ struct Cli {
     scenario: Scenario,
 }
 
+/// The PostgreSQL server a scenario creates its database on (dropped afterwards).
+#[derive(clap::Args)]
+struct Postgres {
+    #[arg(
+        long = "postgres-url",
+        env = "ONAIR_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    url: String,
+}
+
 #[derive(Subcommand)]
 enum Scenario {
     /// Review scale on PostgreSQL (100 k users, 1.1 M follows, 500 live streams): live list,
     /// deep followers page by cursor vs by OFFSET, and a bare route as the ceiling.
     Foundation {
-        /// PostgreSQL server to create the benchmark database on (dropped afterwards).
-        #[arg(
-            long,
-            env = "ONAIR_BENCH_POSTGRES_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        postgres_url: String,
+        #[command(flatten)]
+        postgres: Postgres,
         /// Seconds of measurement per target (after one second of warm-up).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
@@ -84,12 +90,8 @@ enum Scenario {
     /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency during a 1 M
     /// fan-out, and queue throughput with 1 and 4 runners.
     Notify {
-        #[arg(
-            long,
-            env = "ONAIR_BENCH_POSTGRES_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        postgres_url: String,
+        #[command(flatten)]
+        postgres: Postgres,
         #[arg(long, default_value_t = 1_000_000)]
         max_followers: i64,
         /// Seconds the naive loop may run per size; larger sizes are skipped once one
@@ -115,7 +117,7 @@ enum Scenario {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().scenario {
         Scenario::Foundation {
-            postgres_url,
+            postgres,
             seconds,
             concurrency,
             depth,
@@ -124,11 +126,11 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 concurrency,
             };
-            with_postgres(&postgres_url, |db| foundation(db, settings, depth)).await
+            with_postgres(&postgres.url, |db| foundation(db, settings, depth)).await
         }
         Scenario::Media { runs, cpu_seconds } => media::run(runs, cpu_seconds).await,
         Scenario::Notify {
-            postgres_url,
+            postgres,
             max_followers,
             naive_budget_secs,
             queue_jobs,
@@ -138,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
                 naive_budget: Duration::from_secs(naive_budget_secs),
                 queue_jobs,
             };
-            with_postgres(&postgres_url, |db| notify::run(db, settings)).await
+            with_postgres(&postgres.url, |db| notify::run(db, settings)).await
         }
         Scenario::Chat {
             sockets,

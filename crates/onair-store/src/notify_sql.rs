@@ -356,25 +356,23 @@ macro_rules! impl_notification_traits {
                 // idempotent for a retried plan.
                 let cutoff = started.get()
                     - chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::MAX);
-                let claimed = sqlx::query(
+                // The claim returns the audience size that decides the split below.
+                let Some(followers): Option<i64> = sqlx::query_scalar(
                     "UPDATE users SET go_live_notified_at = $2
                      WHERE id = $1 AND (go_live_notified_at IS NULL
-                           OR go_live_notified_at < $3 OR go_live_notified_at = $2)",
+                           OR go_live_notified_at < $3 OR go_live_notified_at = $2)
+                     RETURNING follower_count",
                 )
                 .bind(job.creator_id)
                 .bind(started)
                 .bind($crate::Timestamp::from(cutoff))
-                .execute(&mut *tx)
-                .await?;
-                if claimed.rows_affected() == 0 {
+                .fetch_optional(&mut *tx)
+                .await?
+                else {
                     return Ok(None);
-                }
+                };
                 // Every `part_size`-th follower ends a part (one index-only pass), so
                 // parts run on several workers at once. Small audiences stay one part.
-                let followers: i64 = sqlx::query_scalar("SELECT follower_count FROM users WHERE id = $1")
-                    .bind(job.creator_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
                 let part_size = i64::from(part_size.max(1));
                 let ends: Vec<uuid::Uuid> = if followers > part_size {
                     sqlx::query_scalar(

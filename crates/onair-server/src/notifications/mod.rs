@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use onair_infra::RedisPool;
 use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
@@ -202,7 +202,7 @@ impl JobHandler for GoLiveHandler {
                 return Ok(());
             };
             // The other parts were enqueued: let this node's idle workers take them.
-            self.notifications.wake.notify_waiters();
+            self.notifications.wake_workers();
             state = first;
         }
         // Writing inbox rows is the database's heaviest work; a bounded number of parts
@@ -378,17 +378,13 @@ async fn live_feed(
     let first = Event::default()
         .event("unread")
         .data(format!("{{\"unread\":{unread}}}"));
-    let events = futures_util::stream::unfold(
-        (Some(first), listener, slot),
-        |(first, mut listener, slot)| async move {
-            if let Some(first) = first {
-                return Some((Ok(first), (None, listener, slot)));
-            }
-            let event = listener.events.recv().await?;
-            let event = Event::default().event("notification").data(&*event);
-            Some((Ok(event), (None, listener, slot)))
-        },
-    );
+    // The slot lives as long as the listener: both end with the connection.
+    let feed = futures_util::stream::unfold((listener, slot), |(mut listener, slot)| async move {
+        let event = listener.events.recv().await?;
+        let event = Event::default().event("notification").data(&*event);
+        Some((Ok(event), (listener, slot)))
+    });
+    let events = futures_util::stream::once(async { Ok(first) }).chain(feed);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
