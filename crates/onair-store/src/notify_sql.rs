@@ -620,7 +620,14 @@ macro_rules! impl_notification_traits {
                 hook: $crate::NewWebhook,
                 max_per_owner: i64,
             ) -> Result<Option<$crate::Webhook>, $crate::StoreError> {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                let mut tx = self.writer().begin().await?;
+                // Holding the owner's row serializes their registrations: two at once
+                // cannot both count one under the cap and both insert.
+                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                    .bind(hook.owner_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let created = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO webhooks (id, owner_id, channel_id, event, callback_url, secret, created_at)
                      SELECT $1, $2, $3, $4, $5, $6, $7
                      WHERE (SELECT COUNT(*) FROM webhooks WHERE owner_id = $2) < $8
@@ -635,9 +642,10 @@ macro_rules! impl_notification_traits {
                 .bind(&hook.secret)
                 .bind($crate::Timestamp::now())
                 .bind(max_per_owner)
-                .fetch_optional(self.writer())
-                .await
-                .map_err(Into::into)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(created)
             }
 
             async fn webhook(&self, id: uuid::Uuid) -> Result<Option<$crate::Webhook>, $crate::StoreError> {

@@ -452,3 +452,39 @@ async fn stream_events_enqueue_webhook_deliveries_until_disabled() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_webhook_registrations_never_pass_the_cap() {
+    each_store(|store| async move {
+        let star = user(&store, "star").await;
+        let dev = user(&store, "dev").await;
+        let (owner, channel) = (dev.id, star.id);
+        let attempts: Vec<_> = (0..12)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let hook = NewWebhook {
+                        id: Uuid::now_v7(),
+                        owner_id: owner,
+                        channel_id: channel,
+                        event: WebhookEvent::StreamOnline,
+                        callback_url: "https://hooks.example/onair".into(),
+                        secret: "s3cret-s3cret".into(),
+                    };
+                    store.create_webhook(hook, 3).await.unwrap().is_some()
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for attempt in attempts {
+            created += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(created, 3);
+        let listed = store
+            .webhooks(dev.id, Limit::default(), None)
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 3);
+    })
+    .await;
+}
