@@ -1,14 +1,16 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
-//! mode) and a Redis or object-storage one (scale-out): viewer counting and the media
-//! store.
+//! mode) and a Redis or object-storage one (scale-out): viewer counting, the media
+//! store, and a rate limit shared by every node.
 
 mod bus;
 mod media_store;
+mod rate;
 mod redis_pool;
 mod viewers;
 
 pub use bus::{Handler, RedisBus};
 pub use media_store::{MediaStore, MediaStoreError};
+pub use rate::SharedRateLimit;
 pub use redis_pool::RedisPool;
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,

@@ -3,19 +3,25 @@
 
 use std::sync::Arc;
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
 use onair_infra::{
-    MemoryViewerCounter, RedisPool, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter,
-    ViewerCounts,
+    MemoryViewerCounter, RedisPool, RedisViewerCounter, SharedRateLimit, VIEWER_WINDOW_MS,
+    ViewerCounter, ViewerCounts,
 };
 use uuid::Uuid;
+
+fn redis_url() -> Option<String> {
+    std::env::var("ONAIR_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
 
 async fn counters() -> Vec<(&'static str, Arc<dyn ViewerCounter>)> {
     let mut all: Vec<(&'static str, Arc<dyn ViewerCounter>)> =
         vec![("memory", Arc::new(MemoryViewerCounter::default()))];
-    if let Some(url) = std::env::var("ONAIR_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    {
+    if let Some(url) = redis_url() {
         let pool = RedisPool::connect(&url, 2).await.expect("connect to Redis");
         let prefix = format!("onair-test-{}:", Uuid::new_v4().simple());
         all.push(("redis", Arc::new(RedisViewerCounter::new(pool, prefix))));
@@ -92,4 +98,35 @@ async fn unique_viewers_at_scale_stay_close() {
             error * 100.0
         );
     }
+}
+
+#[tokio::test]
+async fn a_shared_rate_limit_holds_across_nodes() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
+        return;
+    };
+    let key = format!("onair-test-{}:rate", Uuid::new_v4().simple());
+    let per_second = NonZeroU32::new(1_000).unwrap();
+    let a = SharedRateLimit::new(RedisPool::connect(&url, 1).await.unwrap(), &key, per_second);
+    let b = SharedRateLimit::new(RedisPool::connect(&url, 1).await.unwrap(), &key, per_second);
+    // A second's worth is there at once, whichever node takes it…
+    assert_eq!(a.try_take(600).await.unwrap(), Duration::ZERO);
+    assert_eq!(b.try_take(400).await.unwrap(), Duration::ZERO);
+    // …then both nodes share the refill: 500 more are about half a second away.
+    let wait = b.try_take(500).await.unwrap();
+    assert!(
+        wait > Duration::from_millis(250) && wait <= Duration::from_millis(500),
+        "{wait:?}"
+    );
+    // A refused take takes nothing: the other node is told the same.
+    let other = a.try_take(500).await.unwrap();
+    assert!(
+        other > Duration::from_millis(250) && other <= wait,
+        "{other:?} after {wait:?}"
+    );
+    // More than a second's worth never fits, even once the bucket is full again.
+    assert!(a.try_take(1_001).await.unwrap() > Duration::ZERO);
+    // Waiting is what `take` does: it returns once the tokens are granted.
+    a.take(100).await.unwrap();
 }

@@ -21,7 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use onair_infra::RedisPool;
+use onair_infra::{RedisPool, SharedRateLimit};
 use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
 use onair_store::{Notification, Store, StreamView};
 use serde::{Deserialize, Serialize};
@@ -84,12 +84,18 @@ pub struct NotifyConfig {
     pub vapid_private_key: Option<String>,
 }
 
+/// The Redis key of the fan-out rate limit all nodes share.
+const RATE_KEY: &str = "onair:notify:rate";
+
 pub struct Notifications {
     config: NotifyConfig,
     notifier: Arc<Notifier>,
     push: Arc<WebPush>,
     outbound: Outbound,
+    /// Paces this node's fan-outs; with Redis, `shared_rate` paces every node's together
+    /// and this one takes over only while Redis cannot be reached.
     rate: DefaultDirectRateLimiter,
+    shared_rate: Option<SharedRateLimit>,
     parts: tokio::sync::Semaphore,
     feeds: Arc<tokio::sync::Semaphore>,
     /// Wakes this node's job runners when work was queued here.
@@ -109,8 +115,12 @@ impl Notifications {
             config.vapid_contact.clone(),
             outbound.clone(),
         )?;
+        let shared_rate = redis
+            .as_ref()
+            .map(|(_, pool)| SharedRateLimit::new(pool.clone(), RATE_KEY, config.rows_per_second));
         Ok(Arc::new(Self {
             rate: RateLimiter::direct(Quota::per_second(config.rows_per_second)),
+            shared_rate,
             parts: tokio::sync::Semaphore::new(config.parallel_parts.max(1)),
             feeds: Arc::new(tokio::sync::Semaphore::new(config.max_feeds)),
             notifier: Notifier::new(redis)?,
@@ -119,6 +129,20 @@ impl Notifications {
             config,
             wake: Arc::new(Notify::new()),
         }))
+    }
+
+    /// Waits until `rows` more inbox rows may be written: across the cluster when Redis
+    /// is configured, on this node otherwise.
+    async fn pace(&self, rows: NonZeroU32) {
+        if let Some(shared) = &self.shared_rate {
+            match shared.take(rows.get()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared fan-out rate limit unavailable: pacing this node alone");
+                }
+            }
+        }
+        let _ = self.rate.until_n_ready(rows).await;
     }
 
     /// Wakes this node's job runners (something was just enqueued).
@@ -210,9 +234,9 @@ impl JobHandler for GoLiveHandler {
         let _turn = self.notifications.parts.acquire().await;
         let batch = NonZeroU32::new(config.batch_size).unwrap_or(NonZeroU32::MIN);
         loop {
-            // Paces every fan-out of this process together (review C1.2); a batch
-            // larger than a second's budget is validated away at startup.
-            let _ = self.notifications.rate.until_n_ready(batch).await;
+            // Paces every fan-out together (review C1.2); a batch larger than a
+            // second's budget is validated away at startup.
+            self.notifications.pace(batch).await;
             let done = self
                 .store
                 .fan_out_go_live(job.lease(), &state, batch.get(), lease.renewed())
