@@ -56,7 +56,8 @@ impl SharedRateLimit {
         Ok(Duration::from_micros(wait_us))
     }
 
-    /// Waits until `n` tokens are taken.
+    /// Waits until `n` tokens are taken; `n` must not exceed `per_second`, which would
+    /// never fit (callers validate their batch against the rate at startup).
     pub async fn take(&self, n: u32) -> Result<(), InfraError> {
         loop {
             let wait = self.try_take(n).await?;
