@@ -77,6 +77,12 @@ impl LeaseClock {
     pub fn renewed(&self) -> Timestamp {
         Timestamp::from(chrono::Utc::now() + self.lease)
     }
+
+    /// How long a job may work without renewing its lease: half of it, leaving the
+    /// rest for finishing up before another worker could take the job over.
+    pub fn budget(&self) -> Duration {
+        self.lease / 2
+    }
 }
 
 /// The handler of each job kind.

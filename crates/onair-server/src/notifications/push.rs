@@ -4,6 +4,7 @@
 //! its own with the queue's backoff; a subscription the push service reports gone
 //! (404/410) is deleted.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,7 +202,7 @@ pub struct PushBatchHandler {
 
 #[async_trait]
 impl JobHandler for PushBatchHandler {
-    async fn run(&self, job: &ClaimedJob, _: &LeaseClock) -> Result<(), JobFailure> {
+    async fn run(&self, job: &ClaimedJob, lease: &LeaseClock) -> Result<(), JobFailure> {
         let batch: PushBatchJob =
             serde_json::from_str(&job.payload).map_err(JobFailure::payload)?;
         let Some(stream) = self.store.stream(batch.stream_id).await? else {
@@ -209,33 +210,65 @@ impl JobHandler for PushBatchHandler {
         };
         let payload = message(&stream);
         let targets = self.store.push_targets(&batch).await?;
+        let mut unsent: HashSet<Uuid> = targets.iter().map(|target| target.id).collect();
         let (push, payload) = (&self.push, &payload);
-        let outcomes: Vec<_> = futures_util::stream::iter(targets)
+        let mut sends = futures_util::stream::iter(targets)
             .map(|target| async move {
                 let outcome = push.send(&target, payload).await;
-                (target, outcome)
+                (target.id, outcome)
             })
-            .buffer_unordered(PUSH_CONCURRENCY)
-            .collect()
-            .await;
-        for (target, outcome) in outcomes {
+            .buffer_unordered(PUSH_CONCURRENCY);
+        // Slow push services must not keep the batch past its lease (another worker would
+        // send it all again): what is not done within the budget is retried one by one.
+        let mut outcomes = Vec::new();
+        let _ = tokio::time::timeout(lease.budget(), async {
+            while let Some(sent) = sends.next().await {
+                outcomes.push(sent);
+            }
+        })
+        .await;
+        for (subscription, outcome) in outcomes {
+            unsent.remove(&subscription);
             record(&outcome);
             match outcome {
                 PushOutcome::Delivered => {}
-                PushOutcome::Gone => self.store.delete_push_subscription(target.id).await?,
+                PushOutcome::Gone => self.store.delete_push_subscription(subscription).await?,
                 PushOutcome::Failed(error) => {
-                    tracing::info!(subscription = %target.id, %error, "push failed; retrying it alone");
-                    let retry = PushRetryJob {
-                        stream_id: batch.stream_id,
-                        subscription_id: target.id,
-                    };
-                    let mut job = NewJob::now(kinds::PUSH_RETRY, &retry);
-                    job.run_at = Timestamp::from(chrono::Utc::now() + self.retry_after);
-                    self.store.enqueue(job).await?;
+                    tracing::info!(%subscription, %error, "push failed; retrying it alone");
+                    self.retry(batch.stream_id, subscription, self.retry_after)
+                        .await?;
                 }
             }
         }
+        if !unsent.is_empty() {
+            tracing::info!(
+                pushes = unsent.len(),
+                "push batch out of time; retrying the rest alone"
+            );
+        }
+        for subscription in unsent {
+            self.retry(batch.stream_id, subscription, Duration::ZERO)
+                .await?;
+        }
         Ok(())
+    }
+}
+
+impl PushBatchHandler {
+    /// Queues one subscription's push as a job of its own, due in `after`.
+    async fn retry(
+        &self,
+        stream_id: Uuid,
+        subscription_id: Uuid,
+        after: Duration,
+    ) -> Result<(), JobFailure> {
+        let retry = PushRetryJob {
+            stream_id,
+            subscription_id,
+        };
+        let mut job = NewJob::now(kinds::PUSH_RETRY, &retry);
+        job.run_at = Timestamp::from(chrono::Utc::now() + after);
+        Ok(self.store.enqueue(job).await?)
     }
 }
 

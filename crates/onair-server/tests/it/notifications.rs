@@ -405,6 +405,30 @@ fn push_service(path: &str, n: usize) -> u16 {
     }
 }
 
+/// Subscribes `fan`'s browser (fresh keys) to push at `endpoint`: its private key, auth
+/// secret and the subscription's id.
+async fn subscribe(
+    app: &TestApp,
+    fan: &User,
+    endpoint: String,
+) -> (p256::SecretKey, [u8; 16], uuid::Uuid) {
+    let (secret, public) = browser_key();
+    let auth: [u8; 16] = rand::random();
+    let (status, body) = app
+        .post(
+            "/api/me/push-subscriptions",
+            Some(&fan.access),
+            json!({
+                "endpoint": endpoint,
+                "expirationTime": null,
+                "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public), "auth": URL_SAFE_NO_PAD.encode(auth)},
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (secret, auth, body["id"].as_str().unwrap().parse().unwrap())
+}
+
 #[tokio::test]
 async fn web_push_reaches_subscribers_encrypted_and_signed() {
     each_backend_configured(quick_jobs, |app| async move {
@@ -412,27 +436,20 @@ async fn web_push_reaches_subscribers_encrypted_and_signed() {
         let store = store_of(&app).await;
         let star = app.signup("star").await;
         let (_, vapid) = app.get("/api/push/vapid-public-key").await;
-        let vapid = URL_SAFE_NO_PAD.decode(vapid["public_key"].as_str().unwrap()).unwrap();
+        let vapid = URL_SAFE_NO_PAD
+            .decode(vapid["public_key"].as_str().unwrap())
+            .unwrap();
 
         let mut browsers = Vec::new();
-        for (name, path) in [("fine", "/push/ok"), ("gone", "/push/gone"), ("flaky", "/push/flaky"), ("quiet", "/push/quiet")] {
+        for (name, path) in [
+            ("fine", "/push/ok"),
+            ("gone", "/push/gone"),
+            ("flaky", "/push/flaky"),
+            ("quiet", "/push/quiet"),
+        ] {
             let fan = app.signup(name).await;
             follow(&app, &fan, &star).await;
-            let (secret, public) = browser_key();
-            let auth: [u8; 16] = rand::random();
-            let (status, body) = app
-                .post(
-                    "/api/me/push-subscriptions",
-                    Some(&fan.access),
-                    json!({
-                        "endpoint": service.url(path),
-                        "expirationTime": null,
-                        "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public), "auth": URL_SAFE_NO_PAD.encode(auth)},
-                    }),
-                )
-                .await;
-            assert_eq!(status, StatusCode::CREATED, "{body}");
-            let id: uuid::Uuid = body["id"].as_str().unwrap().parse().unwrap();
+            let (secret, auth, id) = subscribe(&app, &fan, service.url(path)).await;
             browsers.push((fan, secret, auth, id));
         }
         // "quiet" turned push off: inbox only.
@@ -455,7 +472,7 @@ async fn web_push_reaches_subscribers_encrypted_and_signed() {
         let mut auth_secret = web_push_native::Auth::default();
         auth_secret.copy_from_slice(auth);
         let plain = web_push_native::decrypt(push.body.clone(), secret, &auth_secret)
-        .expect("the payload decrypts with the browser's keys");
+            .expect("the payload decrypts with the browser's keys");
         let message: Value = serde_json::from_slice(&plain).unwrap();
         assert_eq!(message["title"], "star is live");
         assert_eq!(message["stream_id"], stream_id.as_str());
@@ -480,10 +497,59 @@ async fn web_push_reaches_subscribers_encrypted_and_signed() {
         service.wait_for("/push/gone", 1).await;
         service.wait_for("/push/flaky", 2).await;
         drained(&store).await;
-        assert!(store.push_subscription(browsers[1].3).await.unwrap().is_none());
-        assert!(store.push_subscription(browsers[2].3).await.unwrap().is_some());
-        assert!(service.requests("/push/quiet").is_empty(), "push turned off");
+        assert!(
+            store
+                .push_subscription(browsers[1].3)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .push_subscription(browsers[2].3)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            service.requests("/push/quiet").is_empty(),
+            "push turned off"
+        );
         assert_eq!(service.requests("/push/ok").len(), 1);
+    })
+    .await;
+}
+
+fn slow_first_push(path: &str, n: usize) -> Duration {
+    if path == "/push/slow" && n == 0 {
+        Duration::from_secs(4)
+    } else {
+        Duration::ZERO
+    }
+}
+
+#[tokio::test]
+async fn a_push_batch_leaves_slow_services_to_retries_within_its_lease() {
+    // A 2 s lease gives a batch 1 s of sending; the slow service's first push would take
+    // 4 s. Running on past its lease, the batch would be claimed and sent again.
+    fn short_lease(config: &mut Config) {
+        quick_jobs(config);
+        config.jobs_lease_secs = 2;
+    }
+    each_backend_configured(short_lease, |app| async move {
+        let service = Receiver::start_slow(push_service, slow_first_push).await;
+        let store = store_of(&app).await;
+        let star = app.signup("star").await;
+        for (name, path) in [("fine", "/push/ok"), ("slow", "/push/slow")] {
+            let fan = app.signup(name).await;
+            follow(&app, &fan, &star).await;
+            subscribe(&app, &fan, service.url(path)).await;
+        }
+        go_live(&app, &star).await;
+        // The push cut off at the batch's budget, then its retry.
+        service.wait_for("/push/slow", 2).await;
+        drained(&store).await;
+        assert_eq!(service.requests("/push/ok").len(), 1, "the batch ran once");
     })
     .await;
 }

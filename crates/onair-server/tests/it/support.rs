@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -239,6 +240,14 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(answer: fn(&str, usize) -> u16) -> Self {
+        Self::start_slow(answer, |_, _| Duration::ZERO).await
+    }
+
+    /// Also waits `delay(path, n)` before answering the `n`th request on `path`.
+    pub async fn start_slow(
+        answer: fn(&str, usize) -> u16,
+        delay: fn(&str, usize) -> Duration,
+    ) -> Self {
         use axum::extract::{Request, State};
         type Log = std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>;
         let requests: Log = Default::default();
@@ -247,14 +256,18 @@ impl Receiver {
                 let (parts, body) = request.into_parts();
                 let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
                 let path = parts.uri.path().to_owned();
-                let mut log = log.lock().unwrap();
-                let n = log.iter().filter(|r| r.path == path).count();
-                let status = answer(&path, n);
-                log.push(Recorded {
-                    path,
-                    headers: parts.headers,
-                    body,
-                });
+                let (status, wait) = {
+                    let mut log = log.lock().unwrap();
+                    let n = log.iter().filter(|r| r.path == path).count();
+                    let answered = (answer(&path, n), delay(&path, n));
+                    log.push(Recorded {
+                        path,
+                        headers: parts.headers,
+                        body,
+                    });
+                    answered
+                };
+                tokio::time::sleep(wait).await;
                 axum::http::StatusCode::from_u16(status).unwrap()
             })
             .with_state(std::sync::Arc::clone(&requests));
@@ -289,7 +302,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(found) = check().await {
             return found;
