@@ -87,8 +87,8 @@ enum Scenario {
         redis_url: String,
     },
     /// Go-live notifications on PostgreSQL: fan-out by batch size, batched vs the naive
-    /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency during a 1 M
-    /// fan-out, and queue throughput with 1 and 4 runners.
+    /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency (on an API node,
+    /// and during a 1 M fan-out on the same node), and queue throughput with 1 and 4 runners.
     Notify {
         #[command(flatten)]
         postgres: Postgres,

@@ -99,7 +99,8 @@ pub struct Config {
     pub notify_parallel_parts: usize,
     /// A creator going live again within this does not notify their followers again.
     pub notify_cooldown_secs: u64,
-    /// Notification rows per second this process writes at most (smooths storms).
+    /// Notification rows per second written at most (smooths storms): by the whole
+    /// cluster with Redis, by this process without.
     pub notify_rows_per_second: u32,
     /// Deadline of every webhook and push call.
     pub outbound_timeout_ms: u64,

@@ -65,7 +65,8 @@ pub struct NotifyConfig {
     pub part_size: u32,
     /// A creator going live again within this does not notify again.
     pub cooldown: Duration,
-    /// Notification rows per second this process writes at most, across all fan-outs.
+    /// Notification rows per second written at most, across all fan-outs: by every node
+    /// together with Redis, by this process without.
     pub rows_per_second: NonZeroU32,
     /// Fan-out parts this process runs at once (more wait for their turn).
     pub parallel_parts: usize,
