@@ -130,3 +130,38 @@ async fn a_shared_rate_limit_holds_across_nodes() {
     // Waiting is what `take` does: it returns once the tokens are granted.
     a.take(100).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shared_rate_limit_reports_a_lost_redis_instead_of_waiting() {
+    if redis_url().is_none() {
+        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
+        return;
+    }
+    // A Redis of its own, stopped mid-test (never the shared one).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = tokio::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server is installed by scripts/setup");
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut pool = None;
+    for _ in 0..100 {
+        if let Ok(connected) = RedisPool::connect(&url, 1).await {
+            pool = Some(connected);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let limit = SharedRateLimit::new(pool.expect("redis-server started"), "rate", NonZeroU32::MIN);
+    assert_eq!(limit.try_take(1).await.unwrap(), Duration::ZERO);
+    server.kill().await.unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(10), limit.take(1)).await;
+    assert!(matches!(lost, Ok(Err(_))), "an error, not a wait: {lost:?}");
+}
