@@ -258,9 +258,7 @@ impl Application {
         let jobs = self
             .jobs
             .map(|runner| tokio::spawn(runner.run(stopped.clone())));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(until_stopped(stopped))
-            .await;
+        let served = crate::serve::serve(self.listener, self.router, until_stopped(stopped)).await;
         if let Some(ingest) = ingest {
             let _ = ingest.await;
         }

@@ -69,7 +69,7 @@ pub struct Config {
     pub viewer_persist_ms: u64,
     /// Chat sockets this node accepts (review S1); more upgrades get 503.
     pub chat_max_connections: usize,
-    /// Frames a chat socket may fall behind by before it is dropped.
+    /// Writes a chat socket may have waiting for a slow reader before it is dropped.
     pub chat_send_queue: usize,
     /// Messages replayed on join: at most this many, no older than `chat_history_secs`.
     pub chat_history_len: usize,

@@ -13,6 +13,7 @@ mod media;
 mod notifications;
 mod observability;
 mod pagination;
+mod serve;
 mod state;
 mod streams;
 mod users;

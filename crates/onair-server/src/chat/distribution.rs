@@ -128,7 +128,9 @@ impl RedisChat {
                     let received = Instant::now()
                         .checked_sub(Duration::from_millis(in_flight))
                         .unwrap_or_else(Instant::now);
-                    rooms.publish(room, wire.event.into(), None, received);
+                    if let Err(busy) = rooms.publish(room, wire.event.into(), None, received) {
+                        tracing::warn!(%room, %busy, "dropped a chat event from the bus");
+                    }
                 }
                 _ => tracing::warn!(channel, "dropped an unreadable chat bus message"),
             }

@@ -5,32 +5,34 @@
 
 mod distribution;
 mod moderation;
+mod outbox;
 mod protocol;
 mod rooms;
 mod session;
+mod socket;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use onair_infra::{InfraError, RedisPool};
 use serde::Deserialize;
-use tokio::sync::{Semaphore, broadcast};
+use tokio::sync::Semaphore;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use self::distribution::RedisChat;
+use self::outbox::Outbox;
 use self::protocol::ChatUser;
 pub use self::rooms::RoomLimits;
-use self::rooms::{Delivery, Frame, RoomEvent, Rooms};
+use self::rooms::{Joined, RoomEvent, Rooms};
 use self::session::{Member, Session};
+use self::socket::{SocketLimits, Upgrade};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::state::AppState;
 
@@ -54,6 +56,7 @@ pub struct Chat {
     redis: Option<RedisChat>,
     rate_limiter: DefaultKeyedRateLimiter<Uuid>,
     slots: Arc<Semaphore>,
+    send_queue: usize,
 }
 
 impl Chat {
@@ -71,20 +74,18 @@ impl Chat {
             redis,
             rate_limiter: RateLimiter::keyed(quota),
             slots: Arc::new(Semaphore::new(limits.max_connections)),
+            send_queue: limits.rooms.send_queue,
         })
     }
 
-    /// Enters `room`: the live feed, and the history to replay first.
-    async fn join(
-        &self,
-        room: Uuid,
-    ) -> Result<(broadcast::Receiver<Delivery>, Vec<Frame>), ApiError> {
-        let (feed, local_history) = self.rooms.join(room);
-        let Some(redis) = &self.redis else {
-            return Ok((feed, local_history));
-        };
-        let history = redis.joined(room).await.map_err(unavailable)?;
-        Ok((feed, history))
+    /// Puts a socket in `room`: live frames go to its outbox from now on; the history to
+    /// replay comes with the membership.
+    async fn join(&self, room: Uuid, outbox: &Arc<Outbox>) -> Result<Joined, ApiError> {
+        let mut joined = self.rooms.join(room, outbox);
+        if let Some(redis) = &self.redis {
+            joined.history = redis.joined(room).await.map_err(unavailable)?;
+        }
+        Ok(joined)
     }
 
     /// Delivers `event` to the room on every node; a chat message (`message_id`) is also
@@ -98,7 +99,8 @@ impl Chat {
         match &self.redis {
             None => self
                 .rooms
-                .publish(room, event, message_id, std::time::Instant::now()),
+                .publish(room, event, message_id, std::time::Instant::now())
+                .map_err(|_| ApiError::Unavailable)?,
             Some(redis) => redis
                 .publish(room, &event, message_id.is_some())
                 .await
@@ -190,7 +192,7 @@ async fn channel_chat(
     State(state): State<AppState>,
     Path(channel): Path<Uuid>,
     Query(query): Query<ChatQuery>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
     connect(state, channel, query, upgrade).await
 }
@@ -204,7 +206,7 @@ async fn stream_chat(
     State(state): State<AppState>,
     Path(stream_id): Path<Uuid>,
     Query(query): Query<ChatQuery>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
     let stream = state
         .store
@@ -219,9 +221,8 @@ async fn connect(
     state: AppState,
     channel: Uuid,
     query: ChatQuery,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
-    let upgrade = upgrade.map_err(|_| ApiError::WebSocketRequired)?;
     let slot = Arc::clone(&state.chat.slots)
         .try_acquire_owned()
         .map_err(|_| {
@@ -245,13 +246,9 @@ async fn connect(
         settings,
         _slot: slot,
     };
-    Ok(upgrade
-        // Chat frames are small: 1 KiB read chunks and a 4 KiB write buffer instead of
-        // tungstenite's 128 KiB defaults keep an idle socket's memory low (review S1
-        // budgets ~10 KB per connection); larger frames are still assembled in full.
-        .read_buffer_size(1024)
-        .write_buffer_size(4 * 1024)
-        .max_write_buffer_size(256 * 1024)
-        .max_message_size(MAX_WEBSOCKET_MESSAGE)
-        .on_upgrade(move |socket| session.run(socket)))
+    let limits = SocketLimits {
+        max_message: MAX_WEBSOCKET_MESSAGE,
+        send_queue: session.state.chat.send_queue,
+    };
+    Ok(upgrade.on_upgrade(limits, move |socket| session.run(socket)))
 }

@@ -1,29 +1,35 @@
-//! One chat socket: replays history, forwards the room's frames, reads the viewer's
-//! frames. A socket that falls more than the send queue behind is dropped rather than
-//! slowing the room; a peer silent for two ping intervals is closed.
+//! One chat socket's session: replays history, reads the viewer's frames, applies rule
+//! changes to its user, and keeps the connection alive. Room frames do not pass through
+//! here: the room's writer sends them straight to the socket's outbox. A socket that
+//! falls more than the send queue behind is dropped rather than slowing the room; a peer
+//! silent for two ping intervals is closed.
 
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use onair_core::ChatText;
 use onair_store::{ChatSettings, ChatStanding};
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
 use super::moderation::Action;
+use super::outbox::Stop;
 use super::protocol::{ChatUser, ClientFrame, ServerFrame};
-use super::rooms::{Delivery, Frame, RoomEvent};
+use super::rooms::{Frame, RoomEvent};
+use super::socket::{ChatSocket, encode};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Largest client frame we parse; bigger ones get an error frame.
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
-/// A write that takes longer than this means the peer is not reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing socket's last frames may take to reach the peer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Session {
     pub state: AppState,
@@ -58,12 +64,16 @@ enum Closed {
     Banned,
     Idle,
     WriteFailed,
+    Unavailable,
 }
 
 impl Session {
-    pub async fn run(mut self, socket: WebSocket) {
+    pub async fn run(mut self, socket: ChatSocket) {
         metrics::gauge!("chat_connections").increment(1.0);
+        let outbox = std::sync::Arc::clone(&socket.outbox);
         let closed = self.serve(socket).await;
+        // Out of the room by now; the close frame (if any) gets a last chance to go out.
+        outbox.finish(CLOSE_TIMEOUT).await;
         metrics::gauge!("chat_connections").decrement(1.0);
         if matches!(closed, Closed::SlowConsumer) {
             metrics::counter!("chat_slow_consumers_dropped_total").increment(1);
@@ -71,77 +81,70 @@ impl Session {
         tracing::debug!(room = %self.room, ?closed, "chat socket closed");
     }
 
-    async fn serve(&mut self, socket: WebSocket) -> Closed {
-        let (mut sink, mut incoming) = socket.split();
-        let (mut feed, history) = match self.state.chat.join(self.room).await {
+    async fn serve(&mut self, ChatSocket { mut ws, outbox }: ChatSocket) -> Closed {
+        let mut joined = match self.state.chat.join(self.room, &outbox).await {
             Ok(joined) => joined,
             Err(e) => {
-                let _ = send(&mut sink, ServerFrame::error(e.code(), e.to_string())).await;
-                return Closed::WriteFailed;
+                outbox.open([encode(&ServerFrame::error(e.code(), e.to_string()))]);
+                return Closed::Unavailable;
             }
         };
         let user = self.member.as_ref().map(|m| &m.user);
         let welcome = ServerFrame::Welcome {
             room: self.room,
             user,
-            history: history.len(),
+            history: joined.history.len(),
         }
         .encode();
-        for frame in std::iter::once(welcome).chain(history) {
-            if send(&mut sink, frame).await.is_err() {
-                return Closed::WriteFailed;
-            }
-        }
-        // Metric handles looked up once per socket, not once per frame.
-        let mut delivered = DeliveryMetrics::new();
+        outbox.open(std::iter::once(&welcome).chain(&joined.history).map(encode));
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut heard_from = Instant::now();
         loop {
-            tokio::select! {
-                first = feed.recv() => {
-                    let batch = match take_batch(first, &mut feed) {
-                        Ok(batch) => batch,
-                        Err(closed) => {
-                            if matches!(closed, Closed::SlowConsumer) {
-                                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "too slow: reconnect".into() }))).await;
-                            }
-                            return closed;
-                        }
-                    };
-                    if write_all(&mut sink, batch.iter().map(|d| d.event.frame().clone())).await.is_err() {
-                        return Closed::WriteFailed;
+            let reply = tokio::select! {
+                stop = outbox.drain() => return match stop {
+                    Stop::TooSlow => Closed::SlowConsumer,
+                    Stop::Failed => Closed::WriteFailed,
+                },
+                rule = joined.rules.recv() => match rule {
+                    Ok(rule) if self.apply(&rule) => {
+                        let _ = ws.send(close(CloseCode::Policy, "banned")).await;
+                        return Closed::Banned;
                     }
-                    for delivery in &batch {
-                        delivered.record(delivery);
-                        if self.apply(&delivery.event) {
-                            let _ = sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "banned".into() }))).await;
-                            return Closed::Banned;
-                        }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let _ = ws.send(close(CloseCode::Policy, "too slow: reconnect")).await;
+                        return Closed::SlowConsumer;
                     }
-                }
-                message = incoming.next() => {
+                    Err(broadcast::error::RecvError::Closed) => return Closed::ByPeer,
+                },
+                message = ws.next() => {
                     heard_from = Instant::now();
-                    let reply = match message {
+                    match message {
                         Some(Ok(Message::Text(text))) => self.handle(text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => Some(ServerFrame::error("unsupported_frame", "send JSON text frames")),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
-                        Some(Ok(Message::Close(_)) | Err(_)) | None => return Closed::ByPeer,
-                    };
-                    if let Some(reply) = reply
-                        && send(&mut sink, reply).await.is_err()
-                    {
-                        return Closed::WriteFailed;
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
+                        Some(Ok(Message::Close(_))) => {
+                            let _ = ws.flush().await; // tungstenite's close reply
+                            return Closed::ByPeer;
+                        }
+                        Some(Err(_)) | None => return Closed::ByPeer,
                     }
                 }
                 _ = ping.tick() => {
                     if heard_from.elapsed() > 2 * PING_EVERY {
                         return Closed::Idle;
                     }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    if ws.send(Message::Ping(Default::default())).await.is_err() {
                         return Closed::WriteFailed;
                     }
+                    None
                 }
+            };
+            if let Some(reply) = reply
+                && ws.send(Message::Text(reply)).await.is_err()
+            {
+                return Closed::WriteFailed;
             }
         }
     }
@@ -310,107 +313,9 @@ fn unauthenticated() -> Frame {
     )
 }
 
-/// Most frames a socket writes before one flush: under load, a socket's pending frames
-/// go out in one system call instead of one each.
-const MAX_BATCH: usize = 64;
-
-/// The frame just received plus whatever else is already waiting, up to a batch.
-fn take_batch(
-    first: Result<Delivery, broadcast::error::RecvError>,
-    feed: &mut broadcast::Receiver<Delivery>,
-) -> Result<Vec<Delivery>, Closed> {
-    use broadcast::error::{RecvError, TryRecvError};
-    let mut batch = Vec::new();
-    let mut next = first.map_err(|e| match e {
-        RecvError::Lagged(_) => Closed::SlowConsumer,
-        RecvError::Closed => Closed::ByPeer,
-    });
-    loop {
-        batch.push(next?);
-        if batch.len() == MAX_BATCH {
-            return Ok(batch);
-        }
-        next = match feed.try_recv() {
-            Ok(delivery) => Ok(delivery),
-            Err(TryRecvError::Empty) => return Ok(batch),
-            Err(TryRecvError::Lagged(_)) => Err(Closed::SlowConsumer),
-            Err(TryRecvError::Closed) => Err(Closed::ByPeer),
-        };
-    }
-}
-
-async fn send<S>(sink: &mut S, frame: Frame) -> Result<(), ()>
-where
-    S: SinkExt<Message> + Unpin,
-{
-    write_all(sink, std::iter::once(frame)).await
-}
-
-/// Writes frames and flushes once, giving up if the peer does not take them in time.
-async fn write_all<S>(sink: &mut S, frames: impl Iterator<Item = Frame>) -> Result<(), ()>
-where
-    S: SinkExt<Message> + Unpin,
-{
-    let write = async {
-        for frame in frames {
-            sink.feed(Message::Text(frame)).await?;
-        }
-        sink.flush().await
-    };
-    let mut write = std::pin::pin!(write);
-    // Almost every write completes at once (the socket buffer has room): arm the timer
-    // only for the ones that have to wait, not for each of the ~200 k writes a second.
-    let written = match futures_util::FutureExt::now_or_never(&mut write) {
-        Some(result) => result,
-        None => match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(result) => result,
-            Err(_) => return Err(()),
-        },
-    };
-    written.map_err(|_| ())
-}
-
-/// Per-socket delivery metrics, kept cheap on the hottest path: the shared counter is
-/// updated in steps (an atomic add per frame on a cache line every core shares costs
-/// more than the frame), and the latency histogram samples one delivery in eight.
-struct DeliveryMetrics {
-    sent: metrics::Counter,
-    latency: metrics::Histogram,
-    unreported: u64,
-    seen: u64,
-}
-
-impl DeliveryMetrics {
-    const REPORT_EVERY: u64 = 64;
-    const SAMPLE_EVERY: u64 = 8;
-
-    fn new() -> Self {
-        Self {
-            sent: metrics::counter!("chat_messages_out_total"),
-            latency: metrics::histogram!("chat_delivery_seconds"),
-            unreported: 0,
-            seen: 0,
-        }
-    }
-
-    fn record(&mut self, delivery: &Delivery) {
-        self.unreported += 1;
-        if self.unreported == Self::REPORT_EVERY {
-            self.sent.increment(self.unreported);
-            self.unreported = 0;
-        }
-        if matches!(delivery.event, RoomEvent::Frame(_)) {
-            self.seen += 1;
-            if self.seen % Self::SAMPLE_EVERY == 1 {
-                self.latency
-                    .record(delivery.received.elapsed().as_secs_f64());
-            }
-        }
-    }
-}
-
-impl Drop for DeliveryMetrics {
-    fn drop(&mut self) {
-        self.sent.increment(self.unreported);
-    }
+fn close(code: CloseCode, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
