@@ -13,7 +13,6 @@ use anyhow::{Context as _, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -24,6 +23,8 @@ pub struct Settings {
     pub rate: u64,
     pub seconds: u64,
     pub redis_url: String,
+    /// Node counts to measure, in order (1: in-process rooms; more: sharing Redis).
+    pub nodes: Vec<usize>,
 }
 
 struct Node {
@@ -97,6 +98,41 @@ impl Node {
     }
 }
 
+/// The servers' own delivery-latency histogram (receive → the room's last socket write),
+/// summed over nodes: the bucket bound (ms) at or under which 99 % of deliveries fell.
+async fn server_p99(servers: &[Node]) -> anyhow::Result<f64> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for server in servers {
+        let text = reqwest::get(format!("http://{}/metrics", server.http))
+            .await?
+            .text()
+            .await?;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("chat_delivery_seconds_bucket{le=\"") else {
+                continue;
+            };
+            let (le, count) = rest.split_once("\"} ").context("bucket line")?;
+            let le: f64 = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse()?
+            };
+            let count: f64 = count.trim().parse()?;
+            match buckets.iter_mut().find(|(bound, _)| *bound == le) {
+                Some((_, total)) => *total += count,
+                None => buckets.push((le, count)),
+            }
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = buckets.last().map_or(0.0, |(_, count)| *count);
+    let bound = buckets
+        .iter()
+        .find(|(_, count)| *count >= total * 0.99)
+        .map_or(f64::NAN, |(le, _)| *le);
+    Ok(bound * 1000.0)
+}
+
 /// A creator's (user id, access token).
 async fn creator(http: &str, n: usize) -> anyhow::Result<(String, String)> {
     let body = json!({"username": format!("room{n}"), "email": format!("room{n}@bench.example"), "password": "benchmark password"});
@@ -141,30 +177,40 @@ fn stamp(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Reads a socket until told to stop, recording each message's latency (µs).
-async fn read(mut socket: Socket, origin: Instant, mut stop: watch::Receiver<bool>) -> Vec<u32> {
+/// The text of the last message each sender sends: readers stop when they see it.
+const END: &str = "end";
+
+/// Reads a socket until its room's sender says it is done, recording each message's
+/// latency (µs). No stop signal is shared between readers: a `select!` on one would be a
+/// lock every reader takes on every message.
+async fn read(mut socket: Socket, origin: Instant) -> Vec<u32> {
     let mut latencies = Vec::new();
-    loop {
-        let text = tokio::select! {
-            message = socket.next() => match message {
-                Some(Ok(Message::Text(text))) => text,
-                Some(Ok(_)) => continue,
-                _ => break,
-            },
-            _ = stop.changed() => break,
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else {
+            continue;
         };
-        // Only the sent-at stamp is needed: a substring search, not a JSON parse.
-        if let Some(sent) = text
-            .as_str()
-            .split("\"text\":\"t")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
+        let Some(stamp_text) = message_text(text.as_str()) else {
+            continue;
+        };
+        if stamp_text == END {
+            break;
+        }
+        if let Some(sent) = stamp_text
+            .strip_prefix('t')
             .and_then(|t| t.parse::<u64>().ok())
         {
             latencies.push(u32::try_from(stamp(origin).saturating_sub(sent)).unwrap_or(u32::MAX));
         }
     }
     latencies
+}
+
+/// A message frame's text (the sender's stamp): a substring search, not a JSON parse.
+fn message_text(frame: &str) -> Option<&str> {
+    frame
+        .split("\"text\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
 }
 
 struct Outcome {
@@ -176,6 +222,7 @@ struct Outcome {
     p50: u32,
     p95: u32,
     p99: u32,
+    server_p99_ms: f64,
     idle_bytes_per_socket: f64,
     server_cpu: f64,
     load_cpu: f64,
@@ -195,7 +242,6 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     let rss_before: u64 = servers.iter().map(Node::rss).sum::<anyhow::Result<u64>>()?;
 
     let origin = Instant::now();
-    let (stop, stopped) = watch::channel(false);
     let mut readers = Vec::with_capacity(settings.sockets);
     for chunk in (0..settings.sockets).collect::<Vec<_>>().chunks(200) {
         let opened = futures_util::future::try_join_all(chunk.iter().map(|&i| {
@@ -204,7 +250,7 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
         }))
         .await?;
         for socket in opened {
-            readers.push(tokio::spawn(read(socket, origin, stopped.clone())));
+            readers.push(tokio::spawn(read(socket, origin)));
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -237,10 +283,12 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
                 }
                 sent.fetch_add(1, Ordering::Relaxed);
             }
+            socket
         }));
     }
+    let mut senders_done = Vec::new();
     for sender in senders {
-        sender.await?;
+        senders_done.push(sender.await?);
     }
     let cpu_after: u64 = servers
         .iter()
@@ -250,8 +298,11 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     let cores = |ticks: u64| {
         ticks as f64 / crate::media::TICKS_PER_SECOND / settings.seconds as f64 * 100.0
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let _ = stop.send(true);
+    // Outside the measured window: tell every room's readers the run is over.
+    for socket in &mut senders_done {
+        let frame = json!({"type": "message", "text": END});
+        socket.send(Message::Text(frame.to_string().into())).await?;
+    }
     let mut latencies = Vec::new();
     for reader in readers {
         latencies.extend(reader.await?);
@@ -273,6 +324,7 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
         p50: pct(0.50),
         p95: pct(0.95),
         p99: pct(0.99),
+        server_p99_ms: server_p99(&servers).await?,
         idle_bytes_per_socket: rss_after.saturating_sub(rss_before) as f64
             / settings.sockets as f64,
         server_cpu: cores(cpu_after - cpu_before),
@@ -282,7 +334,7 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
-    for nodes in [1, 2] {
+    for &nodes in &settings.nodes {
         eprintln!(
             "{nodes} node(s): {} sockets in {} rooms, {} messages/s…",
             settings.sockets, settings.rooms, settings.rate
@@ -299,12 +351,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings.seconds
     );
     println!(
-        "| nodes | messages sent | deliveries (expected) | deliveries/s | p50 ms | p95 ms | p99 ms | idle server memory per socket | server CPU (% of a core) | load generator CPU |"
+        "| nodes | messages sent | deliveries (expected) | deliveries/s | p50 ms | p95 ms | p99 ms | server-side p99 ms | idle server memory per socket | server CPU (% of a core) | load generator CPU |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for o in outcomes {
         println!(
-            "| {}{} | {} | {} ({}) | {:.0} | {} | {} | {} | {:.1} KB | {:.0}% | {:.0}% |",
+            "| {}{} | {} | {} ({}) | {:.0} | {} | {} | {} | ≤ {} | {:.1} KB | {:.0}% | {:.0}% |",
             o.nodes,
             if o.nodes > 1 { " (Redis)" } else { "" },
             o.sent,
@@ -314,6 +366,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             ms(o.p50),
             ms(o.p95),
             ms(o.p99),
+            o.server_p99_ms,
             o.idle_bytes_per_socket / 1024.0,
             o.server_cpu,
             o.load_cpu
@@ -327,10 +380,7 @@ mod tests {
     #[test]
     fn stamps_are_found_without_parsing_json() {
         let frame = r#"{"type":"message","id":"x","text":"t12345","sent_at":"…"}"#;
-        let stamp = frame
-            .split("\"text\":\"t")
-            .nth(1)
-            .and_then(|r| r.split('"').next());
-        assert_eq!(stamp, Some("12345"));
+        assert_eq!(super::message_text(frame), Some("t12345"));
+        assert_eq!(super::message_text(r#"{"type":"welcome"}"#), None);
     }
 }

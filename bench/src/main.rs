@@ -85,6 +85,9 @@ enum Scenario {
             default_value = "redis://127.0.0.1:6379"
         )]
         redis_url: String,
+        /// Node counts to measure (1: in-process rooms; 2: two nodes sharing Redis).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        nodes: Vec<usize>,
     },
     /// Go-live notifications on PostgreSQL: fan-out by batch size, batched vs the naive
     /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency (on an API node,
@@ -148,6 +151,7 @@ async fn main() -> anyhow::Result<()> {
             rate,
             seconds,
             redis_url,
+            nodes,
         } => {
             chat::run(chat::Settings {
                 sockets,
@@ -155,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
                 rate,
                 seconds,
                 redis_url,
+                nodes,
             })
             .await
         }
