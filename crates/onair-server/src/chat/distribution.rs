@@ -154,30 +154,36 @@ impl RedisChat {
         self.bus.unsubscribe(&topic(room)).await
     }
 
+    /// Publishes `event` to the room on every node; `keep` also adds it to the room's
+    /// history, in the same round trip.
     pub async fn publish(
         &self,
         room: Uuid,
         event: &RoomEvent,
         keep: bool,
     ) -> Result<(), InfraError> {
+        let mut history = redis::pipe();
         if keep {
             let key = history_key(room);
             let now = now_ms();
             let len = isize::try_from(self.limits.history_len).unwrap_or(isize::MAX);
-            let mut pipe = redis::pipe();
-            pipe.zadd(&key, event.frame().as_str(), now).ignore();
-            pipe.zrembyscore(&key, "-inf", now - millis(self.limits.history_age))
+            history.zadd(&key, event.frame().as_str(), now).ignore();
+            history
+                .zrembyscore(&key, "-inf", now - millis(self.limits.history_age))
                 .ignore();
-            pipe.zremrangebyrank(&key, 0, -(len + 1)).ignore();
-            pipe.pexpire(&key, millis(self.limits.history_age)).ignore();
-            pipe.query_async::<()>(&mut self.pool.get()).await?;
+            history.zremrangebyrank(&key, 0, -(len + 1)).ignore();
+            history
+                .pexpire(&key, millis(self.limits.history_age))
+                .ignore();
         }
         let wire = Wire {
             received_ms: now_ms(),
             event: Envelope::from(event),
         };
         let payload = serde_json::to_vec(&wire).expect("envelopes serialize");
-        self.bus.publish(&topic(room), &payload).await
+        self.bus
+            .publish_after(history, &topic(room), &payload)
+            .await
     }
 
     /// Removes a deleted message from the room's history.
