@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::AsyncCommands;
 use redis::aio::PubSubSink;
 
 use crate::{InfraError, RedisPool};
@@ -39,19 +40,7 @@ impl RedisBus {
     }
 
     pub async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), InfraError> {
-        self.publish_after(redis::pipe(), topic, payload).await
-    }
-
-    /// Runs `commands`, then publishes, in one round trip: a caller that must also write
-    /// (a chat message's history) waits for Redis once, not twice.
-    pub async fn publish_after(
-        &self,
-        mut commands: redis::Pipeline,
-        topic: &str,
-        payload: &[u8],
-    ) -> Result<(), InfraError> {
-        commands.publish(topic, payload).ignore();
-        commands.query_async::<()>(&mut self.pool.get()).await?;
+        let _: i64 = self.pool.get().publish(topic, payload).await?;
         Ok(())
     }
 

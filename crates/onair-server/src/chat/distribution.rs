@@ -3,7 +3,7 @@
 //! sockets in the room subscribes to (this one included), and the replay history in a
 //! Redis sorted set per room, trimmed by age and length and expiring with the room.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,9 +11,13 @@ use onair_infra::{InfraError, RedisBus, RedisPool};
 use onair_store::ChatSettings;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::outbox::Outbox;
+use super::protocol::ServerFrame;
 use super::rooms::{Frame, RoomEvent, RoomLimits, Rooms};
+use super::socket::encode;
 
 const TOPIC_PREFIX: &str = "onair:chat:";
 
@@ -103,10 +107,37 @@ impl From<Envelope> for RoomEvent {
     }
 }
 
+/// Events waiting for the publisher before publishing is refused (Redis is too slow).
+const PUBLISH_BACKLOG: usize = 4096;
+/// Events the publisher sends to Redis in one round trip.
+const PUBLISH_BATCH: usize = 256;
+
+/// Publishing to Redis failed or is backed up.
+#[derive(Debug, thiserror::Error)]
+#[error("the chat bus is unavailable")]
+pub struct BusUnavailable;
+
+/// Who hears how a publish went.
+pub enum Reply {
+    /// The caller waits for the outcome.
+    Wait(oneshot::Sender<Result<(), BusUnavailable>>),
+    /// The caller goes on; a failure reaches this socket as an error frame.
+    Socket(Weak<Outbox>),
+}
+
+struct Outgoing {
+    room: Uuid,
+    /// The frame, if it also goes into the room's history.
+    keep: Option<Frame>,
+    payload: Vec<u8>,
+    reply: Reply,
+}
+
 pub struct RedisChat {
     bus: RedisBus,
     pool: RedisPool,
     limits: RoomLimits,
+    outgoing: mpsc::Sender<Outgoing>,
 }
 
 impl RedisChat {
@@ -136,7 +167,14 @@ impl RedisChat {
             }
         };
         let bus = RedisBus::start(url, pool.clone(), Arc::new(deliver))?;
-        Ok(Self { bus, pool, limits })
+        let (outgoing, queue) = mpsc::channel(PUBLISH_BACKLOG);
+        tokio::spawn(publish_batches(queue, pool.clone(), limits));
+        Ok(Self {
+            bus,
+            pool,
+            limits,
+            outgoing,
+        })
     }
 
     pub async fn joined(&self, room: Uuid) -> Result<Vec<Frame>, InfraError> {
@@ -154,36 +192,26 @@ impl RedisChat {
         self.bus.unsubscribe(&topic(room)).await
     }
 
-    /// Publishes `event` to the room on every node; `keep` also adds it to the room's
-    /// history, in the same round trip.
-    pub async fn publish(
+    /// Queues `event` for every node's sockets in the room (and, with `keep`, for the
+    /// room's history). With [`Reply::Wait`] the outcome arrives once Redis has it.
+    pub fn publish(
         &self,
         room: Uuid,
         event: &RoomEvent,
         keep: bool,
-    ) -> Result<(), InfraError> {
-        let mut history = redis::pipe();
-        if keep {
-            let key = history_key(room);
-            let now = now_ms();
-            let len = isize::try_from(self.limits.history_len).unwrap_or(isize::MAX);
-            history.zadd(&key, event.frame().as_str(), now).ignore();
-            history
-                .zrembyscore(&key, "-inf", now - millis(self.limits.history_age))
-                .ignore();
-            history.zremrangebyrank(&key, 0, -(len + 1)).ignore();
-            history
-                .pexpire(&key, millis(self.limits.history_age))
-                .ignore();
-        }
+        reply: Reply,
+    ) -> Result<(), BusUnavailable> {
         let wire = Wire {
             received_ms: now_ms(),
             event: Envelope::from(event),
         };
-        let payload = serde_json::to_vec(&wire).expect("envelopes serialize");
-        self.bus
-            .publish_after(history, &topic(room), &payload)
-            .await
+        let outgoing = Outgoing {
+            room,
+            keep: keep.then(|| event.frame().clone()),
+            payload: serde_json::to_vec(&wire).expect("envelopes serialize"),
+            reply,
+        };
+        self.outgoing.try_send(outgoing).map_err(|_| BusUnavailable)
     }
 
     /// Removes a deleted message from the room's history.
@@ -196,6 +224,50 @@ impl RedisChat {
             let _: i64 = connection.zrem(&key, frame).await?;
         }
         Ok(())
+    }
+}
+
+/// Sends queued events to Redis, as many as are waiting in one round trip (a sender's
+/// session never waits for Redis, and Redis sees one pipeline, not one call per message),
+/// in queue order, so each room's messages keep their order.
+async fn publish_batches(mut queue: mpsc::Receiver<Outgoing>, pool: RedisPool, limits: RoomLimits) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    let history_len = isize::try_from(limits.history_len).unwrap_or(isize::MAX);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        let now = now_ms();
+        for outgoing in &batch {
+            if let Some(frame) = &outgoing.keep {
+                let key = history_key(outgoing.room);
+                pipe.zadd(&key, frame.as_str(), now).ignore();
+                pipe.zrembyscore(&key, "-inf", now - millis(limits.history_age))
+                    .ignore();
+                pipe.zremrangebyrank(&key, 0, -(history_len + 1)).ignore();
+                pipe.pexpire(&key, millis(limits.history_age)).ignore();
+            }
+            pipe.publish(topic(outgoing.room), &outgoing.payload)
+                .ignore();
+        }
+        let published = pipe.query_async::<()>(&mut pool.get()).await;
+        if let Err(error) = &published {
+            tracing::warn!(%error, events = batch.len(), "chat events not published");
+        }
+        for outgoing in batch.drain(..) {
+            match outgoing.reply {
+                Reply::Wait(done) => {
+                    let _ = done.send(published.as_ref().map(|_| ()).map_err(|_| BusUnavailable));
+                }
+                Reply::Socket(socket) => {
+                    if published.is_err()
+                        && let Some(socket) = socket.upgrade()
+                    {
+                        let error = BusUnavailable;
+                        let frame = ServerFrame::error("service_unavailable", error.to_string());
+                        let _ = socket.send(encode(&frame));
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -20,13 +20,13 @@ use axum::response::Response;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use onair_infra::{InfraError, RedisPool};
 use serde::Deserialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use self::distribution::RedisChat;
+use self::distribution::{BusUnavailable, RedisChat, Reply};
 use self::outbox::Outbox;
 use self::protocol::ChatUser;
 pub use self::rooms::RoomLimits;
@@ -89,24 +89,34 @@ impl Chat {
     }
 
     /// Delivers `event` to the room on every node; a chat message (`message_id`) is also
-    /// kept for replay.
+    /// kept for replay. With `reply_to` (a sender's socket) this does not wait for Redis:
+    /// a failure reaches that socket as an error frame instead.
     async fn publish(
         &self,
         room: Uuid,
         event: RoomEvent,
         message_id: Option<Uuid>,
+        reply_to: Option<&Arc<Outbox>>,
     ) -> Result<(), ApiError> {
-        match &self.redis {
-            None => self
+        let Some(redis) = &self.redis else {
+            return self
                 .rooms
                 .publish(room, event, message_id, std::time::Instant::now())
-                .map_err(|_| ApiError::Unavailable)?,
-            Some(redis) => redis
-                .publish(room, &event, message_id.is_some())
-                .await
-                .map_err(unavailable)?,
+                .map_err(|_| ApiError::Unavailable);
+        };
+        let keep = message_id.is_some();
+        if let Some(socket) = reply_to {
+            let reply = Reply::Socket(Arc::downgrade(socket));
+            return redis.publish(room, &event, keep, reply).map_err(bus_down);
         }
-        Ok(())
+        let (done, outcome) = oneshot::channel();
+        redis
+            .publish(room, &event, keep, Reply::Wait(done))
+            .map_err(bus_down)?;
+        outcome
+            .await
+            .map_err(|_| ApiError::Unavailable)?
+            .map_err(bus_down)
     }
 
     async fn forget(&self, room: Uuid, message_id: Uuid) -> Result<(), ApiError> {
@@ -138,6 +148,10 @@ impl Chat {
             metrics::gauge!("chat_rooms").set(open as f64);
         }
     }
+}
+
+fn bus_down(_: BusUnavailable) -> ApiError {
+    ApiError::Unavailable // the publisher logged why
 }
 
 fn unavailable(error: InfraError) -> ApiError {

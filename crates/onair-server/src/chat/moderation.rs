@@ -111,7 +111,8 @@ impl AppState {
             Action::Delete { message_id } => {
                 chat.forget(channel, *message_id).await?;
                 let frame = ServerFrame::MessageDeleted { id: *message_id }.encode();
-                chat.publish(channel, RoomEvent::Frame(frame), None).await?;
+                chat.publish(channel, RoomEvent::Frame(frame), None, None)
+                    .await?;
             }
             Action::Timeout { user_id, seconds } => {
                 if !(1..=MAX_TIMEOUT_SECS).contains(seconds) {
@@ -146,6 +147,7 @@ impl AppState {
                         frame,
                     },
                     None,
+                    None,
                 )
                 .await?;
             }
@@ -169,6 +171,7 @@ impl AppState {
                         frame,
                     },
                     None,
+                    None,
                 )
                 .await?;
             }
@@ -181,6 +184,7 @@ impl AppState {
                         user: *user_id,
                         frame,
                     },
+                    None,
                     None,
                 )
                 .await?;
@@ -213,6 +217,7 @@ impl AppState {
                         settings: *settings,
                         frame,
                     },
+                    None,
                     None,
                 )
                 .await?;

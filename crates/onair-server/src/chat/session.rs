@@ -4,6 +4,7 @@
 //! falls more than the send queue behind is dropped rather than slowing the room; a peer
 //! silent for two ping intervals is closed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -18,7 +19,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use uuid::Uuid;
 
 use super::moderation::Action;
-use super::outbox::Stop;
+use super::outbox::{Outbox, Stop};
 use super::protocol::{ChatUser, ClientFrame, ServerFrame};
 use super::rooms::{Frame, RoomEvent};
 use super::socket::{ChatSocket, encode};
@@ -70,7 +71,7 @@ enum Closed {
 impl Session {
     pub async fn run(mut self, socket: ChatSocket) {
         metrics::gauge!("chat_connections").increment(1.0);
-        let outbox = std::sync::Arc::clone(&socket.outbox);
+        let outbox = Arc::clone(&socket.outbox);
         let closed = self.serve(socket).await;
         // Out of the room by now; the close frame (if any) gets a last chance to go out.
         outbox.finish(CLOSE_TIMEOUT).await;
@@ -121,7 +122,7 @@ impl Session {
                 message = ws.next() => {
                     heard_from = Instant::now();
                     match message {
-                        Some(Ok(Message::Text(text))) => self.handle(text.as_str()).await,
+                        Some(Ok(Message::Text(text))) => self.handle(text.as_str(), &outbox).await,
                         Some(Ok(Message::Binary(_))) => Some(ServerFrame::error("unsupported_frame", "send JSON text frames")),
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
                         Some(Ok(Message::Close(_))) => {
@@ -150,7 +151,7 @@ impl Session {
     }
 
     /// Handles one client frame; returns the reply for this socket only, if any.
-    async fn handle(&mut self, text: &str) -> Option<Frame> {
+    async fn handle(&mut self, text: &str, outbox: &Arc<Outbox>) -> Option<Frame> {
         if text.len() > MAX_CLIENT_FRAME {
             return Some(ServerFrame::error(
                 "frame_too_large",
@@ -171,7 +172,7 @@ impl Session {
                 }
                 Err(e) => Some(ServerFrame::error(e.code(), e.to_string())),
             },
-            ClientFrame::Message { text } => self.say(&text).await.err(),
+            ClientFrame::Message { text } => self.say(&text, outbox).await.err(),
             ClientFrame::Delete { message_id } => {
                 self.moderate(Action::Delete { message_id }).await
             }
@@ -221,7 +222,7 @@ impl Session {
     }
 
     /// Validates and broadcasts a message; the error frame for this socket if refused.
-    async fn say(&mut self, text: &str) -> Result<(), Frame> {
+    async fn say(&mut self, text: &str, outbox: &Arc<Outbox>) -> Result<(), Frame> {
         let room = self.room;
         let settings = self.settings;
         let Some(member) = self.member.as_mut() else {
@@ -253,7 +254,7 @@ impl Session {
         .encode();
         self.state
             .chat
-            .publish(room, RoomEvent::Frame(frame), Some(id))
+            .publish(room, RoomEvent::Frame(frame), Some(id), Some(outbox))
             .await
             .map_err(|e| ServerFrame::error(e.code(), e.to_string()))
     }

@@ -598,6 +598,57 @@ async fn rooms_span_nodes_through_redis() {
 }
 
 #[tokio::test]
+async fn a_message_redis_does_not_take_gets_an_error_frame() {
+    if redis_url().is_none() {
+        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
+        return;
+    }
+    each_backend(|app| async move {
+        // A Redis of its own, stopped mid-test (never the shared one).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed by scripts/setup");
+        let url = format!("redis://127.0.0.1:{port}");
+        crate::support::eventually("the test's redis-server to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        })
+        .await;
+        let node = TestApp::spawn_configured(app.db.clone(), |config| {
+            config.redis_url = Some(url);
+        })
+        .await;
+        let owner = app.signup("bus_owner").await;
+        let mut talker = member_socket(&node, &owner, &owner).await;
+        say(&mut talker, "while Redis is up").await;
+        heard(&mut talker, "while Redis is up").await;
+
+        redis.kill().await.unwrap();
+        say(&mut talker, "after Redis went away").await;
+        let error = next_of(&mut talker, "error").await;
+        assert_eq!(error["code"], "service_unavailable", "{error}");
+        node.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_reader_that_never_reads_is_dropped_while_others_keep_up() {
     each_backend_configured(
         |config| {
