@@ -166,8 +166,10 @@ async fn connect(http: &str, room: &str, token: Option<&str>) -> anyhow::Result<
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
+    // Nagle off, as browsers have it for WebSockets: otherwise a sender's message waits
+    // for the server's delayed ACK of the one before.
     let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     socket.next().await.context("welcome")??;
     Ok(socket)
 }

@@ -31,7 +31,12 @@ pub async fn serve(
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    // A small frame must not wait for the peer's delayed ACK of the last
+                    // one (Nagle): that wait was most of a chat message's latency.
+                    let _ = stream.set_nodelay(true);
+                    stream
+                }
                 Err(error) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(%error, "accept failed");
