@@ -259,22 +259,29 @@ async fn run_once(settings: &Settings, nodes: usize) -> anyhow::Result<Outcome> 
     let rss_after: u64 = servers.iter().map(Node::rss).sum::<anyhow::Result<u64>>()?;
 
     // One sender per room, on the first node, each at rate / rooms.
+    let mut sockets = Vec::with_capacity(rooms.len());
+    for (room, token) in &rooms {
+        sockets.push(connect(&servers[0].http, room, Some(token)).await?);
+    }
     let sent = Arc::new(AtomicU64::new(0));
     let per_room = Duration::from_secs_f64(settings.rooms as f64 / settings.rate as f64);
-    let until = Instant::now() + Duration::from_secs(settings.seconds);
+    let start = tokio::time::Instant::now();
+    let until = start + Duration::from_secs(settings.seconds);
     let cpu_before: u64 = servers
         .iter()
         .map(Node::cpu_ticks)
         .sum::<anyhow::Result<u64>>()?;
     let load_before = crate::media::process_ticks("/proc/self/stat")?;
     let mut senders = Vec::new();
-    for (room, token) in &rooms {
-        let mut socket = connect(&servers[0].http, room, Some(token)).await?;
+    for (n, mut socket) in sockets.into_iter().enumerate() {
         let sent = Arc::clone(&sent);
+        // Senders take turns across each period, so messages arrive evenly: in step,
+        // every room's message would land in the same instant every period, a burst no
+        // real audience makes, and each reader's latency would be its place in it.
+        let phase = per_room.mul_f64(n as f64 / settings.rooms as f64);
         senders.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(per_room);
-            while Instant::now() < until {
-                tick.tick().await;
+            let mut tick = tokio::time::interval_at(start + phase, per_room);
+            while tick.tick().await < until {
                 let frame = json!({"type": "message", "text": format!("t{}", stamp(origin))});
                 if socket
                     .send(Message::Text(frame.to_string().into()))
