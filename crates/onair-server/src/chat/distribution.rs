@@ -233,13 +233,17 @@ impl RedisChat {
 async fn publish_batches(mut queue: mpsc::Receiver<Outgoing>, pool: RedisPool, limits: RoomLimits) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
     let history_len = isize::try_from(limits.history_len).unwrap_or(isize::MAX);
+    // History scores (ms) strictly increase, so messages kept in the same millisecond
+    // replay in the order they were sent, not sorted by their text.
+    let mut last_score = f64::MIN;
     while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
         let mut pipe = redis::pipe();
         let now = now_ms();
         for outgoing in &batch {
             if let Some(frame) = &outgoing.keep {
                 let key = history_key(outgoing.room);
-                pipe.zadd(&key, frame.as_str(), now).ignore();
+                last_score = (now as f64).max(last_score + 0.001);
+                pipe.zadd(&key, frame.as_str(), last_score).ignore();
                 pipe.zrembyscore(&key, "-inf", now - millis(limits.history_age))
                     .ignore();
                 pipe.zremrangebyrank(&key, 0, -(history_len + 1)).ignore();

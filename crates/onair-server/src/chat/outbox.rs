@@ -20,6 +20,8 @@ pub enum Stop {
     TooSlow,
     /// The connection is gone.
     Failed,
+    /// This side's close frame is queued: nothing may follow it (RFC 6455 §5.5.1).
+    Sealed,
 }
 
 /// Writes gathered into one system call when draining a backlog.
@@ -98,6 +100,12 @@ impl Outbox {
         }
         queue.waiting.push_back(bytes);
         Ok(())
+    }
+
+    /// Refuses anything more: call once this side's close frame is queued.
+    pub fn seal(&self) {
+        let mut queue = self.lock();
+        queue.stopped.get_or_insert(Stop::Sealed);
     }
 
     /// Drains the queue as the peer reads; returns only when the socket must stop.

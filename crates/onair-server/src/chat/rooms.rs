@@ -417,6 +417,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn nothing_follows_a_close_frame() {
+        let rooms = rooms(0, 4);
+        let room = Uuid::now_v7();
+        let (outbox, mut client) = socket(4).await;
+        let _in_room = rooms.join(room, &outbox);
+        outbox.open([]);
+        rooms
+            .publish(room, frame("before"), None, Instant::now())
+            .unwrap();
+        assert_eq!(next_text(&mut client).await, "before");
+        outbox.seal();
+        assert_eq!(outbox.send(Bytes::from_static(b"x")), Err(Stop::Sealed));
+        rooms
+            .publish(room, frame("after"), None, Instant::now())
+            .unwrap();
+        outbox.finish(Duration::from_secs(1)).await;
+        drop((_in_room, outbox));
+        let rest = client.next().await;
+        assert!(
+            !matches!(rest, Some(Ok(ref message)) if message.is_text()),
+            "{rest:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn empty_rooms_are_swept() {
         let rooms = rooms(1, 4);
         let room = Uuid::now_v7();

@@ -73,7 +73,9 @@ impl Session {
         metrics::gauge!("chat_connections").increment(1.0);
         let outbox = Arc::clone(&socket.outbox);
         let closed = self.serve(socket).await;
-        // Out of the room by now; the close frame (if any) gets a last chance to go out.
+        // Out of the room by now: nothing more may follow a close frame, which (if any)
+        // gets a last chance to go out.
+        outbox.seal();
         outbox.finish(CLOSE_TIMEOUT).await;
         metrics::gauge!("chat_connections").decrement(1.0);
         if matches!(closed, Closed::SlowConsumer) {
@@ -103,18 +105,17 @@ impl Session {
         let mut heard_from = Instant::now();
         loop {
             let reply = tokio::select! {
-                stop = outbox.drain() => return match stop {
-                    Stop::TooSlow => Closed::SlowConsumer,
-                    Stop::Failed => Closed::WriteFailed,
-                },
+                stop = outbox.drain() => return stopped(stop),
                 rule = joined.rules.recv() => match rule {
                     Ok(rule) if self.apply(&rule) => {
                         let _ = ws.send(close(CloseCode::Policy, "banned")).await;
+                        outbox.seal();
                         return Closed::Banned;
                     }
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         let _ = ws.send(close(CloseCode::Policy, "too slow: reconnect")).await;
+                        outbox.seal();
                         return Closed::SlowConsumer;
                     }
                     Err(broadcast::error::RecvError::Closed) => return Closed::ByPeer,
@@ -122,11 +123,23 @@ impl Session {
                 message = ws.next() => {
                     heard_from = Instant::now();
                     match message {
-                        Some(Ok(Message::Text(text))) => self.handle(text.as_str(), &outbox).await,
+                        Some(Ok(Message::Text(text))) => {
+                            // The backlog keeps draining while the frame is handled (it
+                            // may wait on the database); a frame once started is finished.
+                            let mut handling = std::pin::pin!(self.handle(text.as_str(), &outbox));
+                            tokio::select! {
+                                reply = &mut handling => reply,
+                                stop = outbox.drain() => {
+                                    handling.await;
+                                    return stopped(stop);
+                                }
+                            }
+                        }
                         Some(Ok(Message::Binary(_))) => Some(ServerFrame::error("unsupported_frame", "send JSON text frames")),
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
                         Some(Ok(Message::Close(_))) => {
                             let _ = ws.flush().await; // tungstenite's close reply
+                            outbox.seal();
                             return Closed::ByPeer;
                         }
                         Some(Err(_)) | None => return Closed::ByPeer,
@@ -298,10 +311,11 @@ impl Member {
             }
         }
         let slow = Duration::from_secs(u64::try_from(settings.slow_mode_secs).unwrap_or(0));
-        if let Some(last) = self.last_sent
-            && last.elapsed() < slow
+        let since_last = self.last_sent.map(|last| last.elapsed());
+        if let Some(since_last) = since_last
+            && since_last < slow
         {
-            return refuse("slow_mode", "slow mode is on", Some(slow - last.elapsed()));
+            return refuse("slow_mode", "slow mode is on", Some(slow - since_last));
         }
         Ok(())
     }
@@ -312,6 +326,14 @@ fn unauthenticated() -> Frame {
         "unauthenticated",
         "log in to chat: send {\"type\":\"auth\",\"token\":…}",
     )
+}
+
+fn stopped(stop: Stop) -> Closed {
+    match stop {
+        Stop::TooSlow => Closed::SlowConsumer,
+        Stop::Failed => Closed::WriteFailed,
+        Stop::Sealed => Closed::ByPeer,
+    }
 }
 
 fn close(code: CloseCode, reason: &'static str) -> Message {
