@@ -92,6 +92,13 @@ impl Session {
                 return Closed::Unavailable;
             }
         };
+        // The rule feed is live from the join on; a ban or mode change made since the
+        // checks before the handshake would be missed, so read them again.
+        if let Err(e) = self.refresh_rules().await {
+            outbox.open([encode(&ServerFrame::error(e.code(), e.to_string()))]);
+            let _ = ws.send(close(CloseCode::Policy, "refused")).await;
+            return Closed::Unavailable;
+        }
         let user = self.member.as_ref().map(|m| &m.user);
         let welcome = ServerFrame::Welcome {
             room: self.room,
@@ -161,6 +168,23 @@ impl Session {
                 return Closed::WriteFailed;
             }
         }
+    }
+
+    /// Reads the room's modes and this socket's user's standing afresh.
+    async fn refresh_rules(&mut self) -> Result<(), ApiError> {
+        let Some(member) = self.member.as_mut() else {
+            return Ok(()); // anonymous readers are bound by neither
+        };
+        self.settings = self.state.store.chat_settings(self.room).await?;
+        member.standing = self
+            .state
+            .store
+            .chat_standing(self.room, member.user.id)
+            .await?;
+        if member.standing.banned {
+            return Err(ApiError::BannedFromChat);
+        }
+        Ok(())
     }
 
     /// Handles one client frame; returns the reply for this socket only, if any.
