@@ -252,17 +252,10 @@ async fn connect(
         Some(token) => Some(state.chat_member(channel, token).await?),
         None => None,
     };
-    let settings = state.store.chat_settings(channel).await?;
-    let session = Session {
-        state,
-        room: channel,
-        member,
-        settings,
-        _slot: slot,
-    };
     let limits = SocketLimits {
         max_message: MAX_WEBSOCKET_MESSAGE,
-        send_queue: session.state.chat.send_queue,
+        send_queue: state.chat.send_queue,
     };
+    let session = Session::new(state, channel, member, slot);
     Ok(upgrade.on_upgrade(limits, move |socket| session.run(socket)))
 }

@@ -33,11 +33,12 @@ const MAX_CLIENT_FRAME: usize = 4 * 1024;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Session {
-    pub state: AppState,
-    pub room: Uuid,
-    pub member: Option<Member>,
-    pub settings: ChatSettings,
-    pub _slot: OwnedSemaphorePermit,
+    state: AppState,
+    room: Uuid,
+    member: Option<Member>,
+    /// The room's modes: read once the socket is on the rule feed, then kept by it.
+    settings: ChatSettings,
+    _slot: OwnedSemaphorePermit,
 }
 
 /// A logged-in user on this socket, and what they may do in this room.
@@ -69,6 +70,21 @@ enum Closed {
 }
 
 impl Session {
+    pub fn new(
+        state: AppState,
+        room: Uuid,
+        member: Option<Member>,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
+        Self {
+            state,
+            room,
+            member,
+            settings: ChatSettings::default(),
+            _slot: slot,
+        }
+    }
+
     pub async fn run(mut self, socket: ChatSocket) {
         metrics::gauge!("chat_connections").increment(1.0);
         let outbox = Arc::clone(&socket.outbox);
@@ -92,8 +108,8 @@ impl Session {
                 return Closed::Unavailable;
             }
         };
-        // The rule feed is live from the join on; a ban or mode change made since the
-        // checks before the handshake would be missed, so read them again.
+        // The rule feed is live from the join on; the modes, and a ban made since the
+        // check before the handshake, are read now so that no change falls in between.
         if let Err(e) = self.refresh_rules().await {
             outbox.open([encode(&ServerFrame::error(e.code(), e.to_string()))]);
             let _ = ws.send(close(CloseCode::Policy, "refused")).await;
@@ -170,12 +186,12 @@ impl Session {
         }
     }
 
-    /// Reads the room's modes and this socket's user's standing afresh.
+    /// Reads the room's modes and this socket's user's standing.
     async fn refresh_rules(&mut self) -> Result<(), ApiError> {
-        let Some(member) = self.member.as_mut() else {
-            return Ok(()); // anonymous readers are bound by neither
-        };
         self.settings = self.state.store.chat_settings(self.room).await?;
+        let Some(member) = self.member.as_mut() else {
+            return Ok(());
+        };
         member.standing = self
             .state
             .store
