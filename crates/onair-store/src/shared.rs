@@ -97,6 +97,43 @@ macro_rules! impl_store_traits {
                     .map_err(Into::into)
             }
 
+            async fn create_user_with_session(
+                &self,
+                user: $crate::NewUser,
+                refresh_token_hash: &[u8],
+                expires_at: $crate::Timestamp,
+            ) -> Result<$crate::UserProfile, $crate::StoreError> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(user.id)
+                .bind(user.username.as_str())
+                .bind(user.email.as_str())
+                .bind(&user.password_hash)
+                .bind(user.created_at)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(refresh_token_hash)
+                .bind(uuid::Uuid::now_v7())
+                .bind(user.id)
+                .bind(expires_at)
+                .bind($crate::Timestamp::now())
+                .execute(&mut *tx)
+                .await?;
+                let profile = sqlx::query_as($crate::shared::PROFILE)
+                    .bind(user.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(profile)
+            }
+
             async fn credentials(
                 &self,
                 login: &str,

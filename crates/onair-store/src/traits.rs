@@ -13,9 +13,17 @@ use crate::{StoreError, Timestamp};
 type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
-pub trait UserStore {
+pub trait UserStore: Send + Sync {
     /// Fails with `Conflict::Username` / `Conflict::Email` when taken.
     async fn create_user(&self, user: NewUser) -> Result<UserProfile>;
+    /// Creates the user and the first refresh token of its first login (a new family)
+    /// in one transaction: both or neither.
+    async fn create_user_with_session(
+        &self,
+        user: NewUser,
+        refresh_token_hash: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<UserProfile>;
     /// Looks a login up by username or email.
     async fn credentials(&self, login: &str) -> Result<Option<Credentials>>;
     async fn profile(&self, id: Uuid) -> Result<Option<UserProfile>>;
@@ -23,7 +31,7 @@ pub trait UserStore {
 }
 
 #[async_trait]
-pub trait SessionStore {
+pub trait SessionStore: Send + Sync {
     /// Stores the first refresh token of a new login (a new family).
     async fn insert_refresh_token(
         &self,
@@ -44,7 +52,7 @@ pub trait SessionStore {
 }
 
 #[async_trait]
-pub trait FollowStore {
+pub trait FollowStore: Send + Sync {
     /// Returns whether a new follow was created (false when it already existed).
     /// `NotFound` when either user does not exist.
     async fn follow(&self, follower: Uuid, followed: Uuid) -> Result<bool>;
@@ -68,7 +76,7 @@ pub trait FollowStore {
 }
 
 #[async_trait]
-pub trait StreamKeyStore {
+pub trait StreamKeyStore: Send + Sync {
     async fn stream_key(&self, user_id: Uuid) -> Result<Option<StreamKeyRecord>>;
     /// Stores the user's first key material unless one exists (then returns false).
     async fn insert_stream_key(&self, record: &StreamKeyRecord) -> Result<bool>;
@@ -77,7 +85,7 @@ pub trait StreamKeyStore {
 }
 
 #[async_trait]
-pub trait StreamStore {
+pub trait StreamStore: Send + Sync {
     /// Starts a new live broadcast. `Conflict::ActiveStream` if one is already active.
     async fn start_stream(
         &self,
@@ -128,7 +136,7 @@ pub trait StreamStore {
 }
 
 #[async_trait]
-pub trait ArchiveStore {
+pub trait ArchiveStore: Send + Sync {
     /// Written by the archive pipeline when a broadcast's recording is produced.
     async fn insert_archive(&self, archive: NewArchive) -> Result<Archive>;
     async fn archive(&self, id: Uuid) -> Result<Option<Archive>>;
@@ -143,7 +151,7 @@ pub trait ArchiveStore {
 }
 
 #[async_trait]
-pub trait ChatStore {
+pub trait ChatStore: Send + Sync {
     /// Appoints (`true`) or removes a moderator; returns whether anything changed.
     async fn set_moderator(&self, channel: Uuid, user: Uuid, moderator: bool) -> Result<bool>;
     async fn chat_standing(&self, channel: Uuid, user: Uuid) -> Result<ChatStanding>;
@@ -166,7 +174,7 @@ pub trait ChatStore {
 /// The durable job queue. Jobs caused by a write are enqueued by that write, in its
 /// transaction; `enqueue` is for the rest.
 #[async_trait]
-pub trait JobStore {
+pub trait JobStore: Send + Sync {
     async fn enqueue(&self, job: NewJob) -> Result<()>;
     /// Takes up to `limit` ready jobs, oldest first, for a lease ending at
     /// `lease_until`. Concurrent claims never take the same job.
@@ -188,7 +196,7 @@ pub trait JobStore {
 }
 
 #[async_trait]
-pub trait NotificationStore {
+pub trait NotificationStore: Send + Sync {
     /// The first step of a go-live job, in one transaction: unless the creator's
     /// followers were told of a go-live within `cooldown` (then `None`, nothing done),
     /// splits the followers into parts of about `part_size`, enqueues a job per part but
@@ -234,7 +242,7 @@ pub trait NotificationStore {
 }
 
 #[async_trait]
-pub trait PushStore {
+pub trait PushStore: Send + Sync {
     /// Subscribes a browser; an endpoint subscribed before (by anyone) is taken over.
     async fn add_push_subscription(&self, sub: NewPushSubscription) -> Result<PushSubscription>;
     /// Returns whether the user had that endpoint.
@@ -247,7 +255,7 @@ pub trait PushStore {
 }
 
 #[async_trait]
-pub trait WebhookStore {
+pub trait WebhookStore: Send + Sync {
     /// `None` when the owner already has `max_per_owner` webhooks (a cap against abuse:
     /// each webhook is a delivery per event). `NotFound` for an unknown channel.
     async fn create_webhook(&self, hook: NewWebhook, max_per_owner: i64)
