@@ -235,13 +235,11 @@ pub async fn serve_on(
     database_url: &str,
     configure: impl FnOnce(&mut Config),
 ) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
-    let mut config = Config {
-        bind: "127.0.0.1:0".parse()?,
-        database_url: Some(database_url.to_owned()),
-        secret_key: Some(SECRET.into()),
-        rtmp_enabled: false,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.http.bind = "127.0.0.1:0".parse()?;
+    config.database.url = Some(database_url.to_owned());
+    config.auth.secret_key = Some(SECRET.into());
+    config.media.rtmp_enabled = false;
     configure(&mut config);
     let app = Application::build(config)
         .await

@@ -33,17 +33,18 @@ struct Broadcast {
 impl Platform {
     async fn start(max_ingests: usize) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let app = Application::build(Config {
-            bind: "127.0.0.1:0".parse()?,
-            rtmp_bind: "127.0.0.1:0".parse()?,
+        let mut config = Config {
             data_dir: data.path().to_owned(),
-            secret_key: Some(crate::SECRET.into()),
-            max_ingests,
-            reconnect_grace_secs: 1,
             ..Config::default()
-        })
-        .await
-        .context("starting the server")?;
+        };
+        config.http.bind = "127.0.0.1:0".parse()?;
+        config.media.rtmp_bind = "127.0.0.1:0".parse()?;
+        config.auth.secret_key = Some(crate::SECRET.into());
+        config.media.max_ingests = max_ingests;
+        config.media.reconnect_grace_secs = 1;
+        let app = Application::build(config)
+            .await
+            .context("starting the server")?;
         let platform = Self {
             http: format!("http://{}", app.local_addr()),
             rtmp: format!("rtmp://{}/live", app.rtmp_addr().context("RTMP enabled")?),

@@ -62,7 +62,7 @@ pub async fn run(mut db: DbConfig, settings: Settings) -> anyhow::Result<()> {
 
     // 2. Batched (default batch and part sizes) against the naive loop.
     let defaults = Config::default();
-    let (default_batch, part_size) = (defaults.notify_batch_size, defaults.notify_part_size);
+    let (default_batch, part_size) = (defaults.notify.batch_size, defaults.notify.part_size);
     let mut size_rows = Vec::new();
     let mut naive_fits = true;
     for &n in &sizes {
@@ -172,7 +172,7 @@ async fn batched_fan_out(
     batch: u32,
     part_size: u32,
 ) -> anyhow::Result<(Duration, usize)> {
-    let workers = Config::default().notify_parallel_parts;
+    let workers = Config::default().notify.parallel_parts;
     let stream = store
         .start_stream(Uuid::now_v7(), creator, "bench", None)
         .await?;
@@ -423,7 +423,7 @@ async fn go_live_latency(
 
     // The request's own cost: an API node whose fan-outs are left to worker nodes
     // (its runner off), both creators in turn so both see the same machine.
-    let (api, stop) = crate::serve_on(&db.url, |config| config.jobs_enabled = false).await?;
+    let (api, stop) = crate::serve_on(&db.url, |config| config.jobs.enabled = false).await?;
     let (mut api_quiet, mut api_popular) = (Vec::new(), Vec::new());
     for _ in 0..API_CYCLES {
         api_quiet.push(cycle(api, quiet.clone()).await?.0);
@@ -440,7 +440,7 @@ async fn go_live_latency(
             .execute(pool)
             .await?;
         let (server, stop) =
-            crate::serve_on(&db.url, |config| config.notify_rows_per_second = rate).await?;
+            crate::serve_on(&db.url, |config| config.notify.rows_per_second = rate).await?;
         let first = Instant::now();
         let (took, fanned) = cycle(server, popular.clone()).await?;
         let mut busy = vec![took];

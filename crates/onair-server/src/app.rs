@@ -1,4 +1,6 @@
-//! Assembles the HTTP application: routes, middleware, state; and runs it until shutdown.
+//! Assembles the application from its configuration: stores, services, the router, the
+//! ingest and the background loops; runs it until shutdown, and stops every part in
+//! order within the grace period.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,32 +8,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderName;
-use axum::middleware;
 use onair_infra::{MediaStore, MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
 use onair_media::IngestServer;
 use onair_store::Store;
-use tower_http::cors::CorsLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
-use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa_axum::router::OpenApiRouter;
+use tokio::sync::watch;
 
-use crate::auth::AccessTokens;
-use crate::chat::Chat;
+use crate::accounts::Accounts;
+use crate::archives::Archives;
+use crate::chat::{Chat, ChatStores};
 use crate::config::{Config, ConfigError};
-use crate::error::ApiError;
+use crate::identity::AccessTokens;
 use crate::jobs::JobRunner;
-use crate::media::Broadcasts;
-use crate::notifications::Notifications;
-use crate::pagination::Cursors;
-use crate::state::AppState;
-use crate::streams::StreamKeys;
-use crate::viewers::{ViewerIntervals, Viewers};
-use crate::{archives, auth, chat, media, notifications, observability, streams, users, viewers};
+use crate::media::{Broadcasts, Media};
+use crate::notifications::{Notifications, NotificationsError, NotifyStores};
+use crate::pagination::{Cursors, UserLists};
+use crate::routes::{AppState, router};
+use crate::shutdown::signalled;
+use crate::streams::{StreamKeys, Streams};
+use crate::users::Users;
+use crate::viewers::Viewers;
+use crate::{media, observability};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,90 +45,12 @@ pub enum StartupError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Vapid(#[from] crate::notifications::VapidKeyError),
+    Notifications(#[from] NotificationsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
-
-/// The router with every route and middleware, and the OpenAPI document describing it.
-pub fn router(state: AppState, config: &Config) -> Router {
-    let api = OpenApiRouter::new()
-        .merge(auth::router())
-        .merge(users::router())
-        .merge(streams::router())
-        .merge(archives::router())
-        .merge(viewers::router())
-        .merge(chat::router())
-        .merge(notifications::router());
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest("/api", api)
-        .merge(observability::router())
-        .merge(media::router())
-        .split_for_parts();
-    let document = Arc::new(openapi);
-    let request_id = HeaderName::from_static("x-request-id");
-
-    routes
-        .route(
-            "/api/openapi.json",
-            axum::routing::get(move || {
-                let document = Arc::clone(&document);
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
-        .fallback(|| async { ApiError::RouteNotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(middleware::from_fn_with_state(
-            Duration::from_secs(config.http_request_timeout_secs),
-            observability::deadline,
-        ))
-        .layer(middleware::from_fn(observability::track_requests))
-        .layer(CorsLayer::permissive())
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let id = request
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    // The path only: query strings may carry cursors or tokens.
-                    tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
 /// A configured, bound, migrated server, ready to run.
@@ -141,64 +59,105 @@ pub struct Application {
     router: Router,
     store: Arc<dyn Store>,
     ingest: Option<IngestServer>,
-    reconnect_grace: Duration,
     viewers: Arc<Viewers>,
-    viewer_intervals: ViewerIntervals,
     chat: Arc<Chat>,
     jobs: Option<Arc<JobRunner>>,
+    config: Config,
 }
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let (secret, store) = open(&config).await?;
-        let media = MediaStore::open(config.object_store_url.as_deref(), &config.media_root())?;
+        let files = MediaStore::open(
+            config.media.object_store_url.as_deref(),
+            &config.media_root(),
+        )?;
         let redis = connect_redis(&config).await?;
-        let notifications = Notifications::new(config.notify(), &secret, redis.clone())?;
+        let access_tokens = Arc::new(AccessTokens::new(
+            &secret,
+            Duration::from_secs(config.auth.access_token_ttl_secs),
+        ));
+        let cursors = Arc::new(Cursors::new(&secret));
+        let lists = || UserLists::new(Arc::clone(&cursors), store.clone());
+        let notifications = notifications(
+            &config,
+            &secret,
+            &store,
+            &access_tokens,
+            &cursors,
+            redis.clone(),
+        )?;
         let jobs = config
-            .jobs_enabled
+            .jobs
+            .enabled
             .then(|| job_runner(&config, &store, &notifications));
-        let broadcasts = Arc::new(Broadcasts {
-            store: Arc::clone(&store),
-            jobs: notifications.waker(),
-        });
+        let wake_jobs = notifications.waker();
+        let broadcasts = Arc::new(Broadcasts::new(
+            store.clone(),
+            store.clone(),
+            Arc::clone(&wake_jobs),
+        ));
         let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
         };
-        let viewers = Arc::new(Viewers::new(Arc::clone(&store), viewer_counter, &secret));
-        let chat = Arc::new(Chat::new(config.chat(), redis)?);
+        let viewers = Arc::new(Viewers::new(store.clone(), viewer_counter, &secret));
+        let chat_stores = ChatStores {
+            chat: store.clone(),
+            users: store.clone(),
+            streams: store.clone(),
+        };
+        let chat = Arc::new(Chat::new(
+            &config.chat,
+            chat_stores,
+            Arc::clone(&access_tokens),
+            Arc::clone(&cursors),
+            redis,
+        )?);
         let state = AppState {
-            store: Arc::clone(&store),
-            access_tokens: Arc::new(AccessTokens::new(
-                &secret,
-                Duration::from_secs(config.access_token_ttl_secs),
+            accounts: Arc::new(Accounts::new(
+                store.clone(),
+                store.clone(),
+                Arc::clone(&access_tokens),
+                Duration::from_secs(config.auth.refresh_token_ttl_secs),
             )),
-            stream_keys: Arc::new(StreamKeys::new(&secret)),
-            refresh_token_ttl: Duration::from_secs(config.refresh_token_ttl_secs),
-            public_rtmp_url: config.public_rtmp_url.as_str().into(),
-            media: media.clone(),
-            broadcasts: Arc::clone(&broadcasts),
+            users: Arc::new(Users::new(store.clone(), store.clone(), lists())),
+            streams: Arc::new(Streams::new(
+                store.clone(),
+                store.clone(),
+                StreamKeys::new(&secret),
+                config.media.public_rtmp_url.clone(),
+                wake_jobs,
+                lists(),
+            )),
+            archives: Arc::new(Archives::new(store.clone(), lists())),
             viewers: Arc::clone(&viewers),
             chat: Arc::clone(&chat),
             notifications,
-            cursors: Arc::new(Cursors::new(&secret)),
-            media_hook_secret: config.media_hook_secret.as_deref().map(Arc::from),
+            media: Arc::new(Media::new(
+                Arc::clone(&broadcasts),
+                files.clone(),
+                config.media.hook_secret.clone(),
+            )),
+            access_tokens,
+            store: Arc::clone(&store),
         };
-        let router = router(state, &config);
-        let listener = tokio::net::TcpListener::bind(config.bind)
+        let router = router(state, &config.http);
+        let listener = tokio::net::TcpListener::bind(config.http.bind)
             .await
             .map_err(|source| StartupError::Bind {
-                addr: config.bind,
+                addr: config.http.bind,
                 source,
             })?;
-        let ingest = if config.rtmp_enabled {
-            warn_if_missing(&config.ffmpeg_path);
-            let ingest = IngestServer::bind(config.ingest(media), broadcasts)
-                .await
-                .map_err(|source| StartupError::BindRtmp {
-                    addr: config.rtmp_bind,
-                    source,
-                })?;
+        let ingest = if config.media.rtmp_enabled {
+            warn_if_missing(&config.media.ffmpeg_path);
+            let ingest =
+                IngestServer::bind(config.media.ingest(files, config.media_root()), broadcasts)
+                    .await
+                    .map_err(|source| StartupError::BindRtmp {
+                        addr: config.media.rtmp_bind,
+                        source,
+                    })?;
             Some(ingest)
         } else {
             None
@@ -208,14 +167,10 @@ impl Application {
             router,
             store,
             ingest,
-            reconnect_grace: Duration::from_secs(config.reconnect_grace_secs),
             viewers,
             chat,
             jobs,
-            viewer_intervals: ViewerIntervals {
-                flush: Duration::from_millis(config.viewer_flush_ms),
-                persist: Duration::from_millis(config.viewer_persist_ms),
-            },
+            config,
         })
     }
 
@@ -230,47 +185,55 @@ impl Application {
         self.ingest.as_ref().map(IngestServer::local_addr)
     }
 
-    /// Serves until `shutdown` resolves, lets in-flight requests finish, then closes the
-    /// database pools.
+    /// Serves until `shutdown` resolves. Then, within the grace period: stops accepting,
+    /// lets in-flight requests finish, closes chat sockets with 1001 (going away) so their
+    /// clients reconnect elsewhere, ends ingests, lets running jobs finish, stops the
+    /// background loops after their last flush (viewer counts are persisted), and closes
+    /// the database pools.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.local_addr(), backend = ?self.store.backend(), "listening");
-        // One shutdown signal, fanned out to the HTTP server and the ingest.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
+        // Front: what takes new work (HTTP, ingest, job claims). Back: the loops that
+        // flush what the front collected, stopped once the front is done.
+        let (stop_front, front) = watch::channel(false);
+        let (stop_back, back) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop.send(true);
+            let _ = stop_front.send(true);
         });
-        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
         let sweeper = tokio::spawn(media::end_abandoned_broadcasts(
-            Arc::clone(&self.store),
-            self.reconnect_grace,
+            self.store.clone(),
+            Duration::from_secs(self.config.media.reconnect_grace_secs),
+            back.clone(),
         ));
-        let viewer_counts = tokio::spawn(self.viewers.run(self.viewer_intervals));
-        let chat_housekeeping = tokio::spawn(self.chat.housekeeping());
+        let viewer_counts =
+            tokio::spawn(Arc::clone(&self.viewers).run(self.config.viewers.clone(), back));
+        let chat_housekeeping = tokio::spawn(Arc::clone(&self.chat).housekeeping());
         let ingest = self
             .ingest
-            .map(|ingest| tokio::spawn(ingest.run_until(until_stopped(stopped.clone()))));
+            .map(|ingest| tokio::spawn(ingest.run_until(stopped(front.clone()))));
         let jobs = self
             .jobs
-            .map(|runner| tokio::spawn(runner.run(stopped.clone())));
-        let served = crate::serve::serve(self.listener, self.router, until_stopped(stopped)).await;
-        if let Some(ingest) = ingest {
-            let _ = ingest.await;
+            .map(|runner| tokio::spawn(runner.run(front.clone())));
+        let served = crate::serve::serve(self.listener, self.router, stopped(front), grace).await;
+        self.chat.close_all(grace).await;
+        let _ = chat_housekeeping.await;
+        for task in ingest.into_iter().chain(jobs) {
+            let _ = task.await;
         }
-        if let Some(jobs) = jobs {
-            let _ = jobs.await;
-        }
-        sweeper.abort();
-        viewer_counts.abort();
-        chat_housekeeping.abort();
+        let _ = stop_back.send(true);
+        let _ = tokio::join!(sweeper, viewer_counts);
         self.store.close().await;
         served
     }
+}
+
+/// Resolves once `signal` turns true.
+async fn stopped(mut signal: watch::Receiver<bool>) {
+    signalled(&mut signal).await;
 }
 
 /// What every process role starts with: valid settings, the root secret, a migrated
@@ -279,7 +242,7 @@ async fn open(config: &Config) -> Result<(Vec<u8>, Arc<dyn Store>), StartupError
     config.validate()?;
     let secret = config.resolve_secret()?;
     let store = onair_store::connect(&config.db()?).await?;
-    if config.migrate_on_start {
+    if config.database.migrate_on_start {
         store.migrate().await?;
     }
     observability::prometheus();
@@ -288,13 +251,36 @@ async fn open(config: &Config) -> Result<(Vec<u8>, Arc<dyn Store>), StartupError
 
 /// The shared Redis of scale-out mode (its URL, for subscribers, and a pool).
 async fn connect_redis(config: &Config) -> Result<Option<(&str, RedisPool)>, StartupError> {
-    match &config.redis_url {
+    match &config.redis.url {
         Some(url) => Ok(Some((
             url.as_str(),
-            RedisPool::connect(url, config.redis_pool_size as usize).await?,
+            RedisPool::connect(url, config.redis.pool_size as usize).await?,
         ))),
         None => Ok(None),
     }
+}
+
+fn notifications(
+    config: &Config,
+    secret: &[u8],
+    store: &Arc<dyn Store>,
+    access_tokens: &Arc<AccessTokens>,
+    cursors: &Arc<Cursors>,
+    redis: Option<(&str, RedisPool)>,
+) -> Result<Arc<Notifications>, NotificationsError> {
+    let stores = NotifyStores {
+        inbox: store.clone(),
+        subscriptions: store.clone(),
+        webhooks: store.clone(),
+    };
+    Notifications::new(
+        &config.notify,
+        config.jobs.backoff_base(),
+        stores,
+        (Arc::clone(access_tokens), Arc::clone(cursors)),
+        secret,
+        redis,
+    )
 }
 
 fn job_runner(
@@ -305,7 +291,7 @@ fn job_runner(
     Arc::new(JobRunner::new(
         Arc::clone(store),
         notifications.handlers(store),
-        config.jobs(),
+        config.jobs.runner(),
         notifications.waker(),
     ))
 }
@@ -317,14 +303,19 @@ pub async fn run_worker(
 ) -> Result<(), StartupError> {
     let (secret, store) = open(&config).await?;
     let redis = connect_redis(&config).await?;
-    let notifications = Notifications::new(config.notify(), &secret, redis)?;
+    let access_tokens = Arc::new(AccessTokens::new(
+        &secret,
+        Duration::from_secs(config.auth.access_token_ttl_secs),
+    ));
+    let cursors = Arc::new(Cursors::new(&secret));
+    let notifications = notifications(&config, &secret, &store, &access_tokens, &cursors, redis)?;
     let runner = job_runner(&config, &store, &notifications);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
-    tracing::info!(backend = ?store.backend(), concurrency = config.jobs_concurrency, "worker running");
+    tracing::info!(backend = ?store.backend(), concurrency = config.jobs.concurrency, "worker running");
     runner.run(stopped).await;
     store.close().await;
     Ok(())

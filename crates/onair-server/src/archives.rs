@@ -1,24 +1,41 @@
 //! Past broadcasts. Rows are written by the archive pipeline; this is the read API.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use chrono::{DateTime, Utc};
-use onair_store::Archive;
+use onair_store::{Archive, ArchiveStore};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::dto::UserSummaryDto;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::pagination::{PageBody, PageQuery};
-use crate::state::AppState;
-use crate::users::UserSummaryDto;
+use crate::pagination::{PageBody, PageQuery, UserLists};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Archives>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_archives))
         .routes(routes!(get_archive))
         .routes(routes!(user_archives))
+}
+
+/// Past broadcasts.
+pub struct Archives {
+    archives: Arc<dyn ArchiveStore>,
+    lists: UserLists,
+}
+
+impl Archives {
+    pub fn new(archives: Arc<dyn ArchiveStore>, lists: UserLists) -> Self {
+        Self { archives, lists }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,23 +72,24 @@ impl From<Archive> for ArchiveDto {
 #[utoipa::path(get, path = "/archives", tag = "archives", params(PageQuery),
     responses((status = 200, body = PageBody<ArchiveDto>), (status = 400, body = ErrorBody)))]
 async fn list_archives(
-    State(state): State<AppState>,
+    State(service): State<Arc<Archives>>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<ArchiveDto>>, ApiError> {
-    let (limit, cursor) = query.parse(&state)?;
-    let page = state.store.list_archives(limit, cursor).await?;
-    Ok(Json(PageBody::from_page(&state, page, ArchiveDto::from)))
+    let archives = &service.archives;
+    let fetch = async |limit, cursor| archives.list_archives(limit, cursor).await;
+    let cursors = service.lists.cursors();
+    cursors.page(&query, fetch, ArchiveDto::from).await
 }
 
 /// One archive, in any state.
 #[utoipa::path(get, path = "/archives/{id}", tag = "archives", params(("id" = Uuid, Path)),
     responses((status = 200, body = ArchiveDto), (status = 404, body = ErrorBody)))]
 async fn get_archive(
-    State(state): State<AppState>,
+    State(service): State<Arc<Archives>>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ArchiveDto>, ApiError> {
-    let archive = state
-        .store
+    let archive = service
+        .archives
         .archive(id)
         .await?
         .ok_or(ApiError::NotFound("archive"))?;
@@ -82,14 +100,14 @@ async fn get_archive(
 #[utoipa::path(get, path = "/users/{id}/archives", tag = "archives", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = PageBody<ArchiveDto>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn user_archives(
-    State(state): State<AppState>,
+    State(service): State<Arc<Archives>>,
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<ArchiveDto>>, ApiError> {
-    let (limit, cursor) = query.parse(&state)?;
-    let page = state.store.user_archives(id, limit, cursor).await?;
-    if page.items.is_empty() {
-        crate::users::ensure_exists(&state, id).await?;
-    }
-    Ok(Json(PageBody::from_page(&state, page, ArchiveDto::from)))
+    let archives = &service.archives;
+    let fetch = async |limit, cursor| archives.user_archives(id, limit, cursor).await;
+    service
+        .lists
+        .page(id, &query, fetch, ArchiveDto::from)
+        .await
 }

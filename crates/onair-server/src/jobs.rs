@@ -16,7 +16,60 @@ use futures_util::FutureExt;
 use onair_store::jobs::{ClaimedJob, JobLease};
 use onair_store::{Store, StoreError, Timestamp};
 use rand::RngExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+/// The `[jobs]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSettings {
+    /// Job runner of this process: off for an HTTP-only node (run `onair worker` apart).
+    pub enabled: bool,
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+    pub poll_ms: u64,
+    /// How long a worker holds a job before another may take it over.
+    pub lease_secs: u64,
+    /// Attempts before a failing job becomes a dead letter.
+    pub max_attempts: i32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            concurrency: 8,
+            poll_ms: 500,
+            lease_secs: 30,
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_secs: 600,
+        }
+    }
+}
+
+impl JobsSettings {
+    /// What a runner needs of these settings.
+    pub fn runner(&self) -> JobsConfig {
+        JobsConfig {
+            concurrency: self.concurrency,
+            claim_batch: u32::try_from(self.concurrency)
+                .unwrap_or(u32::MAX)
+                .clamp(8, 256),
+            poll: Duration::from_millis(self.poll_ms),
+            lease: Duration::from_secs(self.lease_secs),
+            max_attempts: self.max_attempts,
+            backoff_base: self.backoff_base(),
+            backoff_max: Duration::from_secs(self.backoff_max_secs),
+        }
+    }
+
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct JobsConfig {

@@ -1,26 +1,33 @@
-//! The OnAir HTTP server: one module per domain (auth, users and follows, streams,
-//! archives), each with its routes, DTOs and rules; shared error model, pagination and
-//! observability.
+//! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
+//! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
+//! `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`, `archives`,
+//! `viewers`, `media`, `chat`, `notifications`), each with its routes, its DTOs and a
+//! service type that owns its logic; on top, `routes` (the state and the router), `config`
+//! and `app`, which assemble them. Handlers take only the service they need (axum
+//! `FromRef` sub-states), and each service only the storage traits it uses.
 
+mod accounts;
 mod app;
 mod archives;
-mod auth;
 mod chat;
 pub mod config;
+mod dto;
 mod error;
+mod identity;
 pub mod jobs;
 mod media;
 mod notifications;
 mod observability;
 mod pagination;
+mod routes;
+mod secrets;
 mod serve;
-mod state;
+mod shutdown;
 mod streams;
 mod users;
 mod viewers;
 
-pub use app::{Application, StartupError, router, run_worker, shutdown_signal};
+pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
 pub use pagination::Cursors;
-pub use state::AppState;
 pub use streams::StreamKeys;

@@ -1,18 +1,18 @@
 //! Request metrics and logs, `/metrics`, `/healthz` and `/readyz` (review C5).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use onair_store::Store;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
 
 const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
@@ -75,7 +75,11 @@ pub async fn deadline(State(limit): State<Duration>, request: Request, next: Nex
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<dyn Store>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -91,8 +95,8 @@ async fn healthz() -> &'static str {
 /// Readiness: every database pool answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
-async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
-    state.store.ping().await.map_err(|e| {
+async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
+    store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable
     })?;
@@ -101,8 +105,8 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 
 /// Prometheus metrics: request latency per route and status, database pool usage.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
-async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
-    for pool in state.store.pool_stats() {
+async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoResponse {
+    for pool in store.pool_stats() {
         let in_use = pool.size.saturating_sub(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.name.clone(), "state" => "idle")
             .set(pool.idle);

@@ -4,15 +4,17 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
+use std::sync::Arc;
+
 use onair_core::{Cursor, CursorError, Limit, Page};
+use onair_store::{StoreError, UserStore};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::derive_key;
-use crate::error::ApiError;
-use crate::state::AppState;
+use crate::error::{ApiError, Json};
+use crate::secrets::derive_key;
 
 /// Cursors leave the server signed, so a cursor that was altered (or made up) is refused
 /// with `invalid_cursor` instead of silently paging from somewhere else.
@@ -64,20 +66,60 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-impl PageQuery {
-    pub fn parse(&self, state: &AppState) -> Result<(Limit, Option<Cursor>), ApiError> {
-        parse(state, self.limit, self.cursor.as_deref())
+impl Cursors {
+    /// The page size and start position a list request asks for.
+    pub fn parse(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Limit, Option<Cursor>), ApiError> {
+        let limit = Limit::new(limit)?;
+        let cursor = cursor.map(|c| self.decode(c)).transpose()?;
+        Ok((limit, cursor))
+    }
+
+    /// Reads one page with `fetch` and shapes it for the wire.
+    pub async fn page<R, T>(
+        &self,
+        query: &PageQuery,
+        fetch: impl AsyncFnOnce(Limit, Option<Cursor>) -> Result<Page<R>, StoreError>,
+        to_dto: impl FnMut(R) -> T,
+    ) -> Result<Json<PageBody<T>>, ApiError> {
+        let (limit, cursor) = self.parse(query.limit, query.cursor.as_deref())?;
+        let page = fetch(limit, cursor).await?;
+        Ok(Json(PageBody::from_page(self, page, to_dto)))
     }
 }
 
-pub fn parse(
-    state: &AppState,
-    limit: Option<u32>,
-    cursor: Option<&str>,
-) -> Result<(Limit, Option<Cursor>), ApiError> {
-    let limit = Limit::new(limit)?;
-    let cursor = cursor.map(|c| state.cursors.decode(c)).transpose()?;
-    Ok((limit, cursor))
+/// Lists that belong to a user (followers, broadcasts, archives): an unknown user is a
+/// 404, not an empty list. That costs a query only when the page comes back empty.
+pub struct UserLists {
+    cursors: Arc<Cursors>,
+    users: Arc<dyn UserStore>,
+}
+
+impl UserLists {
+    pub fn new(cursors: Arc<Cursors>, users: Arc<dyn UserStore>) -> Self {
+        Self { cursors, users }
+    }
+
+    pub fn cursors(&self) -> &Cursors {
+        &self.cursors
+    }
+
+    pub async fn page<R, T>(
+        &self,
+        owner: uuid::Uuid,
+        query: &PageQuery,
+        fetch: impl AsyncFnOnce(Limit, Option<Cursor>) -> Result<Page<R>, StoreError>,
+        to_dto: impl FnMut(R) -> T,
+    ) -> Result<Json<PageBody<T>>, ApiError> {
+        let page = self.cursors.page(query, fetch, to_dto).await?;
+        if page.0.data.is_empty() && self.users.profile(owner).await?.is_none() {
+            return Err(ApiError::NotFound("user"));
+        }
+        Ok(page)
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,8 +136,8 @@ pub struct Pagination {
 }
 
 impl<T> PageBody<T> {
-    pub fn from_page<R>(state: &AppState, page: Page<R>, to_dto: impl FnMut(R) -> T) -> Self {
-        let next_cursor = page.next_cursor.map(|c| state.cursors.encode(c));
+    pub fn from_page<R>(cursors: &Cursors, page: Page<R>, to_dto: impl FnMut(R) -> T) -> Self {
+        let next_cursor = page.next_cursor.map(|c| cursors.encode(c));
         Self {
             pagination: Pagination {
                 has_more: next_cursor.is_some(),

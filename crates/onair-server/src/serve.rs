@@ -12,15 +12,19 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::shutdown::signalled;
+
 /// A client that has not sent a whole request head by then is disconnected (slowloris).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open requests
-/// finish. Upgraded connections (chat sockets) live on in their own tasks.
+/// finish for up to `grace`. Upgraded connections (chat sockets) live on in their own
+/// tasks.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -55,7 +59,7 @@ pub async fn serve(
             let mut connection = std::pin::pin!(connection);
             let ended = tokio::select! {
                 ended = connection.as_mut() => ended,
-                () = async { drop(stopping.wait_for(|stop| *stop).await) } => {
+                () = signalled(&mut stopping) => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
@@ -67,6 +71,8 @@ pub async fn serve(
     }
     drop((listener, stopping));
     let _ = stop.send(true);
-    stop.closed().await;
+    if tokio::time::timeout(grace, stop.closed()).await.is_err() {
+        tracing::warn!("requests still open after the shutdown grace period");
+    }
     Ok(())
 }

@@ -7,29 +7,33 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use axum::extract::State;
+use tokio::sync::watch;
+
+use crate::shutdown::signalled;
+
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use hmac::{Hmac, KeyInit, Mac};
 use onair_core::{Limit, StreamStatus};
 use onair_infra::{ViewerCounter, ViewerId};
-use onair_store::{Store, ViewerCountUpdate};
-use serde::Deserialize;
+use onair_store::{StreamStore, ViewerCountUpdate};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::{MaybeAuthUser, derive_key};
 use crate::error::{ApiError, ErrorBody, Json, Path};
-use crate::state::AppState;
+use crate::identity::{AccessTokens, MaybeAuthUser};
+use crate::secrets::derive_key;
 
 /// Distinct (stream, viewer) pairs waiting for the next flush; beyond this many the
 /// newest are dropped (and counted) rather than growing without bound.
 const MAX_PENDING: usize = 1_000_000;
 
 pub struct Viewers {
-    store: Arc<dyn Store>,
+    store: Arc<dyn StreamStore>,
     counter: Arc<dyn ViewerCounter>,
     salt: [u8; 32],
     pending: Mutex<HashSet<(Uuid, ViewerId)>>,
@@ -37,14 +41,31 @@ pub struct Viewers {
     live: RwLock<HashSet<Uuid>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct ViewerIntervals {
-    pub flush: Duration,
-    pub persist: Duration,
+/// The `[viewers]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ViewerConfig {
+    /// How often collected heartbeats go to the viewer counter.
+    pub flush_ms: u64,
+    /// How often viewer counts are written to the database.
+    pub persist_ms: u64,
+}
+
+impl Default for ViewerConfig {
+    fn default() -> Self {
+        Self {
+            flush_ms: 2_000,
+            persist_ms: 5_000,
+        }
+    }
 }
 
 impl Viewers {
-    pub fn new(store: Arc<dyn Store>, counter: Arc<dyn ViewerCounter>, root_secret: &[u8]) -> Self {
+    pub fn new(
+        store: Arc<dyn StreamStore>,
+        counter: Arc<dyn ViewerCounter>,
+        root_secret: &[u8],
+    ) -> Self {
         Self {
             store,
             counter,
@@ -138,23 +159,28 @@ impl Viewers {
         Ok(())
     }
 
-    /// Flushes and persists on their intervals, forever.
-    pub async fn run(self: Arc<Self>, intervals: ViewerIntervals) {
-        let mut flush = tokio::time::interval(intervals.flush);
-        let mut persist = tokio::time::interval(intervals.persist);
+    /// Flushes and persists on their intervals until `stop` turns true, then once more,
+    /// so heartbeats collected before a shutdown still count.
+    pub async fn run(self: Arc<Self>, config: ViewerConfig, mut stop: watch::Receiver<bool>) {
+        let mut flush = tokio::time::interval(Duration::from_millis(config.flush_ms));
+        let mut persist = tokio::time::interval(Duration::from_millis(config.persist_ms));
         for tick in [&mut flush, &mut persist] {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
             tokio::select! {
+                () = signalled(&mut stop) => break,
                 _ = flush.tick() => self.flush().await,
-                _ = persist.tick() => {
-                    self.flush().await;
-                    if let Err(e) = self.persist().await {
-                        tracing::warn!(error = %e, "persisting viewer counts failed");
-                    }
-                }
+                _ = persist.tick() => self.flush_and_persist().await,
             }
+        }
+        self.flush_and_persist().await;
+    }
+
+    async fn flush_and_persist(&self) {
+        self.flush().await;
+        if let Err(e) = self.persist().await {
+            tracing::warn!(error = %e, "persisting viewer counts failed");
         }
     }
 }
@@ -163,7 +189,12 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Viewers>: FromRef<S>,
+    Arc<AccessTokens>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(heartbeat))
 }
 
@@ -181,7 +212,7 @@ pub struct HeartbeatRequest {
     responses((status = 204, description = "Counted"), (status = 404, body = ErrorBody),
         (status = 409, description = "`stream_not_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn heartbeat(
-    State(state): State<AppState>,
+    State(viewers): State<Arc<Viewers>>,
     MaybeAuthUser(user): MaybeAuthUser,
     Path(stream_id): Path<Uuid>,
     Json(request): Json<HeartbeatRequest>,
@@ -200,6 +231,6 @@ async fn heartbeat(
             )));
         }
     };
-    state.viewers.heartbeat(stream_id, &identity).await?;
+    viewers.heartbeat(stream_id, &identity).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -86,7 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Jobs { action } => {
             let store = onair_store::connect(&config.db()?).await?;
-            if config.migrate_on_start {
+            if config.database.migrate_on_start {
                 store.migrate().await?;
             }
             let outcome = jobs(&*store, action).await;

@@ -1,28 +1,32 @@
 //! Accounts and sessions (review M2): signup, login, refresh-token rotation with reuse
-//! detection, logout.
+//! detection, logout. Refresh tokens are random, opaque, stored only as SHA-256 and
+//! rotated on every use; access tokens come from [`crate::identity`].
 
-mod extract;
 mod password;
-mod tokens;
 
-pub use extract::{AuthUser, MaybeAuthUser};
-pub use tokens::{AccessTokens, derive_key, random_token};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use onair_core::{Email, Password, Username};
-use onair_store::{NewUser, RefreshRotation, Timestamp};
+use onair_store::{NewUser, RefreshRotation, SessionStore, Timestamp, UserStore};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::dto::ProfileDto;
 use crate::error::{ApiError, ErrorBody, Json};
-use crate::state::AppState;
-use crate::users::ProfileDto;
+use crate::identity::AccessTokens;
+use crate::secrets::{hash_token, random_token};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Accounts>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(login))
@@ -73,17 +77,94 @@ pub struct SignupResponse {
     session: Session,
 }
 
-impl AppState {
-    async fn open_session(&self, user_id: Uuid) -> Result<Session, ApiError> {
+/// Signing up, logging in and out, and refresh-token rotation.
+pub struct Accounts {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    access_tokens: Arc<AccessTokens>,
+    refresh_token_ttl: Duration,
+}
+
+impl Accounts {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        access_tokens: Arc<AccessTokens>,
+        refresh_token_ttl: Duration,
+    ) -> Self {
+        Self {
+            users,
+            sessions,
+            access_tokens,
+            refresh_token_ttl,
+        }
+    }
+
+    /// Creates the user and its first session in one transaction: a signup never
+    /// leaves an account behind that its client holds no tokens for.
+    async fn signup(&self, request: SignupRequest) -> Result<SignupResponse, ApiError> {
+        let username = Username::parse(&request.username)?;
+        let email = Email::parse(&request.email)?;
+        let password = Password::parse(&request.password)?;
+        let new_user = NewUser {
+            id: Uuid::now_v7(),
+            username,
+            email,
+            password_hash: password::hash(password).await?,
+            created_at: Timestamp::now(),
+        };
         let refresh_token = random_token();
-        self.store
-            .insert_refresh_token(
-                user_id,
-                &tokens::hash_token(&refresh_token),
+        let user = self
+            .users
+            .create_user_with_session(new_user, &hash_token(&refresh_token), self.refresh_expiry())
+            .await?;
+        let session = self.session(user.id, refresh_token);
+        Ok(SignupResponse {
+            user: ProfileDto::new(user, None),
+            session,
+        })
+    }
+
+    async fn login(&self, request: LoginRequest) -> Result<Session, ApiError> {
+        let login = request.login.trim().to_lowercase();
+        let credentials = self.users.credentials(&login).await?;
+        let (user_id, stored) = credentials.map(|c| (c.id, c.password_hash)).unzip();
+        if !password::verify(request.password, stored).await {
+            return Err(ApiError::InvalidCredentials);
+        }
+        let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;
+        let refresh_token = random_token();
+        self.sessions
+            .insert_refresh_token(user_id, &hash_token(&refresh_token), self.refresh_expiry())
+            .await?;
+        Ok(self.session(user_id, refresh_token))
+    }
+
+    async fn refresh(&self, presented: &str) -> Result<Session, ApiError> {
+        let replacement = random_token();
+        let rotation = self
+            .sessions
+            .rotate_refresh_token(
+                &hash_token(presented),
+                &hash_token(&replacement),
                 self.refresh_expiry(),
             )
             .await?;
-        Ok(self.session(user_id, refresh_token))
+        match rotation {
+            RefreshRotation::Rotated { user_id } => Ok(self.session(user_id, replacement)),
+            RefreshRotation::Reused => {
+                tracing::warn!("refresh token reuse detected; token family revoked");
+                Err(ApiError::RefreshTokenReused)
+            }
+            RefreshRotation::Invalid => Err(ApiError::InvalidRefreshToken),
+        }
+    }
+
+    async fn logout(&self, presented: &str) -> Result<(), ApiError> {
+        Ok(self
+            .sessions
+            .revoke_refresh_family(&hash_token(presented))
+            .await?)
     }
 
     fn session(&self, user_id: Uuid, refresh_token: String) -> Session {
@@ -109,42 +190,20 @@ impl AppState {
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     ))]
 async fn signup(
-    State(state): State<AppState>,
+    State(accounts): State<Arc<Accounts>>,
     Json(request): Json<SignupRequest>,
 ) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    let username = Username::parse(&request.username)?;
-    let email = Email::parse(&request.email)?;
-    let password = Password::parse(&request.password)?;
-    let user = state
-        .store
-        .create_user(NewUser {
-            id: Uuid::now_v7(),
-            username,
-            email,
-            password_hash: password::hash(password).await?,
-            created_at: Timestamp::now(),
-        })
-        .await?;
-    let session = state.open_session(user.id).await?;
-    let user = ProfileDto::new(user, None);
-    Ok((StatusCode::CREATED, Json(SignupResponse { user, session })))
+    Ok((StatusCode::CREATED, Json(accounts.signup(request).await?)))
 }
 
 /// Exchange a login (username or email) and password for tokens.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = Session), (status = 401, description = "`invalid_credentials`", body = ErrorBody)))]
 async fn login(
-    State(state): State<AppState>,
+    State(accounts): State<Arc<Accounts>>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<Session>, ApiError> {
-    let login = request.login.trim().to_lowercase();
-    let credentials = state.store.credentials(&login).await?;
-    let (user_id, stored) = credentials.map(|c| (c.id, c.password_hash)).unzip();
-    if !password::verify(request.password, stored).await {
-        return Err(ApiError::InvalidCredentials);
-    }
-    let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;
-    Ok(Json(state.open_session(user_id).await?))
+    Ok(Json(accounts.login(request).await?))
 }
 
 /// Trade a refresh token for a new pair. Each refresh token works once; presenting a
@@ -153,26 +212,10 @@ async fn login(
     responses((status = 200, body = Session),
         (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = ErrorBody)))]
 async fn refresh(
-    State(state): State<AppState>,
+    State(accounts): State<Arc<Accounts>>,
     Json(request): Json<RefreshRequest>,
 ) -> Result<Json<Session>, ApiError> {
-    let replacement = random_token();
-    let rotation = state
-        .store
-        .rotate_refresh_token(
-            &tokens::hash_token(&request.refresh_token),
-            &tokens::hash_token(&replacement),
-            state.refresh_expiry(),
-        )
-        .await?;
-    match rotation {
-        RefreshRotation::Rotated { user_id } => Ok(Json(state.session(user_id, replacement))),
-        RefreshRotation::Reused => {
-            tracing::warn!("refresh token reuse detected; token family revoked");
-            Err(ApiError::RefreshTokenReused)
-        }
-        RefreshRotation::Invalid => Err(ApiError::InvalidRefreshToken),
-    }
+    Ok(Json(accounts.refresh(&request.refresh_token).await?))
 }
 
 /// End the session the refresh token belongs to. Access tokens already issued stay valid
@@ -180,12 +223,9 @@ async fn refresh(
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Logged out (also for unknown tokens)")))]
 async fn logout(
-    State(state): State<AppState>,
+    State(accounts): State<Arc<Accounts>>,
     Json(request): Json<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .store
-        .revoke_refresh_family(&tokens::hash_token(&request.refresh_token))
-        .await?;
+    accounts.logout(&request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::frame::{Frame, encode};
 use super::outbox::Outbox;
 use super::protocol::ServerFrame;
-use super::rooms::{Frame, RoomEvent, RoomLimits, Rooms};
-use super::socket::encode;
+use super::rooms::{RoomEvent, RoomLimits, Rooms};
 
 const TOPIC_PREFIX: &str = "onair:chat:";
 

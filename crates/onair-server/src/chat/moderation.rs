@@ -4,7 +4,9 @@
 //! room so it applies to every socket of the target at once. The same operations back
 //! the REST endpoints and the moderators' WebSocket frames.
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use onair_core::ValidationError;
@@ -17,10 +19,10 @@ use uuid::Uuid;
 
 use super::protocol::ServerFrame;
 use super::rooms::RoomEvent;
-use crate::auth::AuthUser;
+use super::service::Chat;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::identity::{AccessTokens, AuthUser};
 use crate::pagination::{PageBody, PageQuery};
-use crate::state::AppState;
 
 /// Longest timeout: 14 days.
 const MAX_TIMEOUT_SECS: u32 = 14 * 24 * 3600;
@@ -65,7 +67,7 @@ impl Action {
     }
 }
 
-impl AppState {
+impl Chat {
     /// Whether `actor` may moderate `channel`: its owner or one of its moderators.
     async fn ensure_moderator(&self, channel: Uuid, actor: Uuid) -> Result<bool, ApiError> {
         if actor == channel {
@@ -105,7 +107,7 @@ impl AppState {
                 ));
             }
         }
-        let chat = &self.chat;
+        let chat = self;
         let mut details = None;
         match &action {
             Action::Delete { message_id } => {
@@ -244,7 +246,12 @@ impl AppState {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Chat>: FromRef<S>,
+    Arc<AccessTokens>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(add_moderator, remove_moderator))
         .routes(routes!(ban_user))
@@ -261,11 +268,11 @@ type Ids = Path<(Uuid, Uuid)>;
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Moderator"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn add_moderator(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user)): Ids,
 ) -> Result<StatusCode, ApiError> {
-    set_moderator(&state, me, channel, user, true).await
+    set_moderator(&chat, me, channel, user, true).await
 }
 
 /// Remove a moderator (channel owner only). Idempotent.
@@ -273,15 +280,15 @@ async fn add_moderator(
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Not a moderator"), (status = 403, body = ErrorBody)))]
 async fn remove_moderator(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user)): Ids,
 ) -> Result<StatusCode, ApiError> {
-    set_moderator(&state, me, channel, user, false).await
+    set_moderator(&chat, me, channel, user, false).await
 }
 
 async fn set_moderator(
-    state: &AppState,
+    chat: &Chat,
     me: Uuid,
     channel: Uuid,
     user: Uuid,
@@ -297,12 +304,11 @@ async fn set_moderator(
             "the owner is not a moderator of their own channel",
         ));
     }
-    match state.store.set_moderator(channel, user, on).await {
+    match chat.store.set_moderator(channel, user, on).await {
         Err(onair_store::StoreError::NotFound) => return Err(ApiError::NotFound("user")),
         other => other?,
     };
-    state
-        .store
+    chat.store
         .log_moderation(&ModerationEntry {
             id: Uuid::now_v7(),
             channel_id: channel,
@@ -336,7 +342,7 @@ pub struct BanRequest {
     request_body = BanRequest,
     responses((status = 204, description = "Applied on every node at once"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn ban_user(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,
     Json(request): Json<BanRequest>,
@@ -351,7 +357,7 @@ async fn ban_user(
             reason: request.reason,
         },
     };
-    state.moderate(channel, me, action).await?;
+    chat.moderate(channel, me, action).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -360,12 +366,11 @@ async fn ban_user(
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Lifted"), (status = 403, body = ErrorBody)))]
 async fn unban_user(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user_id)): Ids,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .moderate(channel, me, Action::Unban { user_id })
+    chat.moderate(channel, me, Action::Unban { user_id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -375,12 +380,11 @@ async fn unban_user(
     params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody)))]
 async fn delete_message(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, message_id)): Ids,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .moderate(channel, me, Action::Delete { message_id })
+    chat.moderate(channel, me, Action::Delete { message_id })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -398,10 +402,10 @@ pub struct ChatSettingsDto {
 #[utoipa::path(get, path = "/channels/{id}/chat/settings", tag = "chat", params(("id" = Uuid, Path)),
     responses((status = 200, body = ChatSettingsDto)))]
 async fn get_settings(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     Path(channel): Path<Uuid>,
 ) -> Result<Json<ChatSettingsDto>, ApiError> {
-    let settings = state.store.chat_settings(channel).await?;
+    let settings = chat.store.chat_settings(channel).await?;
     Ok(Json(ChatSettingsDto {
         slow_mode_secs: settings.slow_mode_secs,
         followers_only_minutes: settings.followers_only_minutes,
@@ -413,7 +417,7 @@ async fn get_settings(
     request_body = ChatSettingsDto,
     responses((status = 204, description = "Applied"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_settings(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,
     Json(request): Json<ChatSettingsDto>,
@@ -422,8 +426,7 @@ async fn update_settings(
         slow_mode_secs: request.slow_mode_secs,
         followers_only_minutes: request.followers_only_minutes,
     };
-    state
-        .moderate(channel, me, Action::Settings(settings))
+    chat.moderate(channel, me, Action::Settings(settings))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -443,7 +446,7 @@ pub struct ModerationEntryDto {
 #[utoipa::path(get, path = "/channels/{id}/moderation-log", tag = "chat", security(("bearer" = [])), params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = PageBody<ModerationEntryDto>), (status = 403, body = ErrorBody)))]
 async fn moderation_log(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,
     Query(query): Query<PageQuery>,
@@ -453,9 +456,9 @@ async fn moderation_log(
             "only the channel's owner reads its moderation log",
         ));
     }
-    let (limit, cursor) = query.parse(&state)?;
-    let page = state.store.moderation_log(channel, limit, cursor).await?;
-    Ok(Json(PageBody::from_page(&state, page, |e| {
+    let (limit, cursor) = chat.cursors.parse(query.limit, query.cursor.as_deref())?;
+    let page = chat.store.moderation_log(channel, limit, cursor).await?;
+    Ok(Json(PageBody::from_page(&chat.cursors, page, |e| {
         ModerationEntryDto {
             id: e.id,
             moderator_id: e.moderator_id,

@@ -14,12 +14,10 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_tungstenite::tungstenite::Bytes;
 use uuid::Uuid;
 
+use super::frame::{Frame, encode_into};
 use super::outbox::Outbox;
-use super::socket::encode_into;
 
 /// A serialized server→client frame. Cloning shares the bytes.
-pub type Frame = tokio_tungstenite::tungstenite::Utf8Bytes;
-
 /// What a room's sockets receive: a frame to forward, some with a consequence for the
 /// sockets of one user or for the room's rules.
 #[derive(Debug, Clone)]
@@ -54,8 +52,6 @@ impl RoomEvent {
 
 #[derive(Debug, Clone, Copy)]
 pub struct RoomLimits {
-    /// Writes a socket may have waiting before it is dropped as a slow consumer.
-    pub send_queue: usize,
     /// History kept for replay on join: at most this many messages…
     pub history_len: usize,
     /// …no older than this.
@@ -326,9 +322,8 @@ mod tests {
     use super::*;
     use crate::chat::outbox::Stop;
 
-    fn rooms(history_len: usize, send_queue: usize) -> Rooms {
+    fn rooms(history_len: usize) -> Rooms {
         Rooms::new(RoomLimits {
-            send_queue,
             history_len,
             history_age: Duration::from_secs(300),
         })
@@ -356,7 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn history_then_live_frames_each_exactly_once() {
-        let rooms = rooms(3, 16);
+        let rooms = rooms(3);
         let room = Uuid::now_v7();
         let (early, mut early_client) = socket(16).await;
         let joined = rooms.join(room, &early);
@@ -391,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_socket_that_does_not_read_is_cut_off_not_waited_for() {
-        let rooms = rooms(0, 4);
+        let rooms = rooms(0);
         let room = Uuid::now_v7();
         let (stalled, _unread) = socket(4).await;
         let (reader, mut reader_client) = socket(4).await;
@@ -418,7 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_follows_a_close_frame() {
-        let rooms = rooms(0, 4);
+        let rooms = rooms(0);
         let room = Uuid::now_v7();
         let (outbox, mut client) = socket(4).await;
         let _in_room = rooms.join(room, &outbox);
@@ -443,7 +438,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_rooms_are_swept() {
-        let rooms = rooms(1, 4);
+        let rooms = rooms(1);
         let room = Uuid::now_v7();
         let (outbox, _client) = socket(4).await;
         let joined = rooms.join(room, &outbox);

@@ -11,20 +11,23 @@ use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use onair_core::ChatText;
-use onair_store::{ChatSettings, ChatStanding};
+use onair_store::ChatSettings;
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use uuid::Uuid;
 
+use super::frame::{Frame, encode};
+use super::member::Member;
 use super::moderation::Action;
 use super::outbox::{Outbox, Stop};
-use super::protocol::{ChatUser, ClientFrame, ServerFrame};
-use super::rooms::{Frame, RoomEvent};
-use super::socket::{ChatSocket, encode};
+use super::protocol::{ClientFrame, ServerFrame};
+use super::rooms::RoomEvent;
+use super::service::Chat;
+use super::socket::ChatSocket;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::shutdown::signalled;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// Largest client frame we parse; bigger ones get an error frame.
@@ -33,29 +36,12 @@ const MAX_CLIENT_FRAME: usize = 4 * 1024;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Session {
-    state: AppState,
+    chat: Arc<Chat>,
     room: Uuid,
     member: Option<Member>,
     /// The room's modes: read once the socket is on the rule feed, then kept by it.
     settings: ChatSettings,
     _slot: OwnedSemaphorePermit,
-}
-
-/// A logged-in user on this socket, and what they may do in this room.
-pub struct Member {
-    pub user: ChatUser,
-    pub standing: ChatStanding,
-    last_sent: Option<Instant>,
-}
-
-impl Member {
-    pub fn new(user: ChatUser, standing: ChatStanding) -> Self {
-        Self {
-            user,
-            standing,
-            last_sent: None,
-        }
-    }
 }
 
 /// Why a socket stopped, for logs and metrics.
@@ -67,17 +53,19 @@ enum Closed {
     Idle,
     WriteFailed,
     Unavailable,
+    TooBig,
+    ShuttingDown,
 }
 
 impl Session {
     pub fn new(
-        state: AppState,
+        chat: Arc<Chat>,
         room: Uuid,
         member: Option<Member>,
         slot: OwnedSemaphorePermit,
     ) -> Self {
         Self {
-            state,
+            chat,
             room,
             member,
             settings: ChatSettings::default(),
@@ -101,7 +89,7 @@ impl Session {
     }
 
     async fn serve(&mut self, ChatSocket { mut ws, outbox }: ChatSocket) -> Closed {
-        let mut joined = match self.state.chat.join(self.room, &outbox).await {
+        let mut joined = match self.chat.join(self.room, &outbox).await {
             Ok(joined) => joined,
             Err(e) => {
                 outbox.open([encode(&ServerFrame::error(e.code(), e.to_string()))]);
@@ -126,9 +114,15 @@ impl Session {
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         let mut heard_from = Instant::now();
+        let mut closing = self.chat.closing();
         loop {
             let reply = tokio::select! {
                 stop = outbox.drain() => return stopped(stop),
+                () = signalled(&mut closing) => {
+                    let _ = ws.send(close(CloseCode::Away, "server shutting down: reconnect")).await;
+                    outbox.seal();
+                    return Closed::ShuttingDown;
+                }
                 rule = joined.rules.recv() => match rule {
                     Ok(rule) if self.apply(&rule) => {
                         let _ = ws.send(close(CloseCode::Policy, "banned")).await;
@@ -165,6 +159,11 @@ impl Session {
                             outbox.seal();
                             return Closed::ByPeer;
                         }
+                        Some(Err(WsError::Capacity(_))) => {
+                            let _ = ws.send(close(CloseCode::Size, "message too big")).await;
+                            outbox.seal();
+                            return Closed::TooBig;
+                        }
                         Some(Err(_)) | None => return Closed::ByPeer,
                     }
                 }
@@ -188,12 +187,12 @@ impl Session {
 
     /// Reads the room's modes and this socket's user's standing.
     async fn refresh_rules(&mut self) -> Result<(), ApiError> {
-        self.settings = self.state.store.chat_settings(self.room).await?;
+        self.settings = self.chat.store.chat_settings(self.room).await?;
         let Some(member) = self.member.as_mut() else {
             return Ok(());
         };
         member.standing = self
-            .state
+            .chat
             .store
             .chat_standing(self.room, member.user.id)
             .await?;
@@ -217,7 +216,7 @@ impl Session {
         };
         match frame {
             ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
-            ClientFrame::Auth { token } => match self.state.chat_member(self.room, &token).await {
+            ClientFrame::Auth { token } => match self.chat.member(self.room, &token).await {
                 Ok(member) => {
                     let reply = ServerFrame::Authenticated { user: &member.user }.encode();
                     self.member = Some(member);
@@ -268,7 +267,7 @@ impl Session {
             return Some(unauthenticated());
         };
         let outcome: Result<(), ApiError> =
-            self.state.moderate(self.room, member.user.id, action).await;
+            self.chat.moderate(self.room, member.user.id, action).await;
         outcome
             .err()
             .map(|e| ServerFrame::error(e.code(), e.to_string()))
@@ -285,7 +284,7 @@ impl Session {
             .map_err(|e| ServerFrame::error("invalid_message", e.to_string()))?;
         member.may_say(room, settings)?;
         let user = &member.user;
-        if let Err(not_until) = self.state.chat.rate_limiter.check_key(&user.id) {
+        if let Err(not_until) = self.chat.rate_limiter.check_key(&user.id) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ServerFrame::Error {
                 code: "rate_limited",
@@ -305,59 +304,10 @@ impl Session {
             sent_at: Utc::now(),
         }
         .encode();
-        self.state
-            .chat
+        self.chat
             .publish(room, RoomEvent::Frame(frame), Some(id), Some(outbox))
             .await
             .map_err(|e| ServerFrame::error(e.code(), e.to_string()))
-    }
-}
-
-impl Member {
-    /// The room's rules for this user: bans, timeouts, followers-only and slow mode (the
-    /// last two do not bind the owner and moderators).
-    fn may_say(&self, room: Uuid, settings: ChatSettings) -> Result<(), Frame> {
-        let refuse = |code, message: &str, wait: Option<Duration>| {
-            Err(ServerFrame::Error {
-                code,
-                message: message.to_owned(),
-                retry_after_ms: wait.map(|w| u64::try_from(w.as_millis()).unwrap_or(u64::MAX)),
-            }
-            .encode())
-        };
-        if self.standing.banned {
-            return refuse("banned", "you are banned from this chat", None);
-        }
-        if let Some(until) = self.standing.timed_out_until
-            && let Ok(left) = (until.get() - Utc::now()).to_std()
-        {
-            return refuse("timed_out", "you are timed out", Some(left));
-        }
-        if room == self.user.id || self.standing.is_moderator {
-            return Ok(());
-        }
-        if let Some(minutes) = settings.followers_only_minutes {
-            let needed = chrono::Duration::minutes(i64::from(minutes));
-            if self
-                .standing
-                .followed_at
-                .is_none_or(|at| Utc::now() - at.get() < needed)
-            {
-                return refuse(
-                    "followers_only",
-                    &format!("followers of at least {minutes} minutes only"),
-                    None,
-                );
-            }
-        }
-        let slow = Duration::from_secs(u64::try_from(settings.slow_mode_secs).unwrap_or(0));
-        let since_last = self.last_sent.map(|last| last.elapsed());
-        if let Some(since_last) = since_last
-            && since_last < slow
-        {
-            return refuse("slow_mode", "slow mode is on", Some(slow - since_last));
-        }
-        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -23,12 +23,10 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame as WireFrame};
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use super::frame::TOO_SLOW;
 use super::outbox::Outbox;
-use super::rooms::Frame;
 use crate::error::ApiError;
 
 /// A WebSocket upgrade request, checked (RFC 6455 §4.2.1) but not yet answered.
@@ -173,29 +171,3 @@ impl AsyncWrite for Transport {
         Poll::Ready(Ok(()))
     }
 }
-
-/// Appends `frame` as a WebSocket text frame, as a server sends it (unmasked).
-pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) {
-    let wire = WireFrame::message(Bytes::from(frame.clone()), OpCode::Data(Data::Text), true);
-    wire.format(out).expect("writing to memory cannot fail");
-}
-
-/// `frame` as a WebSocket text frame.
-pub fn encode(frame: &Frame) -> Bytes {
-    let mut out = Vec::with_capacity(frame.len() + 10);
-    encode_into(frame, &mut out);
-    out.into()
-}
-
-/// The close frame a socket too far behind gets in place of its backlog.
-static TOO_SLOW: LazyLock<Bytes> = LazyLock::new(|| {
-    let frame = WireFrame::close(Some(CloseFrame {
-        code: CloseCode::Policy,
-        reason: "too slow: reconnect".into(),
-    }));
-    let mut out = Vec::new();
-    frame
-        .format(&mut out)
-        .expect("writing to memory cannot fail");
-    out.into()
-});

@@ -1,13 +1,16 @@
 //! `AuthUser` (a valid access token is required) and `MaybeAuthUser` (anonymous allowed,
-//! but a token that is present must be valid).
+//! but a token that is present must be valid). They work with any application state that
+//! can hand out the [`AccessTokens`].
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use uuid::Uuid;
 
+use super::AccessTokens;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AuthUser(pub Uuid);
@@ -30,27 +33,31 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    Arc<AccessTokens>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.ok_or(ApiError::Unauthorized)?;
-        state.access_tokens.verify(token).map(Self)
+        Arc::<AccessTokens>::from_ref(state).verify(token).map(Self)
     }
 }
 
-impl FromRequestParts<AppState> for MaybeAuthUser {
+impl<S> FromRequestParts<S> for MaybeAuthUser
+where
+    S: Send + Sync,
+    Arc<AccessTokens>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => state.access_tokens.verify(token).map(|id| Self(Some(id))),
+            Some(token) => Arc::<AccessTokens>::from_ref(state)
+                .verify(token)
+                .map(|id| Self(Some(id))),
             None => Ok(Self(None)),
         }
     }

@@ -1,37 +1,15 @@
-//! Access tokens (HS256 JWTs, short-lived, verified without a database round-trip) and
-//! refresh tokens (random, opaque, stored only as SHA-256, rotated on every use).
+//! Access tokens: HS256 JWTs, short-lived, verified without a database round-trip.
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::ApiError;
-
-/// 256 random bits, base64url: refresh tokens and generated secrets.
-pub fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
-
-/// How refresh tokens are stored and looked up: a fast hash is enough for 256-bit
-/// random values (nothing to brute-force), and it makes the lookup an index hit.
-pub fn hash_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// A subkey of the root secret for one purpose, so no two uses share key material.
-pub fn derive_key(root: &[u8], purpose: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(root).expect("HMAC takes any key length");
-    mac.update(purpose.as_bytes());
-    mac.finalize().into_bytes().into()
-}
+use crate::secrets::derive_key;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
@@ -120,10 +98,5 @@ mod tests {
             tokens.verify(&expired),
             Err(ApiError::TokenExpired)
         ));
-    }
-
-    #[test]
-    fn derived_keys_differ_by_purpose() {
-        assert_ne!(derive_key(b"root", "a"), derive_key(b"root", "b"));
     }
 }

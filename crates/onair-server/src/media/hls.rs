@@ -1,23 +1,25 @@
 //! Serving the HLS that ingest writes under the media root.
 
 use axum::body::Body;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
+use super::Media;
 use crate::error::{ApiError, ErrorBody, Path};
-use crate::state::AppState;
 
 /// A live broadcast's master playlist (`master.m3u8`).
 #[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8`")),
     responses((status = 200, description = "HLS master playlist"), (status = 404, body = ErrorBody)))]
 pub(super) async fn hls_master(
-    State(state): State<AppState>,
+    State(media): State<Arc<Media>>,
     Path((stream_id, file)): Path<(Uuid, String)>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&state, stream_id, &[&file]).await
+    serve_hls(&media, stream_id, &[&file]).await
 }
 
 /// A rendition's playlist (`index.m3u8`) or segment (`seg_00001.ts`).
@@ -26,18 +28,14 @@ pub(super) async fn hls_master(
         ("file" = String, Path, description = "`index.m3u8` or a segment")),
     responses((status = 200, description = "HLS playlist or MPEG-TS segment"), (status = 404, body = ErrorBody)))]
 pub(super) async fn hls_rendition(
-    State(state): State<AppState>,
+    State(media): State<Arc<Media>>,
     Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&state, stream_id, &[&rendition, &file]).await
+    serve_hls(&media, stream_id, &[&rendition, &file]).await
 }
 
 /// Playlists change every segment and are never cached; segments never change.
-async fn serve_hls(
-    state: &AppState,
-    stream_id: Uuid,
-    parts: &[&str],
-) -> Result<Response, ApiError> {
+async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
     let (content_type, cache_control) = if file.ends_with(".m3u8") {
         ("application/vnd.apple.mpegurl", "no-cache")
@@ -57,7 +55,7 @@ async fn serve_hls(
         return Err(ApiError::NotFound("media file"));
     }
     let key = format!("{}/{}", onair_media::live_key(stream_id), parts.join("/"));
-    let bytes = match state.media.get(&key).await {
+    let bytes = match media.files.get(&key).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) => return Err(ApiError::NotFound("media file")),
         Err(e) => {

@@ -9,6 +9,8 @@
 //! | MediaMTX | `authHTTPAddress` (`action: publish`) | `runOnNotReady` posting `{"path": "$MTX_PATH"}` | `path` (`live/<key>`) |
 //! | Ant Media | webhook `liveStreamStarted` | webhook `liveStreamEnded` | `id` / `streamId` / `name` |
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -19,8 +21,8 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::Media;
 use crate::error::{ApiError, ErrorBody, Json, Path};
-use crate::state::AppState;
 
 /// The fields we read from any of the three servers' payloads; the rest is ignored.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -105,11 +107,11 @@ fn session_for(stream_key: &str) -> Uuid {
     responses((status = 200, body = HookAccepted), (status = 401, body = ErrorBody),
         (status = 403, description = "`publish_refused`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn media_hook(
-    State(state): State<AppState>,
+    State(media): State<Arc<Media>>,
     Path(event): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = state.media_hook_secret.as_deref() else {
+    let Some(expected) = media.hook_secret.as_deref() else {
         return Err(ApiError::NotFound(
             "media hooks are not enabled on this server",
         ));
@@ -135,12 +137,12 @@ pub(super) async fn media_hook(
                 .starts_with(b"application/x-www-form-urlencoded")
         });
     let payload = if is_form {
-        axum::Form::<HookPayload>::from_request(request, &state)
+        axum::Form::<HookPayload>::from_request(request, &())
             .await
             .map_err(|e| ApiError::InvalidBody(e.body_text()))?
             .0
     } else {
-        Json::<HookPayload>::from_request(request, &state).await?.0
+        Json::<HookPayload>::from_request(request, &()).await?.0
     };
     let presented = header_secret
         .or(query_secret)
@@ -166,7 +168,7 @@ pub(super) async fn media_hook(
     })?;
     let session = session_for(key);
     let stream_id = match event {
-        Event::Publish => match state.broadcasts.attach(key, session).await {
+        Event::Publish => match media.broadcasts.attach(key, session).await {
             Ok(publication) => Some(publication.stream_id),
             Err(PublishRefused::Unavailable) => return Err(ApiError::Unavailable),
             Err(refused) => {
@@ -175,7 +177,7 @@ pub(super) async fn media_hook(
             }
         },
         _ => {
-            state
+            media
                 .broadcasts
                 .detach(session, PublishEnd::PublisherLeft)
                 .await;

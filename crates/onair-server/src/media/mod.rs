@@ -5,28 +5,110 @@
 mod hls;
 mod hooks;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use onair_media::{Publication, PublishEnd, PublishHandler, PublishRefused};
-use onair_store::{Conflict, Store, StoreError, Timestamp};
+use axum::extract::FromRef;
+use onair_infra::MediaStore;
+use onair_media::{
+    IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
+};
+use onair_store::{Conflict, StoreError, StreamKeyStore, StreamStore, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::shutdown::signalled;
 use crate::streams::StreamKeys;
+
+/// The `[media]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Where HLS is published: `s3://bucket/prefix` (credentials from `AWS_*`),
+    /// `file:///dir`; default the media directory under `data_dir`.
+    pub object_store_url: Option<String>,
+    /// Ingest URL shown to creators next to their stream key.
+    pub public_rtmp_url: String,
+    /// Built-in RTMP ingest; off when an external media server calls the hooks instead.
+    pub rtmp_enabled: bool,
+    pub rtmp_bind: SocketAddr,
+    /// Concurrent ingests this node accepts (each runs an ffmpeg).
+    pub max_ingests: usize,
+    /// How long a broadcast waits for its publisher to reconnect before it ends.
+    pub reconnect_grace_secs: u64,
+    pub ffmpeg_path: PathBuf,
+    /// Encoder threads per ingest.
+    pub ffmpeg_threads: u32,
+    /// Target HLS segment length.
+    pub hls_segment_secs: u32,
+    /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
+    pub hook_secret: Option<String>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            object_store_url: None,
+            public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
+            rtmp_enabled: true,
+            rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            max_ingests: 4,
+            reconnect_grace_secs: 60,
+            ffmpeg_path: PathBuf::from("ffmpeg"),
+            ffmpeg_threads: 2,
+            hls_segment_secs: 1,
+            hook_secret: None,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The built-in ingest's settings; `media_root` is the local spool.
+    pub fn ingest(&self, store: MediaStore, media_root: PathBuf) -> IngestConfig {
+        IngestConfig {
+            store,
+            bind: self.rtmp_bind,
+            app: "live".into(),
+            max_ingests: self.max_ingests,
+            media_root,
+            transcode: TranscodeSettings {
+                ffmpeg: self.ffmpeg_path.clone(),
+                threads: self.ffmpeg_threads,
+                segment_seconds: self.hls_segment_secs,
+                ..TranscodeSettings::default()
+            },
+        }
+    }
+}
 
 /// Publish authentication and broadcast lifecycle for the built-in ingest (and, through
 /// the same store operations, for external media servers' callbacks).
 pub struct Broadcasts {
-    pub store: Arc<dyn Store>,
+    streams: Arc<dyn StreamStore>,
+    keys: Arc<dyn StreamKeyStore>,
     /// Wakes this node's job runners: going live and ending queue notifications.
-    pub jobs: Arc<tokio::sync::Notify>,
+    jobs: Arc<Notify>,
 }
 
 impl Broadcasts {
+    pub fn new(
+        streams: Arc<dyn StreamStore>,
+        keys: Arc<dyn StreamKeyStore>,
+        jobs: Arc<Notify>,
+    ) -> Self {
+        Self {
+            streams,
+            keys,
+            jobs,
+        }
+    }
+
     /// Authenticates `stream_key` and attaches publisher `session_id` to its owner's
     /// broadcast (continuing one within the reconnect window, else starting one).
     pub async fn attach(
@@ -39,12 +121,12 @@ impl Broadcasts {
             tracing::warn!(error = %e, "publish check failed");
             PublishRefused::Unavailable
         };
-        let record = self.store.stream_key(user_id).await.map_err(unavailable)?;
+        let record = self.keys.stream_key(user_id).await.map_err(unavailable)?;
         if !record.is_some_and(|record| StreamKeys::verify(stream_key, &record)) {
             return Err(PublishRefused::InvalidKey);
         }
         match self
-            .store
+            .streams
             .attach_publisher(user_id, session_id, Uuid::now_v7())
             .await
         {
@@ -69,8 +151,8 @@ impl Broadcasts {
     /// window, so its broadcast goes offline; a media failure ends it.
     pub async fn detach(&self, session_id: Uuid, end: PublishEnd) {
         let result = match end {
-            PublishEnd::PublisherLeft => self.store.detach_publisher(session_id).await,
-            PublishEnd::TranscoderFailed => self.store.end_published_stream(session_id).await,
+            PublishEnd::PublisherLeft => self.streams.detach_publisher(session_id).await,
+            PublishEnd::TranscoderFailed => self.streams.end_published_stream(session_id).await,
         };
         self.jobs.notify_one();
         if let Err(e) = result {
@@ -91,16 +173,24 @@ impl PublishHandler for Broadcasts {
     }
 }
 
-/// Ends broadcasts whose publisher did not return within `grace`. Running as a sweep
-/// rather than a timer per broadcast means a restart or a crashed node loses nothing.
-pub async fn end_abandoned_broadcasts(store: Arc<dyn Store>, grace: Duration) {
+/// Ends broadcasts whose publisher did not return within `grace`, until `stop` turns
+/// true. Running as a sweep rather than a timer per broadcast means a restart or a
+/// crashed node loses nothing.
+pub async fn end_abandoned_broadcasts(
+    streams: Arc<dyn StreamStore>,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let period = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            () = signalled(&mut stop) => return,
+            _ = tick.tick() => {}
+        }
         let cutoff = chrono::Utc::now() - grace;
-        match store.end_abandoned_streams(Timestamp::from(cutoff)).await {
+        match streams.end_abandoned_streams(Timestamp::from(cutoff)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(ended = n, "ended broadcasts whose publisher did not return"),
             Err(e) => tracing::warn!(error = %e, "abandoned-broadcast sweep failed"),
@@ -108,7 +198,34 @@ pub async fn end_abandoned_broadcasts(store: Arc<dyn Store>, grace: Duration) {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// HLS serving and external media servers' callbacks.
+pub struct Media {
+    broadcasts: Arc<Broadcasts>,
+    /// Where live HLS is served from.
+    files: MediaStore,
+    /// Shared secret of external media servers' callbacks; hooks are off without it.
+    hook_secret: Option<String>,
+}
+
+impl Media {
+    pub fn new(
+        broadcasts: Arc<Broadcasts>,
+        files: MediaStore,
+        hook_secret: Option<String>,
+    ) -> Self {
+        Self {
+            broadcasts,
+            files,
+            hook_secret,
+        }
+    }
+}
+
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Media>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(hls::hls_master))
         .routes(routes!(hls::hls_rendition))

@@ -9,38 +9,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::State;
-use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
 use onair_store::jobs::{ClaimedJob, NewJob, PushBatchJob, PushRetryJob, kinds};
-use onair_store::{NewPushSubscription, PushSubscription, Store, StreamView, Timestamp};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
+use onair_store::{PushSubscription, Store, StreamView, Timestamp};
+use serde::Serialize;
 use uuid::Uuid;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use web_push_native::{Auth, WebPushBuilder, p256};
 
 use super::outbound::Outbound;
-use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorBody, Json};
 use crate::jobs::{JobFailure, JobHandler, LeaseClock};
-use crate::state::AppState;
 
 /// Pushes sent at once by one batch job.
 const PUSH_CONCURRENCY: usize = 16;
 /// How long a push service keeps trying to reach an offline browser (a go-live is stale
 /// after an hour).
 const PUSH_TTL: Duration = Duration::from_secs(3600);
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(vapid_public_key))
-        .routes(routes!(subscribe, unsubscribe))
-}
 
 pub struct WebPush {
     outbound: Outbound,
@@ -80,7 +66,7 @@ impl WebPush {
             // A valid scalar for all but a 2^-32 share of derivations: try the next one.
             None => (0..)
                 .find_map(|n| {
-                    let seed = crate::auth::derive_key(root_secret, &format!("vapid-{n}"));
+                    let seed = crate::secrets::derive_key(root_secret, &format!("vapid-{n}"));
                     ES256KeyPair::from_bytes(&seed).ok()
                 })
                 .expect("some derivation is a valid key"),
@@ -93,6 +79,11 @@ impl WebPush {
             public_key,
             contact,
         })
+    }
+
+    /// The VAPID public key, base64url, as browsers take it.
+    pub fn public_key(&self) -> &str {
+        &self.public_key
     }
 
     pub async fn send(&self, subscription: &PushSubscription, payload: &[u8]) -> PushOutcome {
@@ -136,13 +127,13 @@ impl WebPush {
 }
 
 /// The keys a browser's `PushSubscription` carries.
-struct BrowserKeys {
+pub(super) struct BrowserKeys {
     public: p256::PublicKey,
     auth: Auth,
 }
 
 impl BrowserKeys {
-    fn parse(p256dh: &str, auth: &str) -> Result<Self, String> {
+    pub(super) fn parse(p256dh: &str, auth: &str) -> Result<Self, String> {
         let public = URL_SAFE_NO_PAD
             .decode(p256dh.trim_end_matches('='))
             .ok()
@@ -306,102 +297,4 @@ fn record(outcome: &PushOutcome) {
         PushOutcome::Failed(_) => "failed",
     };
     metrics::counter!("onair_push_deliveries_total", "outcome" => label).increment(1);
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct VapidKeyDto {
-    /// Pass as `applicationServerKey` to `pushManager.subscribe`.
-    public_key: String,
-}
-
-/// The VAPID public key browsers subscribe with.
-#[utoipa::path(get, path = "/push/vapid-public-key", tag = "notifications",
-    responses((status = 200, body = VapidKeyDto)))]
-async fn vapid_public_key(State(state): State<AppState>) -> Json<VapidKeyDto> {
-    Json(VapidKeyDto {
-        public_key: state.notifications.push.public_key.clone(),
-    })
-}
-
-/// A browser's `PushSubscription.toJSON()` (its `expirationTime` is ignored).
-#[derive(Deserialize, ToSchema)]
-pub struct SubscribeRequest {
-    endpoint: String,
-    keys: SubscriptionKeys,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionKeys {
-    p256dh: String,
-    auth: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PushSubscriptionDto {
-    id: Uuid,
-    endpoint: String,
-}
-
-/// Subscribe this browser to Web Push (go-live notifications).
-#[utoipa::path(post, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
-    request_body = SubscribeRequest,
-    responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn subscribe(
-    State(state): State<AppState>,
-    AuthUser(me): AuthUser,
-    Json(request): Json<SubscribeRequest>,
-) -> Result<(StatusCode, Json<PushSubscriptionDto>), ApiError> {
-    if request.endpoint.len() > 2048 {
-        return Err(ApiError::InvalidBody("endpoint: too long".into()));
-    }
-    state
-        .notifications
-        .push
-        .outbound
-        .check_target(&request.endpoint)
-        .map_err(|e| ApiError::InvalidBody(format!("endpoint: {e}")))?;
-    BrowserKeys::parse(&request.keys.p256dh, &request.keys.auth).map_err(ApiError::InvalidBody)?;
-    let saved = state
-        .store
-        .add_push_subscription(NewPushSubscription {
-            id: Uuid::now_v7(),
-            user_id: me,
-            endpoint: request.endpoint,
-            p256dh: request.keys.p256dh,
-            auth: request.keys.auth,
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PushSubscriptionDto {
-            id: saved.id,
-            endpoint: saved.endpoint,
-        }),
-    ))
-}
-
-#[derive(Deserialize, ToSchema)]
-pub struct UnsubscribeRequest {
-    endpoint: String,
-}
-
-/// Unsubscribe a browser. 404 if the caller has no such subscription.
-#[utoipa::path(delete, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
-    request_body = UnsubscribeRequest,
-    responses((status = 204, description = "Unsubscribed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn unsubscribe(
-    State(state): State<AppState>,
-    AuthUser(me): AuthUser,
-    Json(request): Json<UnsubscribeRequest>,
-) -> Result<StatusCode, ApiError> {
-    if state
-        .store
-        .remove_push_subscription(me, &request.endpoint)
-        .await?
-    {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("push subscription"))
-    }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::auth::derive_key;
+use crate::secrets::derive_key;
 
 const PREFIX: &str = "live_";
 

@@ -5,25 +5,34 @@ mod keys;
 
 pub use keys::StreamKeys;
 
-use axum::extract::State;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use onair_core::{Category, StreamStatus, StreamTitle};
-use onair_store::{StoreError, StreamPatch, StreamView};
+use onair_store::{
+    StoreError, StreamKeyRecord, StreamKeyStore, StreamPatch, StreamStore, StreamView,
+};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::dto::{UserSummaryDto, parse_clearable};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::pagination::{self, PageBody, PageQuery};
-use crate::state::AppState;
-use crate::users::{UserSummaryDto, parse_clearable};
+use crate::identity::{AccessTokens, AuthUser};
+use crate::pagination::{PageBody, PageQuery, UserLists};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Streams>: FromRef<S>,
+    Arc<AccessTokens>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(get_stream_key))
         .routes(routes!(rotate_stream_key))
@@ -32,6 +41,132 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_streams))
         .routes(routes!(get_stream, update_stream))
         .routes(routes!(user_streams))
+}
+
+/// Stream keys, going live and ending by hand, and editing broadcasts.
+pub struct Streams {
+    streams: Arc<dyn StreamStore>,
+    key_store: Arc<dyn StreamKeyStore>,
+    keys: StreamKeys,
+    /// Ingest URL shown next to the key.
+    public_rtmp_url: String,
+    /// Wakes this node's job runners: going live and ending queue notifications.
+    jobs: Arc<Notify>,
+    lists: UserLists,
+}
+
+impl Streams {
+    pub fn new(
+        streams: Arc<dyn StreamStore>,
+        key_store: Arc<dyn StreamKeyStore>,
+        keys: StreamKeys,
+        public_rtmp_url: String,
+        jobs: Arc<Notify>,
+        lists: UserLists,
+    ) -> Self {
+        Self {
+            streams,
+            key_store,
+            keys,
+            public_rtmp_url,
+            jobs,
+            lists,
+        }
+    }
+
+    /// The user's key, created on first request.
+    async fn key(&self, me: Uuid) -> Result<StreamKeyRecord, ApiError> {
+        if let Some(record) = self.key_store.stream_key(me).await? {
+            return Ok(record);
+        }
+        // Two first requests may race: whichever insert wins, both show the stored key.
+        self.key_store
+            .insert_stream_key(&self.keys.generate(me))
+            .await?;
+        self.key_store
+            .stream_key(me)
+            .await?
+            .ok_or(ApiError::NotFound("user"))
+    }
+
+    async fn rotate_key(&self, me: Uuid) -> Result<StreamKeyRecord, ApiError> {
+        let record = self.keys.generate(me);
+        self.key_store.put_stream_key(&record).await?;
+        Ok(record)
+    }
+
+    fn key_response(&self, record: &StreamKeyRecord) -> Response {
+        let body = StreamKeyDto {
+            stream_key: self.keys.reveal(record),
+            rtmp_url: self.public_rtmp_url.clone(),
+            created_at: record.created_at.get(),
+        };
+        (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Json(body),
+        )
+            .into_response()
+    }
+
+    async fn start(&self, me: Uuid, request: StartStreamRequest) -> Result<StreamView, ApiError> {
+        let title = StreamTitle::parse(&request.title)?;
+        let category = request
+            .category
+            .as_deref()
+            .map(Category::parse)
+            .transpose()?;
+        let stream = self
+            .streams
+            .start_stream(
+                Uuid::now_v7(),
+                me,
+                title.as_str(),
+                category.as_ref().map(Category::as_str),
+            )
+            .await?;
+        // Its fan-out was queued with it; run it now rather than at the next poll.
+        self.jobs.notify_one();
+        Ok(stream)
+    }
+
+    async fn end(&self, me: Uuid) -> Result<StreamView, ApiError> {
+        match self.streams.end_stream(me).await {
+            Ok(stream) => {
+                self.jobs.notify_one();
+                Ok(stream)
+            }
+            Err(StoreError::NotFound) => Err(ApiError::StreamNotLive),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn stream(&self, id: Uuid) -> Result<StreamView, ApiError> {
+        self.streams
+            .stream(id)
+            .await?
+            .ok_or(ApiError::NotFound("stream"))
+    }
+
+    /// Only the broadcast's owner may change it.
+    async fn update(
+        &self,
+        me: Uuid,
+        id: Uuid,
+        request: UpdateStreamRequest,
+    ) -> Result<StreamView, ApiError> {
+        let patch = StreamPatch {
+            title: request
+                .title
+                .as_deref()
+                .map(StreamTitle::parse)
+                .transpose()?,
+            category: parse_clearable(request.category, Category::parse)?,
+        };
+        if self.stream(id).await?.owner.id != me {
+            return Err(ApiError::Forbidden("only the stream's owner can change it"));
+        }
+        Ok(self.streams.update_stream(id, patch).await?)
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,52 +217,24 @@ pub struct StreamKeyDto {
     created_at: DateTime<Utc>,
 }
 
-fn stream_key_response(state: &AppState, record: &onair_store::StreamKeyRecord) -> Response {
-    let body = StreamKeyDto {
-        stream_key: state.stream_keys.reveal(record),
-        rtmp_url: state.public_rtmp_url.to_string(),
-        created_at: record.created_at.get(),
-    };
-    (
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(body),
-    )
-        .into_response()
-}
-
 /// The caller's stream key (created on first request). Only its owner can see it.
 #[utoipa::path(get, path = "/me/stream-key", tag = "streams", security(("bearer" = [])),
     responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody)))]
 async fn get_stream_key(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
 ) -> Result<Response, ApiError> {
-    if let Some(record) = state.store.stream_key(me).await? {
-        return Ok(stream_key_response(&state, &record));
-    }
-    // Two first requests may race: whichever insert wins, both show the stored key.
-    state
-        .store
-        .insert_stream_key(&state.stream_keys.generate(me))
-        .await?;
-    let record = state
-        .store
-        .stream_key(me)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?;
-    Ok(stream_key_response(&state, &record))
+    Ok(streams.key_response(&streams.key(me).await?))
 }
 
 /// Replace the caller's stream key; the old one stops working at once.
 #[utoipa::path(post, path = "/me/stream-key/rotate", tag = "streams", security(("bearer" = [])),
     responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody)))]
 async fn rotate_stream_key(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
 ) -> Result<Response, ApiError> {
-    let record = state.stream_keys.generate(me);
-    state.store.put_stream_key(&record).await?;
-    Ok(stream_key_response(&state, &record))
+    Ok(streams.key_response(&streams.rotate_key(me).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -142,27 +249,11 @@ pub struct StartStreamRequest {
     responses((status = 201, body = StreamDto), (status = 401, body = ErrorBody),
         (status = 409, description = "`stream_already_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_stream(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
     Json(request): Json<StartStreamRequest>,
 ) -> Result<(StatusCode, Json<StreamDto>), ApiError> {
-    let title = StreamTitle::parse(&request.title)?;
-    let category = request
-        .category
-        .as_deref()
-        .map(Category::parse)
-        .transpose()?;
-    let stream = state
-        .store
-        .start_stream(
-            Uuid::now_v7(),
-            me,
-            title.as_str(),
-            category.as_ref().map(Category::as_str),
-        )
-        .await?;
-    // Its fan-out was queued with it; run it now rather than at the next poll.
-    state.notifications.wake_workers();
+    let stream = streams.start(me, request).await?;
     Ok((StatusCode::CREATED, Json(stream.into())))
 }
 
@@ -171,17 +262,10 @@ async fn start_stream(
     responses((status = 200, body = StreamDto), (status = 401, body = ErrorBody),
         (status = 409, description = "`stream_not_live`", body = ErrorBody)))]
 async fn end_stream(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<StreamDto>, ApiError> {
-    match state.store.end_stream(me).await {
-        Ok(stream) => {
-            state.notifications.wake_workers();
-            Ok(Json(stream.into()))
-        }
-        Err(StoreError::NotFound) => Err(ApiError::StreamNotLive),
-        Err(e) => Err(e.into()),
-    }
+    Ok(Json(streams.end(me).await?.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -199,7 +283,7 @@ pub struct StreamListQuery {
 #[utoipa::path(get, path = "/streams", tag = "streams", params(StreamListQuery),
     responses((status = 200, body = PageBody<StreamDto>), (status = 400, body = ErrorBody)))]
 async fn list_streams(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     Query(query): Query<StreamListQuery>,
 ) -> Result<Json<PageBody<StreamDto>>, ApiError> {
     let status = match query.status.as_deref() {
@@ -208,27 +292,27 @@ async fn list_streams(
             .parse()
             .map_err(|e: onair_core::UnknownStatus| ApiError::InvalidQuery(e.to_string()))?,
     };
-    let (limit, cursor) = pagination::parse(&state, query.limit, query.cursor.as_deref())?;
-    let page = state.store.list_streams(status, limit, cursor).await?;
-    Ok(Json(PageBody::from_page(&state, page, StreamDto::from)))
-}
-
-async fn load_stream(state: &AppState, id: Uuid) -> Result<StreamView, ApiError> {
-    state
-        .store
-        .stream(id)
-        .await?
-        .ok_or(ApiError::NotFound("stream"))
+    let store = &streams.streams;
+    let fetch = async |limit, cursor| store.list_streams(status, limit, cursor).await;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    streams
+        .lists
+        .cursors()
+        .page(&page, fetch, StreamDto::from)
+        .await
 }
 
 /// One broadcast.
 #[utoipa::path(get, path = "/streams/{id}", tag = "streams", params(("id" = Uuid, Path)),
     responses((status = 200, body = StreamDto), (status = 404, body = ErrorBody)))]
 async fn get_stream(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<StreamDto>, ApiError> {
-    Ok(Json(load_stream(&state, id).await?.into()))
+    Ok(Json(streams.stream(id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -236,7 +320,7 @@ async fn get_stream(
 pub struct UpdateStreamRequest {
     title: Option<String>,
     /// `null` clears the category.
-    #[serde(default, deserialize_with = "crate::users::nullable")]
+    #[serde(default, deserialize_with = "crate::dto::nullable")]
     #[schema(value_type = Option<String>)]
     category: Option<Option<String>>,
 }
@@ -247,37 +331,23 @@ pub struct UpdateStreamRequest {
     responses((status = 200, body = StreamDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_stream(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateStreamRequest>,
 ) -> Result<Json<StreamDto>, ApiError> {
-    let patch = StreamPatch {
-        title: request
-            .title
-            .as_deref()
-            .map(StreamTitle::parse)
-            .transpose()?,
-        category: parse_clearable(request.category, Category::parse)?,
-    };
-    if load_stream(&state, id).await?.owner.id != me {
-        return Err(ApiError::Forbidden("only the stream's owner can change it"));
-    }
-    Ok(Json(state.store.update_stream(id, patch).await?.into()))
+    Ok(Json(streams.update(me, id, request).await?.into()))
 }
 
 /// A user's broadcasts, most recent first.
 #[utoipa::path(get, path = "/users/{id}/streams", tag = "streams", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = PageBody<StreamDto>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn user_streams(
-    State(state): State<AppState>,
+    State(streams): State<Arc<Streams>>,
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<StreamDto>>, ApiError> {
-    let (limit, cursor) = query.parse(&state)?;
-    let page = state.store.user_streams(id, limit, cursor).await?;
-    if page.items.is_empty() {
-        crate::users::ensure_exists(&state, id).await?;
-    }
-    Ok(Json(PageBody::from_page(&state, page, StreamDto::from)))
+    let store = &streams.streams;
+    let fetch = async |limit, cursor| store.user_streams(id, limit, cursor).await;
+    streams.lists.page(id, &query, fetch, StreamDto::from).await
 }

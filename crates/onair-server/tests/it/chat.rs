@@ -5,6 +5,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 use crate::support::{TestApp, User, each_backend, each_backend_configured};
@@ -180,8 +181,8 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open() {
 async fn senders_are_rate_limited() {
     each_backend_configured(
         |config| {
-            config.chat_rate_burst = 2;
-            config.chat_rate_period_ms = 60_000;
+            config.chat.rate_burst = 2;
+            config.chat.rate_period_ms = 60_000;
         },
         |app| async move {
             let streamer = app.signup("limited").await;
@@ -207,7 +208,7 @@ async fn senders_are_rate_limited() {
 #[tokio::test]
 async fn upgrades_are_refused_before_the_handshake() {
     each_backend_configured(
-        |config| config.chat_max_connections = 2,
+        |config| config.chat.max_connections = 2,
         |app| async move {
             let streamer = app.signup("popular_room").await;
             let _first = open(&app, &room_of(&streamer)).await;
@@ -542,7 +543,7 @@ fn redis_url() -> Option<String> {
 }
 
 fn on_redis(config: &mut onair_server::Config) {
-    config.redis_url = redis_url();
+    config.redis.url = redis_url();
 }
 
 #[tokio::test]
@@ -631,7 +632,7 @@ async fn a_message_redis_does_not_take_gets_an_error_frame() {
         })
         .await;
         let node = TestApp::spawn_configured(app.db.clone(), |config| {
-            config.redis_url = Some(url);
+            config.redis.url = Some(url);
         })
         .await;
         let owner = app.signup("bus_owner").await;
@@ -652,9 +653,9 @@ async fn a_message_redis_does_not_take_gets_an_error_frame() {
 async fn a_reader_that_never_reads_is_dropped_while_others_keep_up() {
     each_backend_configured(
         |config| {
-            config.chat_send_queue = 64;
-            config.chat_rate_burst = 100_000;
-            config.chat_rate_period_ms = 1;
+            config.chat.send_queue = 64;
+            config.chat.rate_burst = 100_000;
+            config.chat.rate_period_ms = 1;
         },
         |app| async move {
             let owner = app.signup("firehose").await;
@@ -700,5 +701,48 @@ async fn a_reader_that_never_reads_is_dropped_while_others_keep_up() {
             assert_eq!(closed, Some(1008), "closed as too slow");
         },
     )
+    .await;
+}
+
+/// The close frame the server ends `socket` with, skipping anything before it.
+async fn close_code(socket: &mut Socket) -> CloseCode {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(15), socket.next())
+            .await
+            .expect("the server closes within 15 s")
+            .expect("a close frame before the connection ends")
+            .expect("a valid frame, not a dropped connection");
+        if let Message::Close(frame) = message {
+            return frame.expect("a close code").code;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_with_1009() {
+    each_backend(|app| async move {
+        let streamer = app.signup("bigtalk").await;
+        let mut socket = open(&app, &room_of(&streamer)).await;
+        next(&mut socket).await;
+        let huge = "x".repeat(100 * 1024);
+        socket.send(Message::Text(huge.into())).await.unwrap();
+        assert_eq!(close_code(&mut socket).await, CloseCode::Size);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_node_shutting_down_closes_sockets_with_1001() {
+    each_backend(|app| async move {
+        let streamer = app.signup("goingaway").await;
+        let mut socket = open(&app, &room_of(&streamer)).await;
+        assert_eq!(next(&mut socket).await["type"], "welcome");
+        let stopping = tokio::spawn(app.shutdown());
+        assert_eq!(close_code(&mut socket).await, CloseCode::Away);
+        tokio::time::timeout(Duration::from_secs(15), stopping)
+            .await
+            .expect("the node stops once its sockets are closed")
+            .unwrap();
+    })
     .await;
 }

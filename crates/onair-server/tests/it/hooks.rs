@@ -27,8 +27,8 @@ async fn status_of(app: &TestApp, user: &User) -> Option<String> {
 }
 
 fn with_hooks(config: &mut onair_server::Config) {
-    config.media_hook_secret = Some(HOOK_SECRET.into());
-    config.rtmp_enabled = false;
+    config.media.hook_secret = Some(HOOK_SECRET.into());
+    config.media.rtmp_enabled = false;
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
 #[tokio::test]
 async fn obs_style_publish_becomes_adaptive_hls_and_ends() {
     crate::support::each_backend_configured(
-        |config| config.reconnect_grace_secs = 1,
+        |config| config.media.reconnect_grace_secs = 1,
         |app| async move {
             let creator = app.signup("broadcaster").await;
             let key = stream_key(&app, &creator).await;
@@ -228,7 +228,7 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends() {
 async fn hls_is_published_through_the_object_store() {
     // `memory://` is object_store's in-process store: the same path as S3, no network.
     crate::support::each_backend_configured(
-        |config| config.object_store_url = Some("memory:///media".into()),
+        |config| config.media.object_store_url = Some("memory:///media".into()),
         |app| async move {
             let creator = app.signup("mirrored").await;
             let key = stream_key(&app, &creator).await;
@@ -244,7 +244,7 @@ async fn hls_is_published_through_the_object_store() {
 #[tokio::test]
 async fn a_reconnect_within_the_window_continues_the_broadcast() {
     crate::support::each_backend_configured(
-        |config| config.reconnect_grace_secs = 30,
+        |config| config.media.reconnect_grace_secs = 30,
         |app| async move {
             let creator = app.signup("flaky").await;
             let key = stream_key(&app, &creator).await;
@@ -277,7 +277,7 @@ async fn a_reconnect_within_the_window_continues_the_broadcast() {
 #[tokio::test]
 async fn a_reconnect_after_the_window_starts_a_new_broadcast() {
     crate::support::each_backend_configured(
-        |config| config.reconnect_grace_secs = 1,
+        |config| config.media.reconnect_grace_secs = 1,
         |app| async move {
             let creator = app.signup("returner").await;
             let key = stream_key(&app, &creator).await;
@@ -395,8 +395,8 @@ fn zombie_children() -> usize {
 async fn ingests_beyond_the_node_cap_are_refused() {
     crate::support::each_backend_configured(
         |config| {
-            config.max_ingests = 1;
-            config.reconnect_grace_secs = 1;
+            config.media.max_ingests = 1;
+            config.media.reconnect_grace_secs = 1;
         },
         |app| async move {
             let first = app.signup("first_in").await;

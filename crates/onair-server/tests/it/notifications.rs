@@ -23,11 +23,11 @@ use crate::support::{
 };
 
 fn quick_jobs(config: &mut Config) {
-    config.jobs_poll_ms = 50;
-    config.jobs_backoff_base_ms = 50;
-    config.jobs_backoff_max_secs = 1;
-    config.outbound_allow_private = true;
-    config.notify_batch_size = 2;
+    config.jobs.poll_ms = 50;
+    config.jobs.backoff_base_ms = 50;
+    config.jobs.backoff_max_secs = 1;
+    config.notify.outbound_allow_private = true;
+    config.notify.batch_size = 2;
 }
 
 async fn follow(app: &TestApp, fan: &User, star: &User) {
@@ -215,7 +215,7 @@ async fn the_go_live_request_does_not_wait_for_the_fan_out() {
     // went live has answered long before.
     fn paced(config: &mut Config) {
         quick_jobs(config);
-        config.notify_rows_per_second = 2;
+        config.notify.rows_per_second = 2;
     }
     each_backend_configured(paced, |app| async move {
         let (star, fans) = audience(&app, 10).await;
@@ -339,7 +339,7 @@ async fn notification_endpoints_refuse_bad_requests() {
 #[tokio::test]
 async fn live_feeds_beyond_the_node_cap_get_503() {
     fn one_feed(config: &mut Config) {
-        config.notify_max_feeds = 1;
+        config.notify.max_feeds = 1;
     }
     each_backend_configured(one_feed, |app| async move {
         let fan = app.signup("watcher").await;
@@ -366,7 +366,7 @@ async fn live_feeds_beyond_the_node_cap_get_503() {
 #[tokio::test]
 async fn webhooks_per_user_are_capped() {
     fn one_each(config: &mut Config) {
-        config.webhooks_per_user = 1;
+        config.notify.webhooks_per_user = 1;
     }
     each_backend_configured(one_each, |app| async move {
         let dev = app.signup("developer").await;
@@ -534,7 +534,7 @@ async fn a_push_batch_leaves_slow_services_to_retries_within_its_lease() {
     // 4 s. Running on past its lease, the batch would be claimed and sent again.
     fn short_lease(config: &mut Config) {
         quick_jobs(config);
-        config.jobs_lease_secs = 2;
+        config.jobs.lease_secs = 2;
     }
     each_backend_configured(short_lease, |app| async move {
         let service = Receiver::start_slow(push_service, slow_first_push).await;
@@ -562,8 +562,8 @@ fn webhook_receiver(path: &str, _: usize) -> u16 {
 async fn webhooks_are_signed_retried_and_disabled_after_repeated_failures() {
     fn config(config: &mut Config) {
         quick_jobs(config);
-        config.jobs_max_attempts = 2;
-        config.webhook_disable_after = 3;
+        config.jobs.max_attempts = 2;
+        config.notify.webhook_disable_after = 3;
     }
     each_backend_configured(config, |app| async move {
         let receiver = Receiver::start(webhook_receiver).await;
@@ -641,11 +641,11 @@ async fn a_worker_dying_mid_fan_out_leaves_every_follower_exactly_one_notificati
     // once A's lease runs out and finishes it. `app` itself serves HTTP only.
     fn slow(config: &mut Config) {
         quick_jobs(config);
-        config.notify_rows_per_second = 2;
-        config.jobs_lease_secs = 2;
+        config.notify.rows_per_second = 2;
+        config.jobs.lease_secs = 2;
     }
     fn http_only(config: &mut Config) {
-        config.jobs_enabled = false;
+        config.jobs.enabled = false;
     }
     each_backend_configured(http_only, |app| async move {
         let store = store_of(&app).await;
@@ -719,12 +719,12 @@ async fn the_live_feed_spans_nodes_through_redis() {
     // Node A runs the workers; the fan's browser is connected to node B, which runs none.
     fn worker_node(config: &mut Config) {
         quick_jobs(config);
-        config.redis_url = redis_url();
+        config.redis.url = redis_url();
     }
     each_backend_configured(worker_node, |node_a| async move {
         let node_b = TestApp::spawn_configured(node_a.db.clone(), |config| {
-            config.redis_url = redis_url();
-            config.jobs_enabled = false;
+            config.redis.url = redis_url();
+            config.jobs.enabled = false;
         })
         .await;
         let star = node_a.signup("star").await;

@@ -64,15 +64,15 @@ impl TestApp {
     pub async fn spawn_configured(db: DbConfig, change: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config {
-            bind: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_owned(),
-            database_url: Some(db.url.clone()),
-            db_max_connections: db.max_connections,
-            db_min_connections: 0,
-            secret_key: Some(SECRET.into()),
-            rtmp_bind: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
+        config.http.bind = "127.0.0.1:0".parse().unwrap();
+        config.database.url = Some(db.url.clone());
+        config.database.max_connections = db.max_connections;
+        config.database.min_connections = 0;
+        config.auth.secret_key = Some(SECRET.into());
+        config.media.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         change(&mut config);
         let app = Application::build(config).await.expect("server starts");
         let addr = app.local_addr();

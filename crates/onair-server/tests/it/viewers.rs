@@ -6,14 +6,14 @@ use serde_json::json;
 use crate::support::{TestApp, assert_error, each_backend_configured};
 
 fn fast_counts(config: &mut onair_server::Config) {
-    config.viewer_flush_ms = 50;
-    config.viewer_persist_ms = 100;
+    config.viewers.flush_ms = 50;
+    config.viewers.persist_ms = 100;
 }
 
 /// With Redis configured (ONAIR_TEST_REDIS_URL), counts go through Redis instead.
 fn fast_counts_on_redis(config: &mut onair_server::Config) {
     fast_counts(config);
-    config.redis_url = std::env::var("ONAIR_TEST_REDIS_URL")
+    config.redis.url = std::env::var("ONAIR_TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty());
 }
@@ -109,4 +109,40 @@ async fn heartbeats_become_viewer_counts_through_redis() {
         return;
     }
     each_backend_configured(fast_counts_on_redis, viewer_counts_are_aggregated).await;
+}
+
+#[tokio::test]
+async fn heartbeats_collected_before_a_shutdown_are_persisted() {
+    // Intervals far longer than the test: only the shutdown's last flush can store them.
+    let slow = |config: &mut onair_server::Config| {
+        config.viewers.flush_ms = 3_600_000;
+        config.viewers.persist_ms = 3_600_000;
+    };
+    each_backend_configured(slow, |app| async move {
+        let caster = app.signup("leaving").await;
+        let (_, stream) = app
+            .post(
+                "/api/streams/start",
+                Some(&caster.access),
+                json!({"title": "Last"}),
+            )
+            .await;
+        let id: uuid::Uuid = stream["id"].as_str().unwrap().parse().unwrap();
+        let path = format!("/api/streams/{id}/heartbeat");
+        for viewer in ["anon-viewer-a", "anon-viewer-b"] {
+            let (status, _) = app.post(&path, None, json!({"viewer_id": viewer})).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        let db = app.db.clone();
+        app.shutdown().await;
+        let store = onair_store::connect(&db).await.unwrap();
+        let stored = store.stream(id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.viewer_count, stored.unique_viewer_count),
+            (2, 2),
+            "the shutdown flushed and persisted the counts"
+        );
+        store.close().await;
+    })
+    .await;
 }

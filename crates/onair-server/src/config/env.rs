@@ -1,0 +1,147 @@
+//! Where each setting comes from in the environment. Every variable keeps the name it
+//! had before settings were grouped in sections; this table is the one mapping between
+//! the two (the README prints it).
+
+/// `ONAIR_<NAME>` ↔ `section.key` in `onair.toml`.
+pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
+    ("DATA_DIR", "data_dir"),
+    ("BIND", "http.bind"),
+    ("HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
+    ("MAX_BODY_BYTES", "http.max_body_bytes"),
+    ("SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs"),
+    ("DATABASE_URL", "database.url"),
+    ("DATABASE_REPLICA_URLS", "database.replica_urls"),
+    ("DB_MAX_CONNECTIONS", "database.max_connections"),
+    ("DB_MIN_CONNECTIONS", "database.min_connections"),
+    ("DB_MAX_LIFETIME_SECS", "database.max_lifetime_secs"),
+    ("DB_ACQUIRE_TIMEOUT_MS", "database.acquire_timeout_ms"),
+    ("DB_STATEMENT_TIMEOUT_MS", "database.statement_timeout_ms"),
+    ("MIGRATE_ON_START", "database.migrate_on_start"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("SECRET_KEY", "auth.secret_key"),
+    ("ACCESS_TOKEN_TTL_SECS", "auth.access_token_ttl_secs"),
+    ("REFRESH_TOKEN_TTL_SECS", "auth.refresh_token_ttl_secs"),
+    ("OBJECT_STORE_URL", "media.object_store_url"),
+    ("PUBLIC_RTMP_URL", "media.public_rtmp_url"),
+    ("RTMP_ENABLED", "media.rtmp_enabled"),
+    ("RTMP_BIND", "media.rtmp_bind"),
+    ("MAX_INGESTS", "media.max_ingests"),
+    ("RECONNECT_GRACE_SECS", "media.reconnect_grace_secs"),
+    ("FFMPEG_PATH", "media.ffmpeg_path"),
+    ("FFMPEG_THREADS", "media.ffmpeg_threads"),
+    ("HLS_SEGMENT_SECS", "media.hls_segment_secs"),
+    ("MEDIA_HOOK_SECRET", "media.hook_secret"),
+    ("VIEWER_FLUSH_MS", "viewers.flush_ms"),
+    ("VIEWER_PERSIST_MS", "viewers.persist_ms"),
+    ("CHAT_MAX_CONNECTIONS", "chat.max_connections"),
+    ("CHAT_SEND_QUEUE", "chat.send_queue"),
+    ("CHAT_HISTORY_LEN", "chat.history_len"),
+    ("CHAT_HISTORY_SECS", "chat.history_secs"),
+    ("CHAT_RATE_BURST", "chat.rate_burst"),
+    ("CHAT_RATE_PERIOD_MS", "chat.rate_period_ms"),
+    ("JOBS_ENABLED", "jobs.enabled"),
+    ("JOBS_CONCURRENCY", "jobs.concurrency"),
+    ("JOBS_POLL_MS", "jobs.poll_ms"),
+    ("JOBS_LEASE_SECS", "jobs.lease_secs"),
+    ("JOBS_MAX_ATTEMPTS", "jobs.max_attempts"),
+    ("JOBS_BACKOFF_BASE_MS", "jobs.backoff_base_ms"),
+    ("JOBS_BACKOFF_MAX_SECS", "jobs.backoff_max_secs"),
+    ("NOTIFY_BATCH_SIZE", "notify.batch_size"),
+    ("NOTIFY_PART_SIZE", "notify.part_size"),
+    ("NOTIFY_PARALLEL_PARTS", "notify.parallel_parts"),
+    ("NOTIFY_COOLDOWN_SECS", "notify.cooldown_secs"),
+    ("NOTIFY_ROWS_PER_SECOND", "notify.rows_per_second"),
+    ("NOTIFY_MAX_FEEDS", "notify.max_feeds"),
+    ("OUTBOUND_TIMEOUT_MS", "notify.outbound_timeout_ms"),
+    ("OUTBOUND_ALLOW_PRIVATE", "notify.outbound_allow_private"),
+    ("WEBHOOK_DISABLE_AFTER", "notify.webhook_disable_after"),
+    ("WEBHOOKS_PER_USER", "notify.webhooks_per_user"),
+    ("VAPID_CONTACT", "notify.vapid_contact"),
+    ("VAPID_PRIVATE_KEY", "notify.vapid_private_key"),
+];
+
+/// Conventional names that are read without the `ONAIR_` prefix too.
+pub(super) const PLAIN_VARS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("DATABASE_REPLICA_URLS", "database.replica_urls"),
+    ("REDIS_URL", "redis.url"),
+    ("OBJECT_STORE_URL", "media.object_store_url"),
+];
+
+/// `ONAIR_*` variables that are not settings: the CLI's, and those of tests and
+/// benchmarks run from the same shell.
+pub(super) const IGNORED_PREFIXES: &[&str] = &["CONFIG", "LOG", "TEST_", "BENCH_"];
+
+/// How an error names a setting: its variable and its place in the file.
+pub(super) fn describe(key: &str) -> String {
+    match ONAIR_VARS.iter().find(|(_, path)| *path == key) {
+        Some((var, _)) if PLAIN_VARS.iter().any(|(plain, _)| plain == var) => {
+            format!("{var} ({key})")
+        }
+        Some((var, _)) => format!("ONAIR_{var} ({key})"),
+        None => key.to_owned(),
+    }
+}
+
+/// The section key of an `ONAIR_` variable (without the prefix), or the name itself,
+/// lowercased, so that an unknown variable is reported as an unknown setting.
+pub(super) fn key_of(var: &str) -> String {
+    ONAIR_VARS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(var))
+        .map_or_else(|| var.to_ascii_lowercase(), |(_, key)| (*key).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Jail;
+
+    use crate::config::Config;
+
+    #[test]
+    fn variables_keep_their_names_and_fill_sections() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "onair.toml",
+                "[notify]\nbatch_size = 10\n[chat]\nhistory_len = 7\n",
+            )?;
+            jail.set_env("ONAIR_CHAT_MAX_CONNECTIONS", "42");
+            jail.set_env("ONAIR_DB_MAX_CONNECTIONS", "9");
+            jail.set_env("ONAIR_NOTIFY_BATCH_SIZE", "20");
+            jail.set_env("ONAIR_MEDIA_HOOK_SECRET", "0123456789abcdef");
+            jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("ONAIR_TEST_POSTGRES_URL", "ignored: a test setting");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.chat.max_connections, 42);
+            assert_eq!(config.chat.history_len, 7, "from the file");
+            assert_eq!(config.notify.batch_size, 20, "the environment wins");
+            assert_eq!(config.database.max_connections, 9);
+            assert_eq!(
+                config.media.hook_secret.as_deref(),
+                Some("0123456789abcdef")
+            );
+            assert_eq!(config.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_and_invalid_settings_are_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ONAIR_CHAT_MAX_CONECTIONS", "42");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("chat_max_conections"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ONAIR_JOBS_CONCURRENCY", "0");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(
+                err.contains("ONAIR_JOBS_CONCURRENCY (jobs.concurrency)"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,127 @@
+//! The application's state and router: one service per domain, each handler given only
+//! the service it asks for (axum's `FromRef`), every route in the OpenAPI document.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, Request};
+use axum::http::HeaderName;
+use axum::middleware;
+use onair_store::Store;
+use tower_http::cors::CorsLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::accounts::Accounts;
+use crate::archives::Archives;
+use crate::chat::Chat;
+use crate::config::HttpConfig;
+use crate::error::ApiError;
+use crate::identity::AccessTokens;
+use crate::media::Media;
+use crate::notifications::Notifications;
+use crate::streams::Streams;
+use crate::users::Users;
+use crate::viewers::Viewers;
+use crate::{
+    accounts, archives, chat, media, notifications, observability, streams, users, viewers,
+};
+
+/// What handlers can reach. Cheap to clone: every service is shared.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    pub users: Arc<Users>,
+    pub streams: Arc<Streams>,
+    pub archives: Arc<Archives>,
+    pub viewers: Arc<Viewers>,
+    pub chat: Arc<Chat>,
+    pub notifications: Arc<Notifications>,
+    pub media: Arc<Media>,
+    pub access_tokens: Arc<AccessTokens>,
+    /// Readiness and pool metrics.
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The router with every route and middleware, and the OpenAPI document describing it.
+pub fn router(state: AppState, http: &HttpConfig) -> Router {
+    let api = OpenApiRouter::new()
+        .merge(accounts::router())
+        .merge(users::router())
+        .merge(streams::router())
+        .merge(archives::router())
+        .merge(viewers::router())
+        .merge(chat::router())
+        .merge(notifications::router());
+    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api", api)
+        .merge(observability::router())
+        .merge(media::router())
+        .split_for_parts();
+    let document = Arc::new(openapi);
+    let request_id = HeaderName::from_static("x-request-id");
+
+    routes
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let document = Arc::clone(&document);
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(http.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            Duration::from_secs(http.request_timeout_secs),
+            observability::deadline,
+        ))
+        .layer(middleware::from_fn(observability::track_requests))
+        .layer(CorsLayer::permissive())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings may carry cursors or tokens.
+                    tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
