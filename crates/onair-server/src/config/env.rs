@@ -93,7 +93,9 @@ pub(super) fn key_of(var: &str) -> String {
         .map_or_else(|| var.to_ascii_lowercase(), |(_, key)| (*key).to_owned())
 }
 
+// figment's `Jail` takes closures returning `figment::Result`, whose error is large.
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use figment::Jail;
 
