@@ -1,38 +1,112 @@
 //! Persistence for OnAir behind small per-domain traits, with a SQLite backend (embedded
 //! default) and a PostgreSQL backend (scale-out, with read replicas). The backend is picked
-//! from the database URL; handlers only ever see `dyn Store`.
+//! from the database URL. The app root holds one `Arc<dyn Store>`; each part of the app
+//! takes the domain traits it uses (`Arc<dyn Store>` upcasts to `Arc<dyn FollowStore>`…).
+//!
+//! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
+//! `streams`, `archives`, `chat`, `jobs`, `notifications`, `push`, `webhooks`) holds its
+//! trait, its models, its SQL and its implementation for both backends: "how is X stored"
+//! is one file. `sqlite` and `postgres` hold only pools, pragmas, migrations and replicas;
+//! `sql` the helpers every domain uses (keyset pages, insert-or-delete toggles); `models`
+//! the owner columns several domains join in.
+//!
+//! Both backends share each query's text: SQLite accepts PostgreSQL's `$N` placeholders,
+//! row values, `ON CONFLICT` and `RETURNING`. A domain implements its trait with a small
+//! macro instantiated at the end of its file for `SqliteStore` and `PgStore`, dialect
+//! differences passed as arguments side by side (`jobs`, `notifications`). A macro rather
+//! than generic functions over the sqlx executor because every value a generic function
+//! binds or reads needs its `Encode`/`Type`/`Decode` bounds spelled out on it (Rust does
+//! not infer them), and async trait methods would have to prove `Send` for every
+//! backend at once; the macro sees concrete types and stays plain SQL. Small helpers
+//! shared across domains are generic functions, their bounds kept short by `sql::Bind`.
+//! A write that causes another domain's rows calls that domain's function by name in its
+//! own transaction: `streams` calls `notifications::enqueue_go_live` and
+//! `webhooks::enqueue_deliveries`, both of which enqueue through `jobs::enqueue`; signup
+//! calls `sessions::insert_token`.
 
+mod archives;
+mod chat;
 mod error;
+mod follows;
 pub mod jobs;
 mod models;
 mod notifications;
-mod notify_sql;
 mod postgres;
-mod shared;
+mod push;
+mod sessions;
+mod sql;
 mod sqlite;
+mod stream_keys;
+mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
-mod traits;
+mod users;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+
+pub use archives::{Archive, ArchiveStatus, ArchiveStore, NewArchive};
+pub use chat::{ChatSettings, ChatStanding, ChatStore, ModerationEntry, NewBan};
 pub use error::{Conflict, StoreError};
-pub use models::{
-    Archive, ArchiveStatus, ChatSettings, ChatStanding, Credentials, FollowEntry, ModerationEntry,
-    NewArchive, NewBan, NewUser, ProfilePatch, RefreshRotation, StreamKeyRecord, StreamOwner,
-    StreamPatch, StreamView, UserProfile, UserSummary, ViewerCountUpdate,
-};
-pub use notifications::{
-    FanoutBatch, NewPushSubscription, NewWebhook, Notification, PushSubscription, Webhook,
-    WebhookEvent,
-};
+pub use follows::{FollowEntry, FollowStore, UserSummary};
+pub use jobs::JobStore;
+pub use models::StreamOwner;
+pub use notifications::{FanoutBatch, Notification, NotificationStore};
+pub use push::{NewPushSubscription, PushStore, PushSubscription};
+pub use sessions::{RefreshRotation, SessionStore};
+pub use stream_keys::{StreamKeyRecord, StreamKeyStore};
+pub use streams::{StreamPatch, StreamStore, StreamView, ViewerCountUpdate};
 pub use timestamp::Timestamp;
-pub use traits::{
-    ArchiveStore, ChatStore, FollowStore, JobStore, NotificationStore, PoolStats, PushStore,
-    SessionStore, Store, StreamKeyStore, StreamStore, UserStore, WebhookStore,
-};
+pub use users::{Credentials, NewUser, ProfilePatch, UserProfile, UserStore};
+pub use webhooks::{NewWebhook, Webhook, WebhookEvent, WebhookStore};
+
+/// Everything the application needs from storage: the app root holds this and hands
+/// each part the domain traits it uses.
+#[async_trait]
+pub trait Store:
+    UserStore
+    + SessionStore
+    + FollowStore
+    + StreamKeyStore
+    + StreamStore
+    + ArchiveStore
+    + ChatStore
+    + JobStore
+    + NotificationStore
+    + PushStore
+    + WebhookStore
+{
+    fn backend(&self) -> Backend;
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Round-trips to every pool (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Closes every pool, waiting for connections in use to be returned.
+    async fn close(&self);
+}
+
+/// Size of one connection pool, for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStats {
+    /// `primary`, `replica0`…, or `writer` / `reader` on SQLite.
+    pub name: String,
+    pub size: u32,
+    pub idle: u32,
+}
+
+impl PoolStats {
+    fn of<DB: sqlx::Database>(name: &str, pool: &sqlx::Pool<DB>) -> Self {
+        Self {
+            name: name.to_owned(),
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+        }
+    }
+}
 
 /// How to reach the database. Pool sizes and timeouts default to review C4 / M3.
 #[derive(Clone)]

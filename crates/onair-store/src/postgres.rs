@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use crate::notify_sql::impl_notification_traits;
-use crate::shared::impl_store_traits;
-use crate::{Backend, DbConfig, PoolStats, StoreError};
+use crate::error::StoreError;
+use crate::{Backend, DbConfig, PoolStats};
 
 pub(crate) struct PgStore {
     primary: PgPool,
@@ -49,12 +48,12 @@ impl PgStore {
             .map_err(StoreError::Unavailable)
     }
 
-    fn writer(&self) -> &PgPool {
+    pub(crate) fn writer(&self) -> &PgPool {
         &self.primary
     }
 
     /// Reads that tolerate replication lag (public listings and profiles).
-    fn reader(&self) -> &PgPool {
+    pub(crate) fn reader(&self) -> &PgPool {
         if self.replicas.is_empty() {
             return &self.primary;
         }
@@ -62,14 +61,6 @@ impl PgStore {
         &self.replicas[n % self.replicas.len()]
     }
 }
-
-impl_store_traits!(PgStore, sqlx::Postgres);
-impl_notification_traits!(
-    PgStore,
-    sqlx::Postgres,
-    "FOR UPDATE SKIP LOCKED",
-    "SET LOCAL synchronous_commit = off"
-);
 
 #[async_trait]
 impl crate::Store for PgStore {
@@ -93,12 +84,12 @@ impl crate::Store for PgStore {
     }
 
     fn pool_stats(&self) -> Vec<PoolStats> {
-        std::iter::once(crate::traits::pool_stats("primary", &self.primary))
+        std::iter::once(PoolStats::of("primary", &self.primary))
             .chain(
                 self.replicas
                     .iter()
                     .enumerate()
-                    .map(|(i, pool)| crate::traits::pool_stats(&format!("replica{i}"), pool)),
+                    .map(|(i, pool)| PoolStats::of(&format!("replica{i}"), pool)),
             )
             .collect()
     }

@@ -10,9 +10,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::notify_sql::impl_notification_traits;
-use crate::shared::impl_store_traits;
-use crate::{Backend, DbConfig, PoolStats, StoreError};
+use crate::error::StoreError;
+use crate::{Backend, DbConfig, PoolStats};
 
 pub(crate) struct SqliteStore {
     writer: SqlitePool,
@@ -54,17 +53,14 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    fn writer(&self) -> &SqlitePool {
+    pub(crate) fn writer(&self) -> &SqlitePool {
         &self.writer
     }
 
-    fn reader(&self) -> &SqlitePool {
+    pub(crate) fn reader(&self) -> &SqlitePool {
         &self.reader
     }
 }
-
-impl_store_traits!(SqliteStore, sqlx::Sqlite);
-impl_notification_traits!(SqliteStore, sqlx::Sqlite, "", "");
 
 #[async_trait]
 impl crate::Store for SqliteStore {
@@ -89,7 +85,7 @@ impl crate::Store for SqliteStore {
     fn pool_stats(&self) -> Vec<PoolStats> {
         [("writer", &self.writer), ("reader", &self.reader)]
             .into_iter()
-            .map(|(name, pool)| crate::traits::pool_stats(name, pool))
+            .map(|(name, pool)| PoolStats::of(name, pool))
             .collect()
     }
 

@@ -115,7 +115,8 @@ fn database_url(admin_url: &str, database: &str) -> String {
 /// The hot list queries exactly as the store sends them, for query-plan checks:
 /// `(name, sql)`; each takes `$1` filter value, `$2`/`$3` keyset, `$4` limit.
 pub fn hot_queries() -> [(&'static str, String); 3] {
-    use crate::shared::{FOLLOWERS, FOLLOWING, LIVE_LIST_FILTER, follow_page, stream_page};
+    use crate::follows::{FOLLOWERS, FOLLOWING, follow_page};
+    use crate::streams::{LIVE_LIST_FILTER, stream_page};
     [
         ("live streams", stream_page(LIVE_LIST_FILTER)),
         ("followers", follow_page(FOLLOWERS)),

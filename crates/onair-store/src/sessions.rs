@@ -1,0 +1,152 @@
+//! Login sessions: families of single-use refresh tokens, stored hashed.
+
+use async_trait::async_trait;
+use sqlx::Executor;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::postgres::PgStore;
+use crate::sql::{Bind, Db};
+use crate::sqlite::SqliteStore;
+use crate::timestamp::Timestamp;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores the first refresh token of a new login (a new family).
+    async fn insert_refresh_token(
+        &self,
+        user_id: Uuid,
+        token_hash: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<()>;
+    /// Spends `presented` and stores `replacement` in its family, atomically. Presenting
+    /// a spent token revokes its family (refresh-token reuse detection).
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        replacement: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<RefreshRotation>;
+    /// Revokes the family of the given token (logout). Unknown tokens are ignored.
+    async fn revoke_refresh_family(&self, token_hash: &[u8]) -> Result<()>;
+}
+
+/// Result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// The token was valid; it is now spent and the new one belongs to the same family.
+    Rotated { user_id: Uuid },
+    /// The token had already been spent or revoked: someone replayed it, so the whole
+    /// family (every token descended from that login) has been revoked.
+    Reused,
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Stores a refresh token of `user_id` in `family_id`, or in a new family (a new login)
+/// when `None`. Signup calls it inside the transaction that creates the user.
+pub(crate) async fn insert_token<'e, DB: Db>(
+    exec: impl Executor<'e, Database = DB>,
+    user_id: Uuid,
+    family_id: Option<Uuid>,
+    token_hash: &[u8],
+    expires_at: Timestamp,
+) -> Result<()>
+where
+    Uuid: Bind<DB>,
+    Timestamp: Bind<DB>,
+    for<'b> &'b [u8]: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(token_hash)
+    .bind(family_id.unwrap_or_else(Uuid::now_v7))
+    .bind(user_id)
+    .bind(expires_at)
+    .bind(Timestamp::now())
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+macro_rules! impl_session_store {
+    ($store:ty) => {
+        #[async_trait]
+        impl SessionStore for $store {
+            async fn insert_refresh_token(
+                &self,
+                user_id: Uuid,
+                token_hash: &[u8],
+                expires_at: Timestamp,
+            ) -> Result<()> {
+                insert_token(self.writer(), user_id, None, token_hash, expires_at).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented: &[u8],
+                replacement: &[u8],
+                expires_at: Timestamp,
+            ) -> Result<RefreshRotation> {
+                let now = Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
+                    "UPDATE refresh_tokens SET used_at = $2
+                     WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
+                       AND expires_at > $2
+                     RETURNING user_id, family_id",
+                )
+                .bind(presented)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((user_id, family_id)) = spent {
+                    insert_token(&mut *tx, user_id, Some(family_id), replacement, expires_at)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(RefreshRotation::Rotated { user_id });
+                }
+                let replayed: Option<Uuid> = sqlx::query_scalar(
+                    "SELECT family_id FROM refresh_tokens
+                     WHERE token_hash = $1 AND (used_at IS NOT NULL OR revoked_at IS NOT NULL)",
+                )
+                .bind(presented)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(family_id) = replayed else {
+                    return Ok(RefreshRotation::Invalid);
+                };
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2
+                     WHERE family_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(family_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(RefreshRotation::Reused)
+            }
+
+            async fn revoke_refresh_family(&self, token_hash: &[u8]) -> Result<()> {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET revoked_at = $2
+                     WHERE revoked_at IS NULL
+                       AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+                )
+                .bind(token_hash)
+                .bind(Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_session_store!(SqliteStore);
+impl_session_store!(PgStore);

@@ -1,0 +1,418 @@
+//! Broadcasts: starting and ending them (through the API or a publisher connection),
+//! viewer counts, and the lists. A broadcast going online enqueues its followers' go-live
+//! fan-out (`notifications`), and going online or offline its webhook deliveries
+//! (`webhooks`), in the transaction that changes it.
+
+use async_trait::async_trait;
+use onair_core::{Category, Cursor, Limit, Page, StreamStatus, StreamTitle};
+use uuid::Uuid;
+
+use crate::error::{Conflict, StoreError};
+use crate::models::StreamOwner;
+use crate::notifications;
+use crate::postgres::PgStore;
+use crate::sql::{keyset_page, row_by_id};
+use crate::sqlite::SqliteStore;
+use crate::timestamp::Timestamp;
+use crate::webhooks::{self, WebhookEvent};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[async_trait]
+pub trait StreamStore: Send + Sync {
+    /// Starts a new live broadcast. `Conflict::ActiveStream` if one is already active.
+    async fn start_stream(
+        &self,
+        id: Uuid,
+        user_id: Uuid,
+        title: &str,
+        category: Option<&str>,
+    ) -> Result<StreamView>;
+    /// Ends the user's active broadcast; `NotFound` if there is none.
+    async fn end_stream(&self, user_id: Uuid) -> Result<StreamView>;
+    /// Attaches a publisher connection to the user's broadcast: continues the active one
+    /// if it has no publisher (offline within the reconnect window, or started through
+    /// the API), else starts a new live one titled like the user's previous broadcast.
+    /// Returns the broadcast and whether it was continued. `Conflict::ActiveStream` when
+    /// another connection is already publishing.
+    async fn attach_publisher(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        new_stream_id: Uuid,
+    ) -> Result<(StreamView, bool)>;
+    /// The publisher left: its broadcast goes live → offline. False if `session_id`
+    /// publishes nothing (any more).
+    async fn detach_publisher(&self, session_id: Uuid) -> Result<bool>;
+    /// Ends the broadcast `session_id` publishes, now (media failure).
+    async fn end_published_stream(&self, session_id: Uuid) -> Result<bool>;
+    /// Ends every broadcast that has been offline since before `cutoff` (its publisher
+    /// did not come back in time). Returns how many ended.
+    async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64>;
+    /// Stores a batch of viewer counts (one transaction; peak kept as the maximum seen).
+    async fn record_viewer_counts(&self, counts: &[ViewerCountUpdate]) -> Result<()>;
+    /// Reads from the primary: callers check ownership with it before writing.
+    async fn stream(&self, id: Uuid) -> Result<Option<StreamView>>;
+    async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView>;
+    /// Broadcasts in a state, most recently started first.
+    async fn list_streams(
+        &self,
+        status: StreamStatus,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<StreamView>>;
+    async fn user_streams(
+        &self,
+        user_id: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<StreamView>>;
+}
+
+/// A broadcast with its owner joined in (review S3: one query, no N+1).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StreamView {
+    pub id: Uuid,
+    pub title: String,
+    pub category: Option<String>,
+    #[sqlx(try_from = "String")]
+    pub status: StreamStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// Concurrent viewers at the last flush.
+    pub viewer_count: i64,
+    pub peak_viewer_count: i64,
+    pub unique_viewer_count: i64,
+    #[sqlx(flatten)]
+    pub owner: StreamOwner,
+}
+
+impl StreamView {
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.started_at.get(), self.id)
+    }
+}
+
+/// One stream's counts for [`StreamStore::record_viewer_counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewerCountUpdate {
+    pub stream_id: Uuid,
+    pub concurrent: i64,
+    pub unique: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct StreamPatch {
+    pub title: Option<StreamTitle>,
+    pub category: Option<Option<Category>>,
+}
+
+const STREAM_VIEW: &str = "
+    SELECT s.id, s.title, s.category, s.status, s.started_at, s.ended_at,
+           s.viewer_count, s.peak_viewer_count, s.unique_viewer_count,
+           u.id AS owner_id, u.username AS owner_username,
+           u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
+    FROM streams s JOIN users u ON u.id = s.user_id";
+
+/// A page of broadcasts: `$1` is the filter's value, `$2`/`$3` the keyset, `$4` the limit.
+pub(crate) fn stream_page(filter: &str) -> String {
+    format!(
+        "{STREAM_VIEW} WHERE {filter} AND (s.started_at, s.id) < ($2, $3)
+         ORDER BY s.started_at DESC, s.id DESC LIMIT $4"
+    )
+}
+
+pub(crate) const LIVE_LIST_FILTER: &str = "s.status = $1";
+
+macro_rules! impl_stream_store {
+    ($store:ty) => {
+        impl $store {
+            async fn stream_on_primary(&self, id: Uuid) -> Result<StreamView> {
+                row_by_id(self.writer(), STREAM_VIEW, "s", id)
+                    .await?
+                    .ok_or(StoreError::NotFound)
+            }
+        }
+
+        #[async_trait]
+        impl StreamStore for $store {
+            async fn start_stream(
+                &self,
+                id: Uuid,
+                user_id: Uuid,
+                title: &str,
+                category: Option<&str>,
+            ) -> Result<StreamView> {
+                let now = Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "INSERT INTO streams (id, user_id, title, category, status, started_at, updated_at)
+                     VALUES ($1, $2, $3, $4, 'live', $5, $5)",
+                )
+                .bind(id)
+                .bind(user_id)
+                .bind(title)
+                .bind(category)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                self.commit_change(tx, id, user_id, true, now).await
+            }
+
+            async fn end_stream(&self, user_id: Uuid) -> Result<StreamView> {
+                let now = Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                let id: Uuid = sqlx::query_scalar(
+                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2,
+                            publisher_session = NULL
+                     WHERE user_id = $1 AND status IN ('live', 'offline')
+                     RETURNING id",
+                )
+                .bind(user_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                self.commit_change(tx, id, user_id, false, now).await
+            }
+
+            async fn attach_publisher(
+                &self,
+                user_id: Uuid,
+                session_id: Uuid,
+                new_stream_id: Uuid,
+            ) -> Result<(StreamView, bool)> {
+                let mut tx = self.writer().begin().await?;
+                let (stream_id, resumed) =
+                    Self::attach(&mut tx, user_id, session_id, new_stream_id).await?;
+                tx.commit().await?;
+                Ok((self.stream_on_primary(stream_id).await?, resumed))
+            }
+
+            async fn detach_publisher(&self, session_id: Uuid) -> Result<bool> {
+                let detached = sqlx::query(
+                    "UPDATE streams SET status = 'offline', publisher_session = NULL, updated_at = $2
+                     WHERE publisher_session = $1 AND status = 'live'",
+                )
+                .bind(session_id)
+                .bind(Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                Ok(detached.rows_affected() == 1)
+            }
+
+            async fn end_published_stream(&self, session_id: Uuid) -> Result<bool> {
+                let now = Timestamp::now();
+                let mut tx = self.writer().begin().await?;
+                let ended: Option<(Uuid, Uuid)> = sqlx::query_as(
+                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2,
+                            publisher_session = NULL
+                     WHERE publisher_session = $1 AND status IN ('live', 'offline')
+                     RETURNING id, user_id",
+                )
+                .bind(session_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((stream_id, user_id)) = ended {
+                    Self::announce(&mut tx, stream_id, user_id, false, now).await?;
+                }
+                tx.commit().await?;
+                Ok(ended.is_some())
+            }
+
+            async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64> {
+                // The broadcast ended when its publisher left, not when this sweep noticed.
+                let mut tx = self.writer().begin().await?;
+                let ended: Vec<(Uuid, Uuid, Timestamp)> = sqlx::query_as(
+                    "UPDATE streams SET status = 'ended', ended_at = updated_at
+                     WHERE status = 'offline' AND updated_at < $1
+                     RETURNING id, user_id, ended_at",
+                )
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+                for &(stream_id, user_id, ended_at) in &ended {
+                    Self::announce(&mut tx, stream_id, user_id, false, ended_at).await?;
+                }
+                tx.commit().await?;
+                Ok(ended.len() as u64)
+            }
+
+            async fn record_viewer_counts(&self, counts: &[ViewerCountUpdate]) -> Result<()> {
+                let mut tx = self.writer().begin().await?;
+                for count in counts {
+                    sqlx::query(
+                        "UPDATE streams SET viewer_count = $2, unique_viewer_count = $3,
+                            peak_viewer_count = CASE WHEN peak_viewer_count > $2
+                                                     THEN peak_viewer_count ELSE $2 END
+                         WHERE id = $1",
+                    )
+                    .bind(count.stream_id)
+                    .bind(count.concurrent)
+                    .bind(count.unique)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn stream(&self, id: Uuid) -> Result<Option<StreamView>> {
+                row_by_id(self.writer(), STREAM_VIEW, "s", id).await
+            }
+
+            async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView> {
+                let category = patch.category.as_ref().map(|c| c.as_ref().map(|c| c.as_str()));
+                let updated = sqlx::query(
+                    "UPDATE streams SET
+                        title = COALESCE($2, title),
+                        category = CASE WHEN $3 THEN $4 ELSE category END,
+                        updated_at = $5
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(patch.title.as_ref().map(|t| t.as_str()))
+                .bind(category.is_some())
+                .bind(category.flatten())
+                .bind(Timestamp::now())
+                .execute(self.writer())
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                self.stream_on_primary(id).await
+            }
+
+            async fn list_streams(
+                &self,
+                status: StreamStatus,
+                limit: Limit,
+                after: Option<Cursor>,
+            ) -> Result<Page<StreamView>> {
+                let sql = stream_page(LIVE_LIST_FILTER);
+                keyset_page(self.reader(), sql, status.as_str(), limit, after, StreamView::cursor)
+                    .await
+            }
+
+            async fn user_streams(
+                &self,
+                user_id: Uuid,
+                limit: Limit,
+                after: Option<Cursor>,
+            ) -> Result<Page<StreamView>> {
+                let sql = stream_page("s.user_id = $1");
+                keyset_page(self.reader(), sql, user_id, limit, after, StreamView::cursor).await
+            }
+        }
+    };
+}
+
+/// Steps inside a stream write's transaction.
+macro_rules! impl_stream_steps {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// What broadcast `stream_id` of `channel_id` going online (`online`) or
+            /// offline at `at` causes: the followers' go-live fan-out, and the channel's
+            /// webhook deliveries.
+            async fn announce(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                stream_id: Uuid,
+                channel_id: Uuid,
+                online: bool,
+                at: Timestamp,
+            ) -> Result<()> {
+                let event = if online {
+                    notifications::enqueue_go_live(&mut **tx, stream_id, channel_id, at).await?;
+                    WebhookEvent::StreamOnline
+                } else {
+                    WebhookEvent::StreamOffline
+                };
+                webhooks::enqueue_deliveries(tx, channel_id, stream_id, event, at).await
+            }
+
+            /// Announces broadcast `id` of `user_id` going online (`online`) or offline,
+            /// commits `tx`, and reads the broadcast back.
+            async fn commit_change(
+                &self,
+                mut tx: sqlx::Transaction<'_, $db>,
+                id: Uuid,
+                user_id: Uuid,
+                online: bool,
+                at: Timestamp,
+            ) -> Result<StreamView> {
+                Self::announce(&mut tx, id, user_id, online, at).await?;
+                tx.commit().await?;
+                self.stream_on_primary(id).await
+            }
+
+            /// [`StreamStore::attach_publisher`] inside its transaction: returns the
+            /// broadcast's id and whether it was continued.
+            async fn attach(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                user_id: Uuid,
+                session_id: Uuid,
+                new_stream_id: Uuid,
+            ) -> Result<(Uuid, bool)> {
+                let now = Timestamp::now();
+                let active: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                    "SELECT id, publisher_session FROM streams
+                     WHERE user_id = $1 AND status IN ('live', 'offline')",
+                )
+                .bind(user_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let taken = || StoreError::Conflict(Conflict::ActiveStream);
+                Ok(match active {
+                    // The same publisher announcing itself again (a retried callback).
+                    Some((id, Some(publisher))) if publisher == session_id => (id, true),
+                    Some((_, Some(_))) => return Err(taken()),
+                    Some((id, None)) => {
+                        let attached = sqlx::query(
+                            "UPDATE streams SET status = 'live', publisher_session = $2, updated_at = $3
+                             WHERE id = $1 AND publisher_session IS NULL
+                               AND status IN ('live', 'offline')",
+                        )
+                        .bind(id)
+                        .bind(session_id)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                        if attached.rows_affected() != 1 {
+                            return Err(taken());
+                        }
+                        (id, true)
+                    }
+                    None => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO streams (id, user_id, title, category, status, started_at,
+                                                  updated_at, publisher_session)
+                             SELECT $1, u.id,
+                                    COALESCE(prev.title, u.username || ' is live'), prev.category,
+                                    'live', $3, $3, $2
+                             FROM users u
+                             LEFT JOIN (SELECT title, category FROM streams WHERE user_id = $4
+                                        ORDER BY started_at DESC LIMIT 1) prev ON TRUE
+                             WHERE u.id = $4",
+                        )
+                        .bind(new_stream_id)
+                        .bind(session_id)
+                        .bind(now)
+                        .bind(user_id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if inserted.rows_affected() != 1 {
+                            return Err(StoreError::NotFound);
+                        }
+                        Self::announce(tx, new_stream_id, user_id, true, now).await?;
+                        (new_stream_id, false)
+                    }
+                })
+            }
+        }
+    };
+}
+
+impl_stream_store!(SqliteStore);
+impl_stream_store!(PgStore);
+impl_stream_steps!(SqliteStore, sqlx::Sqlite);
+impl_stream_steps!(PgStore, sqlx::Postgres);
