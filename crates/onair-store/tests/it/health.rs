@@ -1,8 +1,13 @@
 //! The smoke test: a migrated store answers, and reports its pools.
 
-use onair_store::Backend;
+use std::sync::Arc;
 
-use crate::support::each_store;
+use onair_store::{
+    ArchiveStore, Backend, ChatStore, FollowStore, JobStore, NotificationStore, PushStore,
+    SessionStore, StreamKeyStore, StreamStore, UserStore, WebhookStore,
+};
+
+use crate::support::{each_store, new_user};
 
 #[tokio::test]
 async fn migrated_store_pings_and_reports_its_pools() {
@@ -21,6 +26,30 @@ async fn migrated_store_pings_and_reports_its_pools() {
             assert!(pool.size >= 1, "{pool:?}: ping opened a connection");
             assert!(pool.idle <= pool.size, "{pool:?}");
         }
+    })
+    .await;
+}
+
+/// Handlers hold only the domain traits they use, taken from the app's one store.
+#[tokio::test]
+async fn the_store_upcasts_to_each_domain_trait() {
+    each_store(|store| async move {
+        let users: Arc<dyn UserStore> = store.clone();
+        let follows: Arc<dyn FollowStore> = store.clone();
+        let hana = users.create_user(new_user("hana")).await.unwrap();
+        let ivan = users.create_user(new_user("ivan")).await.unwrap();
+        assert!(follows.follow(ivan.id, hana.id).await.unwrap());
+        let hana = users.profile(hana.id).await.unwrap().expect("hana exists");
+        assert_eq!(hana.follower_count, 1);
+        let _: Arc<dyn SessionStore> = store.clone();
+        let _: Arc<dyn StreamKeyStore> = store.clone();
+        let _: Arc<dyn StreamStore> = store.clone();
+        let _: Arc<dyn ArchiveStore> = store.clone();
+        let _: Arc<dyn ChatStore> = store.clone();
+        let _: Arc<dyn JobStore> = store.clone();
+        let _: Arc<dyn NotificationStore> = store.clone();
+        let _: Arc<dyn PushStore> = store.clone();
+        let _: Arc<dyn WebhookStore> = store;
     })
     .await;
 }

@@ -1,8 +1,9 @@
+use chrono::Duration;
 use onair_core::{AvatarUrl, Bio, DisplayName};
-use onair_store::{Conflict, ProfilePatch, StoreError, UserProfile};
+use onair_store::{Conflict, ProfilePatch, RefreshRotation, StoreError, Timestamp, UserProfile};
 use uuid::Uuid;
 
-use crate::support::{each_store, go_live, new_user, new_user_with_email, profile, user};
+use crate::support::{each_store, from_now, go_live, new_user, new_user_with_email, profile, user};
 
 #[tokio::test]
 async fn create_user_returns_the_new_profile() {
@@ -181,6 +182,96 @@ async fn live_stream_id_is_set_only_while_live() {
             profile(&store, caster.id).await.live_stream_id,
             Some(next.id)
         );
+    })
+    .await;
+}
+
+fn in_a_week() -> Timestamp {
+    from_now(Duration::days(7))
+}
+
+#[tokio::test]
+async fn signup_stores_the_user_and_its_session_together() {
+    each_store(|store| async move {
+        let new = new_user("dora");
+        let id = new.id;
+        let dora = store
+            .create_user_with_session(new, b"dora-first", in_a_week())
+            .await
+            .unwrap();
+        assert_eq!(dora.id, id);
+        assert_eq!(dora.username, "dora");
+        assert_eq!(store.profile(id).await.unwrap(), Some(dora));
+        // The session's refresh token was stored with the user: it rotates.
+        let rotated = store
+            .rotate_refresh_token(b"dora-first", b"dora-second", in_a_week())
+            .await
+            .unwrap();
+        assert_eq!(rotated, RefreshRotation::Rotated { user_id: id });
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signup_with_a_taken_username_or_email_stores_neither_user_nor_session() {
+    each_store(|store| async move {
+        user(&store, "erin").await;
+        let taken = [
+            (
+                new_user_with_email("Erin", "other@example.com"),
+                Conflict::Username,
+            ),
+            (
+                new_user_with_email("erika", "erin@example.com"),
+                Conflict::Email,
+            ),
+        ];
+        for (new, conflict) in taken {
+            let outcome = store
+                .create_user_with_session(new, b"refused", in_a_week())
+                .await;
+            assert!(
+                matches!(outcome, Err(StoreError::Conflict(c)) if c == conflict),
+                "{conflict:?}: {outcome:?}"
+            );
+        }
+        for login in ["erika", "other@example.com"] {
+            assert!(store.credentials(login).await.unwrap().is_none(), "{login}");
+        }
+        // No session row: the token is unknown.
+        let outcome = store
+            .rotate_refresh_token(b"refused", b"next", in_a_week())
+            .await
+            .unwrap();
+        assert_eq!(outcome, RefreshRotation::Invalid);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signup_whose_session_cannot_be_stored_leaves_no_user() {
+    each_store(|store| async move {
+        let frank = user(&store, "frank").await;
+        store
+            .insert_refresh_token(frank.id, b"shared-hash", in_a_week())
+            .await
+            .unwrap();
+        // The user row goes in first; the session's insert then fails, and the
+        // transaction takes the user back out.
+        let outcome = store
+            .create_user_with_session(new_user("gina"), b"shared-hash", in_a_week())
+            .await;
+        assert!(
+            matches!(outcome, Err(StoreError::Conflict(Conflict::Other))),
+            "{outcome:?}"
+        );
+        assert!(store.credentials("gina").await.unwrap().is_none());
+        // Frank's session is untouched.
+        let rotated = store
+            .rotate_refresh_token(b"shared-hash", b"frank-next", in_a_week())
+            .await
+            .unwrap();
+        assert_eq!(rotated, RefreshRotation::Rotated { user_id: frank.id });
     })
     .await;
 }
