@@ -12,17 +12,16 @@
 //!
 //! Both backends share each query's text: SQLite accepts PostgreSQL's `$N` placeholders,
 //! row values, `ON CONFLICT` and `RETURNING`. A domain implements its trait with a small
-//! macro instantiated at the end of its file for `SqliteStore` and `PgStore`, dialect
-//! differences passed as arguments side by side (`jobs`, `notifications`). A macro rather
-//! than generic functions over the sqlx executor because every value a generic function
-//! binds or reads needs its `Encode`/`Type`/`Decode` bounds spelled out on it (Rust does
-//! not infer them), and async trait methods would have to prove `Send` for every
-//! backend at once; the macro sees concrete types and stays plain SQL. Small helpers
-//! shared across domains are generic functions, their bounds kept short by `sql::Bind`.
-//! A write that causes another domain's rows calls that domain's function by name in its
-//! own transaction: `streams` calls `notifications::enqueue_go_live` and
-//! `webhooks::enqueue_deliveries`, both of which enqueue through `jobs::enqueue`; signup
-//! calls `sessions::insert_token`.
+//! macro instantiated at the end of its file for `SqliteStore` and `PgStore`; dialect
+//! differences are macro arguments, side by side (`jobs`, `notifications`). Why a macro
+//! and not generic functions over the sqlx executor: a generic function must spell out
+//! sqlx's `Encode`/`Type`/`Decode` bounds for every value it binds or reads (Rust does not
+//! imply them), and a generic trait impl must prove its futures `Send` for any backend;
+//! the macro sees the two concrete backends and stays plain SQL. The few functions other
+//! domains call are generic, their bounds kept short by `sql::Bind`: a write that causes
+//! another domain's rows calls it by name in its own transaction (`streams` calls
+//! `notifications::enqueue_go_live` and `webhooks::enqueue_deliveries`, which enqueue
+//! through `jobs::enqueue`; signup calls `sessions::insert_token`).
 
 mod archives;
 mod chat;
