@@ -1,12 +1,136 @@
 //! The master playlist, written by us rather than ffmpeg: ffmpeg leaves out any rendition
 //! whose bitrate it does not know (a copied stream without bitrate metadata, which is
 //! what most RTMP publishers send), and players would never see the source quality.
-//! Each rendition's BANDWIDTH is measured from its first segment.
+//! Each rendition's BANDWIDTH is measured from its first segment, and its RESOLUTION,
+//! CODECS and FRAME-RATE read from that segment by ffprobe, so players can label their
+//! quality menus and skip renditions they cannot decode (RFC 8216 §4.3.4.2).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 use crate::transcoder::{MASTER_PLAYLIST, RENDITIONS};
+
+/// One rendition as the master playlist describes it.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Variant {
+    bandwidth: u64,
+    resolution: Option<(u32, u32)>,
+    /// RFC 6381 codec names; empty when a codec is not one we can name exactly (a wrong
+    /// CODECS makes players skip the rendition, a missing one only makes them probe).
+    codecs: Vec<String>,
+    frame_rate: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Probe {
+    #[serde(default)]
+    streams: Vec<ProbedStream>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbedStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    profile: Option<String>,
+    level: Option<i64>,
+    width: Option<u32>,
+    height: Option<u32>,
+    avg_frame_rate: Option<String>,
+    r_frame_rate: Option<String>,
+}
+
+/// The RFC 6381 name of an H.264 or AAC stream: `avc1.PPCCLL`, `mp4a.40.N`.
+fn codec_name(stream: &ProbedStream) -> Option<String> {
+    match stream.codec_name.as_deref()? {
+        "h264" => {
+            let (profile, constraints) = match stream.profile.as_deref()? {
+                "Constrained Baseline" => (0x42, 0xE0),
+                "Baseline" => (0x42, 0x00),
+                "Main" => (0x4D, 0x40),
+                "High" => (0x64, 0x00),
+                "High 10" => (0x6E, 0x00),
+                "High 4:2:2" => (0x7A, 0x00),
+                "High 4:4:4 Predictive" => (0xF4, 0x00),
+                _ => return None,
+            };
+            let level = u8::try_from(stream.level?).ok()?;
+            Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
+        }
+        "aac" => Some(match stream.profile.as_deref() {
+            Some("HE-AAC") => "mp4a.40.5".into(),
+            Some("HE-AACv2") => "mp4a.40.29".into(),
+            _ => "mp4a.40.2".into(),
+        }),
+        "mp3" => Some("mp4a.40.34".into()),
+        _ => None,
+    }
+}
+
+/// `30000/1001` → 29.97; `0/0` (unknown) → None.
+fn frame_rate(rate: &str) -> Option<f64> {
+    let (num, den) = rate.split_once('/')?;
+    let (num, den): (f64, f64) = (num.parse().ok()?, den.parse().ok()?);
+    (num > 0.0 && den > 0.0).then(|| num / den)
+}
+
+impl Variant {
+    fn from_probe(bandwidth: u64, probe: &Probe) -> Self {
+        let video = probe
+            .streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("video"));
+        let codecs: Option<Vec<String>> = probe
+            .streams
+            .iter()
+            .filter(|s| matches!(s.codec_type.as_deref(), Some("video" | "audio")))
+            .map(codec_name)
+            .collect();
+        Self {
+            bandwidth,
+            resolution: video.and_then(|v| Some((v.width?, v.height?))),
+            codecs: codecs.unwrap_or_default(),
+            frame_rate: video.and_then(|v| {
+                v.avg_frame_rate
+                    .as_deref()
+                    .and_then(frame_rate)
+                    .or_else(|| v.r_frame_rate.as_deref().and_then(frame_rate))
+            }),
+        }
+    }
+
+    fn stream_inf(&self) -> String {
+        let mut line = format!("#EXT-X-STREAM-INF:BANDWIDTH={}", self.bandwidth);
+        if let Some((width, height)) = self.resolution {
+            line.push_str(&format!(",RESOLUTION={width}x{height}"));
+        }
+        if !self.codecs.is_empty() {
+            line.push_str(&format!(",CODECS=\"{}\"", self.codecs.join(",")));
+        }
+        if let Some(rate) = self.frame_rate {
+            line.push_str(&format!(",FRAME-RATE={rate:.3}"));
+        }
+        line
+    }
+}
+
+/// ffprobe's view of a segment's streams; None when it cannot tell (then the variant
+/// carries its bandwidth only).
+async fn probe(ffprobe: &Path, segment: &Path) -> Option<Probe> {
+    let output = tokio::process::Command::new(ffprobe)
+        .args(["-v", "error", "-of", "json", "-show_entries"])
+        .arg("stream=codec_type,codec_name,profile,level,width,height,avg_frame_rate,r_frame_rate")
+        .arg(segment)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&output.stdout).ok()
+}
 
 /// The first segment a rendition playlist lists: (duration in seconds, file name).
 fn first_segment(playlist: &str) -> Option<(f64, &str)> {
@@ -23,25 +147,36 @@ fn first_segment(playlist: &str) -> Option<(f64, &str)> {
     None
 }
 
-/// Peak bits per second of a rendition, from its first segment, or None if it has none.
-async fn measured_bandwidth(rendition_dir: &Path) -> Option<u64> {
+/// The first segment of a rendition, once it has one: its path and duration in seconds.
+async fn first_segment_of(rendition_dir: &Path) -> Option<(PathBuf, f64)> {
     let playlist = tokio::fs::read_to_string(rendition_dir.join("index.m3u8"))
         .await
         .ok()?;
     let (seconds, uri) = first_segment(&playlist)?;
-    let bytes = tokio::fs::metadata(rendition_dir.join(uri))
-        .await
-        .ok()?
-        .len();
-    // 20 % headroom: the first segment is a sample, not the peak.
-    Some((bytes as f64 * 8.0 / seconds.max(0.1) * 1.2) as u64)
+    Some((rendition_dir.join(uri), seconds))
 }
 
-fn render(bandwidths: &[u64]) -> String {
+/// A rendition's variant line, from its first segment: peak bits per second measured
+/// from its size, the rest probed.
+async fn describe(ffprobe: &Path, segment: &Path, seconds: f64) -> Option<Variant> {
+    let bytes = tokio::fs::metadata(segment).await.ok()?.len();
+    // 20 % headroom: the first segment is a sample, not the peak.
+    let bandwidth = (bytes as f64 * 8.0 / seconds.max(0.1) * 1.2) as u64;
+    Some(match probe(ffprobe, segment).await {
+        Some(probed) => Variant::from_probe(bandwidth, &probed),
+        None => Variant {
+            bandwidth,
+            ..Variant::default()
+        },
+    })
+}
+
+fn render(variants: &[Variant]) -> String {
     let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for (rendition, bandwidth) in RENDITIONS.iter().zip(bandwidths) {
+    for (rendition, variant) in RENDITIONS.iter().zip(variants) {
         master.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth}\n{rendition}/index.m3u8\n"
+            "{}\n{rendition}/index.m3u8\n",
+            variant.stream_inf()
         ));
     }
     master
@@ -50,19 +185,35 @@ fn render(bandwidths: &[u64]) -> String {
 /// Waits until every rendition has a segment, then writes the master playlist
 /// atomically and records the publish → playable time (the review's stream start
 /// latency). Gives up after `limit`.
-pub(crate) async fn publish_when_ready(output: PathBuf, started: Instant, limit: Duration) {
+pub(crate) async fn publish_when_ready(
+    output: PathBuf,
+    ffprobe: PathBuf,
+    started: Instant,
+    limit: Duration,
+) {
     let deadline = started + limit;
     while Instant::now() < deadline {
-        let mut bandwidths = Vec::with_capacity(RENDITIONS.len());
+        let mut segments = Vec::with_capacity(RENDITIONS.len());
         for rendition in RENDITIONS {
-            match measured_bandwidth(&output.join(rendition)).await {
-                Some(bandwidth) => bandwidths.push(bandwidth),
+            match first_segment_of(&output.join(rendition)).await {
+                Some(segment) => segments.push(segment),
                 None => break,
             }
         }
-        if bandwidths.len() == RENDITIONS.len() {
+        let described = if segments.len() == RENDITIONS.len() {
+            let probes = segments
+                .iter()
+                .map(|(path, seconds)| describe(&ffprobe, path, *seconds));
+            futures_util::future::join_all(probes)
+                .await
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+        } else {
+            None
+        };
+        if let Some(variants) = described {
             let temporary = output.join(format!("{MASTER_PLAYLIST}.tmp"));
-            let written = tokio::fs::write(&temporary, render(&bandwidths)).await;
+            let written = tokio::fs::write(&temporary, render(&variants)).await;
             if let Err(e) =
                 written.and(tokio::fs::rename(&temporary, output.join(MASTER_PLAYLIST)).await)
             {
@@ -89,10 +240,67 @@ mod tests {
         assert_eq!(first_segment("#EXTM3U\n"), None);
     }
 
+    fn stream(kind: &str, codec: &str, profile: &str, level: i64) -> ProbedStream {
+        ProbedStream {
+            codec_type: Some(kind.into()),
+            codec_name: Some(codec.into()),
+            profile: Some(profile.into()),
+            level: Some(level),
+            width: (kind == "video").then_some(1280),
+            height: (kind == "video").then_some(720),
+            avg_frame_rate: Some("0/0".into()),
+            r_frame_rate: Some("30000/1001".into()),
+        }
+    }
+
     #[test]
-    fn lists_every_rendition() {
-        let master = render(&[6_000_000, 900_000]);
-        assert!(master.contains("BANDWIDTH=6000000\nsource/index.m3u8"));
-        assert!(master.contains("BANDWIDTH=900000\n360p/index.m3u8"));
+    fn lists_every_rendition_with_what_players_need() {
+        let probe = Probe {
+            streams: vec![
+                stream("video", "h264", "High", 31),
+                stream("audio", "aac", "LC", -99),
+            ],
+        };
+        let source = Variant::from_probe(6_000_000, &probe);
+        let bare = Variant {
+            bandwidth: 900_000,
+            ..Variant::default()
+        };
+        let master = render(&[source, bare]);
+        assert!(
+            master.contains(
+                "#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1280x720,\
+                 CODECS=\"avc1.64001F,mp4a.40.2\",FRAME-RATE=29.970\nsource/index.m3u8"
+            ),
+            "{master}"
+        );
+        assert!(
+            master.contains("BANDWIDTH=900000\n360p/index.m3u8"),
+            "{master}"
+        );
+    }
+
+    #[test]
+    fn names_codecs_exactly_or_not_at_all() {
+        let named = |codec, profile, level| codec_name(&stream("video", codec, profile, level));
+        assert_eq!(
+            named("h264", "Constrained Baseline", 30).as_deref(),
+            Some("avc1.42E01E")
+        );
+        assert_eq!(named("h264", "Main", 40).as_deref(), Some("avc1.4D4028"));
+        assert_eq!(named("h264", "Mystery", 40), None);
+        assert_eq!(named("hevc", "Main", 93), None);
+        let probe = Probe {
+            streams: vec![
+                stream("video", "hevc", "Main", 93),
+                stream("audio", "aac", "LC", 0),
+            ],
+        };
+        assert!(
+            Variant::from_probe(1, &probe).codecs.is_empty(),
+            "all or none"
+        );
+        assert_eq!(frame_rate("25/1"), Some(25.0));
+        assert_eq!(frame_rate("0/0"), None);
     }
 }

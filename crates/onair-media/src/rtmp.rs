@@ -230,6 +230,7 @@ impl SessionHandler for Session {
         );
         tokio::spawn(master::publish_when_ready(
             output,
+            self.shared.config.transcode.ffprobe(),
             Instant::now(),
             Duration::from_secs(30),
         ));

@@ -40,6 +40,16 @@ pub const MASTER_PLAYLIST: &str = "master.m3u8";
 pub const RENDITIONS: [&str; 2] = ["source", "360p"];
 
 impl TranscodeSettings {
+    /// ffprobe, installed beside ffmpeg.
+    pub fn ffprobe(&self) -> PathBuf {
+        match self.ffmpeg.file_name().and_then(|n| n.to_str()) {
+            Some(name) if name.contains("ffmpeg") => self
+                .ffmpeg
+                .with_file_name(name.replacen("ffmpeg", "ffprobe", 1)),
+            _ => PathBuf::from("ffprobe"),
+        }
+    }
+
     fn command(&self, output: &Path) -> Command {
         let mut command = Command::new(&self.ffmpeg);
         let segment_pattern = output.join("%v").join("seg_%05d.ts");

@@ -153,10 +153,25 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends() {
 
             let renditions = playable(&app, &stream_id).await;
             assert_eq!(renditions, ["source/index.m3u8", "360p/index.m3u8"]);
-            let (status, headers, _) =
+            let (status, headers, master) =
                 get_bytes(&app, &format!("/live/{stream_id}/master.m3u8")).await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+            // Players label and pick qualities from these (RFC 8216 §4.3.4.2).
+            let master = String::from_utf8(master).unwrap();
+            let variants: Vec<&str> = master
+                .lines()
+                .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+                .collect();
+            assert_eq!(variants.len(), 2, "{master}");
+            for variant in variants {
+                assert!(variant.contains(",RESOLUTION=640x360"), "{variant}");
+                assert!(
+                    variant.contains(",CODECS=\"avc1.") && variant.contains(",mp4a.40.2\""),
+                    "{variant}"
+                );
+                assert!(variant.contains(",FRAME-RATE=30.000"), "{variant}");
+            }
             assert_eq!(headers["cache-control"], "no-cache");
             let cross_origin = app
                 .client
