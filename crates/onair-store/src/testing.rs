@@ -1,6 +1,6 @@
-//! Throwaway databases for tests (feature `testing`): a fresh SQLite file, and a fresh
-//! PostgreSQL database when `ONAIR_TEST_POSTGRES_URL` points at a server, dropped after
-//! the test whether it passed or not.
+//! Throwaway databases for tests (feature `testing`): a fresh SQLite file, or a fresh
+//! database on the PostgreSQL server at `ONAIR_TEST_POSTGRES_URL`, dropped after the test
+//! whether it passed or not; and `backend_tests!`, which declares a test once per backend.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,19 +10,13 @@ use sqlx::postgres::PgConnection;
 
 use crate::DbConfig;
 
-/// Which backends to run a test against: SQLite always, PostgreSQL when configured.
-pub fn backends() -> Vec<&'static str> {
-    let mut names = vec!["sqlite"];
-    if postgres_url().is_some() {
-        names.push("postgres");
-    }
-    names
-}
-
-fn postgres_url() -> Option<String> {
-    std::env::var("ONAIR_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
+/// The database a backend test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    /// A new SQLite file in a temporary directory.
+    Sqlite,
+    /// A new database on the server at `ONAIR_TEST_POSTGRES_URL`.
+    Postgres,
 }
 
 /// Small pools: tests run in parallel and PostgreSQL allows 100 connections in all.
@@ -36,37 +30,77 @@ fn test_config(url: String) -> DbConfig {
     }
 }
 
-/// Runs `test` once per backend, each time with a new empty database, and removes the
-/// database afterwards. A panic in `test` is re-raised after the clean-up.
-pub async fn with_each_backend<F, Fut>(test: F)
+/// Runs `test` with a new empty database on `backend`, and removes the database
+/// afterwards. A panic in `test` is re-raised after the clean-up.
+pub async fn with_backend<F, Fut>(backend: TestBackend, test: F)
 where
-    F: Fn(&'static str, DbConfig) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    for backend in backends() {
-        with_backend(backend, &test).await;
-    }
-}
-
-pub async fn with_backend<F, Fut>(backend: &'static str, test: F)
-where
-    F: Fn(&'static str, DbConfig) -> Fut,
+    F: FnOnce(DbConfig) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let outcome = match backend {
-        "sqlite" => {
+        TestBackend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
-            tokio::spawn(test(backend, test_config(url))).await
+            tokio::spawn(test(test_config(url))).await
         }
-        _ => {
-            let admin_url = postgres_url().expect("ONAIR_TEST_POSTGRES_URL");
-            with_postgres(&admin_url, |config| tokio::spawn(test(backend, config))).await
+        TestBackend::Postgres => {
+            // Tests built without the variable are ignored (see `backend_tests!`).
+            let admin_url = std::env::var("ONAIR_TEST_POSTGRES_URL")
+                .expect("ONAIR_TEST_POSTGRES_URL must be set to run this test");
+            with_postgres(&admin_url, |config| tokio::spawn(test(config))).await
         }
     };
     if let Err(err) = outcome {
         std::panic::resume_unwind(err.into_panic());
     }
+}
+
+/// Declares each listed test once per backend: `sqlite::name` and `postgres::name`, each
+/// calling `run(TestBackend::…, name)` (`with_backend`, or a wrapper of it whose test
+/// takes what the crate's tests need). The PostgreSQL one is `#[ignore]`d unless
+/// `ONAIR_TEST_POSTGRES_URL` was set when it was built, so a run without the server says
+/// "N ignored" instead of passing tests that did not run; `#[redis]` before a name does
+/// the same for `ONAIR_TEST_REDIS_URL` on both backends. The cfgs come from
+/// `scripts/test-backends.rs`, the build script of every crate with such tests.
+///
+/// ```ignore
+/// onair_store::backend_tests!(crate::support::on_store => follow_is_counted, #[redis] spans_nodes);
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($run:path => $($(#[$needs:ident])? $name:ident),+ $(,)?) => {
+        mod sqlite {
+            $($crate::backend_tests!(@test $run, Sqlite [$($needs)?] $name);)+
+        }
+        mod postgres {
+            $($crate::backend_tests!(@test $run, Postgres [$($needs)?] $name);)+
+        }
+    };
+    (@test $run:path, Sqlite [] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Sqlite $name);
+    };
+    (@test $run:path, Sqlite [redis] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Sqlite $name
+            #[cfg_attr(not(onair_test_redis), ignore = "set ONAIR_TEST_REDIS_URL")]);
+    };
+    (@test $run:path, Postgres [] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Postgres $name
+            #[cfg_attr(not(onair_test_postgres), ignore = "set ONAIR_TEST_POSTGRES_URL")]);
+    };
+    (@test $run:path, Postgres [redis] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Postgres $name
+            #[cfg_attr(
+                not(all(onair_test_postgres, onair_test_redis)),
+                ignore = "set ONAIR_TEST_POSTGRES_URL and ONAIR_TEST_REDIS_URL"
+            )]);
+    };
+    (@emit $run:path, $backend:ident $name:ident $(#[$ignore:meta])?) => {
+        #[tokio::test]
+        $(#[$ignore])?
+        async fn $name() {
+            $run($crate::testing::TestBackend::$backend, super::$name).await;
+        }
+    };
 }
 
 /// Creates a new database on the server at `admin_url`, runs `body` with it, and drops

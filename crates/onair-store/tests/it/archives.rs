@@ -4,7 +4,15 @@ use chrono::Duration;
 use onair_store::{Archive, ArchiveStatus, NewArchive, Store, StoreError, Timestamp};
 use uuid::Uuid;
 
-use crate::support::{each_store, flat, from_now, pages, past_stream, sizes, user};
+use crate::support::{flat, from_now, pages, past_stream, sizes, user};
+
+onair_store::backend_tests!(crate::support::on_store =>
+    insert_archive_joins_the_stream_title_and_owner,
+    archive_of_an_unknown_stream_is_not_found,
+    archive_by_id_returns_any_status,
+    list_archives_shows_ready_ones_newest_first_in_pages,
+    user_archives_lists_only_the_owners_ready_archives,
+);
 
 /// An archive of `stream_id` made `minutes_ago`.
 fn new_archive(stream_id: Uuid, status: ArchiveStatus, minutes_ago: i64) -> NewArchive {
@@ -35,66 +43,54 @@ fn ids(archives: &[&Archive]) -> Vec<Uuid> {
     archives.iter().map(|a| a.id).collect()
 }
 
-#[tokio::test]
-async fn insert_archive_joins_the_stream_title_and_owner() {
-    each_store(|store| async move {
-        let maker = user(&store, "maker").await;
-        let stream = past_stream(&store, maker.id, "Marathon").await;
-        let new = new_archive(stream.id, ArchiveStatus::Ready, 0);
-        let (id, created_at, path) = (new.id, new.created_at, new.playlist_path.clone());
-        let archive = store.insert_archive(new).await.unwrap();
-        assert_eq!(
-            archive,
-            Archive {
-                id,
-                stream_id: stream.id,
-                title: "Marathon".into(),
-                status: ArchiveStatus::Ready,
-                duration_ms: 90_000,
-                playlist_path: path,
-                created_at,
-                owner: stream.owner.clone(),
-            }
-        );
-        assert_eq!(store.archive(id).await.unwrap(), Some(archive));
-        assert_eq!(stream.owner.id, maker.id);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn archive_of_an_unknown_stream_is_not_found() {
-    each_store(|store| async move {
-        let new = new_archive(Uuid::now_v7(), ArchiveStatus::Ready, 0);
-        let id = new.id;
-        assert!(matches!(
-            store.insert_archive(new).await,
-            Err(StoreError::NotFound)
-        ));
-        assert_eq!(store.archive(id).await.unwrap(), None);
-        let listed = store.list_archives(Default::default(), None).await.unwrap();
-        assert!(listed.items.is_empty() && listed.next_cursor.is_none());
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn archive_by_id_returns_any_status() {
-    each_store(|store| async move {
-        let maker = user(&store, "maker").await;
-        let stream = past_stream(&store, maker.id, "Attempt").await;
-        for status in [
-            ArchiveStatus::Processing,
-            ArchiveStatus::Ready,
-            ArchiveStatus::Failed,
-        ] {
-            let archive = insert(&store, stream.id, status, 0).await;
-            let found = store.archive(archive.id).await.unwrap();
-            assert_eq!(found.as_ref().map(|a| a.status), Some(status));
+async fn insert_archive_joins_the_stream_title_and_owner(store: Arc<dyn Store>) {
+    let maker = user(&store, "maker").await;
+    let stream = past_stream(&store, maker.id, "Marathon").await;
+    let new = new_archive(stream.id, ArchiveStatus::Ready, 0);
+    let (id, created_at, path) = (new.id, new.created_at, new.playlist_path.clone());
+    let archive = store.insert_archive(new).await.unwrap();
+    assert_eq!(
+        archive,
+        Archive {
+            id,
+            stream_id: stream.id,
+            title: "Marathon".into(),
+            status: ArchiveStatus::Ready,
+            duration_ms: 90_000,
+            playlist_path: path,
+            created_at,
+            owner: stream.owner.clone(),
         }
-        assert_eq!(store.archive(Uuid::now_v7()).await.unwrap(), None);
-    })
-    .await;
+    );
+    assert_eq!(store.archive(id).await.unwrap(), Some(archive));
+    assert_eq!(stream.owner.id, maker.id);
+}
+
+async fn archive_of_an_unknown_stream_is_not_found(store: Arc<dyn Store>) {
+    let new = new_archive(Uuid::now_v7(), ArchiveStatus::Ready, 0);
+    let id = new.id;
+    assert!(matches!(
+        store.insert_archive(new).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.archive(id).await.unwrap(), None);
+    let listed = store.list_archives(Default::default(), None).await.unwrap();
+    assert!(listed.items.is_empty() && listed.next_cursor.is_none());
+}
+
+async fn archive_by_id_returns_any_status(store: Arc<dyn Store>) {
+    let maker = user(&store, "maker").await;
+    let stream = past_stream(&store, maker.id, "Attempt").await;
+    for status in [
+        ArchiveStatus::Processing,
+        ArchiveStatus::Ready,
+        ArchiveStatus::Failed,
+    ] {
+        let archive = insert(&store, stream.id, status, 0).await;
+        let found = store.archive(archive.id).await.unwrap();
+        assert_eq!(found.as_ref().map(|a| a.status), Some(status));
+    }
+    assert_eq!(store.archive(Uuid::now_v7()).await.unwrap(), None);
 }
 
 /// Two makers' archives, ready or not, created in an order unlike their timestamps.
@@ -129,41 +125,33 @@ fn ready_newest_first(all: &[Archive], keep: impl Fn(&Archive) -> bool) -> Vec<&
     ready
 }
 
-#[tokio::test]
-async fn list_archives_shows_ready_ones_newest_first_in_pages() {
-    each_store(|store| async move {
-        let (all, _) = mixed_archives(&store).await;
-        let expected = ready_newest_first(&all, |_| true);
-        assert_eq!(expected.len(), 5);
+async fn list_archives_shows_ready_ones_newest_first_in_pages(store: Arc<dyn Store>) {
+    let (all, _) = mixed_archives(&store).await;
+    let expected = ready_newest_first(&all, |_| true);
+    assert_eq!(expected.len(), 5);
 
-        let walked = pages(2, |limit, after| store.list_archives(limit, after)).await;
-        assert_eq!(sizes(&walked), [2, 2, 1]);
-        assert_eq!(flat(&walked, |a| a.id), ids(&expected));
-        let rows: Vec<&Archive> = walked.iter().flatten().collect();
-        assert_eq!(rows, expected, "rows carry the title and owner");
-        let created: Vec<Timestamp> = rows.iter().map(|a| a.created_at).collect();
-        assert!(created.is_sorted_by(|a, b| a > b), "{created:?}");
-    })
-    .await;
+    let walked = pages(2, |limit, after| store.list_archives(limit, after)).await;
+    assert_eq!(sizes(&walked), [2, 2, 1]);
+    assert_eq!(flat(&walked, |a| a.id), ids(&expected));
+    let rows: Vec<&Archive> = walked.iter().flatten().collect();
+    assert_eq!(rows, expected, "rows carry the title and owner");
+    let created: Vec<Timestamp> = rows.iter().map(|a| a.created_at).collect();
+    assert!(created.is_sorted_by(|a, b| a > b), "{created:?}");
 }
 
-#[tokio::test]
-async fn user_archives_lists_only_the_owners_ready_archives() {
-    each_store(|store| async move {
-        let (all, maker) = mixed_archives(&store).await;
-        let expected = ready_newest_first(&all, |a| a.owner.id == maker);
-        assert_eq!(expected.len(), 3);
+async fn user_archives_lists_only_the_owners_ready_archives(store: Arc<dyn Store>) {
+    let (all, maker) = mixed_archives(&store).await;
+    let expected = ready_newest_first(&all, |a| a.owner.id == maker);
+    assert_eq!(expected.len(), 3);
 
-        let walked = pages(2, |limit, after| store.user_archives(maker, limit, after)).await;
-        assert_eq!(sizes(&walked), [2, 1]);
-        assert_eq!(flat(&walked, |a| a.id), ids(&expected));
-        assert!(walked.iter().flatten().all(|a| a.title == "Mine"));
+    let walked = pages(2, |limit, after| store.user_archives(maker, limit, after)).await;
+    assert_eq!(sizes(&walked), [2, 1]);
+    assert_eq!(flat(&walked, |a| a.id), ids(&expected));
+    assert!(walked.iter().flatten().all(|a| a.title == "Mine"));
 
-        let nobody = store
-            .user_archives(Uuid::now_v7(), Default::default(), None)
-            .await
-            .unwrap();
-        assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
-    })
-    .await;
+    let nobody = store
+        .user_archives(Uuid::now_v7(), Default::default(), None)
+        .await
+        .unwrap();
+    assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
 }

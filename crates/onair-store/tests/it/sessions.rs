@@ -4,7 +4,16 @@ use chrono::Duration;
 use onair_store::{RefreshRotation, Store, Timestamp};
 use uuid::Uuid;
 
-use crate::support::{each_store, from_now, user};
+use crate::support::{from_now, user};
+
+onair_store::backend_tests!(crate::support::on_store =>
+    rotation_spends_the_token_and_issues_its_replacement,
+    replaying_a_spent_token_revokes_its_whole_family,
+    reuse_in_one_family_leaves_other_logins_alone,
+    unknown_and_expired_tokens_are_invalid,
+    logout_revokes_the_current_token_of_the_family_only,
+    concurrent_presentations_of_one_token_rotate_it_once,
+);
 
 fn in_a_week() -> Timestamp {
     from_now(Duration::days(7))
@@ -35,156 +44,132 @@ async fn assert_unusable(store: &Arc<dyn Store>, token: &[u8]) {
     );
 }
 
-#[tokio::test]
-async fn rotation_spends_the_token_and_issues_its_replacement() {
-    each_store(|store| async move {
-        let dana = user(&store, "dana").await;
-        login(&store, dana.id, b"first").await;
-        let rotated = RefreshRotation::Rotated { user_id: dana.id };
-        assert_eq!(rotate(&store, b"first", b"second").await, rotated);
-        assert_eq!(rotate(&store, b"second", b"third").await, rotated);
-        assert_eq!(rotate(&store, b"third", b"fourth").await, rotated);
-    })
-    .await;
+async fn rotation_spends_the_token_and_issues_its_replacement(store: Arc<dyn Store>) {
+    let dana = user(&store, "dana").await;
+    login(&store, dana.id, b"first").await;
+    let rotated = RefreshRotation::Rotated { user_id: dana.id };
+    assert_eq!(rotate(&store, b"first", b"second").await, rotated);
+    assert_eq!(rotate(&store, b"second", b"third").await, rotated);
+    assert_eq!(rotate(&store, b"third", b"fourth").await, rotated);
 }
 
-#[tokio::test]
-async fn replaying_a_spent_token_revokes_its_whole_family() {
-    each_store(|store| async move {
-        let dana = user(&store, "dana").await;
-        login(&store, dana.id, b"first").await;
-        assert_eq!(
-            rotate(&store, b"first", b"second").await,
-            RefreshRotation::Rotated { user_id: dana.id }
-        );
+async fn replaying_a_spent_token_revokes_its_whole_family(store: Arc<dyn Store>) {
+    let dana = user(&store, "dana").await;
+    login(&store, dana.id, b"first").await;
+    assert_eq!(
+        rotate(&store, b"first", b"second").await,
+        RefreshRotation::Rotated { user_id: dana.id }
+    );
 
-        assert_eq!(
-            rotate(&store, b"first", b"stolen").await,
-            RefreshRotation::Reused
-        );
-        // The family's newest token, held by the legitimate client, is revoked too,
-        // and the replay did not issue a token.
-        assert_unusable(&store, b"second").await;
-        assert_unusable(&store, b"stolen").await;
-        // Replaying again is still reuse.
-        assert_eq!(
-            rotate(&store, b"first", b"stolen-2").await,
-            RefreshRotation::Reused
-        );
-    })
-    .await;
+    assert_eq!(
+        rotate(&store, b"first", b"stolen").await,
+        RefreshRotation::Reused
+    );
+    // The family's newest token, held by the legitimate client, is revoked too,
+    // and the replay did not issue a token.
+    assert_unusable(&store, b"second").await;
+    assert_unusable(&store, b"stolen").await;
+    // Replaying again is still reuse.
+    assert_eq!(
+        rotate(&store, b"first", b"stolen-2").await,
+        RefreshRotation::Reused
+    );
 }
 
-#[tokio::test]
-async fn reuse_in_one_family_leaves_other_logins_alone() {
-    each_store(|store| async move {
-        let dana = user(&store, "dana").await;
-        let erin = user(&store, "erin").await;
-        login(&store, dana.id, b"laptop").await;
-        login(&store, dana.id, b"phone").await;
-        login(&store, erin.id, b"erin").await;
+async fn reuse_in_one_family_leaves_other_logins_alone(store: Arc<dyn Store>) {
+    let dana = user(&store, "dana").await;
+    let erin = user(&store, "erin").await;
+    login(&store, dana.id, b"laptop").await;
+    login(&store, dana.id, b"phone").await;
+    login(&store, erin.id, b"erin").await;
 
-        rotate(&store, b"laptop", b"laptop-2").await;
-        assert_eq!(
-            rotate(&store, b"laptop", b"x").await,
-            RefreshRotation::Reused
-        );
-        assert_unusable(&store, b"laptop-2").await;
+    rotate(&store, b"laptop", b"laptop-2").await;
+    assert_eq!(
+        rotate(&store, b"laptop", b"x").await,
+        RefreshRotation::Reused
+    );
+    assert_unusable(&store, b"laptop-2").await;
 
-        assert_eq!(
-            rotate(&store, b"phone", b"phone-2").await,
-            RefreshRotation::Rotated { user_id: dana.id }
-        );
-        assert_eq!(
-            rotate(&store, b"erin", b"erin-2").await,
-            RefreshRotation::Rotated { user_id: erin.id }
-        );
-    })
-    .await;
+    assert_eq!(
+        rotate(&store, b"phone", b"phone-2").await,
+        RefreshRotation::Rotated { user_id: dana.id }
+    );
+    assert_eq!(
+        rotate(&store, b"erin", b"erin-2").await,
+        RefreshRotation::Rotated { user_id: erin.id }
+    );
 }
 
-#[tokio::test]
-async fn unknown_and_expired_tokens_are_invalid() {
-    each_store(|store| async move {
-        let frank = user(&store, "frank").await;
+async fn unknown_and_expired_tokens_are_invalid(store: Arc<dyn Store>) {
+    let frank = user(&store, "frank").await;
+    assert_eq!(
+        rotate(&store, b"never-issued", b"new").await,
+        RefreshRotation::Invalid
+    );
+    // An invalid presentation stores no replacement.
+    assert_eq!(
+        rotate(&store, b"new", b"newer").await,
+        RefreshRotation::Invalid
+    );
+
+    store
+        .insert_refresh_token(frank.id, b"stale", from_now(-Duration::seconds(1)))
+        .await
+        .unwrap();
+    // Expired is not spent: presenting it twice is invalid, not reuse.
+    for _ in 0..2 {
         assert_eq!(
-            rotate(&store, b"never-issued", b"new").await,
+            rotate(&store, b"stale", b"fresh").await,
             RefreshRotation::Invalid
         );
-        // An invalid presentation stores no replacement.
-        assert_eq!(
-            rotate(&store, b"new", b"newer").await,
-            RefreshRotation::Invalid
-        );
-
-        store
-            .insert_refresh_token(frank.id, b"stale", from_now(-Duration::seconds(1)))
-            .await
-            .unwrap();
-        // Expired is not spent: presenting it twice is invalid, not reuse.
-        for _ in 0..2 {
-            assert_eq!(
-                rotate(&store, b"stale", b"fresh").await,
-                RefreshRotation::Invalid
-            );
-        }
-        assert_unusable(&store, b"fresh").await;
-    })
-    .await;
+    }
+    assert_unusable(&store, b"fresh").await;
 }
 
-#[tokio::test]
-async fn logout_revokes_the_current_token_of_the_family_only() {
-    each_store(|store| async move {
-        let gina = user(&store, "gina").await;
-        login(&store, gina.id, b"first").await;
-        login(&store, gina.id, b"elsewhere").await;
-        rotate(&store, b"first", b"second").await;
-        rotate(&store, b"second", b"current").await;
+async fn logout_revokes_the_current_token_of_the_family_only(store: Arc<dyn Store>) {
+    let gina = user(&store, "gina").await;
+    login(&store, gina.id, b"first").await;
+    login(&store, gina.id, b"elsewhere").await;
+    rotate(&store, b"first", b"second").await;
+    rotate(&store, b"second", b"current").await;
 
-        // Logging out with any token of the family (here an old one) ends the login.
-        store.revoke_refresh_family(b"first").await.unwrap();
-        assert_unusable(&store, b"current").await;
-        assert_eq!(
-            rotate(&store, b"elsewhere", b"elsewhere-2").await,
-            RefreshRotation::Rotated { user_id: gina.id }
-        );
+    // Logging out with any token of the family (here an old one) ends the login.
+    store.revoke_refresh_family(b"first").await.unwrap();
+    assert_unusable(&store, b"current").await;
+    assert_eq!(
+        rotate(&store, b"elsewhere", b"elsewhere-2").await,
+        RefreshRotation::Rotated { user_id: gina.id }
+    );
 
-        login(&store, gina.id, b"fresh-login").await;
-        store.revoke_refresh_family(b"fresh-login").await.unwrap();
-        assert_unusable(&store, b"fresh-login").await;
-        // Unknown tokens are ignored.
-        store.revoke_refresh_family(b"never-issued").await.unwrap();
-    })
-    .await;
+    login(&store, gina.id, b"fresh-login").await;
+    store.revoke_refresh_family(b"fresh-login").await.unwrap();
+    assert_unusable(&store, b"fresh-login").await;
+    // Unknown tokens are ignored.
+    store.revoke_refresh_family(b"never-issued").await.unwrap();
 }
 
-#[tokio::test]
-async fn concurrent_presentations_of_one_token_rotate_it_once() {
-    each_store(|store| async move {
-        let hana = user(&store, "hana").await;
-        login(&store, hana.id, b"shared").await;
-        let attempts: Vec<_> = [b"copy-a", b"copy-b"]
-            .into_iter()
-            .map(|replacement| {
-                let store = Arc::clone(&store);
-                tokio::spawn(async move { rotate(&store, b"shared", replacement).await })
-            })
-            .collect();
-        let mut outcomes = Vec::new();
-        for attempt in attempts {
-            outcomes.push(attempt.await.unwrap());
-        }
-        let rotated = RefreshRotation::Rotated { user_id: hana.id };
-        assert_eq!(
-            outcomes.iter().filter(|o| **o == rotated).count(),
-            1,
-            "{outcomes:?}"
-        );
-        assert!(outcomes.contains(&RefreshRotation::Reused), "{outcomes:?}");
-        // The loser's presentation was a replay: the winner's replacement is revoked.
-        assert_unusable(&store, b"copy-a").await;
-        assert_unusable(&store, b"copy-b").await;
-    })
-    .await;
+async fn concurrent_presentations_of_one_token_rotate_it_once(store: Arc<dyn Store>) {
+    let hana = user(&store, "hana").await;
+    login(&store, hana.id, b"shared").await;
+    let attempts: Vec<_> = [b"copy-a", b"copy-b"]
+        .into_iter()
+        .map(|replacement| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { rotate(&store, b"shared", replacement).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for attempt in attempts {
+        outcomes.push(attempt.await.unwrap());
+    }
+    let rotated = RefreshRotation::Rotated { user_id: hana.id };
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == rotated).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes.contains(&RefreshRotation::Reused), "{outcomes:?}");
+    // The loser's presentation was a replay: the winner's replacement is revoked.
+    assert_unusable(&store, b"copy-a").await;
+    assert_unusable(&store, b"copy-b").await;
 }

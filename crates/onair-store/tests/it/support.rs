@@ -1,4 +1,4 @@
-//! Set-up shared by the contract cases: a fresh migrated store per backend, users,
+//! Set-up shared by the contract cases: a fresh migrated store on a backend, users,
 //! broadcasts, and a walker that pages through a keyset-paginated list.
 
 use std::future::Future;
@@ -6,27 +6,22 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use onair_core::{Cursor, Email, Limit, Page, Username};
+use onair_store::testing::TestBackend;
 use onair_store::{NewUser, Store, StoreError, StreamView, Timestamp, UserProfile};
 use uuid::Uuid;
 
-/// Runs `test` with a freshly migrated store, once per configured backend (SQLite always,
-/// PostgreSQL when ONAIR_TEST_POSTGRES_URL is set).
-pub async fn each_store<F, Fut>(test: F)
+/// Runs `test` with a freshly migrated store on `backend` (the runner of
+/// `onair_store::backend_tests!` in this suite).
+pub async fn on_store<F, Fut>(backend: TestBackend, test: F)
 where
-    F: Fn(Arc<dyn Store>) -> Fut + Send + Sync + 'static,
+    F: FnOnce(Arc<dyn Store>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let test = Arc::new(test);
-    onair_store::testing::with_each_backend(move |backend, config| {
-        let test = Arc::clone(&test);
-        async move {
-            // Shown with the failure output, to tell which backend broke.
-            eprintln!("backend: {backend}");
-            let store = onair_store::connect(&config).await.expect("connect");
-            store.migrate().await.expect("migrate");
-            test(Arc::clone(&store)).await;
-            store.close().await;
-        }
+    onair_store::testing::with_backend(backend, move |config| async move {
+        let store = onair_store::connect(&config).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        test(Arc::clone(&store)).await;
+        store.close().await;
     })
     .await;
 }
