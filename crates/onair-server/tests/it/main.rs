@@ -1,5 +1,8 @@
-//! HTTP tests: each starts its own server on port 0, once per backend (SQLite always,
-//! PostgreSQL when ONAIR_TEST_POSTGRES_URL is set), and checks good and bad paths.
+//! HTTP tests: each starts its own server on port 0, on SQLite (`<module>::sqlite::<test>`)
+//! and on PostgreSQL (`<module>::postgres::<test>`), and checks good and bad paths (see
+//! `onair_store::backend_tests!`). PostgreSQL tests are ignored unless
+//! ONAIR_TEST_POSTGRES_URL was set, tests marked `#[redis]` unless ONAIR_TEST_REDIS_URL
+//! was: libtest's closing line counts them as ignored.
 
 mod support;
 

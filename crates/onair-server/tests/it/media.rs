@@ -3,13 +3,23 @@
 
 use std::process::Stdio;
 use std::sync::Once;
-use std::time::{Duration, Instant};
 
+use onair_store::DbConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-use crate::support::{TestApp, User, each_backend};
+use crate::support::{DEADLINE, TestApp, User, eventually};
+
+onair_store::backend_tests!(onair_store::testing::with_backend =>
+    obs_style_publish_becomes_adaptive_hls_and_ends,
+    hls_is_published_through_the_object_store,
+    a_reconnect_within_the_window_continues_the_broadcast,
+    a_reconnect_after_the_window_starts_a_new_broadcast,
+    bad_publishers_are_refused_without_harm,
+    a_crashed_transcoder_ends_the_broadcast_and_drops_the_publisher,
+    ingests_beyond_the_node_cap_are_refused,
+);
 
 /// ffmpeg comes from Debian's packages; install it if this machine lacks it.
 fn ensure_ffmpeg() {
@@ -64,35 +74,15 @@ async fn stream_key(app: &TestApp, user: &User) -> String {
     body["stream_key"].as_str().unwrap().to_owned()
 }
 
-/// Polls `probe` every 100 ms until it returns `Some`, for at most `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The user's current broadcast once it reaches `status`.
 async fn broadcast_in(app: &TestApp, user: &User, status: &str) -> Value {
-    eventually(
-        &format!("a broadcast {status}"),
-        Duration::from_secs(30),
-        || async {
-            let (_, page) = app
-                .get(&format!("/api/users/{}/streams?limit=1", user.id))
-                .await;
-            let latest = page["data"].get(0)?.clone();
-            (latest["status"] == status).then_some(latest)
-        },
-    )
+    eventually(&format!("a broadcast {status}"), || async {
+        let (_, page) = app
+            .get(&format!("/api/users/{}/streams?limit=1", user.id))
+            .await;
+        let latest = page["data"].get(0)?.clone();
+        (latest["status"] == status).then_some(latest)
+    })
     .await
 }
 
@@ -105,288 +95,250 @@ async fn get_bytes(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::H
 /// Waits until the master playlist and every rendition playlist are served with a
 /// segment, and returns the rendition playlist URIs.
 async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
-    eventually(
-        "a playable master playlist",
-        Duration::from_secs(30),
-        || async {
-            let (status, _, master) =
-                get_bytes(app, &format!("/live/{stream_id}/master.m3u8")).await;
-            if status != StatusCode::OK {
+    eventually("a playable master playlist", || async {
+        let (status, _, master) = get_bytes(app, &format!("/live/{stream_id}/master.m3u8")).await;
+        if status != StatusCode::OK {
+            return None;
+        }
+        let master = String::from_utf8(master).unwrap();
+        let renditions: Vec<String> = master
+            .lines()
+            .filter(|l| l.ends_with(".m3u8"))
+            .map(str::to_owned)
+            .collect();
+        if renditions.len() < 2 {
+            return None;
+        }
+        for rendition in &renditions {
+            let (_, _, playlist) = get_bytes(app, &format!("/live/{stream_id}/{rendition}")).await;
+            if !String::from_utf8_lossy(&playlist).contains(".ts") {
                 return None;
             }
-            let master = String::from_utf8(master).unwrap();
-            let renditions: Vec<String> = master
-                .lines()
-                .filter(|l| l.ends_with(".m3u8"))
-                .map(str::to_owned)
-                .collect();
-            if renditions.len() < 2 {
-                return None;
-            }
-            for rendition in &renditions {
-                let (_, _, playlist) =
-                    get_bytes(app, &format!("/live/{stream_id}/{rendition}")).await;
-                if !String::from_utf8_lossy(&playlist).contains(".ts") {
-                    return None;
-                }
-            }
-            Some(renditions)
-        },
-    )
+        }
+        Some(renditions)
+    })
     .await
 }
 
-#[tokio::test]
-async fn obs_style_publish_becomes_adaptive_hls_and_ends() {
-    crate::support::each_backend_configured(
-        |config| config.media.reconnect_grace_secs = 1,
-        |app| async move {
-            let creator = app.signup("broadcaster").await;
-            let key = stream_key(&app, &creator).await;
-            let mut publisher = publish(&app, &format!("{key}?obs=1"));
+async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| config.media.reconnect_grace_secs = 1).await;
+    let creator = app.signup("broadcaster").await;
+    let key = stream_key(&app, &creator).await;
+    let mut publisher = publish(&app, &format!("{key}?obs=1"));
 
-            let live = broadcast_in(&app, &creator, "live").await;
-            let stream_id = live["id"].as_str().unwrap().to_owned();
-            assert_eq!(live["title"], "broadcaster is live");
-            let (_, list) = app.get("/api/streams").await;
-            assert_eq!(list["data"][0]["id"], stream_id.as_str());
+    let live = broadcast_in(&app, &creator, "live").await;
+    let stream_id = live["id"].as_str().unwrap().to_owned();
+    assert_eq!(live["title"], "broadcaster is live");
+    let (_, list) = app.get("/api/streams").await;
+    assert_eq!(list["data"][0]["id"], stream_id.as_str());
 
-            let renditions = playable(&app, &stream_id).await;
-            assert_eq!(renditions, ["source/index.m3u8", "360p/index.m3u8"]);
-            let (status, headers, master) =
-                get_bytes(&app, &format!("/live/{stream_id}/master.m3u8")).await;
-            assert_eq!(status, StatusCode::OK);
-            assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
-            // Players label and pick qualities from these (RFC 8216 §4.3.4.2).
-            let master = String::from_utf8(master).unwrap();
-            let variants: Vec<&str> = master
-                .lines()
-                .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
-                .collect();
-            assert_eq!(variants.len(), 2, "{master}");
-            for variant in variants {
-                assert!(variant.contains(",RESOLUTION=640x360"), "{variant}");
-                assert!(
-                    variant.contains(",CODECS=\"avc1.") && variant.contains(",mp4a.40.2\""),
-                    "{variant}"
-                );
-                assert!(variant.contains(",FRAME-RATE=30.000"), "{variant}");
-            }
-            assert_eq!(headers["cache-control"], "no-cache");
-            let cross_origin = app
-                .client
-                .get(app.url(&format!("/live/{stream_id}/master.m3u8")))
-                .header("origin", "https://player.example")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
+    let renditions = playable(&app, &stream_id).await;
+    assert_eq!(renditions, ["source/index.m3u8", "360p/index.m3u8"]);
+    let (status, headers, master) =
+        get_bytes(&app, &format!("/live/{stream_id}/master.m3u8")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+    // Players label and pick qualities from these (RFC 8216 §4.3.4.2).
+    let master = String::from_utf8(master).unwrap();
+    let variants: Vec<&str> = master
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
+        .collect();
+    assert_eq!(variants.len(), 2, "{master}");
+    for variant in variants {
+        assert!(variant.contains(",RESOLUTION=640x360"), "{variant}");
+        assert!(
+            variant.contains(",CODECS=\"avc1.") && variant.contains(",mp4a.40.2\""),
+            "{variant}"
+        );
+        assert!(variant.contains(",FRAME-RATE=30.000"), "{variant}");
+    }
+    assert_eq!(headers["cache-control"], "no-cache");
+    let cross_origin = app
+        .client
+        .get(app.url(&format!("/live/{stream_id}/master.m3u8")))
+        .header("origin", "https://player.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
 
-            // A segment of the 360p rendition decodes as 360p H.264 with audio.
-            let (_, _, playlist) =
-                get_bytes(&app, &format!("/live/{stream_id}/360p/index.m3u8")).await;
-            let playlist = String::from_utf8(playlist).unwrap();
-            let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
-            let (status, headers, bytes) =
-                get_bytes(&app, &format!("/live/{stream_id}/360p/{segment}")).await;
-            assert_eq!(status, StatusCode::OK);
-            assert_eq!(headers["content-type"], "video/mp2t");
-            assert!(
-                headers["cache-control"]
-                    .to_str()
-                    .unwrap()
-                    .contains("immutable")
-            );
-            let file = tempfile::NamedTempFile::new().unwrap();
-            std::fs::write(file.path(), &bytes).unwrap();
-            let probe = std::process::Command::new("ffprobe")
-                .args([
-                    "-v",
-                    "error",
-                    "-show_entries",
-                    "stream=codec_type,codec_name,height",
-                    "-of",
-                    "json",
-                ])
-                .arg(file.path())
-                .output()
-                .unwrap();
-            let streams: Value = serde_json::from_slice(&probe.stdout).unwrap();
-            let streams = streams["streams"].as_array().unwrap();
-            assert!(
-                streams
-                    .iter()
-                    .any(|s| s["codec_name"] == "h264" && s["height"] == 360),
-                "{streams:?}"
-            );
-            assert!(
-                streams.iter().any(|s| s["codec_type"] == "audio"),
-                "{streams:?}"
-            );
+    // A segment of the 360p rendition decodes as 360p H.264 with audio.
+    let (_, _, playlist) = get_bytes(&app, &format!("/live/{stream_id}/360p/index.m3u8")).await;
+    let playlist = String::from_utf8(playlist).unwrap();
+    let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+    let (status, headers, bytes) =
+        get_bytes(&app, &format!("/live/{stream_id}/360p/{segment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "video/mp2t");
+    assert!(
+        headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,height",
+            "-of",
+            "json",
+        ])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    let streams: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let streams = streams["streams"].as_array().unwrap();
+    assert!(
+        streams
+            .iter()
+            .any(|s| s["codec_name"] == "h264" && s["height"] == 360),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s["codec_type"] == "audio"),
+        "{streams:?}"
+    );
 
-            for bad in ["../master.m3u8", "source/.hidden.ts", "notes.txt"] {
-                let (status, _, _) = get_bytes(&app, &format!("/live/{stream_id}/{bad}")).await;
-                assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
-            }
+    for bad in ["../master.m3u8", "source/.hidden.ts", "notes.txt"] {
+        let (status, _, _) = get_bytes(&app, &format!("/live/{stream_id}/{bad}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+    }
 
-            publisher.kill().await.unwrap();
-            let ended = broadcast_in(&app, &creator, "ended").await;
-            assert_eq!(ended["id"], stream_id.as_str());
-            let (_, profile) = app.get(&format!("/api/users/{}", creator.id)).await;
-            assert_eq!(profile["is_live"], false);
-        },
-    )
-    .await;
+    publisher.kill().await.unwrap();
+    let ended = broadcast_in(&app, &creator, "ended").await;
+    assert_eq!(ended["id"], stream_id.as_str());
+    let (_, profile) = app.get(&format!("/api/users/{}", creator.id)).await;
+    assert_eq!(profile["is_live"], false);
 }
 
-#[tokio::test]
-async fn hls_is_published_through_the_object_store() {
+async fn hls_is_published_through_the_object_store(db: DbConfig) {
     // `memory://` is object_store's in-process store: the same path as S3, no network.
-    crate::support::each_backend_configured(
-        |config| config.media.object_store_url = Some("memory:///media".into()),
-        |app| async move {
-            let creator = app.signup("mirrored").await;
-            let key = stream_key(&app, &creator).await;
-            let _publisher = publish(&app, &key);
-            let live = broadcast_in(&app, &creator, "live").await;
-            let renditions = playable(&app, live["id"].as_str().unwrap()).await;
-            assert_eq!(renditions.len(), 2);
-        },
-    )
+    let app = TestApp::spawn_configured(db, |config| {
+        config.media.object_store_url = Some("memory:///media".into())
+    })
     .await;
+    let creator = app.signup("mirrored").await;
+    let key = stream_key(&app, &creator).await;
+    let _publisher = publish(&app, &key);
+    let live = broadcast_in(&app, &creator, "live").await;
+    let renditions = playable(&app, live["id"].as_str().unwrap()).await;
+    assert_eq!(renditions.len(), 2);
 }
 
-#[tokio::test]
-async fn a_reconnect_within_the_window_continues_the_broadcast() {
-    crate::support::each_backend_configured(
-        |config| config.media.reconnect_grace_secs = 30,
-        |app| async move {
-            let creator = app.signup("flaky").await;
-            let key = stream_key(&app, &creator).await;
-            let mut first = publish(&app, &key);
-            let stream_id = broadcast_in(&app, &creator, "live").await["id"].clone();
-            playable(&app, stream_id.as_str().unwrap()).await;
-            first.kill().await.unwrap();
-            broadcast_in(&app, &creator, "offline").await;
+async fn a_reconnect_within_the_window_continues_the_broadcast(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| config.media.reconnect_grace_secs = 30).await;
+    let creator = app.signup("flaky").await;
+    let key = stream_key(&app, &creator).await;
+    let mut first = publish(&app, &key);
+    let stream_id = broadcast_in(&app, &creator, "live").await["id"].clone();
+    playable(&app, stream_id.as_str().unwrap()).await;
+    first.kill().await.unwrap();
+    broadcast_in(&app, &creator, "offline").await;
 
-            let _second = publish(&app, &key);
-            let resumed = broadcast_in(&app, &creator, "live").await;
-            assert_eq!(resumed["id"], stream_id, "same broadcast after a reconnect");
-            let path = format!("/live/{}/source/index.m3u8", stream_id.as_str().unwrap());
-            eventually(
-                "a discontinuity in the playlist",
-                Duration::from_secs(30),
-                || async {
-                    let (_, _, playlist) = get_bytes(&app, &path).await;
-                    String::from_utf8_lossy(&playlist)
-                        .contains("#EXT-X-DISCONTINUITY")
-                        .then_some(())
-                },
-            )
-            .await;
-        },
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn a_reconnect_after_the_window_starts_a_new_broadcast() {
-    crate::support::each_backend_configured(
-        |config| config.media.reconnect_grace_secs = 1,
-        |app| async move {
-            let creator = app.signup("returner").await;
-            let key = stream_key(&app, &creator).await;
-            let mut first = publish(&app, &key);
-            let first_id = broadcast_in(&app, &creator, "live").await["id"].clone();
-            first.kill().await.unwrap();
-            broadcast_in(&app, &creator, "ended").await;
-
-            let _second = publish(&app, &key);
-            let second = broadcast_in(&app, &creator, "live").await;
-            assert_ne!(second["id"], first_id);
-        },
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn bad_publishers_are_refused_without_harm() {
-    each_backend(|app| async move {
-        let creator = app.signup("guarded").await;
-        let old_key = stream_key(&app, &creator).await;
-        let (_, rotated) = app
-            .post(
-                "/api/me/stream-key/rotate",
-                Some(&creator.access),
-                json!({}),
-            )
-            .await;
-        let key = rotated["stream_key"].as_str().unwrap().to_owned();
-
-        // Garbage on the RTMP port, then refused keys: each publisher is disconnected.
-        let rtmp = app.rtmp.unwrap();
-        let mut garbage = tokio::net::TcpStream::connect(rtmp).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut garbage, &[0x42; 4096])
-            .await
-            .unwrap();
-        drop(garbage);
-        let forged = format!(
-            "live_{}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-            creator.id.replace('-', "")
-        );
-        for bad in [old_key.as_str(), "", "not-a-key", forged.as_str()] {
-            let status = tokio::time::timeout(Duration::from_secs(20), publish(&app, bad).wait())
-                .await
-                .expect("a refused publisher is disconnected")
-                .unwrap();
-            assert!(!status.success(), "publishing with {bad:?} must fail");
-        }
-        let (_, streams) = app.get(&format!("/api/users/{}/streams", creator.id)).await;
-        assert_eq!(
-            streams["data"].as_array().unwrap().len(),
-            0,
-            "no broadcast was created"
-        );
-
-        // The right key works; a second publisher with it is refused, the first goes on.
-        let _first = publish(&app, &key);
-        let live = broadcast_in(&app, &creator, "live").await;
-        let status = tokio::time::timeout(Duration::from_secs(20), publish(&app, &key).wait())
-            .await
-            .expect("the second publisher is disconnected")
-            .unwrap();
-        assert!(!status.success());
-        assert_eq!(broadcast_in(&app, &creator, "live").await["id"], live["id"]);
+    let _second = publish(&app, &key);
+    let resumed = broadcast_in(&app, &creator, "live").await;
+    assert_eq!(resumed["id"], stream_id, "same broadcast after a reconnect");
+    let path = format!("/live/{}/source/index.m3u8", stream_id.as_str().unwrap());
+    eventually("a discontinuity in the playlist", || async {
+        let (_, _, playlist) = get_bytes(&app, &path).await;
+        String::from_utf8_lossy(&playlist)
+            .contains("#EXT-X-DISCONTINUITY")
+            .then_some(())
     })
     .await;
 }
 
-#[tokio::test]
-async fn a_crashed_transcoder_ends_the_broadcast_and_drops_the_publisher() {
-    each_backend(|app| async move {
-        let creator = app.signup("crashy").await;
-        let key = stream_key(&app, &creator).await;
-        let mut publisher = publish(&app, &key);
-        let live = broadcast_in(&app, &creator, "live").await;
-        let stream_id = live["id"].as_str().unwrap().to_owned();
-        playable(&app, &stream_id).await;
+async fn a_reconnect_after_the_window_starts_a_new_broadcast(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| config.media.reconnect_grace_secs = 1).await;
+    let creator = app.signup("returner").await;
+    let key = stream_key(&app, &creator).await;
+    let mut first = publish(&app, &key);
+    let first_id = broadcast_in(&app, &creator, "live").await["id"].clone();
+    first.kill().await.unwrap();
+    broadcast_in(&app, &creator, "ended").await;
 
-        // The transcoder is the ffmpeg whose arguments name this broadcast's directory.
-        let killed = std::process::Command::new("pkill")
-            .args(["-KILL", "-f", &format!("live/{stream_id}/")])
-            .status()
-            .unwrap();
-        assert!(killed.success(), "found the transcoder");
+    let _second = publish(&app, &key);
+    let second = broadcast_in(&app, &creator, "live").await;
+    assert_ne!(second["id"], first_id);
+}
 
-        let ended = broadcast_in(&app, &creator, "ended").await;
-        assert_eq!(ended["id"], stream_id.as_str());
-        let status = tokio::time::timeout(Duration::from_secs(20), publisher.wait())
+async fn bad_publishers_are_refused_without_harm(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let creator = app.signup("guarded").await;
+    let old_key = stream_key(&app, &creator).await;
+    let (_, rotated) = app
+        .post(
+            "/api/me/stream-key/rotate",
+            Some(&creator.access),
+            json!({}),
+        )
+        .await;
+    let key = rotated["stream_key"].as_str().unwrap().to_owned();
+
+    // Garbage on the RTMP port, then refused keys: each publisher is disconnected.
+    let rtmp = app.rtmp.unwrap();
+    let mut garbage = tokio::net::TcpStream::connect(rtmp).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut garbage, &[0x42; 4096])
+        .await
+        .unwrap();
+    drop(garbage);
+    let forged = format!(
+        "live_{}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        creator.id.replace('-', "")
+    );
+    for bad in [old_key.as_str(), "", "not-a-key", forged.as_str()] {
+        let status = tokio::time::timeout(DEADLINE, publish(&app, bad).wait())
             .await
-            .expect("the publisher is disconnected")
+            .expect("a refused publisher is disconnected")
             .unwrap();
-        assert!(!status.success());
-    })
-    .await;
+        assert!(!status.success(), "publishing with {bad:?} must fail");
+    }
+    let (_, streams) = app.get(&format!("/api/users/{}/streams", creator.id)).await;
+    assert_eq!(
+        streams["data"].as_array().unwrap().len(),
+        0,
+        "no broadcast was created"
+    );
+
+    // The right key works; a second publisher with it is refused, the first goes on.
+    let _first = publish(&app, &key);
+    let live = broadcast_in(&app, &creator, "live").await;
+    let status = tokio::time::timeout(DEADLINE, publish(&app, &key).wait())
+        .await
+        .expect("the second publisher is disconnected")
+        .unwrap();
+    assert!(!status.success());
+    assert_eq!(broadcast_in(&app, &creator, "live").await["id"], live["id"]);
+}
+
+async fn a_crashed_transcoder_ends_the_broadcast_and_drops_the_publisher(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let creator = app.signup("crashy").await;
+    let key = stream_key(&app, &creator).await;
+    let mut publisher = publish(&app, &key);
+    let live = broadcast_in(&app, &creator, "live").await;
+    let stream_id = live["id"].as_str().unwrap().to_owned();
+    playable(&app, &stream_id).await;
+
+    // The transcoder is the ffmpeg whose arguments name this broadcast's directory.
+    let killed = std::process::Command::new("pkill")
+        .args(["-KILL", "-f", &format!("live/{stream_id}/")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "found the transcoder");
+
+    let ended = broadcast_in(&app, &creator, "ended").await;
+    assert_eq!(ended["id"], stream_id.as_str());
+    let status = tokio::time::timeout(DEADLINE, publisher.wait())
+        .await
+        .expect("the publisher is disconnected")
+        .unwrap();
+    assert!(!status.success());
 }
 
 /// Zombie (exited, unreaped) processes whose parent is this test process.
@@ -406,42 +358,36 @@ fn zombie_children() -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn ingests_beyond_the_node_cap_are_refused() {
-    crate::support::each_backend_configured(
-        |config| {
-            config.media.max_ingests = 1;
-            config.media.reconnect_grace_secs = 1;
-        },
-        |app| async move {
-            let first = app.signup("first_in").await;
-            let second = app.signup("second_in").await;
-            let first_key = stream_key(&app, &first).await;
-            let second_key = stream_key(&app, &second).await;
-            let mut publishing = publish(&app, &first_key);
-            broadcast_in(&app, &first, "live").await;
+async fn ingests_beyond_the_node_cap_are_refused(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.media.max_ingests = 1;
+        config.media.reconnect_grace_secs = 1;
+    })
+    .await;
+    let first = app.signup("first_in").await;
+    let second = app.signup("second_in").await;
+    let first_key = stream_key(&app, &first).await;
+    let second_key = stream_key(&app, &second).await;
+    let mut publishing = publish(&app, &first_key);
+    broadcast_in(&app, &first, "live").await;
 
-            let refused =
-                tokio::time::timeout(Duration::from_secs(20), publish(&app, &second_key).wait())
-                    .await
-                    .expect("the publisher over the cap is disconnected")
-                    .unwrap();
-            assert!(!refused.success());
-            let (_, streams) = app.get(&format!("/api/users/{}/streams", second.id)).await;
-            assert_eq!(streams["data"].as_array().unwrap().len(), 0);
+    let refused = tokio::time::timeout(DEADLINE, publish(&app, &second_key).wait())
+        .await
+        .expect("the publisher over the cap is disconnected")
+        .unwrap();
+    assert!(!refused.success());
+    let (_, streams) = app.get(&format!("/api/users/{}/streams", second.id)).await;
+    assert_eq!(streams["data"].as_array().unwrap().len(), 0);
 
-            // Once the slot is free, the next publisher gets in; nothing is left unreaped.
-            publishing.kill().await.unwrap();
-            publishing.wait().await.unwrap();
-            broadcast_in(&app, &first, "ended").await;
-            let _next = publish(&app, &second_key);
-            broadcast_in(&app, &second, "live").await;
-            // Other tests' exited children may await reaping for a moment; a leak stays.
-            crate::support::eventually("every exited child to be reaped", || async {
-                (zombie_children() == 0).then_some(())
-            })
-            .await;
-        },
-    )
+    // Once the slot is free, the next publisher gets in; nothing is left unreaped.
+    publishing.kill().await.unwrap();
+    publishing.wait().await.unwrap();
+    broadcast_in(&app, &first, "ended").await;
+    let _next = publish(&app, &second_key);
+    broadcast_in(&app, &second, "live").await;
+    // Other tests' exited children may await reaping for a moment; a leak stays.
+    eventually("every exited child to be reaped", || async {
+        (zombie_children() == 0).then_some(())
+    })
     .await;
 }

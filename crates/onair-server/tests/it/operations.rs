@@ -1,105 +1,163 @@
+use onair_store::DbConfig;
 use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use crate::support::{assert_error, each_backend};
+use crate::support::{DEADLINE, TestApp, assert_error, eventually};
 
-#[tokio::test]
-async fn health_readiness_metrics_and_request_ids() {
-    each_backend(|app| async move {
-        let response = app.client.get(app.url("/healthz")).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers().contains_key("x-request-id"));
-        assert_eq!(
-            app.client
-                .get(app.url("/readyz"))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            StatusCode::OK
-        );
+onair_store::backend_tests!(onair_store::testing::with_backend =>
+    health_readiness_metrics_and_request_ids,
+    openapi_lists_every_endpoint,
+    shutdown_is_graceful,
+);
 
-        app.get("/api/streams").await;
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
+async fn health_readiness_metrics_and_request_ids(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+    assert_eq!(
+        app.client
+            .get(app.url("/readyz"))
             .send()
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .status(),
+        StatusCode::OK
+    );
+
+    app.get("/api/streams").await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("route=\"/api/streams\""), "{metrics}");
+    assert!(metrics.contains("db_pool_connections"), "{metrics}");
+
+    assert_error(&app.get("/api/no-such-thing").await, 404, "route_not_found");
+    let wrong_method = app
+        .client
+        .delete(app.url("/api/streams"))
+        .send()
+        .await
+        .unwrap();
+    assert_error(
+        &crate::support::read(wrong_method).await,
+        405,
+        "method_not_allowed",
+    );
+}
+
+async fn openapi_lists_every_endpoint(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let (status, doc) = app.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/auth/signup", "post"),
+        ("/api/auth/login", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/api/auth/logout", "post"),
+        ("/api/users/me", "get"),
+        ("/api/users/me", "patch"),
+        ("/api/users/{id}", "get"),
+        ("/api/users/{id}/follow", "post"),
+        ("/api/users/{id}/follow", "delete"),
+        ("/api/users/{id}/followers", "get"),
+        ("/api/users/{id}/following", "get"),
+        ("/api/users/{id}/streams", "get"),
+        ("/api/users/{id}/archives", "get"),
+        ("/api/me/stream-key", "get"),
+        ("/api/me/stream-key/rotate", "post"),
+        ("/api/streams", "get"),
+        ("/api/streams/start", "post"),
+        ("/api/streams/end", "post"),
+        ("/api/streams/{id}", "get"),
+        ("/api/streams/{id}", "patch"),
+        ("/api/archives", "get"),
+        ("/api/archives/{id}", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ] {
         assert!(
-            metrics.contains("http_request_duration_seconds_bucket"),
-            "{metrics}"
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
         );
-        assert!(metrics.contains("route=\"/api/streams\""), "{metrics}");
-        assert!(metrics.contains("db_pool_connections"), "{metrics}");
-
-        assert_error(&app.get("/api/no-such-thing").await, 404, "route_not_found");
-        let wrong_method = app
-            .client
-            .delete(app.url("/api/streams"))
-            .send()
-            .await
-            .unwrap();
-        assert_error(
-            &crate::support::read(wrong_method).await,
-            405,
-            "method_not_allowed",
-        );
-    })
-    .await;
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-#[tokio::test]
-async fn openapi_lists_every_endpoint() {
-    each_backend(|app| async move {
-        let (status, doc) = app.get("/api/openapi.json").await;
-        assert_eq!(status, StatusCode::OK);
-        let paths = doc["paths"].as_object().unwrap();
-        for (path, method) in [
-            ("/api/auth/signup", "post"),
-            ("/api/auth/login", "post"),
-            ("/api/auth/refresh", "post"),
-            ("/api/auth/logout", "post"),
-            ("/api/users/me", "get"),
-            ("/api/users/me", "patch"),
-            ("/api/users/{id}", "get"),
-            ("/api/users/{id}/follow", "post"),
-            ("/api/users/{id}/follow", "delete"),
-            ("/api/users/{id}/followers", "get"),
-            ("/api/users/{id}/following", "get"),
-            ("/api/users/{id}/streams", "get"),
-            ("/api/users/{id}/archives", "get"),
-            ("/api/me/stream-key", "get"),
-            ("/api/me/stream-key/rotate", "post"),
-            ("/api/streams", "get"),
-            ("/api/streams/start", "post"),
-            ("/api/streams/end", "post"),
-            ("/api/streams/{id}", "get"),
-            ("/api/streams/{id}", "patch"),
-            ("/api/archives", "get"),
-            ("/api/archives/{id}", "get"),
-            ("/healthz", "get"),
-            ("/readyz", "get"),
-            ("/metrics", "get"),
-        ] {
-            assert!(
-                paths.get(path).and_then(|p| p.get(method)).is_some(),
-                "{method} {path} missing"
-            );
+/// Reads from `stream` until `done` says the bytes so far are complete (or the peer
+/// closes), within a failure deadline.
+async fn read_until(stream: &mut TcpStream, done: impl Fn(&str) -> bool) -> String {
+    let mut read = Vec::new();
+    tokio::time::timeout(DEADLINE, async {
+        let mut buffer = [0; 4096];
+        while !done(&String::from_utf8_lossy(&read)) {
+            match stream.read(&mut buffer).await.expect("read") {
+                0 => break,
+                n => read.extend_from_slice(&buffer[..n]),
+            }
         }
-        assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
-        assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     })
-    .await;
+    .await
+    .expect("the server answers before the deadline");
+    String::from_utf8(read).expect("an HTTP/1.1 answer is text here")
 }
 
-#[tokio::test]
-async fn shutdown_is_graceful() {
-    each_backend(|app| async move {
-        app.signup("leaver").await;
-        app.shutdown().await;
+async fn shutdown_is_graceful(db: DbConfig) {
+    // A grace period that outlasts a busy machine: the shutdown waits only as long as
+    // the request takes.
+    let long_grace = |config: &mut onair_server::Config| config.http.shutdown_grace_secs = 60;
+    let mut app = TestApp::spawn_configured(db.clone(), long_grace).await;
+    app.signup("leaver").await;
+
+    // A signup in flight when the shutdown starts: the server has read its head and its
+    // handler is reading the body (hyper answers `100 Continue` once it starts to).
+    let body = json!({"username": "straggler", "email": "straggler@example.com",
+        "password": "correct horse battery"})
+    .to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut slow = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/auth/signup HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nexpect: 100-continue\r\n\r\n",
+        app.addr,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let interim = read_until(&mut slow, |read| read.contains("\r\n\r\n")).await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim}");
+    slow.write_all(first_half.as_bytes()).await.unwrap();
+
+    app.stop();
+    // New connections are refused: the listener is closed…
+    let addr = app.addr;
+    eventually("new connections to be refused", || async {
+        TcpStream::connect(addr).await.is_err().then_some(())
     })
     .await;
+    // …while the request in flight still gets its answer.
+    slow.write_all(second_half.as_bytes()).await.unwrap();
+    let answer = read_until(&mut slow, |_| false).await;
+    assert!(answer.starts_with("HTTP/1.1 201 Created"), "{answer}");
+    assert!(answer.contains(r#""username":"straggler""#), "{answer}");
+    app.shutdown().await;
+
+    // The answered signup was stored before the server closed its database.
+    let store = onair_store::connect(&db).await.unwrap();
+    assert!(store.credentials("straggler").await.unwrap().is_some());
+    store.close().await;
 }

@@ -32,34 +32,21 @@ pub struct User {
     pub refresh: String,
 }
 
-/// Runs `test` against a fresh server on every configured backend.
-pub async fn each_backend<F, Fut>(test: F)
-where
-    F: Fn(TestApp) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    each_backend_configured(|_| {}, test).await;
-}
-
-/// Like [`each_backend`], with the server's settings changed by `configure`.
-pub async fn each_backend_configured<C, F, Fut>(configure: C, test: F)
-where
-    C: Fn(&mut Config) + Copy + Send + Sync + 'static,
-    F: Fn(TestApp) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let test = std::sync::Arc::new(test);
-    onair_store::testing::with_each_backend(move |_, db| {
-        let test = std::sync::Arc::clone(&test);
-        async move {
-            let app = TestApp::spawn_configured(db, configure).await;
-            test(app).await;
-        }
-    })
-    .await;
+/// The shared Redis of the tests that need one. Such a test is ignored unless the
+/// variable was set when it was built (`#[redis]` in `backend_tests!`).
+pub fn redis_url() -> String {
+    std::env::var("ONAIR_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("ONAIR_TEST_REDIS_URL must be set to run this test")
 }
 
 impl TestApp {
+    /// A server on ephemeral ports with the default settings, on the database `db`.
+    pub async fn spawn(db: DbConfig) -> Self {
+        Self::spawn_configured(db, |_| {}).await
+    }
+
     /// A server on ephemeral ports with settings changed by `change`.
     pub async fn spawn_configured(db: DbConfig, change: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
@@ -171,9 +158,16 @@ impl TestApp {
         }
     }
 
+    /// Tells the server to stop (gracefully), without waiting for it.
+    pub fn stop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
+        self.stop();
         self.server.take().unwrap().await.unwrap().unwrap();
     }
 }
@@ -296,13 +290,18 @@ impl Receiver {
     }
 }
 
-/// Polls `check` until it returns something (20 s at most).
+/// How long a test waits for something the server owes (a frame, a state, a process
+/// exit) before failing. Only a failure deadline: a wait that succeeds ends as soon as
+/// its condition holds, so it can be generous enough for a busy machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 50 ms until it returns something ([`DEADLINE`] at most).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         if let Some(found) = check().await {
             return found;
@@ -311,6 +310,6 @@ where
             tokio::time::Instant::now() < deadline,
             "timed out waiting for {what}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

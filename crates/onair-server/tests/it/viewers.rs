@@ -1,21 +1,24 @@
-use std::time::{Duration, Instant};
-
+use onair_store::DbConfig;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{TestApp, assert_error, each_backend_configured};
+use crate::support::{TestApp, assert_error, eventually, redis_url};
+
+onair_store::backend_tests!(onair_store::testing::with_backend =>
+    heartbeats_become_viewer_counts,
+    #[redis] heartbeats_become_viewer_counts_through_redis,
+    heartbeats_collected_before_a_shutdown_are_persisted,
+);
 
 fn fast_counts(config: &mut onair_server::Config) {
     config.viewers.flush_ms = 50;
     config.viewers.persist_ms = 100;
 }
 
-/// With Redis configured (ONAIR_TEST_REDIS_URL), counts go through Redis instead.
+/// Counts go through Redis (ONAIR_TEST_REDIS_URL) instead.
 fn fast_counts_on_redis(config: &mut onair_server::Config) {
     fast_counts(config);
-    config.redis.url = std::env::var("ONAIR_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    config.redis.url = Some(redis_url());
 }
 
 async fn viewer_counts_are_aggregated(app: TestApp) {
@@ -43,25 +46,18 @@ async fn viewer_counts_are_aggregated(app: TestApp) {
     assert_eq!(status, StatusCode::NO_CONTENT);
 
     let stream_path = format!("/api/streams/{}", stream["id"].as_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let current = eventually("the viewer count to reach 4", || async {
         let (_, current) = app.get(&stream_path).await;
-        if current["viewer_count"] == 4 {
-            assert_eq!(current["unique_viewer_count"], 4);
-            assert_eq!(current["peak_viewer_count"], 4);
-            let (_, live) = app.get("/api/streams").await;
-            assert_eq!(
-                live["data"][0]["viewer_count"], 4,
-                "the live list shows the count"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "viewer count never reached 4: {current}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (current["viewer_count"] == 4).then_some(current)
+    })
+    .await;
+    assert_eq!(current["unique_viewer_count"], 4);
+    assert_eq!(current["peak_viewer_count"], 4);
+    let (_, live) = app.get("/api/streams").await;
+    assert_eq!(
+        live["data"][0]["viewer_count"], 4,
+        "the live list shows the count"
+    );
 
     assert_error(
         &app.post(&path, None, json!({})).await,
@@ -97,52 +93,42 @@ async fn viewer_counts_are_aggregated(app: TestApp) {
     assert_eq!(ended["peak_viewer_count"], 4, "the peak is kept");
 }
 
-#[tokio::test]
-async fn heartbeats_become_viewer_counts() {
-    each_backend_configured(fast_counts, viewer_counts_are_aggregated).await;
+async fn heartbeats_become_viewer_counts(db: DbConfig) {
+    viewer_counts_are_aggregated(TestApp::spawn_configured(db, fast_counts).await).await;
 }
 
-#[tokio::test]
-async fn heartbeats_become_viewer_counts_through_redis() {
-    if std::env::var("ONAIR_TEST_REDIS_URL").is_err() {
-        eprintln!("skipped: ONAIR_TEST_REDIS_URL is not set");
-        return;
-    }
-    each_backend_configured(fast_counts_on_redis, viewer_counts_are_aggregated).await;
+async fn heartbeats_become_viewer_counts_through_redis(db: DbConfig) {
+    viewer_counts_are_aggregated(TestApp::spawn_configured(db, fast_counts_on_redis).await).await;
 }
 
-#[tokio::test]
-async fn heartbeats_collected_before_a_shutdown_are_persisted() {
+async fn heartbeats_collected_before_a_shutdown_are_persisted(db: DbConfig) {
     // Intervals far longer than the test: only the shutdown's last flush can store them.
     let slow = |config: &mut onair_server::Config| {
         config.viewers.flush_ms = 3_600_000;
         config.viewers.persist_ms = 3_600_000;
     };
-    each_backend_configured(slow, |app| async move {
-        let caster = app.signup("leaving").await;
-        let (_, stream) = app
-            .post(
-                "/api/streams/start",
-                Some(&caster.access),
-                json!({"title": "Last"}),
-            )
-            .await;
-        let id: uuid::Uuid = stream["id"].as_str().unwrap().parse().unwrap();
-        let path = format!("/api/streams/{id}/heartbeat");
-        for viewer in ["anon-viewer-a", "anon-viewer-b"] {
-            let (status, _) = app.post(&path, None, json!({"viewer_id": viewer})).await;
-            assert_eq!(status, StatusCode::NO_CONTENT);
-        }
-        let db = app.db.clone();
-        app.shutdown().await;
-        let store = onair_store::connect(&db).await.unwrap();
-        let stored = store.stream(id).await.unwrap().unwrap();
-        assert_eq!(
-            (stored.viewer_count, stored.unique_viewer_count),
-            (2, 2),
-            "the shutdown flushed and persisted the counts"
-        );
-        store.close().await;
-    })
-    .await;
+    let app = TestApp::spawn_configured(db.clone(), slow).await;
+    let caster = app.signup("leaving").await;
+    let (_, stream) = app
+        .post(
+            "/api/streams/start",
+            Some(&caster.access),
+            json!({"title": "Last"}),
+        )
+        .await;
+    let id: uuid::Uuid = stream["id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/api/streams/{id}/heartbeat");
+    for viewer in ["anon-viewer-a", "anon-viewer-b"] {
+        let (status, _) = app.post(&path, None, json!({"viewer_id": viewer})).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    app.shutdown().await;
+    let store = onair_store::connect(&db).await.unwrap();
+    let stored = store.stream(id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.viewer_count, stored.unique_viewer_count),
+        (2, 2),
+        "the shutdown flushed and persisted the counts"
+    );
+    store.close().await;
 }
