@@ -180,6 +180,11 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// The whole router, e.g. for a test to list the routes it answers.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// The RTMP ingest address, when the built-in ingest is enabled.
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
         self.ingest.as_ref().map(IngestServer::local_addr)

@@ -44,7 +44,7 @@ pub struct ArchiveDto {
     stream_id: Uuid,
     title: String,
     /// `processing`, `ready` or `failed`.
-    #[schema(value_type = String, example = "ready")]
+    #[schema(schema_with = crate::openapi::archive_status, example = "ready")]
     status: &'static str,
     duration_ms: i64,
     /// Playlist path under the media root, once ready.

@@ -1,6 +1,6 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`, `archives`,
+//! `openapi`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`, `archives`,
 //! `viewers`, `media`, `chat`, `notifications`), each with its routes, its DTOs and a
 //! service type that owns its logic; on top, `routes` (the state and the router), `config`
 //! and `app`, which assemble them. Handlers take only the service they need (axum
@@ -18,6 +18,7 @@ pub mod jobs;
 mod media;
 mod notifications;
 mod observability;
+mod openapi;
 mod pagination;
 mod routes;
 mod secrets;

@@ -87,14 +87,16 @@ where
 }
 
 /// Liveness: the process is up and serving.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "ok")))]
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain")))]
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// Readiness: every database pool answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
+    responses((status = 200, description = "ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "`service_unavailable`: a database does not answer", body = ErrorBody)))]
 async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
     store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
@@ -104,7 +106,8 @@ async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, Api
 }
 
 /// Prometheus metrics: request latency per route and status, database pool usage.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoResponse {
     for pool in store.pool_stats() {
         let in_use = pool.size.saturating_sub(pool.idle);

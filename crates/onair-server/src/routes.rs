@@ -29,7 +29,7 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, chat, media, notifications, observability, streams, users, viewers,
+    accounts, archives, chat, media, notifications, observability, openapi, streams, users, viewers,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -87,17 +87,10 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(observability::router())
         .merge(media::router())
         .split_for_parts();
-    let document = Arc::new(openapi);
     let request_id = HeaderName::from_static("x-request-id");
 
     routes
-        .route(
-            "/api/openapi.json",
-            axum::routing::get(move || {
-                let document = Arc::clone(&document);
-                async move { axum::Json(document.as_ref().clone()) }
-            }),
-        )
+        .merge(openapi::routes(openapi::complete(openapi)))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -132,7 +132,7 @@ impl UpdateProfileRequest {
 
 /// The caller's own profile.
 #[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = ProfileDto), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = ProfileDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
 async fn get_me(
     State(users): State<Arc<Users>>,
     AuthUser(me): AuthUser,
@@ -142,7 +142,8 @@ async fn get_me(
 
 /// Edit the caller's profile.
 #[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])), request_body = UpdateProfileRequest,
-    responses((status = 200, body = ProfileDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ProfileDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_me(
     State(users): State<Arc<Users>>,
     AuthUser(me): AuthUser,
@@ -152,7 +153,7 @@ async fn update_me(
 }
 
 /// A user's public profile.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", params(("id" = Uuid, Path)),
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security((), ("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = ProfileDto), (status = 404, body = ErrorBody)))]
 async fn get_profile(
     State(users): State<Arc<Users>>,

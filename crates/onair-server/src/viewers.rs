@@ -207,7 +207,7 @@ pub struct HeartbeatRequest {
 }
 
 /// "Still watching": players send one every 15 s or so while playing.
-#[utoipa::path(post, path = "/streams/{id}/heartbeat", tag = "streams", params(("id" = Uuid, Path)),
+#[utoipa::path(post, path = "/streams/{id}/heartbeat", tag = "streams", security((), ("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = HeartbeatRequest,
     responses((status = 204, description = "Counted"), (status = 404, body = ErrorBody),
         (status = 409, description = "`stream_not_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -38,9 +38,11 @@ where
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// 3–25 letters, digits or underscores; case-insensitive.
+    #[schema(min_length = 3)]
     username: String,
     email: String,
     /// 8–128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     password: String,
 }
 

@@ -59,6 +59,7 @@ pub struct ChatQuery {
 #[utoipa::path(get, path = "/channels/{user_id}/chat", tag = "chat", params(("user_id" = Uuid, Path), ChatQuery),
     responses((status = 101, description = "Switching to the chat protocol"),
         (status = 400, description = "`websocket_required`", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "`banned`: the token's user, from this room", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
 async fn channel_chat(
     State(chat): State<Arc<Chat>>,
@@ -73,6 +74,7 @@ async fn channel_chat(
 #[utoipa::path(get, path = "/streams/{id}/chat", tag = "chat", params(("id" = Uuid, Path), ChatQuery),
     responses((status = 101, description = "Switching to the chat protocol"),
         (status = 400, description = "`websocket_required`", body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "`banned`: the token's user, from this room", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
 async fn stream_chat(
     State(chat): State<Arc<Chat>>,

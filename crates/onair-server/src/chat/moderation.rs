@@ -333,6 +333,7 @@ async fn set_moderator(
 pub struct BanRequest {
     user_id: Uuid,
     /// Seconds (1 to 1 209 600) for a timeout; absent for a ban until lifted.
+    #[schema(minimum = 1, maximum = 1_209_600)]
     duration_secs: Option<u32>,
     reason: Option<String>,
 }
@@ -340,7 +341,8 @@ pub struct BanRequest {
 /// Ban or time out a user in this channel's chat (owner and moderators).
 #[utoipa::path(post, path = "/channels/{id}/bans", tag = "chat", security(("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = BanRequest,
-    responses((status = 204, description = "Applied on every node at once"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 204, description = "Applied on every node at once"), (status = 403, body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn ban_user(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
@@ -393,8 +395,10 @@ async fn delete_message(
 #[serde(deny_unknown_fields)]
 pub struct ChatSettingsDto {
     /// Minimum seconds between two messages of a user; 0 turns slow mode off.
+    #[schema(minimum = 0, maximum = 86_400)]
     slow_mode_secs: i32,
     /// Only followers of at least this many minutes may talk; null turns it off.
+    #[schema(minimum = 0, maximum = 129_600)]
     followers_only_minutes: Option<i32>,
 }
 

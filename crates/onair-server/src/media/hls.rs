@@ -14,7 +14,8 @@ use crate::error::{ApiError, ErrorBody, Path};
 /// A live broadcast's master playlist (`master.m3u8`).
 #[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8`")),
-    responses((status = 200, description = "HLS master playlist"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "HLS master playlist", body = String, content_type = "application/vnd.apple.mpegurl"),
+        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn hls_master(
     State(media): State<Arc<Media>>,
     Path((stream_id, file)): Path<(Uuid, String)>,
@@ -26,7 +27,9 @@ pub(super) async fn hls_master(
 #[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or `360p`"),
         ("file" = String, Path, description = "`index.m3u8` or a segment")),
-    responses((status = 200, description = "HLS playlist or MPEG-TS segment"), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "HLS playlist or MPEG-TS segment", content(
+            (String = "application/vnd.apple.mpegurl"), (String = "video/mp2t"))),
+        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn hls_rendition(
     State(media): State<Arc<Media>>,
     Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,

@@ -103,8 +103,9 @@ fn session_for(stream_key: &str) -> Uuid {
 #[utoipa::path(post, path = "/api/hooks/media/{event}", tag = "media",
     params(("event" = String, Path, description = "`publish` or `unpublish`"),
         ("secret" = Option<String>, Query, description = "The shared hook secret (or header `x-onair-hook-secret`)")),
-    request_body(content = HookPayload, description = "JSON or form fields as SRS, MediaMTX or Ant Media send them"),
-    responses((status = 200, body = HookAccepted), (status = 401, body = ErrorBody),
+    request_body(description = "JSON or form fields as SRS, MediaMTX or Ant Media send them",
+        content((HookPayload = "application/json"), (HookPayload = "application/x-www-form-urlencoded"))),
+    responses((status = 200, body = HookAccepted), (status = 401, description = "`invalid_hook_secret`", body = ErrorBody),
         (status = 403, description = "`publish_refused`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn media_hook(
     State(media): State<Arc<Media>>,

@@ -116,7 +116,8 @@ pub struct FeedQuery {
 /// new notification, while connected. Authenticate with the Authorization header or
 /// `?access_token=`.
 #[utoipa::path(get, path = "/me/notifications/live", tag = "notifications", params(FeedQuery),
-    responses((status = 200, description = "text/event-stream"), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"),
+        (status = 401, body = ErrorBody),
         (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
 async fn live_feed(
     State(notifications): State<Arc<Notifications>>,
@@ -159,7 +160,7 @@ pub struct NotificationSettings {
 
 /// The caller's notification settings.
 #[utoipa::path(get, path = "/me/notification-settings", tag = "notifications", security(("bearer" = [])),
-    responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
 async fn get_settings(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
@@ -171,7 +172,8 @@ async fn get_settings(
 /// Change the caller's notification settings.
 #[utoipa::path(patch, path = "/me/notification-settings", tag = "notifications", security(("bearer" = [])),
     request_body = NotificationSettings,
-    responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn update_settings(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
@@ -204,7 +206,7 @@ async fn is_muted(
 /// Mute a creator's go-live notifications (idempotent; the follow stays).
 #[utoipa::path(put, path = "/users/{id}/mute", tag = "notifications", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204, description = "Muted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, description = "`validation_failed`: yourself", body = ErrorBody)))]
+        (status = 422, description = "`invalid_body`: yourself", body = ErrorBody)))]
 async fn mute(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,

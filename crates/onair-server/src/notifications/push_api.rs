@@ -66,7 +66,8 @@ pub struct PushSubscriptionDto {
 /// Subscribe this browser to Web Push (go-live notifications).
 #[utoipa::path(post, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
     request_body = SubscribeRequest,
-    responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 async fn subscribe(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,

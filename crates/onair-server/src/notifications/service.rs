@@ -296,6 +296,7 @@ pub struct NotificationDto {
     stream_id: Uuid,
     title: String,
     /// The broadcast's status now: `live`, `offline` or `ended`.
+    #[schema(schema_with = crate::openapi::stream_status)]
     stream_status: String,
     creator: UserSummaryDto,
     created_at: DateTime<Utc>,

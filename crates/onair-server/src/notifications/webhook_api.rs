@@ -34,10 +34,12 @@ pub struct CreateWebhookRequest {
     /// The channel (user) whose broadcasts to follow.
     channel_id: Uuid,
     /// `stream.online` or `stream.offline`.
+    #[schema(schema_with = crate::openapi::webhook_event)]
     event: String,
     /// https URL that receives the POSTs.
     callback_url: String,
     /// 10 to 100 characters; signs every delivery. Never shown again.
+    #[schema(min_length = 10, max_length = 100)]
     secret: String,
 }
 
@@ -45,6 +47,7 @@ pub struct CreateWebhookRequest {
 pub struct WebhookDto {
     id: Uuid,
     channel_id: Uuid,
+    #[schema(schema_with = crate::openapi::webhook_event)]
     event: String,
     callback_url: String,
     /// False once repeated failures disabled it.

@@ -175,7 +175,7 @@ pub struct StreamDto {
     title: String,
     category: Option<String>,
     /// `live`, `offline` (publisher dropped, may resume) or `ended`.
-    #[schema(value_type = String, example = "live")]
+    #[schema(schema_with = crate::openapi::stream_status, example = "live")]
     status: &'static str,
     started_at: DateTime<Utc>,
     ended_at: Option<DateTime<Utc>>,
@@ -219,7 +219,7 @@ pub struct StreamKeyDto {
 
 /// The caller's stream key (created on first request). Only its owner can see it.
 #[utoipa::path(get, path = "/me/stream-key", tag = "streams", security(("bearer" = [])),
-    responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
 async fn get_stream_key(
     State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
@@ -229,7 +229,7 @@ async fn get_stream_key(
 
 /// Replace the caller's stream key; the old one stops working at once.
 #[utoipa::path(post, path = "/me/stream-key/rotate", tag = "streams", security(("bearer" = [])),
-    responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
 async fn rotate_stream_key(
     State(streams): State<Arc<Streams>>,
     AuthUser(me): AuthUser,
@@ -246,7 +246,7 @@ pub struct StartStreamRequest {
 
 /// Go live: starts a new broadcast for the caller.
 #[utoipa::path(post, path = "/streams/start", tag = "streams", security(("bearer" = [])), request_body = StartStreamRequest,
-    responses((status = 201, body = StreamDto), (status = 401, body = ErrorBody),
+    responses((status = 201, body = StreamDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
         (status = 409, description = "`stream_already_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_stream(
     State(streams): State<Arc<Streams>>,
@@ -273,6 +273,7 @@ async fn end_stream(
 #[into_params(parameter_in = Query)]
 pub struct StreamListQuery {
     /// `live` (default), `offline` or `ended`.
+    #[param(schema_with = crate::openapi::stream_status)]
     status: Option<String>,
     /// Page size, 1–100 (default 20).
     limit: Option<u32>,

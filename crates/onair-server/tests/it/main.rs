@@ -9,6 +9,7 @@ mod support;
 mod archives;
 mod auth;
 mod chat;
+mod contract;
 mod follows;
 mod hooks;
 mod media;
