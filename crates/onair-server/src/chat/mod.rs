@@ -41,10 +41,16 @@ where
     Arc<Chat>: FromRef<S>,
     Arc<AccessTokens>: FromRef<S>,
 {
+    use self::moderation::*;
     OpenApiRouter::new()
         .routes(routes!(channel_chat))
         .routes(routes!(stream_chat))
-        .merge(moderation::router())
+        .routes(routes!(add_moderator, remove_moderator))
+        .routes(routes!(ban_user))
+        .routes(routes!(unban_user))
+        .routes(routes!(delete_message))
+        .routes(routes!(get_settings, update_settings))
+        .routes(routes!(moderation_log))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -6,22 +6,20 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use onair_core::ValidationError;
 use onair_store::{ChatSettings, ModerationEntry, NewBan, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::protocol::ServerFrame;
 use super::rooms::RoomEvent;
 use super::service::Chat;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::identity::{AccessTokens, AuthUser};
+use crate::identity::AuthUser;
 use crate::pagination::{PageBody, PageQuery};
 
 /// Longest timeout: 14 days.
@@ -246,28 +244,13 @@ impl Chat {
     }
 }
 
-pub fn router<S>() -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Chat>: FromRef<S>,
-    Arc<AccessTokens>: FromRef<S>,
-{
-    OpenApiRouter::new()
-        .routes(routes!(add_moderator, remove_moderator))
-        .routes(routes!(ban_user))
-        .routes(routes!(unban_user))
-        .routes(routes!(delete_message))
-        .routes(routes!(get_settings, update_settings))
-        .routes(routes!(moderation_log))
-}
-
 type Ids = Path<(Uuid, Uuid)>;
 
 /// Appoint a moderator (channel owner only). Idempotent.
 #[utoipa::path(put, path = "/channels/{id}/moderators/{user_id}", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Moderator"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn add_moderator(
+pub(super) async fn add_moderator(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user)): Ids,
@@ -279,7 +262,7 @@ async fn add_moderator(
 #[utoipa::path(delete, path = "/channels/{id}/moderators/{user_id}", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Not a moderator"), (status = 403, body = ErrorBody)))]
-async fn remove_moderator(
+pub(super) async fn remove_moderator(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user)): Ids,
@@ -343,7 +326,7 @@ pub struct BanRequest {
     request_body = BanRequest,
     responses((status = 204, description = "Applied on every node at once"), (status = 403, body = ErrorBody),
         (status = 404, description = "`not_found`: no such user", body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn ban_user(
+pub(super) async fn ban_user(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,
@@ -367,7 +350,7 @@ async fn ban_user(
 #[utoipa::path(delete, path = "/channels/{id}/bans/{user_id}", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
     responses((status = 204, description = "Lifted"), (status = 403, body = ErrorBody)))]
-async fn unban_user(
+pub(super) async fn unban_user(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, user_id)): Ids,
@@ -381,7 +364,7 @@ async fn unban_user(
 #[utoipa::path(delete, path = "/channels/{id}/chat/messages/{message_id}", tag = "chat", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody)))]
-async fn delete_message(
+pub(super) async fn delete_message(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path((channel, message_id)): Ids,
@@ -405,7 +388,7 @@ pub struct ChatSettingsDto {
 /// The channel's chat modes.
 #[utoipa::path(get, path = "/channels/{id}/chat/settings", tag = "chat", params(("id" = Uuid, Path)),
     responses((status = 200, body = ChatSettingsDto)))]
-async fn get_settings(
+pub(super) async fn get_settings(
     State(chat): State<Arc<Chat>>,
     Path(channel): Path<Uuid>,
 ) -> Result<Json<ChatSettingsDto>, ApiError> {
@@ -420,7 +403,7 @@ async fn get_settings(
 #[utoipa::path(put, path = "/channels/{id}/chat/settings", tag = "chat", security(("bearer" = [])), params(("id" = Uuid, Path)),
     request_body = ChatSettingsDto,
     responses((status = 204, description = "Applied"), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn update_settings(
+pub(super) async fn update_settings(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,
@@ -449,7 +432,7 @@ pub struct ModerationEntryDto {
 /// What moderators did in this channel, newest first (channel owner only).
 #[utoipa::path(get, path = "/channels/{id}/moderation-log", tag = "chat", security(("bearer" = [])), params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = PageBody<ModerationEntryDto>), (status = 403, body = ErrorBody)))]
-async fn moderation_log(
+pub(super) async fn moderation_log(
     State(chat): State<Arc<Chat>>,
     AuthUser(me): AuthUser,
     Path(channel): Path<Uuid>,

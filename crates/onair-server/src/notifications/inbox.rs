@@ -5,41 +5,23 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::service::{NotificationDto, Notifications};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::identity::{AccessTokens, AuthUser};
+use crate::identity::AuthUser;
 use crate::pagination::{PageBody, PageQuery};
-
-pub fn router<S>() -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Notifications>: FromRef<S>,
-    Arc<AccessTokens>: FromRef<S>,
-{
-    OpenApiRouter::new()
-        .routes(routes!(inbox))
-        .routes(routes!(unread_count))
-        .routes(routes!(mark_read))
-        .routes(routes!(mark_all_read))
-        .routes(routes!(live_feed))
-        .routes(routes!(get_settings, update_settings))
-        .routes(routes!(is_muted, mute, unmute))
-}
 
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/me/notifications", tag = "notifications", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = PageBody<NotificationDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn inbox(
+pub(super) async fn inbox(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Query(query): Query<PageQuery>,
@@ -60,7 +42,7 @@ pub struct UnreadDto {
 /// How many of the caller's notifications are unread.
 #[utoipa::path(get, path = "/me/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = UnreadDto), (status = 401, body = ErrorBody)))]
-async fn unread_count(
+pub(super) async fn unread_count(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<UnreadDto>, ApiError> {
@@ -72,7 +54,7 @@ async fn unread_count(
 #[utoipa::path(post, path = "/me/notifications/{stream_id}/read", tag = "notifications", security(("bearer" = [])),
     params(("stream_id" = Uuid, Path)),
     responses((status = 204, description = "Read"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn mark_read(
+pub(super) async fn mark_read(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Path(stream_id): Path<Uuid>,
@@ -97,7 +79,7 @@ pub struct MarkedDto {
 /// Mark every notification read.
 #[utoipa::path(post, path = "/me/notifications/read-all", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = MarkedDto), (status = 401, body = ErrorBody)))]
-async fn mark_all_read(
+pub(super) async fn mark_all_read(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<MarkedDto>, ApiError> {
@@ -119,7 +101,7 @@ pub struct FeedQuery {
     responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"),
         (status = 401, body = ErrorBody),
         (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
-async fn live_feed(
+pub(super) async fn live_feed(
     State(notifications): State<Arc<Notifications>>,
     header: Result<AuthUser, ApiError>,
     Query(query): Query<FeedQuery>,
@@ -161,7 +143,7 @@ pub struct NotificationSettings {
 /// The caller's notification settings.
 #[utoipa::path(get, path = "/me/notification-settings", tag = "notifications", security(("bearer" = [])),
     responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
-async fn get_settings(
+pub(super) async fn get_settings(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<NotificationSettings>, ApiError> {
@@ -174,7 +156,7 @@ async fn get_settings(
     request_body = NotificationSettings,
     responses((status = 200, body = NotificationSettings), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-async fn update_settings(
+pub(super) async fn update_settings(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Json(settings): Json<NotificationSettings>,
@@ -194,7 +176,7 @@ pub struct MutedDto {
 /// Whether the caller muted this creator's go-live notifications.
 #[utoipa::path(get, path = "/users/{id}/mute", tag = "notifications", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = MutedDto), (status = 401, body = ErrorBody)))]
-async fn is_muted(
+pub(super) async fn is_muted(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Path(id): Path<Uuid>,
@@ -207,7 +189,7 @@ async fn is_muted(
 #[utoipa::path(put, path = "/users/{id}/mute", tag = "notifications", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204, description = "Muted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, description = "`invalid_body`: yourself", body = ErrorBody)))]
-async fn mute(
+pub(super) async fn mute(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Path(id): Path<Uuid>,
@@ -225,7 +207,7 @@ async fn mute(
 /// Unmute a creator (idempotent).
 #[utoipa::path(delete, path = "/users/{id}/mute", tag = "notifications", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204, description = "Not muted"), (status = 401, body = ErrorBody)))]
-async fn unmute(
+pub(super) async fn unmute(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Path(id): Path<Uuid>,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use self::service::{Notifications, NotificationsError, NotifyConfig, NotifyStores};
 use crate::identity::AccessTokens;
@@ -27,8 +28,17 @@ where
     Arc<Notifications>: FromRef<S>,
     Arc<AccessTokens>: FromRef<S>,
 {
+    use self::{inbox::*, push_api::*, webhook_api::*};
     OpenApiRouter::new()
-        .merge(inbox::router())
-        .merge(push_api::router())
-        .merge(webhook_api::router())
+        .routes(routes!(inbox))
+        .routes(routes!(unread_count))
+        .routes(routes!(mark_read))
+        .routes(routes!(mark_all_read))
+        .routes(routes!(live_feed))
+        .routes(routes!(get_settings, update_settings))
+        .routes(routes!(is_muted, mute, unmute))
+        .routes(routes!(vapid_public_key))
+        .routes(routes!(subscribe, unsubscribe))
+        .routes(routes!(create_webhook, list_webhooks))
+        .routes(routes!(delete_webhook))
 }

@@ -3,30 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use onair_store::NewPushSubscription;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::push::BrowserKeys;
 use super::service::Notifications;
 use crate::error::{ApiError, ErrorBody, Json};
-use crate::identity::{AccessTokens, AuthUser};
-
-pub fn router<S>() -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Notifications>: FromRef<S>,
-    Arc<AccessTokens>: FromRef<S>,
-{
-    OpenApiRouter::new()
-        .routes(routes!(vapid_public_key))
-        .routes(routes!(subscribe, unsubscribe))
-}
+use crate::identity::AuthUser;
 
 #[derive(Serialize, ToSchema)]
 pub struct VapidKeyDto {
@@ -37,7 +24,9 @@ pub struct VapidKeyDto {
 /// The VAPID public key browsers subscribe with.
 #[utoipa::path(get, path = "/push/vapid-public-key", tag = "notifications",
     responses((status = 200, body = VapidKeyDto)))]
-async fn vapid_public_key(State(notifications): State<Arc<Notifications>>) -> Json<VapidKeyDto> {
+pub(super) async fn vapid_public_key(
+    State(notifications): State<Arc<Notifications>>,
+) -> Json<VapidKeyDto> {
     Json(VapidKeyDto {
         public_key: notifications.push.public_key().to_owned(),
     })
@@ -68,7 +57,7 @@ pub struct PushSubscriptionDto {
     request_body = SubscribeRequest,
     responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-async fn subscribe(
+pub(super) async fn subscribe(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Json(request): Json<SubscribeRequest>,
@@ -109,7 +98,7 @@ pub struct UnsubscribeRequest {
 #[utoipa::path(delete, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
     request_body = UnsubscribeRequest,
     responses((status = 204, description = "Unsubscribed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn unsubscribe(
+pub(super) async fn unsubscribe(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Json(request): Json<UnsubscribeRequest>,

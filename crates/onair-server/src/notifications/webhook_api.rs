@@ -2,31 +2,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use onair_store::{NewWebhook, Webhook, WebhookEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::service::Notifications;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::identity::{AccessTokens, AuthUser};
+use crate::identity::AuthUser;
 use crate::pagination::{PageBody, PageQuery};
-
-pub fn router<S>() -> OpenApiRouter<S>
-where
-    S: Clone + Send + Sync + 'static,
-    Arc<Notifications>: FromRef<S>,
-    Arc<AccessTokens>: FromRef<S>,
-{
-    OpenApiRouter::new()
-        .routes(routes!(create_webhook, list_webhooks))
-        .routes(routes!(delete_webhook))
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +64,7 @@ impl From<Webhook> for WebhookDto {
     responses((status = 201, body = WebhookDto), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "`limit_reached`", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
-async fn create_webhook(
+pub(super) async fn create_webhook(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Json(request): Json<CreateWebhookRequest>,
@@ -122,7 +109,7 @@ async fn create_webhook(
 /// The caller's webhooks, newest first.
 #[utoipa::path(get, path = "/webhooks", tag = "webhooks", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = PageBody<WebhookDto>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list_webhooks(
+pub(super) async fn list_webhooks(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Query(query): Query<PageQuery>,
@@ -138,7 +125,7 @@ async fn list_webhooks(
 /// Remove one of the caller's webhooks (404 for anyone else's).
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn delete_webhook(
+pub(super) async fn delete_webhook(
     State(notifications): State<Arc<Notifications>>,
     AuthUser(me): AuthUser,
     Path(id): Path<Uuid>,
