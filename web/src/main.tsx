@@ -1,0 +1,95 @@
+import { render } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import './style.css';
+import { logOut, onSessionChange, signedInAs } from './api';
+import { interceptLinks, navigate, usePath } from './router';
+import { Home } from './pages/home';
+import { AuthForm } from './pages/auth';
+import { Channel } from './pages/channel';
+import { Dashboard } from './pages/dashboard';
+import { Settings } from './pages/settings';
+
+function useSignedIn(): string | null {
+  const [user, setUser] = useState(signedInAs());
+  useEffect(() => onSessionChange(() => setUser(signedInAs())), []);
+  return user;
+}
+
+function Page({ path, user }: { path: string; user: string | null }) {
+  const channel = path.match(/^\/c\/([^/]+)\/?$/);
+  if (channel) return <Channel idOrName={decodeURIComponent(channel[1])} user={user} />;
+  const embed = path.match(/^\/embed\/([^/]+)\/?$/);
+  if (embed) return <Channel idOrName={decodeURIComponent(embed[1])} user={null} embedded />;
+  switch (path) {
+    case '/':
+      return <Home />;
+    case '/login':
+      return <AuthForm mode="login" />;
+    case '/signup':
+      return <AuthForm mode="signup" />;
+    case '/dashboard':
+      return <Dashboard user={user} />;
+    case '/settings':
+      return <Settings user={user} />;
+    default:
+      return (
+        <section>
+          <h1>Page not found</h1>
+          <p>
+            <a href="/">Back to the live channels</a>
+          </p>
+        </section>
+      );
+  }
+}
+
+function App() {
+  const path = usePath();
+  const user = useSignedIn();
+  useEffect(() => {
+    const heading = document.querySelector('main h1');
+    document.title = heading?.textContent ? `${heading.textContent} · OnAir` : 'OnAir';
+  });
+  if (path.startsWith('/embed/')) {
+    return (
+      <main class="embed">
+        <Page path={path} user={null} />
+      </main>
+    );
+  }
+  return (
+    <>
+      <a class="skip" href="#content">
+        Skip to content
+      </a>
+      <header class="top">
+        <nav aria-label="Main">
+          <a class="brand" href="/">
+            OnAir
+          </a>
+          {user ? (
+            <>
+              <a href="/dashboard">Dashboard</a>
+              <a href="/settings">Settings</a>
+              <button type="button" onClick={() => logOut().then(() => navigate('/'))}>
+                Log out
+              </button>
+            </>
+          ) : (
+            <>
+              <a href="/login">Log in</a>
+              <a href="/signup">Sign up</a>
+            </>
+          )}
+        </nav>
+      </header>
+      <main id="content" tabIndex={-1}>
+        <Page path={path} user={user} />
+      </main>
+    </>
+  );
+}
+
+const root = document.getElementById('app')!;
+interceptLinks(root);
+render(<App />, root);

@@ -1,0 +1,106 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import type Hls from 'hls.js';
+import { api } from './api';
+import { parseMaster, qualityLabel } from './playlist';
+
+const HEARTBEAT_MS = 15_000;
+// One anonymous viewer id per page load: counted once however many tabs reload.
+const viewerId = crypto.randomUUID();
+
+interface Quality {
+  label: string;
+  /** hls.js level index, or the variant URL for native HLS. */
+  key: string;
+}
+
+/** Plays a live broadcast: hls.js where the browser lacks native HLS (loaded only here). */
+export function Player({ streamId, title }: { streamId: string; title: string }) {
+  const video = useRef<HTMLVideoElement>(null);
+  const hls = useRef<Hls | null>(null);
+  const [qualities, setQualities] = useState<Quality[]>([]);
+  const [choice, setChoice] = useState('auto');
+  const [active, setActive] = useState<string | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const master = `/live/${streamId}/master.m3u8`;
+
+  useEffect(() => {
+    const element = video.current!;
+    let disposed = false;
+    if (element.canPlayType('application/vnd.apple.mpegurl')) {
+      element.src = master;
+      fetch(master)
+        .then((r) => r.text())
+        .then((text) => {
+          if (!disposed) setQualities(parseMaster(text, location.href).map((v) => ({ label: v.label, key: v.uri })));
+        })
+        .catch(() => {});
+    } else {
+      import('hls.js').then(({ default: HlsJs }) => {
+        if (disposed) return;
+        if (!HlsJs.isSupported()) {
+          setProblem('This browser cannot play live video.');
+          return;
+        }
+        const player = new HlsJs({ liveDurationInfinity: true });
+        hls.current = player;
+        player.on(HlsJs.Events.MANIFEST_PARSED, (_e, data) => {
+          setQualities(data.levels.map((l, i) => ({ label: qualityLabel(l.height, l.frameRate), key: String(i) })));
+          setProblem(null);
+        });
+        player.on(HlsJs.Events.LEVEL_SWITCHED, (_e, data) => {
+          const level = player.levels[data.level];
+          if (level) setActive(qualityLabel(level.height, level.frameRate));
+        });
+        player.on(HlsJs.Events.ERROR, (_e, data) => {
+          if (!data.fatal) return;
+          // The publisher may be reconnecting: try again shortly rather than give up.
+          setProblem('The stream was interrupted; reconnecting…');
+          setTimeout(() => !disposed && player.loadSource(master), 3000);
+        });
+        player.loadSource(master);
+        player.attachMedia(element);
+      });
+    }
+    const beat = setInterval(() => {
+      if (!element.paused && !element.ended) api.heartbeat(streamId, viewerId).catch(() => {});
+    }, HEARTBEAT_MS);
+    const first = () => api.heartbeat(streamId, viewerId).catch(() => {});
+    element.addEventListener('playing', first, { once: true });
+    return () => {
+      disposed = true;
+      clearInterval(beat);
+      element.removeEventListener('playing', first);
+      hls.current?.destroy();
+      hls.current = null;
+    };
+  }, [master, streamId]);
+
+  const choose = (key: string) => {
+    setChoice(key);
+    const player = hls.current;
+    if (player) {
+      player.currentLevel = key === 'auto' ? -1 : Number(key);
+    } else if (video.current) {
+      video.current.src = key === 'auto' ? master : key;
+      setActive(key === 'auto' ? null : qualities.find((q) => q.key === key)?.label ?? null);
+      video.current.play().catch(() => {});
+    }
+  };
+
+  return (
+    <div class="player">
+      <video ref={video} controls autoplay muted playsInline aria-label={`Live video: ${title}`} />
+      {problem && <p role="status">{problem}</p>}
+      <label for="quality">Quality</label>
+      <select id="quality" value={choice} onChange={(e) => choose((e.currentTarget as HTMLSelectElement).value)}>
+        <option value="auto">{`Auto${choice === 'auto' && active ? ` (${active})` : ''}`}</option>
+        {qualities.map((q) => (
+          <option key={q.key} value={q.key}>
+            {q.label}
+          </option>
+        ))}
+      </select>
+      {active && <span class="active-quality">Playing {active}</span>}
+    </div>
+  );
+}
