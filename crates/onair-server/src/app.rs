@@ -199,7 +199,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr(), backend = ?self.store.backend(), "listening");
+        let url = crate::web::open_url(self.local_addr());
+        tracing::info!(addr = %self.local_addr(), backend = ?self.store.backend(), "listening: open {url} in a browser");
         let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
         // Front: what takes new work (HTTP, ingest, job claims). Back: the loops that
         // flush what the front collected, stopped once the front is done.

@@ -1,10 +1,11 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`, `archives`,
-//! `viewers`, `media`, `chat`, `notifications`), each with its routes, its DTOs and a
-//! service type that owns its logic; on top, `routes` (the state and the router), `config`
-//! and `app`, which assemble them. Handlers take only the service they need (axum
-//! `FromRef` sub-states), and each service only the storage traits it uses.
+//! `openapi`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
+//! `archives`, `viewers`, `media`, `chat`, `notifications`), each with its routes, its
+//! DTOs and a service type that owns its logic, and the web UI's pages (`web`); on top,
+//! `routes` (the state and the router), `config` and `app`, which assemble them. Handlers
+//! take only the service they need (axum `FromRef` sub-states), and each service only
+//! the storage traits it uses.
 
 mod accounts;
 mod app;
@@ -27,6 +28,7 @@ mod shutdown;
 mod streams;
 mod users;
 mod viewers;
+mod web;
 
 pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};

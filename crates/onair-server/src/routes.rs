@@ -30,6 +30,7 @@ use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
     accounts, archives, chat, media, notifications, observability, openapi, streams, users, viewers,
+    web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -87,6 +88,8 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(observability::router())
         .merge(media::router())
         .split_for_parts();
+    // The UI's pages and assets: outside the API document.
+    let routes = routes.merge(web::router());
     let request_id = HeaderName::from_static("x-request-id");
 
     routes
@@ -100,6 +103,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             observability::deadline,
         ))
         .layer(middleware::from_fn(observability::track_requests))
+        .layer(middleware::from_fn(web::security_headers))
         .layer(CorsLayer::permissive())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(

@@ -18,3 +18,4 @@ mod operations;
 mod streams;
 mod users;
 mod viewers;
+mod web;

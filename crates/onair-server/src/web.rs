@@ -1,0 +1,117 @@
+//! The web UI on the API's port: one HTML page for every client route, content-hashed
+//! assets cached for a year, and the browser security headers every response carries.
+//! The built files come from `onair-web` (built from `web/` at compile time).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::ApiError;
+
+/// Client routes: each answers with the page, which renders the route itself.
+const PAGES: &[&str] = &[
+    "/",
+    "/login",
+    "/signup",
+    "/dashboard",
+    "/settings",
+    "/c/{channel}",
+    "/embed/{channel}",
+];
+
+/// Scripts, styles and media from this origin only; no inline scripts. hls.js feeds the
+/// video element through blob: URLs (MediaSource) and may run a blob: worker. Avatars
+/// may live elsewhere (https).
+macro_rules! csp {
+    ($frame_ancestors:literal) => {
+        concat!(
+            "default-src 'self'; script-src 'self'; style-src 'self'; ",
+            "img-src 'self' https: data:; media-src 'self' blob:; worker-src 'self' blob:; ",
+            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; ",
+            "frame-ancestors ",
+            $frame_ancestors
+        )
+    };
+}
+
+/// Served when the build machine had no npm: the API works, the UI says how to get it.
+const UNBUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+    <title>OnAir</title></head><body><main><h1>OnAir</h1><p>The web UI was not built: \
+    install Node.js 20 or newer with npm, then build OnAir again. The API is at \
+    <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p></main></body></html>";
+
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    PAGES
+        .iter()
+        .fold(Router::new(), |router, path| router.route(path, get(page)))
+        .route("/assets/{file}", get(asset))
+}
+
+async fn page() -> Response {
+    let body = onair_web::index_html().unwrap_or(UNBUILT.as_bytes());
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // Always revalidated, so a new build's asset names are picked up at once.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
+    let asset = onair_web::asset(&format!("/assets/{file}")).ok_or(ApiError::RouteNotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, asset.content_type),
+            // The name changes with the content, so a copy never goes stale.
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        asset.body,
+    )
+        .into_response())
+}
+
+/// Adds the browser security headers to every response. Only `/embed/…` may be framed
+/// (by any site: that is what it is for).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let embeddable = request.uri().path().starts_with("/embed/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    let csp = if embeddable {
+        csp!("*")
+    } else {
+        csp!("'none'")
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    if !embeddable {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    response
+}
+
+/// The address to print for people to open: a wildcard bind is reachable on loopback.
+pub fn open_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
+}
