@@ -16,6 +16,9 @@ const WATCHED: &[&str] = &[
     "package-lock.json",
     "vite.config.ts",
     "tsconfig.json",
+    "tsconfig.node.json",
+    "tests",
+    "playwright.config.ts",
 ];
 
 fn main() {

@@ -103,7 +103,7 @@ function About({ profile, user, onChange }: { profile: Profile; user: string | n
       </p>
       {profile.bio && <p class="bio">{profile.bio}</p>}
       {user && user !== profile.id && (
-        <button type="button" aria-pressed={!!profile.followed_by_you} disabled={busy} onClick={toggle}>
+        <button type="button" disabled={busy} onClick={toggle}>
           {profile.followed_by_you ? 'Unfollow' : 'Follow'}
         </button>
       )}

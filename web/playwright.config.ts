@@ -1,0 +1,43 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineConfig } from '@playwright/test';
+
+// One real `onair` per run, on a fresh SQLite directory. Set in the environment so the
+// workers (started after this file is read) see the same server.
+process.env.UI_TEST_PORT ??= String(20000 + Math.floor(Math.random() * 20000));
+process.env.UI_TEST_DATA ??= mkdtempSync(join(tmpdir(), 'onair-ui-'));
+const port = process.env.UI_TEST_PORT;
+const base = `http://127.0.0.1:${port}`;
+
+export default defineConfig({
+  testDir: 'tests',
+  outputDir: 'test-results',
+  fullyParallel: false,
+  workers: 1,
+  timeout: 30_000,
+  reporter: [['list']],
+  use: {
+    baseURL: base,
+    headless: true,
+    // Debian's Chromium (scripts/setup installs it); Playwright never downloads a browser.
+    launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--no-sandbox'] },
+  },
+  webServer: {
+    command: process.env.ONAIR_TEST_UI_BIN ?? '../target/debug/onair',
+    url: `${base}/readyz`,
+    reuseExistingServer: false,
+    timeout: 120_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+    env: {
+      ONAIR_BIND: `127.0.0.1:${port}`,
+      ONAIR_DATA_DIR: process.env.UI_TEST_DATA!,
+      ONAIR_RTMP_ENABLED: 'false',
+      // Viewer counts reach the list within a second instead of five.
+      ONAIR_VIEWER_FLUSH_MS: '200',
+      ONAIR_VIEWER_PERSIST_MS: '300',
+      ONAIR_LOG: 'warn',
+    },
+  },
+});

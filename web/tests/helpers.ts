@@ -1,0 +1,56 @@
+import { mkdirSync } from 'node:fs';
+import AxeBuilder from '@axe-core/playwright';
+import { expect, type APIRequestContext, type Page } from '@playwright/test';
+
+/** Where the runs leave their screenshots (README: Web UI). */
+export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+let counter = 0;
+export function uniqueName(prefix: string): string {
+  counter += 1;
+  return `${prefix}${Date.now().toString(36)}${counter}`.slice(0, 25);
+}
+
+export interface ApiUser {
+  id: string;
+  username: string;
+  token: string;
+}
+
+/** A user made through the API (for the other side of a page test). */
+export async function apiSignup(request: APIRequestContext, prefix: string): Promise<ApiUser> {
+  const username = uniqueName(prefix);
+  const response = await request.post('/api/auth/signup', {
+    data: { username, email: `${username}@example.com`, password: 'correct horse battery' },
+  });
+  expect(response.ok()).toBeTruthy();
+  const body = await response.json();
+  return { id: body.user_id, username, token: body.access_token };
+}
+
+export async function goLive(request: APIRequestContext, user: ApiUser, title: string, category: string) {
+  const response = await request.post('/api/streams/start', {
+    headers: { authorization: `Bearer ${user.token}` },
+    data: { title, category },
+  });
+  expect(response.status()).toBe(201);
+  return (await response.json()).id as string;
+}
+
+/** Signs up through the page and waits until the app shows the signed-in menu. */
+export async function signUpThroughPage(page: Page, username: string) {
+  await page.goto('/signup');
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Email').fill(`${username}@example.com`);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
+}
+
+/** axe-core on the page as it is: no serious or critical violations. */
+export async function expectAccessible(page: Page, what: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const bad = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(bad.map((v) => `${what}: ${v.id} (${v.impact}) ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+}

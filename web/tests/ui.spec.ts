@@ -1,0 +1,125 @@
+import { expect, test } from '@playwright/test';
+import { apiSignup, expectAccessible, goLive, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
+
+test('sign up, log out, log in and edit the profile through the pages', async ({ page }) => {
+  const username = uniqueName('ui_');
+  await signUpThroughPage(page, username);
+  await expect(page).toHaveURL('/');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Log out' })).toHaveCount(0);
+
+  await page.getByRole('link', { name: 'Log in' }).click();
+  await page.getByLabel('Username or email').fill(username);
+  await page.getByLabel('Password').fill('wrong password!');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toBeVisible();
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
+
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Display name').fill('<b>Not bold</b>');
+  await page.getByLabel('Bio').fill('Speedruns nightly');
+  await page.getByRole('button', { name: 'Save profile' }).click();
+  await expect(page.getByRole('status')).toHaveText('Profile saved.');
+
+  // The token never lands where other scripts could read it.
+  const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
+  expect(stored).toBe('{}{}');
+});
+
+test('home lists live channels by viewers; the channel page plays, counts and follows', async ({ page, request }) => {
+  const quiet = await apiSignup(request, 'quiet_');
+  const popular = await apiSignup(request, 'popular_');
+  await goLive(request, quiet, 'Quiet stream', 'Chess');
+  const popularStream = await goLive(request, popular, '<img src=x onerror=alert(1)> Any% run', 'Games');
+  for (const viewer of ['viewer-1', 'viewer-2', 'viewer-3']) {
+    const beat = await request.post(`/api/streams/${popularStream}/heartbeat`, { data: { viewer_id: viewer } });
+    expect(beat.status()).toBe(204);
+  }
+  await expect
+    .poll(async () => (await (await request.get(`/api/streams/${popularStream}`)).json()).viewer_count)
+    .toBe(3);
+
+  await page.goto('/');
+  const cards = page.getByRole('listitem');
+  await expect(cards.first()).toContainText('<img src=x onerror=alert(1)> Any% run');
+  await expect(cards.first()).toContainText('3 viewers');
+  await expect(cards.first()).toContainText('Games');
+  await expect(page.getByText('Quiet stream')).toBeVisible();
+  await expect(page.locator('main img')).toHaveCount(0);
+  await page.screenshot({ path: `${SCREENSHOTS}home.png`, fullPage: true });
+  await expectAccessible(page, 'home');
+
+  // Signed-in state lives in memory: from here on, navigate inside the app, never reload.
+  await signUpThroughPage(page, uniqueName('fan_'));
+  await page.getByRole('link', { name: /Any% run/ }).click();
+  await expect(page.getByRole('heading', { level: 1, name: popular.username })).toBeVisible();
+  await expect(page.getByLabel(/Live video/)).toBeVisible();
+  await expect(page.getByLabel('Quality')).toBeVisible();
+  await expect(page.getByText('3 viewers')).toBeVisible();
+
+  await page.getByRole('button', { name: 'Follow' }).click();
+  await expect(page.getByRole('button', { name: 'Unfollow' })).toBeVisible();
+  await expect(page.getByText('1 follower')).toBeVisible();
+  await page.getByRole('button', { name: 'Unfollow' }).click();
+  await expect(page.getByRole('button', { name: 'Follow' })).toBeVisible();
+  await expect(page.getByText('0 followers')).toBeVisible();
+  await page.screenshot({ path: `${SCREENSHOTS}channel.png`, fullPage: true });
+  await expectAccessible(page, 'channel (live)');
+});
+
+test('an offline channel says so', async ({ page, request }) => {
+  const creator = await apiSignup(request, 'off_');
+  await page.goto(`/c/${creator.id}`);
+  await expect(page.getByRole('status')).toHaveText(`${creator.username} is offline.`);
+  await expect(page.getByLabel(/Live video/)).toHaveCount(0);
+  await expectAccessible(page, 'channel (offline)');
+});
+
+test('every page passes axe-core, signed out and in', async ({ page }) => {
+  for (const path of ['/', '/login', '/signup', '/dashboard', '/settings', '/c/nobody', '/embed/nobody']) {
+    await page.goto(path);
+    await expect(page.locator('main h1')).toBeVisible();
+    await expectAccessible(page, `${path} (signed out)`);
+  }
+  await signUpThroughPage(page, uniqueName('axe_'));
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.getByRole('button', { name: 'Reveal stream key' }).click();
+  await expect(page.getByText(/^live_/)).toBeVisible();
+  await expect(page.getByText('rtmp://')).toBeVisible();
+  await page.screenshot({ path: `${SCREENSHOTS}dashboard.png`, fullPage: true });
+  await expectAccessible(page, '/dashboard (signed in)');
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await expect(page.getByLabel('Display name')).toBeVisible();
+  await expectAccessible(page, '/settings (signed in)');
+});
+
+test('controls are reachable by keyboard', async ({ page }) => {
+  await page.goto('/login');
+  await page.keyboard.press('Tab');
+  await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
+  const reached: string[] = [];
+  for (let i = 0; i < 8; i += 1) {
+    await page.keyboard.press('Tab');
+    reached.push(await page.evaluate(() => document.activeElement?.getAttribute('id') || document.activeElement?.textContent || ''));
+  }
+  expect(reached).toEqual(expect.arrayContaining(['login', 'password', 'Log in']));
+});
+
+test.describe('phone width', () => {
+  test.use({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+
+  test('home fits 375 px without sideways scrolling', async ({ page, request }) => {
+    const creator = await apiSignup(request, 'phone_');
+    await goLive(request, creator, 'A rather long stream title that has to wrap on a phone screen', 'IRL');
+    await page.goto('/');
+    await expect(page.getByText('A rather long stream title')).toBeVisible();
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    expect(width).toBeLessThanOrEqual(375);
+    await page.screenshot({ path: `${SCREENSHOTS}home-phone.png`, fullPage: true });
+    await expectAccessible(page, 'home (phone)');
+  });
+});
