@@ -6,9 +6,11 @@ import { defineConfig } from '@playwright/test';
 // One real `onair` per run, on a fresh SQLite directory. Set in the environment so the
 // workers (started after this file is read) see the same server.
 process.env.UI_TEST_PORT ??= String(20000 + Math.floor(Math.random() * 20000));
+process.env.UI_TEST_RTMP_PORT ??= String(Number(process.env.UI_TEST_PORT) + 1);
 process.env.UI_TEST_DATA ??= mkdtempSync(join(tmpdir(), 'onair-ui-'));
 const port = process.env.UI_TEST_PORT;
 const base = `http://127.0.0.1:${port}`;
+const rtmp = `127.0.0.1:${process.env.UI_TEST_RTMP_PORT}`;
 
 export default defineConfig({
   testDir: 'tests',
@@ -33,7 +35,9 @@ export default defineConfig({
     env: {
       ONAIR_BIND: `127.0.0.1:${port}`,
       ONAIR_DATA_DIR: process.env.UI_TEST_DATA!,
-      ONAIR_RTMP_ENABLED: 'false',
+      ONAIR_RTMP_BIND: rtmp,
+      ONAIR_PUBLIC_RTMP_URL: `rtmp://${rtmp}/live`,
+      ONAIR_RECONNECT_GRACE_SECS: '5',
       // Viewer counts reach the list within a second instead of five.
       ONAIR_VIEWER_FLUSH_MS: '200',
       ONAIR_VIEWER_PERSIST_MS: '300',

@@ -28,6 +28,16 @@ export function Player({ streamId, title }: { streamId: string; title: string })
     let disposed = false;
     if (element.canPlayType('application/vnd.apple.mpegurl')) {
       element.src = master;
+      // The playlist may not exist yet, or the publisher is reconnecting: try again.
+      element.addEventListener('error', () => {
+        setProblem('The stream was interrupted; reconnecting…');
+        setTimeout(() => {
+          if (disposed) return;
+          element.src = element.currentSrc || master;
+          element.play().catch(() => {});
+        }, 3000);
+      });
+      element.addEventListener('playing', () => setProblem(null));
       fetch(master)
         .then((r) => r.text())
         .then((text) => {

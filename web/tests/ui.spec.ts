@@ -30,7 +30,7 @@ test('sign up, log out, log in and edit the profile through the pages', async ({
   expect(stored).toBe('{}{}');
 });
 
-test('home lists live channels by viewers; the channel page plays, counts and follows', async ({ page, request }) => {
+test('home lists live channels by viewers; the channel page shows the player, counts and follows', async ({ page, request }) => {
   const quiet = await apiSignup(request, 'quiet_');
   const popular = await apiSignup(request, 'popular_');
   await goLive(request, quiet, 'Quiet stream', 'Chess');

@@ -29,8 +29,8 @@ export function Dashboard({ user }: { user: string | null }) {
       <h1>Dashboard</h1>
       <h2>Go live from OBS</h2>
       <p>
-        In OBS: Settings → Stream → Service “Custom”, then paste the server and the stream key. Your channel is{' '}
-        <a href={`/c/${user}`}>here</a>.
+        In OBS: Settings → Stream → Service “Custom”, then paste the server and the stream key. Viewers watch on{' '}
+        <a href={`/c/${user}`}>your channel</a>.
       </p>
       {key ? (
         <dl class="key">
