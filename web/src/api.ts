@@ -95,17 +95,28 @@ async function call<T>(method: string, path: string, body?: unknown, retried = f
   return response.status === 204 ? (undefined as T) : response.json();
 }
 
+// Requests that fail together share one refresh: presenting a refresh token twice is
+// treated by the server as theft and ends the session.
+let refreshing: Promise<boolean> | null = null;
+
 /** Trades the refresh token (once) for a new pair; false when the session is gone. */
-async function refresh(): Promise<boolean> {
+function refresh(): Promise<boolean> {
   const current = session;
-  if (!current) return false;
-  const response = await fetch('/api/auth/refresh', {
+  if (!current) return Promise.resolve(false);
+  refreshing ??= fetch('/api/auth/refresh', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ refresh_token: current.refresh_token }),
-  });
-  setSession(response.ok ? await response.json() : null);
-  return response.ok;
+  })
+    .then(async (response) => {
+      setSession(response.ok ? await response.json() : null);
+      return response.ok;
+    })
+    .catch(() => false)
+    .finally(() => {
+      refreshing = null;
+    });
+  return refreshing;
 }
 
 export async function signUp(username: string, email: string, password: string) {

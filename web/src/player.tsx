@@ -38,12 +38,18 @@ export function Player({ streamId, title }: { streamId: string; title: string })
         }, 3000);
       });
       element.addEventListener('playing', () => setProblem(null));
-      fetch(master)
-        .then((r) => r.text())
-        .then((text) => {
-          if (!disposed) setQualities(parseMaster(text, location.href).map((v) => ({ label: v.label, key: v.uri })));
-        })
-        .catch(() => {});
+      // Read once the master playlist exists, which is when the video has loaded it.
+      element.addEventListener(
+        'loadedmetadata',
+        () =>
+          fetch(master)
+            .then((r) => r.text())
+            .then((text) => {
+              if (!disposed) setQualities(parseMaster(text, location.href).map((v) => ({ label: v.label, key: v.uri })));
+            })
+            .catch(() => {}),
+        { once: true },
+      );
     } else {
       import('hls.js').then(({ default: HlsJs }) => {
         if (disposed) return;

@@ -16,13 +16,17 @@ export function usePath(): string {
   return path;
 }
 
-/** Same-origin link clicks become client navigations (modifier clicks keep their meaning). */
+/** The paths the app renders (the server answers them with the app's page). */
+const CLIENT_ROUTE = /^\/(?:|login|signup|dashboard|settings|c\/[^/]+|embed\/[^/]+)$/;
+
+/** Clicks on links to client routes become client navigations (modifier clicks keep their meaning). */
 export function interceptLinks(root: HTMLElement) {
   root.addEventListener('click', (event) => {
     const link = (event.target as Element).closest?.('a');
     if (
       !link ||
       link.origin !== location.origin ||
+      !CLIENT_ROUTE.test(link.pathname) ||
       link.target ||
       event.button !== 0 ||
       event.metaKey ||

@@ -46,10 +46,10 @@ for (const hlsJs of [false, true]) {
       const start = await clock();
       await expect.poll(clock, { timeout: 10_000 }).toBeGreaterThan(start + 1);
       // The quality menu: auto plus each rendition of the master playlist.
-      const options = await viewer.getByLabel('Quality').locator('option').allTextContents();
-      expect(options[0]).toMatch(/^Auto/);
-      expect(options).toContain('360p');
-      expect(options.length).toBeGreaterThanOrEqual(3);
+      const options = () => viewer.getByLabel('Quality').locator('option').allTextContents();
+      await expect.poll(options).toContain('360p');
+      expect((await options())[0]).toMatch(/^Auto/);
+      expect((await options()).length).toBeGreaterThanOrEqual(3);
       await viewer.getByLabel('Quality').selectOption({ label: '360p' });
       await expect(viewer.getByText('Playing 360p')).toBeVisible({ timeout: 15_000 });
       await expect(viewer.getByText(/\d+ viewers?/)).toBeVisible();
