@@ -34,3 +34,4 @@ pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
 pub use pagination::Cursors;
 pub use streams::StreamKeys;
+pub use web::{ASSETS as UI_ASSETS, PAGES as UI_PAGES};

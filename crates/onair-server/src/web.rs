@@ -13,8 +13,9 @@ use axum::routing::get;
 
 use crate::error::ApiError;
 
-/// Client routes: each answers with the page, which renders the route itself.
-const PAGES: &[&str] = &[
+/// Client routes: each answers with the page, which renders the route itself. Like
+/// [`ASSETS`], not part of the API document.
+pub const PAGES: &[&str] = &[
     "/",
     "/login",
     "/signup",
@@ -23,6 +24,9 @@ const PAGES: &[&str] = &[
     "/c/{channel}",
     "/embed/{channel}",
 ];
+
+/// Where the built scripts, styles and images are served.
+pub const ASSETS: &str = "/assets/{file}";
 
 /// Scripts, styles and media from this origin only; no inline scripts. hls.js feeds the
 /// video element through blob: URLs (MediaSource) and may run a blob: worker. Avatars
@@ -49,7 +53,7 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     PAGES
         .iter()
         .fold(Router::new(), |router, path| router.route(path, get(page)))
-        .route("/assets/{file}", get(asset))
+        .route(ASSETS, get(asset))
 }
 
 async fn page() -> Response {

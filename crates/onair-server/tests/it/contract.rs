@@ -34,8 +34,9 @@ fn template(path: &str) -> String {
     out + rest
 }
 
-/// Every route the app's router answers, read from the router itself: its path table and
-/// each route's `Allow` header (HEAD comes with GET).
+/// Every API route the app's router answers, read from the router itself: its path table
+/// and each route's `Allow` header (HEAD comes with GET). The web UI's pages and assets
+/// are not API operations and are left out.
 async fn routed() -> Routes {
     let dir = tempfile::tempdir().unwrap();
     let mut config = onair_server::Config {
@@ -67,6 +68,9 @@ async fn routed() -> Routes {
     for entry in endpoints.split("RouteId(").skip(1) {
         let (id, endpoint) = entry.split_once(')').unwrap();
         let path = paths[id];
+        if onair_server::UI_PAGES.contains(&path) || path == onair_server::UI_ASSETS {
+            continue;
+        }
         let allow = endpoint
             .split_once("allow_header: Bytes(b\"")
             .unwrap_or_else(|| panic!("{path} answers every method: {endpoint}"))
