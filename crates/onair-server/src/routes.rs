@@ -29,8 +29,8 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, chat, media, notifications, observability, openapi, streams, users, viewers,
-    web,
+    accounts, archives, chat, media, notifications, observability, openapi, streams, users,
+    viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
