@@ -4,24 +4,26 @@
 //!
 //! `cargo run --release -p onair-bench -- foundation`
 //! `cargo run --release -p onair-bench -- media`
-//! `cargo build --release -p onair && cargo run --release -p onair-bench -- chat`
-//! `cargo run --release -p onair-bench -- notify`
+//! `cargo run --release -p onair-bench -- chat`
+//! `cargo build --release -p onair && cargo run --release -p onair-bench -- notify`
+//!
+//! Chat's servers and notify's `onair worker` run as child processes (see each module).
 
 mod chat;
 mod load;
 mod media;
 mod notify;
+mod server;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use onair_core::Cursor;
-use onair_server::{Application, Config, Cursors};
+use onair_server::Cursors;
 use onair_store::Timestamp;
 use onair_store::testing::{SCALE_SEED, with_postgres};
 use serde_json::json;
@@ -29,9 +31,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::load::{Report, Target, run};
-
-/// The server's root secret in benchmarks (it signs the cursors the benchmark builds).
-const SECRET: &str = "benchmark-secret-benchmark-secret-!!";
+use crate::server::{Role, SECRET, default_fan_out, serve_on};
 
 #[derive(Parser)]
 struct Cli {
@@ -67,8 +67,9 @@ enum Scenario {
         #[arg(long, default_value_t = 50_000)]
         depth: i64,
     },
-    /// Chat fan-out: deliveries/s, delivery latency and memory per socket, one node and
-    /// two nodes sharing Redis. Needs the release `onair` binary (cargo build --release -p onair).
+    /// Chat fan-out: deliveries/s inside the window, delivery latency, and memory per
+    /// socket with one room and with all, one node and two nodes sharing Redis. The servers
+    /// are child processes of this binary (`node`).
     Chat {
         #[arg(long, default_value_t = 10_000)]
         sockets: usize,
@@ -90,8 +91,11 @@ enum Scenario {
         nodes: Vec<usize>,
     },
     /// Go-live notifications on PostgreSQL: fan-out by batch size, batched vs the naive
-    /// per-follower loop at 10 k / 100 k / 1 M followers, go-live latency (on an API node,
-    /// and during a 1 M fan-out on the same node), and queue throughput with 1 and 4 runners.
+    /// per-follower loop at 10 k / 100 k / 1 M followers (and the same fan-outs through an
+    /// `onair worker`'s job runner), go-live latency on an API node while an `onair worker`
+    /// process fans 1 M out and on a `serve` node fanning it out itself, and queue
+    /// throughput with 1 and 4 runners. Needs the release `onair` binary
+    /// (cargo build --release -p onair).
     Notify {
         #[command(flatten)]
         postgres: Postgres,
@@ -104,6 +108,16 @@ enum Scenario {
         /// No-op jobs per queue-throughput run.
         #[arg(long, default_value_t = 50_000)]
         queue_jobs: i64,
+        /// Fan-out rate limits (rows/s) of the `onair worker` beside the API node.
+        #[arg(long, value_delimiter = ',', default_value = "200000,10000000")]
+        worker_rates: Vec<u32>,
+        /// Fan-out rate limits (rows/s) of the `serve` node that fans out itself.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "100000,200000,400000,10000000"
+        )]
+        serve_rates: Vec<u32>,
     },
     /// Built-in ingest on the embedded backend: publish → playable latency over N runs,
     /// and CPU per ingest with 1, 2 and 4 concurrent publishers.
@@ -114,6 +128,10 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         cpu_seconds: u64,
     },
+    /// A chat benchmark server (started by `chat`, not by hand): serves like `onair
+    /// serve`, configured from the environment, and answers `heap` on stdin.
+    #[command(hide = true)]
+    Node,
 }
 
 #[tokio::main]
@@ -137,11 +155,15 @@ async fn main() -> anyhow::Result<()> {
             max_followers,
             naive_budget_secs,
             queue_jobs,
+            worker_rates,
+            serve_rates,
         } => {
             let settings = notify::Settings {
                 max_followers,
                 naive_budget: Duration::from_secs(naive_budget_secs),
                 queue_jobs,
+                worker_rates,
+                serve_rates,
             };
             with_postgres(&postgres.url, |db| notify::run(db, settings)).await
         }
@@ -163,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
         }
+        Scenario::Node => chat::serve_node().await,
     }
 }
 
@@ -197,7 +220,8 @@ async fn foundation(
     .await?;
     let cursor = Cursors::new(SECRET.as_bytes()).encode(Cursor::new(at.get(), id));
 
-    let (onair, _server) = serve_on(&db.url, |_| {}).await?;
+    let rows_per_second = default_fan_out().rows_per_second;
+    let (onair, _server) = serve_on(&db.url, Role::Serve { rows_per_second }).await?;
     let baseline = spawn_offset_baseline(pool.clone()).await?;
 
     let targets = [
@@ -226,30 +250,6 @@ async fn foundation(
     println!("{}", Report::table(&reports, &settings));
     pool.close().await;
     Ok(())
-}
-
-/// Starts the real server on PostgreSQL at `database_url` (default settings changed by
-/// `configure`, no ingest) in this process; returns its address, and a sender that
-/// stops it (dropping it does too).
-pub async fn serve_on(
-    database_url: &str,
-    configure: impl FnOnce(&mut Config),
-) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
-    let mut config = Config::default();
-    config.http.bind = "127.0.0.1:0".parse()?;
-    config.database.url = Some(database_url.to_owned());
-    config.auth.secret_key = Some(SECRET.into());
-    config.media.rtmp_enabled = false;
-    configure(&mut config);
-    let app = Application::build(config)
-        .await
-        .context("starting the server")?;
-    let addr = app.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
 }
 
 /// The review's naive pagination, `OFFSET n`, behind the same kind of HTTP handler: the

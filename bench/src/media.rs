@@ -9,7 +9,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use onair_server::{Application, Config};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -33,18 +32,7 @@ struct Broadcast {
 impl Platform {
     async fn start(max_ingests: usize) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let mut config = Config {
-            data_dir: data.path().to_owned(),
-            ..Config::default()
-        };
-        config.http.bind = "127.0.0.1:0".parse()?;
-        config.media.rtmp_bind = "127.0.0.1:0".parse()?;
-        config.auth.secret_key = Some(crate::SECRET.into());
-        config.media.max_ingests = max_ingests;
-        config.media.reconnect_grace_secs = 1;
-        let app = Application::build(config)
-            .await
-            .context("starting the server")?;
+        let app = crate::server::with_ingest(data.path(), max_ingests).await?;
         let platform = Self {
             http: format!("http://{}", app.local_addr()),
             rtmp: format!("rtmp://{}/live", app.rtmp_addr().context("RTMP enabled")?),
