@@ -124,8 +124,6 @@ pub fn onair_worker(
         .env("ONAIR_DATA_DIR", data)
         .env("ONAIR_SECRET_KEY", SECRET)
         .env("ONAIR_NOTIFY_ROWS_PER_SECOND", rows_per_second.to_string())
-        .env("ONAIR_LOG", "warn")
-        .stdout(std::process::Stdio::null())
         .kill_on_drop(true);
     Ok(command)
 }

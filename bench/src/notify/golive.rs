@@ -53,6 +53,17 @@ struct Api {
 }
 
 impl Api {
+    /// A node of `role` in this process; it stops when the returned sender is dropped.
+    async fn start(
+        client: &reqwest::Client,
+        database_url: &str,
+        role: Role,
+    ) -> anyhow::Result<(Self, tokio::sync::oneshot::Sender<()>)> {
+        let (base, stop) = serve_on(database_url, role).await?;
+        let client = client.clone();
+        Ok((Self { client, base }, stop))
+    }
+
     async fn signup(&self, name: &str) -> anyhow::Result<Account> {
         let body: Value = self
             .client
@@ -163,11 +174,7 @@ pub async fn go_live_latency(
     let serve = Role::Serve {
         rows_per_second: default_rate,
     };
-    let (base, stop) = serve_on(database_url, serve).await?;
-    let setup = Api {
-        client: client.clone(),
-        base,
-    };
+    let (setup, stop) = Api::start(&client, database_url, serve).await?;
     let quiet = setup.signup("nobody_follows").await?;
     let popular = setup.signup("everyone_follows").await?;
     follow_all(pool, popular.id, followers).await?;
@@ -179,11 +186,7 @@ pub async fn go_live_latency(
     drop(stop);
 
     // An API node (its runner off) with an `onair worker` process fanning out beside it.
-    let (base, stop) = serve_on(database_url, Role::Api).await?;
-    let api = Api {
-        client: client.clone(),
-        base,
-    };
+    let (api, stop) = Api::start(&client, database_url, Role::Api).await?;
     let api_zero = api.cycles(&quiet, BASELINE_CYCLES).await?;
     // Its go-lives' jobs wait for a worker: the first one takes them all.
     let mut api_runs = Vec::new();
@@ -204,11 +207,7 @@ pub async fn go_live_latency(
         let role = Role::Serve {
             rows_per_second: rate,
         };
-        let (base, stop) = serve_on(database_url, role).await?;
-        let node = Api {
-            client: client.clone(),
-            base,
-        };
+        let (node, stop) = Api::start(&client, database_url, role).await?;
         serve_runs.push(
             node.during_fan_out(pool, &popular, followers, None, rate)
                 .await?,

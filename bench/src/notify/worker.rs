@@ -29,8 +29,8 @@ impl Worker {
     pub async fn start(database_url: &str, rows_per_second: u32) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
         let mut command = crate::server::onair_worker(database_url, data.path(), rows_per_second)?;
-        // Info: the worker logs (to stdout) when its runner starts; its warnings and errors
-        // go on to the benchmark's stderr.
+        // At info the worker logs (to stdout) when its runner starts; its warnings and
+        // errors go on to the benchmark's stderr.
         command.env("ONAIR_LOG", "info").stdout(Stdio::piped());
         let mut process = command.spawn().context("starting onair worker")?;
         let mut lines = BufReader::new(process.stdout.take().context("piped stdout")?).lines();
