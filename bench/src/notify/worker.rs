@@ -92,9 +92,9 @@ pub async fn watch(pool: &PgPool, stream: Uuid, since: Instant) -> anyhow::Resul
     }
 }
 
-/// The store-level sizes fanned out again by an unpaced `onair worker`: each creator goes
-/// live (the store call the API makes, which enqueues the job), and the worker, polling
-/// the queue as it does for jobs another process enqueued, takes it.
+/// The store-level sizes fanned out again by an unpaced `onair worker`. A fresh process's
+/// first fan-out also opens its connections and plans its statements, so the smallest
+/// audience is fanned out once first, unreported.
 pub async fn runner_fan_outs(
     database_url: &str,
     store: &Arc<dyn Store>,
@@ -103,16 +103,12 @@ pub async fn runner_fan_outs(
 ) -> anyhow::Result<Vec<Watched>> {
     super::settle(pool).await?;
     let _worker = Worker::start(database_url, UNPACED).await?;
+    if let Some(&smallest) = sizes.first() {
+        through_worker(store, pool, smallest).await?;
+    }
     let mut rows = Vec::new();
     for &n in sizes {
-        forget_cooldown(pool, creator(n)).await?;
-        let stream = store
-            .start_stream(Uuid::now_v7(), creator(n), "runner", None)
-            .await?;
-        let watched = watch(pool, stream.id, Instant::now()).await?;
-        all_notified(pool, stream.id, n).await?;
-        store.end_stream(creator(n)).await?;
-        no_go_live_jobs(pool).await?;
+        let watched = through_worker(store, pool, n).await?;
         eprintln!(
             "{n} followers through onair worker: picked up after {:.2} s, fan-out {:.2} s",
             watched.picked_up.as_secs_f64(),
@@ -121,4 +117,19 @@ pub async fn runner_fan_outs(
         rows.push(watched);
     }
     Ok(rows)
+}
+
+/// The creator with `n` followers goes live (the store call the API makes, which enqueues
+/// the job) and the running worker, polling the queue as it does for jobs another process
+/// enqueued, takes it and fans it out.
+async fn through_worker(store: &Arc<dyn Store>, pool: &PgPool, n: i64) -> anyhow::Result<Watched> {
+    forget_cooldown(pool, creator(n)).await?;
+    let stream = store
+        .start_stream(Uuid::now_v7(), creator(n), "runner", None)
+        .await?;
+    let watched = watch(pool, stream.id, Instant::now()).await?;
+    all_notified(pool, stream.id, n).await?;
+    store.end_stream(creator(n)).await?;
+    no_go_live_jobs(pool).await?;
+    Ok(watched)
 }
