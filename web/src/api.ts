@@ -33,8 +33,9 @@ export interface StreamKey {
   rtmp_url: string;
 }
 
-interface Page<T> {
+export interface Page<T> {
   data: T[];
+  pagination: { next_cursor: string | null; has_more: boolean };
 }
 
 interface SessionBody {
@@ -72,7 +73,8 @@ function setSession(next: SessionBody | null) {
   listeners.forEach((l) => l());
 }
 
-async function call<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
+/** One API call with the session's token; a 401 refreshes the session once and retries. */
+export async function call<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (session) headers.authorization = `Bearer ${session.access_token}`;
