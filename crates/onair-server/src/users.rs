@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use onair_core::{AvatarUrl, Bio, DisplayName};
+use onair_core::{AvatarUrl, Bio, DisplayName, Username};
 use onair_store::{FollowEntry, FollowStore, ProfilePatch, StoreError, UserProfile, UserStore};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -27,6 +27,7 @@ where
     OpenApiRouter::new()
         .routes(routes!(get_me, update_me))
         .routes(routes!(get_profile))
+        .routes(routes!(get_profile_by_username))
         .routes(routes!(follow, unfollow))
         .routes(routes!(followers))
         .routes(routes!(following))
@@ -58,6 +59,33 @@ impl Users {
     /// `viewer`'s view of `id`'s profile: whether they follow it, when logged in.
     async fn public_profile(&self, id: Uuid, viewer: Option<Uuid>) -> Result<ProfileDto, ApiError> {
         let profile = self.profile(id).await?;
+        self.seen_by(profile, viewer).await
+    }
+
+    /// [`Users::public_profile`] by username, in any case. A name no account can have
+    /// is simply not found.
+    async fn public_profile_by_username(
+        &self,
+        username: &str,
+        viewer: Option<Uuid>,
+    ) -> Result<ProfileDto, ApiError> {
+        let not_found = || ApiError::NotFound("user");
+        let username = Username::parse(username).map_err(|_| not_found())?;
+        let profile = self
+            .users
+            .profile_by_username(&username)
+            .await?
+            .ok_or_else(not_found)?;
+        self.seen_by(profile, viewer).await
+    }
+
+    /// `profile` as `viewer` sees it: whether they follow it, when logged in.
+    async fn seen_by(
+        &self,
+        profile: UserProfile,
+        viewer: Option<Uuid>,
+    ) -> Result<ProfileDto, ApiError> {
+        let id = profile.id;
         let followed_by_you = match viewer {
             Some(viewer) if viewer != id => Some(self.follows.is_following(viewer, id).await?),
             Some(_) => Some(false),
@@ -161,6 +189,20 @@ async fn get_profile(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ProfileDto>, ApiError> {
     Ok(Json(users.public_profile(id, viewer).await?))
+}
+
+/// A user's public profile, by username (case-insensitive).
+#[utoipa::path(get, path = "/users/by-username/{username}", tag = "users", security((), ("bearer" = [])),
+    params(("username" = String, Path, description = "3–25 of `a-z 0-9 _`, in any case")),
+    responses((status = 200, body = ProfileDto), (status = 404, description = "`not_found`: no user has this name", body = ErrorBody)))]
+async fn get_profile_by_username(
+    State(users): State<Arc<Users>>,
+    MaybeAuthUser(viewer): MaybeAuthUser,
+    Path(username): Path<String>,
+) -> Result<Json<ProfileDto>, ApiError> {
+    Ok(Json(
+        users.public_profile_by_username(&username, viewer).await?,
+    ))
 }
 
 /// Follow a user. Idempotent.

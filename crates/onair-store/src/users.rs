@@ -28,6 +28,7 @@ pub trait UserStore: Send + Sync {
     /// Looks a login up by username or email.
     async fn credentials(&self, login: &str) -> Result<Option<Credentials>>;
     async fn profile(&self, id: Uuid) -> Result<Option<UserProfile>>;
+    async fn profile_by_username(&self, username: &Username) -> Result<Option<UserProfile>>;
     async fn update_profile(&self, id: Uuid, patch: ProfilePatch) -> Result<UserProfile>;
 }
 
@@ -70,12 +71,23 @@ pub struct ProfilePatch {
     pub avatar_url: Option<Option<AvatarUrl>>,
 }
 
-const PROFILE: &str = "
-    SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url,
-           u.follower_count, u.following_count, s.id AS live_stream_id, u.created_at
-    FROM users u
-    LEFT JOIN streams s ON s.user_id = u.id AND s.status IN ('live', 'offline')
-    WHERE u.id = $1";
+/// The profile of the user matching `$condition` (on `u`, taking `$1`).
+macro_rules! profile_where {
+    ($condition:literal) => {
+        concat!(
+            "SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url,
+                    u.follower_count, u.following_count, s.id AS live_stream_id, u.created_at
+             FROM users u
+             LEFT JOIN streams s ON s.user_id = u.id AND s.status IN ('live', 'offline')
+             WHERE ",
+            $condition
+        )
+    };
+}
+
+const PROFILE: &str = profile_where!("u.id = $1");
+/// Usernames are stored lower-case ([`Username`]), so an exact match is case-insensitive.
+const PROFILE_BY_USERNAME: &str = profile_where!("u.username = $1");
 
 macro_rules! impl_user_store {
     ($store:ty) => {
@@ -140,6 +152,17 @@ macro_rules! impl_user_store {
             async fn profile(&self, id: Uuid) -> Result<Option<UserProfile>> {
                 sqlx::query_as(PROFILE)
                     .bind(id)
+                    .fetch_optional(self.reader())
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn profile_by_username(
+                &self,
+                username: &Username,
+            ) -> Result<Option<UserProfile>> {
+                sqlx::query_as(PROFILE_BY_USERNAME)
+                    .bind(username.as_str())
                     .fetch_optional(self.reader())
                     .await
                     .map_err(Into::into)

@@ -7,6 +7,7 @@ use crate::support::{TestApp, assert_error};
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     profiles_are_public_and_editable_by_their_owner,
     unknown_and_malformed_user_ids,
+    profiles_are_found_by_username_in_any_case,
 );
 
 async fn profiles_are_public_and_editable_by_their_owner(db: DbConfig) {
@@ -88,6 +89,38 @@ async fn unknown_and_malformed_user_ids(db: DbConfig) {
             &app.get(&format!("/api/users/not-a-uuid{path}")).await,
             400,
             "invalid_path",
+        );
+    }
+}
+
+async fn profiles_are_found_by_username_in_any_case(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let gus = app.signup("gus_42").await;
+    let fan = app.signup("gus_fan").await;
+    app.request(
+        Method::POST,
+        &format!("/api/users/{}/follow", gus.id),
+        Some(&fan.access),
+        None,
+    )
+    .await;
+    let (_, by_id) = app.get(&format!("/api/users/{}", gus.id)).await;
+    for name in ["gus_42", "GUS_42", "Gus_42"] {
+        let (status, profile) = app.get(&format!("/api/users/by-username/{name}")).await;
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        assert_eq!(profile, by_id, "the same body as by id");
+    }
+    let (_, seen_by_fan) = app
+        .get_as("/api/users/by-username/gus_42", &fan.access)
+        .await;
+    assert_eq!(seen_by_fan["followed_by_you"], true);
+    assert_eq!(seen_by_fan["follower_count"], 1);
+
+    for unknown in ["nobody_here", "no", "not%20a%20name", &"x".repeat(40)] {
+        assert_error(
+            &app.get(&format!("/api/users/by-username/{unknown}")).await,
+            404,
+            "not_found",
         );
     }
 }
