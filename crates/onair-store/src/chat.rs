@@ -6,8 +6,9 @@ use onair_core::{Cursor, Limit, Page};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::follows::UserSummary;
 use crate::postgres::PgStore;
-use crate::sql::{Toggle, keyset_page};
+use crate::sql::{Toggle, keyset, keyset_page};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
 
@@ -18,10 +19,24 @@ pub trait ChatStore: Send + Sync {
     /// Appoints (`true`) or removes a moderator; returns whether anything changed.
     async fn set_moderator(&self, channel: Uuid, user: Uuid, moderator: bool) -> Result<bool>;
     async fn chat_standing(&self, channel: Uuid, user: Uuid) -> Result<ChatStanding>;
+    /// The channel's moderators, latest appointed first.
+    async fn moderators(
+        &self,
+        channel: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Moderator>>;
     /// Bans or times out (replacing any earlier ban of that user in that channel).
     async fn put_ban(&self, ban: NewBan) -> Result<()>;
     /// Lifts a ban or timeout; returns whether there was one.
     async fn lift_ban(&self, channel: Uuid, user: Uuid) -> Result<bool>;
+    /// Who may not talk in the channel now: bans, and timeouts not over yet; latest first.
+    async fn active_bans(
+        &self,
+        channel: Uuid,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<ActiveBan>>;
     async fn chat_settings(&self, channel: Uuid) -> Result<ChatSettings>;
     async fn put_chat_settings(&self, channel: Uuid, settings: ChatSettings) -> Result<()>;
     async fn log_moderation(&self, entry: &ModerationEntry) -> Result<()>;
@@ -63,6 +78,36 @@ pub struct NewBan {
     pub expires_at: Option<Timestamp>,
     pub reason: Option<String>,
     pub created_by: Uuid,
+}
+
+/// A moderator of a channel.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Moderator {
+    #[sqlx(flatten)]
+    pub user: UserSummary,
+    pub appointed_at: Timestamp,
+}
+
+impl Moderator {
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.appointed_at.get(), self.user.id)
+    }
+}
+
+/// A ban (`expires_at` None) or a timeout that is not over.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ActiveBan {
+    #[sqlx(flatten)]
+    pub user: UserSummary,
+    pub expires_at: Option<Timestamp>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl ActiveBan {
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.created_at.get(), self.user.id)
+    }
 }
 
 /// One moderator action, as the channel owner reads it.
@@ -124,6 +169,22 @@ macro_rules! impl_chat_store {
                 .map_err(Into::into)
             }
 
+            async fn moderators(
+                &self,
+                channel: Uuid,
+                limit: Limit,
+                after: Option<Cursor>,
+            ) -> Result<Page<Moderator>> {
+                let sql = "SELECT u.id, u.username, u.display_name, u.avatar_url,
+                                  m.created_at AS appointed_at
+                           FROM channel_moderators m JOIN users u ON u.id = m.user_id
+                           WHERE m.channel_id = $1 AND (m.created_at, m.user_id) < ($2, $3)
+                           ORDER BY m.created_at DESC, m.user_id DESC LIMIT $4";
+                // The primary: the owner sees an appointment they just made.
+                keyset_page(self.writer(), sql.to_owned(), channel, limit, after, Moderator::cursor)
+                    .await
+            }
+
             async fn put_ban(&self, ban: NewBan) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO channel_bans (channel_id, user_id, expires_at, reason, created_by, created_at)
@@ -151,6 +212,32 @@ macro_rules! impl_chat_store {
                         .execute(self.writer())
                         .await?;
                 Ok(lifted.rows_affected() == 1)
+            }
+
+            async fn active_bans(
+                &self,
+                channel: Uuid,
+                limit: Limit,
+                after: Option<Cursor>,
+            ) -> Result<Page<ActiveBan>> {
+                let (at, id) = keyset(after);
+                let rows = sqlx::query_as(
+                    "SELECT u.id, u.username, u.display_name, u.avatar_url,
+                            b.expires_at, b.reason, b.created_at
+                     FROM channel_bans b JOIN users u ON u.id = b.user_id
+                     WHERE b.channel_id = $1 AND (b.created_at, b.user_id) < ($2, $3)
+                       AND (b.expires_at IS NULL OR b.expires_at > $5)
+                     ORDER BY b.created_at DESC, b.user_id DESC LIMIT $4",
+                )
+                .bind(channel)
+                .bind(at)
+                .bind(id)
+                .bind(limit.fetch())
+                .bind(Timestamp::now())
+                // The primary: a moderator sees a ban they just made.
+                .fetch_all(self.writer())
+                .await?;
+                Ok(Page::from_rows(rows, limit, ActiveBan::cursor))
             }
 
             async fn chat_settings(&self, channel: Uuid) -> Result<ChatSettings> {

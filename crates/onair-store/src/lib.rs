@@ -49,7 +49,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use archives::{Archive, ArchiveStatus, ArchiveStore, NewArchive};
-pub use chat::{ChatSettings, ChatStanding, ChatStore, ModerationEntry, NewBan};
+pub use chat::{
+    ActiveBan, ChatSettings, ChatStanding, ChatStore, ModerationEntry, Moderator, NewBan,
+};
 pub use error::{Conflict, StoreError};
 pub use follows::{FollowEntry, FollowStore, UserSummary};
 pub use jobs::JobStore;

@@ -7,7 +7,7 @@ use onair_store::{ChatSettings, ChatStanding};
 use uuid::Uuid;
 
 use super::frame::Frame;
-use super::protocol::{ChatUser, ServerFrame};
+use super::protocol::{ChatUser, Role, ServerFrame};
 
 /// A logged-in user on this socket, and what they may do in this room.
 pub struct Member {
@@ -28,6 +28,17 @@ impl Member {
 }
 
 impl Member {
+    /// What this user is in `room`, as their standing was last read.
+    pub fn role(&self, room: Uuid) -> Role {
+        if room == self.user.id {
+            Role::Owner
+        } else if self.standing.is_moderator {
+            Role::Moderator
+        } else {
+            Role::Viewer
+        }
+    }
+
     /// The room's rules for this user: bans, timeouts, followers-only and slow mode (the
     /// last two do not bind the owner and moderators).
     pub fn may_say(&self, room: Uuid, settings: ChatSettings) -> Result<(), Frame> {
@@ -47,7 +58,7 @@ impl Member {
         {
             return refuse("timed_out", "you are timed out", Some(left));
         }
-        if room == self.user.id || self.standing.is_moderator {
+        if self.role(room) != Role::Viewer {
             return Ok(());
         }
         if let Some(minutes) = settings.followers_only_minutes {

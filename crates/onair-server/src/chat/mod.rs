@@ -10,6 +10,7 @@ mod moderation;
 mod outbox;
 mod protocol;
 mod rooms;
+mod roster;
 mod service;
 mod session;
 mod socket;
@@ -42,11 +43,13 @@ where
     Arc<AccessTokens>: FromRef<S>,
 {
     use self::moderation::*;
+    use self::roster::*;
     OpenApiRouter::new()
         .routes(routes!(channel_chat))
         .routes(routes!(stream_chat))
+        .routes(routes!(moderators))
         .routes(routes!(add_moderator, remove_moderator))
-        .routes(routes!(ban_user))
+        .routes(routes!(bans, ban_user))
         .routes(routes!(unban_user))
         .routes(routes!(delete_message))
         .routes(routes!(get_settings, update_settings))

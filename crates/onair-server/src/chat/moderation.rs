@@ -67,7 +67,11 @@ impl Action {
 
 impl Chat {
     /// Whether `actor` may moderate `channel`: its owner or one of its moderators.
-    async fn ensure_moderator(&self, channel: Uuid, actor: Uuid) -> Result<bool, ApiError> {
+    pub(super) async fn ensure_moderator(
+        &self,
+        channel: Uuid,
+        actor: Uuid,
+    ) -> Result<bool, ApiError> {
         if actor == channel {
             return Ok(true);
         }

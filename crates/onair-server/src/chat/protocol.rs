@@ -48,17 +48,29 @@ pub struct ChatUser {
     pub display_name: Option<String>,
 }
 
+/// What a logged-in user is in a room: the owner and moderators may moderate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Moderator,
+    Viewer,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    /// First frame on every socket; the room's recent messages follow it.
+    /// First frame on every socket; the room's recent messages follow it. `user` and
+    /// `role` are null on an anonymous socket.
     Welcome {
         room: Uuid,
         user: Option<&'a ChatUser>,
+        role: Option<Role>,
         history: usize,
     },
     Authenticated {
         user: &'a ChatUser,
+        role: Role,
     },
     Message {
         id: Uuid,

@@ -103,10 +103,11 @@ impl Session {
             let _ = ws.send(close(CloseCode::Policy, "refused")).await;
             return Closed::Unavailable;
         }
-        let user = self.member.as_ref().map(|m| &m.user);
+        let member = self.member.as_ref();
         let welcome = ServerFrame::Welcome {
             room: self.room,
-            user,
+            user: member.map(|m| &m.user),
+            role: member.map(|m| m.role(self.room)),
             history: joined.history.len(),
         }
         .encode();
@@ -218,7 +219,11 @@ impl Session {
             ClientFrame::Ping => Some(ServerFrame::Pong.encode()),
             ClientFrame::Auth { token } => match self.chat.member(self.room, &token).await {
                 Ok(member) => {
-                    let reply = ServerFrame::Authenticated { user: &member.user }.encode();
+                    let reply = ServerFrame::Authenticated {
+                        user: &member.user,
+                        role: member.role(self.room),
+                    }
+                    .encode();
                     self.member = Some(member);
                     Some(reply)
                 }

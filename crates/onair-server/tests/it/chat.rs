@@ -117,8 +117,13 @@ async fn viewers_read_members_talk_and_latecomers_get_history(db: DbConfig) {
     let welcome = next(&mut member).await;
     assert_eq!(welcome["type"], "welcome");
     assert_eq!(welcome["user"]["username"], "fanatic");
+    assert_eq!(welcome["role"], "viewer");
     let mut lurker = open(&app, &room_of(&streamer)).await;
-    assert_eq!(next(&mut lurker).await["user"], Value::Null);
+    let anonymous = next(&mut lurker).await;
+    assert_eq!(
+        (&anonymous["user"], &anonymous["role"]),
+        (&Value::Null, &Value::Null)
+    );
 
     say(&mut member, "  hello\u{1b}[2J there  ").await;
     // Control characters stripped, trimmed.
@@ -133,7 +138,10 @@ async fn viewers_read_members_talk_and_latecomers_get_history(db: DbConfig) {
         json!({"type": "auth", "token": streamer.access}),
     )
     .await;
-    assert_eq!(next(&mut lurker).await["type"], "authenticated");
+    let authenticated = next(&mut lurker).await;
+    assert_eq!(authenticated["type"], "authenticated");
+    assert_eq!(authenticated["user"]["id"], streamer.id.as_str());
+    assert_eq!(authenticated["role"], "owner");
     say(&mut lurker, "welcome!").await;
     assert_message(&next(&mut member).await, &streamer, &streamer, "welcome!");
 
@@ -291,7 +299,18 @@ async fn unknown_rooms_and_bad_tokens_are_refused(db: DbConfig) {
     }
 }
 
+/// A socket of `user` in `room`'s chat: its owner's, or a viewer's.
 async fn member_socket(app: &TestApp, room: &User, user: &User) -> Socket {
+    let role = if room.id == user.id {
+        "owner"
+    } else {
+        "viewer"
+    };
+    member_socket_as(app, room, user, role).await
+}
+
+/// A socket of `user` in `room`'s chat, welcomed with `role`.
+async fn member_socket_as(app: &TestApp, room: &User, user: &User, role: &str) -> Socket {
     let mut socket = open(
         app,
         &format!("{}?access_token={}", room_of(room), user.access),
@@ -300,6 +319,7 @@ async fn member_socket(app: &TestApp, room: &User, user: &User) -> Socket {
     let welcome = next(&mut socket).await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     assert_eq!(welcome["user"]["id"], user.id.as_str(), "{welcome}");
+    assert_eq!(welcome["role"], role, "{welcome}");
     socket
 }
 
@@ -342,7 +362,7 @@ async fn moderators_delete_and_time_out(db: DbConfig) {
         (403, Some("forbidden"))
     );
 
-    let mut mod_socket = member_socket(&app, &owner, &moderator).await;
+    let mut mod_socket = member_socket_as(&app, &owner, &moderator, "moderator").await;
     let mut viewer_socket = member_socket(&app, &owner, &viewer).await;
     say(&mut viewer_socket, "spam spam").await;
     let spam = next_of(&mut mod_socket, "message").await;

@@ -13,6 +13,7 @@ mod contract;
 mod follows;
 mod hooks;
 mod media;
+mod moderation;
 mod notifications;
 mod operations;
 mod streams;
