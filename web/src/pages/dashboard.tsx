@@ -1,5 +1,12 @@
 import { useState } from 'preact/hooks';
-import { api, type StreamKey } from '../api';
+import { Bans } from '../dashboard/bans';
+import { ChatSettings } from '../dashboard/chat-settings';
+import { LiveStatus, useLiveStream } from '../dashboard/live-status';
+import { ModerationLog } from '../dashboard/moderation-log';
+import { Moderators } from '../dashboard/moderators';
+import { StreamInfo } from '../dashboard/stream-info';
+import { StreamKey } from '../dashboard/stream-key';
+import { Webhooks } from '../dashboard/webhooks';
 
 export function SignInFirst({ what }: { what: string }) {
   return (
@@ -12,53 +19,31 @@ export function SignInFirst({ what }: { what: string }) {
   );
 }
 
-/** The creator's dashboard: what to paste into OBS, the key revealed only on demand. */
+/** The creator's dashboard (`user` is the signed-in user's id, which is also their channel's). */
 export function Dashboard({ user }: { user: string | null }) {
-  const [key, setKey] = useState<StreamKey | null>(null);
-  const [error, setError] = useState<string | null>(null);
   if (!user) return <SignInFirst what="Dashboard" />;
-  const run = (action: () => Promise<StreamKey>) =>
-    action()
-      .then((k) => {
-        setKey(k);
-        setError(null);
-      })
-      .catch((e: Error) => setError(e.message));
+  return <CreatorDashboard channelId={user} />;
+}
+
+function CreatorDashboard({ channelId }: { channelId: string }) {
+  const live = useLiveStream();
+  // Every moderation action adds a log entry: the log reloads after each.
+  const [logVersion, setLogVersion] = useState(0);
+  const logChanged = () => setLogVersion((n) => n + 1);
   return (
-    <section>
+    <div class="dashboard">
       <h1>Dashboard</h1>
-      <h2>Go live from OBS</h2>
-      <p>
-        In OBS: Settings → Stream → Service “Custom”, then paste the server and the stream key. Viewers watch on{' '}
-        <a href={`/c/${user}`}>your channel</a>.
-      </p>
-      {key ? (
-        <dl class="key">
-          <dt>Server</dt>
-          <dd>
-            <code>{key.rtmp_url}</code>
-          </dd>
-          <dt>Stream key</dt>
-          <dd>
-            <code>{key.stream_key}</code>
-          </dd>
-        </dl>
-      ) : (
-        <button type="button" onClick={() => run(api.streamKey)}>
-          Reveal stream key
-        </button>
-      )}
-      {key && (
-        <div class="row">
-          <button type="button" onClick={() => setKey(null)}>
-            Hide stream key
-          </button>
-          <button type="button" onClick={() => confirm('The old key stops working at once. Rotate?') && run(api.rotateStreamKey)}>
-            Rotate stream key
-          </button>
-        </div>
-      )}
-      {error && <p role="alert">{error}</p>}
-    </section>
+      <LiveStatus channelId={channelId} live={live} />
+      {live.stream !== undefined && <StreamInfo stream={live.stream} onChange={live.refresh} />}
+      <StreamKey channelId={channelId} />
+      <section aria-labelledby="moderation-heading" class="dash-section">
+        <h2 id="moderation-heading">Chat moderation</h2>
+        <ChatSettings channelId={channelId} onChange={logChanged} />
+        <Moderators channelId={channelId} onChange={logChanged} />
+        <Bans channelId={channelId} onChange={logChanged} />
+        <ModerationLog channelId={channelId} version={logVersion} />
+      </section>
+      <Webhooks channelId={channelId} />
+    </div>
   );
 }
