@@ -52,7 +52,7 @@ export function Bans({ channelId, onChange }: { channelId: string; onChange: () 
   return (
     <section aria-labelledby="bans-heading" class="dash-subsection">
       <h3 id="bans-heading">Bans and timeouts</h3>
-      <ListState list={list} empty="Nobody is banned or timed out." />
+      <ListState list={list} empty="Nobody is banned or timed out." what="the bans" />
       {list.items && list.items.length > 0 && (
         <ul class="dash-list" aria-label="Bans and timeouts">
           {list.items.map((ban) => (

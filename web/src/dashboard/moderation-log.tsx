@@ -12,7 +12,7 @@ function nameOf(id: string): Promise<string> {
   let name = names.get(id);
   if (!name) {
     name = api.user(id).then(
-      (user) => `${displayName(user)} (@${user.username})`,
+      (user) => (displayName(user) === user.username ? user.username : `${displayName(user)} (@${user.username})`),
       () => 'a deleted user',
     );
     names.set(id, name);
@@ -70,7 +70,7 @@ export function ModerationLog({ channelId, version }: { channelId: string; versi
   return (
     <section aria-labelledby="moderation-log-heading" class="dash-subsection">
       <h3 id="moderation-log-heading">Moderation log</h3>
-      <ListState list={list} empty="No moderation actions yet." />
+      <ListState list={list} empty="No moderation actions yet." what="the moderation log" />
       {list.items && list.items.length > 0 && (
         <ol class="dash-list log" aria-label="Moderation log">
           {list.items.map((entry) => (

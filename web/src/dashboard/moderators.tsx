@@ -10,7 +10,7 @@ export async function findUser(username: string): Promise<Profile> {
   try {
     return await dashboardApi.userByName(username.trim().replace(/^@/, ''));
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) throw new Error(`Nobody is called “${username.trim()}”.`);
+    if (e instanceof ApiError && e.status === 404 && e.code !== 'route_not_found') throw new Error(`Nobody is called “${username.trim()}”.`);
     throw e;
   }
 }
@@ -44,7 +44,7 @@ export function Moderators({ channelId, onChange }: { channelId: string; onChang
     <section aria-labelledby="moderators-heading" class="dash-subsection">
       <h3 id="moderators-heading">Moderators</h3>
       <p class="muted">Moderators can delete messages, time out and ban users, and change the chat settings.</p>
-      <ListState list={list} empty="No moderators yet." />
+      <ListState list={list} empty="No moderators yet." what="the moderators" />
       {list.items && list.items.length > 0 && (
         <ul class="dash-list" aria-label="Moderators">
           {list.items.map((user) => (
@@ -58,7 +58,7 @@ export function Moderators({ channelId, onChange }: { channelId: string; onChang
         </ul>
       )}
       <LoadMore list={list} />
-      <form onSubmit={add} class="inline-form">
+      <form onSubmit={add} class="narrow">
         <label for="moderator-username">Username of the new moderator</label>
         <div class="row">
           <input

@@ -4,11 +4,12 @@ import { errorField } from './api';
 import type { PagedList } from './hooks';
 
 /** An error, unless it is about one of `fields` (a `FieldError` shows those). */
-export function Alert({ error, fields = [] }: { error: unknown; fields?: string[] }) {
+export function Alert({ error, fields = [], context }: { error: unknown; fields?: string[]; context?: string }) {
   if (!error) return null;
   const field = errorField(error)?.field;
   if (field && fields.includes(field)) return null;
-  return <p role="alert">{error instanceof Error ? error.message : String(error)}</p>;
+  const message = error instanceof Error ? error.message : String(error);
+  return <p role="alert">{context ? `${context}: ${message}` : message}</p>;
 }
 
 /** The id an input's `aria-describedby` points at for its error. */
@@ -45,8 +46,8 @@ export function LoadMore<T>({ list }: { list: PagedList<T> }) {
 }
 
 /** A loading line, the first page's error, or the empty message. */
-export function ListState<T>({ list, empty }: { list: PagedList<T>; empty: string }) {
-  if (list.items === null) return list.error ? <Alert error={list.error} /> : <p>Loading…</p>;
+export function ListState<T>({ list, empty, what }: { list: PagedList<T>; empty: string; what: string }) {
+  if (list.items === null) return list.error ? <Alert error={list.error} context={`Could not load ${what}`} /> : <p>Loading…</p>;
   return list.items.length === 0 ? <p>{empty}</p> : null;
 }
 

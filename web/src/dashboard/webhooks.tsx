@@ -54,7 +54,7 @@ export function Webhooks({ channelId }: { channelId: string }) {
         OnAir POSTs to your URL when your stream goes live or ends. Each delivery carries an{' '}
         <code>OnAir-Message-Signature</code> header: an HMAC-SHA256 made with the webhook's signing secret.
       </p>
-      <ListState list={list} empty="No webhooks yet." />
+      <ListState list={list} empty="No webhooks yet." what="the webhooks" />
       {list.items && list.items.length > 0 && (
         <ul class="dash-list" aria-label="Webhooks">
           {list.items.map((hook) => (
