@@ -88,3 +88,13 @@ export function errorField(error: unknown): { field: string; reason: string } | 
   const match = error.message.match(/^([a-z_]+): (.+)$/s);
   return match ? { field: match[1], reason: match[2] } : null;
 }
+
+/** The account called `username`, with a readable error when there is none. */
+export async function findUser(username: string): Promise<Profile> {
+  try {
+    return await dashboardApi.userByName(username.trim().replace(/^@/, ''));
+  } catch (e) {
+    const unknown = e instanceof ApiError && e.status === 404 && e.code !== 'route_not_found';
+    throw unknown ? new Error(`Nobody is called “${username.trim()}”.`) : e;
+  }
+}

@@ -1,19 +1,8 @@
 // The channel's moderators: appointed by username, removed from the list.
 import { useState } from 'preact/hooks';
-import { ApiError, type Profile } from '../api';
-import { dashboardApi } from './api';
+import { dashboardApi, findUser } from './api';
 import { useAction, usePaged } from './hooks';
 import { Alert, ListState, LoadMore, UserName } from './ui';
-
-/** The account called `username`, with a readable error when there is none. */
-export async function findUser(username: string): Promise<Profile> {
-  try {
-    return await dashboardApi.userByName(username.trim().replace(/^@/, ''));
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404 && e.code !== 'route_not_found') throw new Error(`Nobody is called “${username.trim()}”.`);
-    throw e;
-  }
-}
 
 export function Moderators({ channelId, onChange }: { channelId: string; onChange: () => void }) {
   const list = usePaged(dashboardApi.moderators(channelId), channelId);
