@@ -146,6 +146,7 @@ test('bans and timeouts by username, listed and lifted', async ({ page, request 
   const listed = await (await request.get(`/api/channels/${creator.id}/bans`, { headers: bearer(creator) })).json();
   expect(listed.data.map((b: { user: { id: string } }) => b.user.id)).toEqual([troll.id]);
   await expectAccessible(page, '/dashboard (bans)');
+  await region(page, 'Chat moderation').screenshot({ path: `${SCREENSHOTS}dashboard-moderation.png` });
   await bans.getByRole('button', { name: `Lift timeout ${troll.username}` }).click();
   await expect(bans.getByText('Nobody is banned or timed out.')).toBeVisible();
 
