@@ -206,9 +206,13 @@ impl Chat {
                     .into());
                 }
                 self.store.put_chat_settings(channel, *settings).await?;
+                let followers_only = match settings.followers_only_minutes {
+                    Some(minutes) => format!("followers-only {minutes} min"),
+                    None => "followers-only off".to_owned(),
+                };
                 details = Some(format!(
-                    "slow {} s, followers-only {:?} min",
-                    settings.slow_mode_secs, settings.followers_only_minutes
+                    "slow {} s, {followers_only}",
+                    settings.slow_mode_secs
                 ));
                 let frame = ServerFrame::Settings {
                     slow_mode_secs: settings.slow_mode_secs,
