@@ -127,6 +127,15 @@ text_field!(
         }
     }
 );
+
+impl AvatarUrl {
+    /// The same-origin path of a picture this server stores and serves itself. Built by
+    /// the server, never from input: profile edits take http(s) URLs only.
+    pub fn stored(path: String) -> Self {
+        Self(path)
+    }
+}
+
 text_field!(DisplayName, "display_name", 1..=50, multiline: false);
 text_field!(Bio, "bio", 0..=300, multiline: true);
 text_field!(StreamTitle, "title", 1..=140, multiline: false);

@@ -1,7 +1,7 @@
-//! Where HLS is published and served from: an object store (the `object_store` crate) —
-//! a local directory by default, S3 or any S3-compatible service in scale-out. ffmpeg
-//! always writes to a local spool directory; when the store is not that directory, the
-//! ingest mirrors finished files into it.
+//! Where HLS and uploaded avatars are stored and served from: an object store (the
+//! `object_store` crate) — a local directory by default, S3 or any S3-compatible service
+//! in scale-out. ffmpeg always writes HLS to a local spool directory; when the store is
+//! not that directory, the ingest mirrors finished files into it.
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -87,6 +87,14 @@ impl MediaStore {
         Ok(())
     }
 
+    /// Removes the object; one that is not there is no error.
+    pub async fn delete(&self, key: &str) -> Result<(), MediaStoreError> {
+        match self.store.delete(&self.location(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The object's bytes, or None if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, MediaStoreError> {
         match self.store.get(&self.location(key)?).await {
@@ -113,6 +121,9 @@ mod tests {
             Some(&b"#EXTM3U"[..])
         );
         assert_eq!(spool.get("live/x/none.ts").await.unwrap(), None);
+        spool.delete("live/x/master.m3u8").await.unwrap();
+        assert_eq!(spool.get("live/x/master.m3u8").await.unwrap(), None);
+        spool.delete("live/x/master.m3u8").await.unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
 
         let memory = MediaStore::open(Some("memory:///media"), &dir).unwrap();
@@ -125,6 +136,9 @@ mod tests {
             memory.get("live/y/seg.ts").await.unwrap().as_deref(),
             Some(&b"ts"[..])
         );
+        memory.delete("live/y/seg.ts").await.unwrap();
+        assert_eq!(memory.get("live/y/seg.ts").await.unwrap(), None);
+        memory.delete("live/y/seg.ts").await.unwrap();
         assert!(MediaStore::open(Some("ftp://x/y"), &dir).is_err());
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::accounts::Accounts;
 use crate::archives::Archives;
+use crate::avatars::Avatars;
 use crate::chat::{Chat, ChatStores};
 use crate::config::{Config, ConfigError};
 use crate::identity::AccessTokens;
@@ -122,6 +123,11 @@ impl Application {
                 Duration::from_secs(config.auth.refresh_token_ttl_secs),
             )),
             users: Arc::new(Users::new(store.clone(), store.clone(), lists())),
+            avatars: Arc::new(Avatars::new(
+                store.clone(),
+                files.clone(),
+                config.media.ffmpeg_path.clone(),
+            )),
             streams: Arc::new(Streams::new(
                 store.clone(),
                 store.clone(),

@@ -12,14 +12,18 @@ use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+/// What [`ApiError::UnsupportedMediaType`] asks for where a JSON body is expected.
+pub const JSON_BODY: &str = "JSON (Content-Type: application/json)";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     InvalidJson(String),
     #[error("{0}")]
     InvalidBody(String),
-    #[error("request body must be JSON (Content-Type: application/json)")]
-    UnsupportedMediaType,
+    /// What the body's `Content-Type` should have been.
+    #[error("the request body must be {0}")]
+    UnsupportedMediaType(&'static str),
     #[error("request body is too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -64,6 +68,8 @@ pub enum ApiError {
     LimitReached(&'static str),
     #[error("you cannot follow yourself")]
     CannotFollowSelf,
+    #[error("the picture could not be read: send a PNG, JPEG or WebP image")]
+    UnsupportedImage,
     #[error("you are banned from this chat")]
     BannedFromChat,
     #[error("this endpoint speaks WebSocket: send an Upgrade request")]
@@ -87,10 +93,11 @@ impl ApiError {
             | Self::InvalidCursor(_)
             | Self::InvalidLimit(_)
             | Self::WebSocketRequired => StatusCode::BAD_REQUEST,
-            Self::InvalidBody(_) | Self::Validation(_) | Self::CannotFollowSelf => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::InvalidBody(_)
+            | Self::Validation(_)
+            | Self::CannotFollowSelf
+            | Self::UnsupportedImage => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized
             | Self::InvalidToken
@@ -117,7 +124,7 @@ impl ApiError {
         match self {
             Self::InvalidJson(_) => "invalid_json",
             Self::InvalidBody(_) => "invalid_body",
-            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::InvalidQuery(_) => "invalid_query",
             Self::InvalidPath(_) => "invalid_path",
@@ -143,6 +150,7 @@ impl ApiError {
             Self::StreamNotLive => "stream_not_live",
             Self::LimitReached(_) => "limit_reached",
             Self::CannotFollowSelf => "cannot_follow_self",
+            Self::UnsupportedImage => "unsupported_image",
             Self::BannedFromChat => "banned",
             Self::WebSocketRequired => "websocket_required",
             Self::TooManyConnections => "too_many_connections",
@@ -215,7 +223,7 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::JsonDataError(e) => Self::InvalidBody(e.body_text()),
             JsonRejection::JsonSyntaxError(e) => Self::InvalidJson(e.body_text()),
-            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(JSON_BODY),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             other => Self::InvalidJson(other.body_text()),
         }

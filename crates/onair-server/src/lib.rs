@@ -10,6 +10,7 @@
 mod accounts;
 mod app;
 mod archives;
+mod avatars;
 mod chat;
 pub mod config;
 mod dto;

@@ -25,7 +25,7 @@ use utoipa::openapi::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, JSON_BODY};
 
 /// Where the document is served.
 pub const DOCUMENT: &str = "/api/openapi.json";
@@ -126,7 +126,7 @@ fn shared_errors(operation: &Operation) -> Vec<ApiError> {
         errors.extend([
             ApiError::InvalidJson(String::new()),
             ApiError::InvalidBody(String::new()),
-            ApiError::UnsupportedMediaType,
+            ApiError::UnsupportedMediaType(JSON_BODY),
             ApiError::PayloadTooLarge,
         ]);
     }

@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::accounts::Accounts;
 use crate::archives::Archives;
+use crate::avatars::Avatars;
 use crate::chat::Chat;
 use crate::config::HttpConfig;
 use crate::error::ApiError;
@@ -29,8 +30,8 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, chat, media, notifications, observability, openapi, streams, users,
-    viewers, web,
+    accounts, archives, avatars, chat, media, notifications, observability, openapi, streams,
+    users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -38,6 +39,7 @@ use crate::{
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub users: Arc<Users>,
+    pub avatars: Arc<Avatars>,
     pub streams: Arc<Streams>,
     pub archives: Arc<Archives>,
     pub viewers: Arc<Viewers>,
@@ -78,6 +80,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
     let api = OpenApiRouter::new()
         .merge(accounts::router())
         .merge(users::router())
+        .merge(avatars::router())
         .merge(streams::router())
         .merge(archives::router())
         .merge(viewers::router())
@@ -87,6 +90,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .nest("/api", api)
         .merge(observability::router())
         .merge(media::router())
+        .merge(avatars::files_router())
         .split_for_parts();
     // The UI's pages and assets: outside the API document.
     let routes = routes.merge(web::router());

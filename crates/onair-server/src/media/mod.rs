@@ -30,7 +30,7 @@ use crate::streams::StreamKeys;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
-    /// Where HLS is published: `s3://bucket/prefix` (credentials from `AWS_*`),
+    /// Where HLS and avatars are stored: `s3://bucket/prefix` (credentials from `AWS_*`),
     /// `file:///dir`; default the media directory under `data_dir`.
     pub object_store_url: Option<String>,
     /// Ingest URL shown to creators next to their stream key.

@@ -8,6 +8,7 @@ mod support;
 
 mod archives;
 mod auth;
+mod avatars;
 mod chat;
 mod contract;
 mod follows;

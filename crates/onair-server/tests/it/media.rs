@@ -22,7 +22,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
 );
 
 /// ffmpeg comes from Debian's packages; install it if this machine lacks it.
-fn ensure_ffmpeg() {
+pub fn ensure_ffmpeg() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let present = std::process::Command::new("ffprobe").arg("-version").output().is_ok_and(|o| o.status.success());
