@@ -115,6 +115,11 @@ impl Application {
             Arc::clone(&cursors),
             redis,
         )?);
+        let avatars = Arc::new(Avatars::new(
+            store.clone(),
+            files.clone(),
+            config.media.ffmpeg_path.clone(),
+        ));
         let state = AppState {
             accounts: Arc::new(Accounts::new(
                 store.clone(),
@@ -122,12 +127,13 @@ impl Application {
                 Arc::clone(&access_tokens),
                 Duration::from_secs(config.auth.refresh_token_ttl_secs),
             )),
-            users: Arc::new(Users::new(store.clone(), store.clone(), lists())),
-            avatars: Arc::new(Avatars::new(
+            users: Arc::new(Users::new(
                 store.clone(),
-                files.clone(),
-                config.media.ffmpeg_path.clone(),
+                store.clone(),
+                Arc::clone(&avatars),
+                lists(),
             )),
+            avatars,
             streams: Arc::new(Streams::new(
                 store.clone(),
                 store.clone(),

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::avatars::Avatars;
 use crate::dto::{ProfileDto, UserSummaryDto, parse_clearable};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser, MaybeAuthUser};
@@ -37,14 +38,22 @@ where
 pub struct Users {
     users: Arc<dyn UserStore>,
     follows: Arc<dyn FollowStore>,
+    /// Profile edits go through it: an edit may replace an uploaded avatar.
+    avatars: Arc<Avatars>,
     lists: UserLists,
 }
 
 impl Users {
-    pub fn new(users: Arc<dyn UserStore>, follows: Arc<dyn FollowStore>, lists: UserLists) -> Self {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        follows: Arc<dyn FollowStore>,
+        avatars: Arc<Avatars>,
+        lists: UserLists,
+    ) -> Self {
         Self {
             users,
             follows,
+            avatars,
             lists,
         }
     }
@@ -99,7 +108,8 @@ impl Users {
         me: Uuid,
         request: UpdateProfileRequest,
     ) -> Result<ProfileDto, ApiError> {
-        let profile = self.users.update_profile(me, request.into_patch()?).await?;
+        let patch = request.into_patch()?;
+        let profile = self.avatars.update_profile(me, patch).await?;
         Ok(ProfileDto::new(profile, None))
     }
 

@@ -95,18 +95,30 @@ impl Avatars {
             .await
     }
 
-    /// Points `me`'s profile at `avatar` (or at none), then removes the picture stored
-    /// before, if it was ours and is no longer used.
+    /// Points `me`'s profile at `avatar`, or at none.
     async fn set(&self, me: Uuid, avatar: Option<AvatarUrl>) -> Result<UserProfile, ApiError> {
+        let patch = ProfilePatch {
+            avatar_url: Some(avatar),
+            ..ProfilePatch::default()
+        };
+        self.update_profile(me, patch).await
+    }
+
+    /// Applies `patch` to `me`'s profile. When that changes the avatar, the picture we
+    /// stored before is removed.
+    pub async fn update_profile(
+        &self,
+        me: Uuid,
+        patch: ProfilePatch,
+    ) -> Result<UserProfile, ApiError> {
+        if patch.avatar_url.is_none() {
+            return Ok(self.users.update_profile(me, patch).await?);
+        }
         let before = self
             .users
             .profile(me)
             .await?
             .ok_or(ApiError::NotFound("user"))?;
-        let patch = ProfilePatch {
-            avatar_url: Some(avatar),
-            ..ProfilePatch::default()
-        };
         let after = self.users.update_profile(me, patch).await?;
         let previous = before
             .avatar_url

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use onair_store::DbConfig;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::media::ensure_ffmpeg;
 use crate::support::{TestApp, User, assert_error, read};
@@ -136,12 +136,26 @@ async fn uploads_are_squared_served_replaced_and_removed(db: DbConfig) {
     let third = set_avatar(&app, &ada, "image/webp", again).await;
     fetch_avatar(&app, &third).await;
 
+    // Pointing the profile elsewhere also lets the stored picture go.
+    let elsewhere = json!({"avatar_url": "https://cdn.example/ada.png"});
+    let (status, profile) = app
+        .request(
+            Method::PATCH,
+            "/api/users/me",
+            Some(&ada.access),
+            Some(elsewhere),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    assert_gone(&app, &third).await;
+
+    let fourth = set_avatar(&app, &ada, "image/png", picture("200x100", "png")).await;
     let (status, profile) = app
         .request(Method::DELETE, AVATAR, Some(&ada.access), None)
         .await;
     assert_eq!(status, StatusCode::OK, "{profile}");
     assert_eq!(profile["avatar_url"], Value::Null);
-    assert_gone(&app, &third).await;
+    assert_gone(&app, &fourth).await;
     let (_, me) = app.get_as("/api/users/me", &ada.access).await;
     assert_eq!(me["avatar_url"], Value::Null);
     // Removing none is fine.
