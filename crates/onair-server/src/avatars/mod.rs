@@ -52,6 +52,7 @@ where
     OpenApiRouter::new().routes(routes!(avatar_file))
 }
 
+/// Uploads, the profile's `avatar_url`, and the stored pictures behind it.
 pub struct Avatars {
     users: Arc<dyn UserStore>,
     files: MediaStore,
