@@ -63,6 +63,11 @@ export function signedInAs(): string | null {
   return session?.user_id ?? null;
 }
 
+/** The in-memory access token, for the chat socket's `auth` frame (never put in a URL). */
+export function accessToken(): string | null {
+  return session?.access_token ?? null;
+}
+
 export function onSessionChange(listener: () => void): () => void {
   listeners.add(listener);
   return () => listeners.delete(listener);

@@ -6,6 +6,8 @@ import { interceptLinks, navigate, usePath } from './router';
 import { Home } from './pages/home';
 import { AuthForm } from './pages/auth';
 import { Channel } from './pages/channel';
+import { Popout, Overlay } from './pages/chat';
+import { Embed } from './pages/embed';
 import { Dashboard } from './pages/dashboard';
 import { Settings } from './pages/settings';
 
@@ -19,7 +21,11 @@ function Page({ path, user }: { path: string; user: string | null }) {
   const channel = path.match(/^\/c\/([^/]+)\/?$/);
   if (channel) return <Channel idOrName={decodeURIComponent(channel[1])} user={user} />;
   const embed = path.match(/^\/embed\/([^/]+)\/?$/);
-  if (embed) return <Channel idOrName={decodeURIComponent(embed[1])} user={null} embedded />;
+  if (embed) return <Embed idOrName={decodeURIComponent(embed[1])} />;
+  const popout = path.match(/^\/popout\/([^/]+)\/?$/);
+  if (popout) return <Popout idOrName={decodeURIComponent(popout[1])} user={user} />;
+  const overlay = path.match(/^\/overlay\/([^/]+)\/?$/);
+  if (overlay) return <Overlay idOrName={decodeURIComponent(overlay[1])} />;
   switch (path) {
     case '/':
       return <Home />;
@@ -50,10 +56,12 @@ function App() {
     const heading = document.querySelector('main h1');
     document.title = heading?.textContent ? `${heading.textContent} · OnAir` : 'OnAir';
   });
-  if (path.startsWith('/embed/')) {
+  // Pages for other windows, frames and OBS: no site header.
+  const bare = path.match(/^\/(embed|popout|overlay)\//);
+  if (bare) {
     return (
-      <main class="embed">
-        <Page path={path} user={null} />
+      <main class={bare[1]}>
+        <Page path={path} user={user} />
       </main>
     );
   }

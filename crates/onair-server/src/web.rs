@@ -23,6 +23,8 @@ pub const PAGES: &[&str] = &[
     "/settings",
     "/c/{channel}",
     "/embed/{channel}",
+    "/popout/{channel}",
+    "/overlay/{channel}",
 ];
 
 /// Where the built scripts, styles and images are served.

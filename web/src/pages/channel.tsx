@@ -1,50 +1,16 @@
-import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, displayName, type Profile, type Stream } from '../api';
+import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
+import { api, displayName, type Profile, type Stream } from '../api';
+import { PastBroadcasts } from '../channel/archives';
+import { useChannel, type ChannelView } from '../channel/resolve';
+import { ChatPanel } from '../chat/panel';
 import { Player } from '../player';
 
-const REFRESH_MS = 10_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The API addresses users by id; a username is found among the live channels for now. */
-async function resolve(idOrName: string): Promise<Profile | null> {
-  if (UUID.test(idOrName)) return api.user(idOrName);
-  const live = await api.liveStreams();
-  const owner = live.data.find((s) => s.owner.username.toLowerCase() === idOrName.toLowerCase())?.owner;
-  return owner ? api.user(owner.id) : null;
-}
-
-export function Channel({ idOrName, user, embedded = false }: { idOrName: string; user: string | null; embedded?: boolean }) {
-  const [profile, setProfile] = useState<Profile | null | undefined>(undefined);
-  const [stream, setStream] = useState<Stream | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  // Polled: the page notices going live, going offline and a resumed broadcast.
-  useEffect(() => {
-    let current = true;
-    const load = async () => {
-      try {
-        const found = await resolve(idOrName);
-        const live = found?.live_stream_id ? await api.stream(found.live_stream_id) : null;
-        if (!current) return;
-        setProfile(found);
-        setStream(live);
-        setError(null);
-      } catch (e) {
-        if (current) setError(e instanceof ApiError && e.status === 404 ? null : (e as Error).message);
-        if (current && e instanceof ApiError && e.status === 404) setProfile(null);
-      }
-    };
-    load();
-    const timer = setInterval(load, REFRESH_MS);
-    return () => {
-      current = false;
-      clearInterval(timer);
-    };
-  }, [idOrName, user]);
-
-  if (error && profile === undefined) return <p role="alert">Could not load the channel: {error}</p>;
-  if (profile === undefined) return <p aria-live="polite">Loading…</p>;
-  if (profile === null) {
+/** Loading, failure and "no such channel" for every page about one channel. */
+export function ChannelGate({ view, idOrName, children }: { view: ChannelView; idOrName: string; children: (p: Profile) => ComponentChildren }) {
+  if (view.error && view.profile === undefined) return <p role="alert">Could not load the channel: {view.error}</p>;
+  if (view.profile === undefined) return <p aria-live="polite">Loading…</p>;
+  if (view.profile === null) {
     return (
       <section>
         <h1>Channel not found</h1>
@@ -52,30 +18,54 @@ export function Channel({ idOrName, user, embedded = false }: { idOrName: string
       </section>
     );
   }
-  const playing = stream && stream.status === 'live';
+  return <>{children(view.profile)}</>;
+}
+
+export function Channel({ idOrName, user }: { idOrName: string; user: string | null }) {
+  const view = useChannel(idOrName, user, true);
   return (
-    <section class="channel" aria-labelledby="channel-name">
-      <h1 id="channel-name">{displayName(profile)}</h1>
-      {playing ? (
-        <>
-          <Player key={stream.id} streamId={stream.id} title={stream.title} />
-          <h2 class="stream-title">{stream.title}</h2>
-          <p class="stream-meta">
-            {stream.category && <span>{stream.category} · </span>}
-            <span>
-              {stream.viewer_count} {stream.viewer_count === 1 ? 'viewer' : 'viewers'}
-            </span>
-          </p>
-        </>
-      ) : (
-        <div class="offline" role="status">
-          {stream?.status === 'offline'
-            ? 'The broadcast was interrupted; it resumes here if the creator reconnects.'
-            : `${displayName(profile)} is offline.`}
-        </div>
+    <ChannelGate view={view} idOrName={idOrName}>
+      {(profile) => (
+        <section class="channel" aria-labelledby="channel-name">
+          <h1 id="channel-name">{displayName(profile)}</h1>
+          <div class="channel-layout">
+            <div class="channel-watch">
+              <Broadcast profile={profile} stream={view.stream} />
+            </div>
+            <ChatPanel key={profile.id} channelId={profile.id} signedIn={user !== null} popoutHref={`/popout/${encodeURIComponent(profile.username)}`} />
+            <div class="channel-details">
+              <About profile={profile} user={user} onChange={view.setProfile} />
+              <PastBroadcasts channelId={profile.id} />
+            </div>
+          </div>
+        </section>
       )}
-      {!embedded && <About profile={profile} user={user} onChange={setProfile} />}
-    </section>
+    </ChannelGate>
+  );
+}
+
+/** The player with the stream's title and count, or the offline state. */
+export function Broadcast({ profile, stream }: { profile: Profile; stream: Stream | null }) {
+  if (stream?.status !== 'live') {
+    return (
+      <div class="offline" role="status">
+        {stream?.status === 'offline'
+          ? 'The broadcast was interrupted; it resumes here if the creator reconnects.'
+          : `${displayName(profile)} is offline.`}
+      </div>
+    );
+  }
+  return (
+    <>
+      <Player key={stream.id} streamId={stream.id} title={stream.title} />
+      <h2 class="stream-title">{stream.title}</h2>
+      <p class="stream-meta">
+        {stream.category && <span>{stream.category} · </span>}
+        <span>
+          {stream.viewer_count} {stream.viewer_count === 1 ? 'viewer' : 'viewers'}
+        </span>
+      </p>
+    </>
   );
 }
 

@@ -22,6 +22,8 @@ const PAGES: &[&str] = &[
     "/c/alice",
     "/c/0190e4a1-7b6c-7d2e-9f00-000000000001",
     "/embed/alice",
+    "/popout/alice",
+    "/overlay/alice",
 ];
 
 async fn fetch(app: &TestApp, path: &str) -> (StatusCode, HeaderMap, String) {

@@ -1,0 +1,118 @@
+// What a chat panel knows, folded from the server's frames (pure, so the panel and the
+// overlay share it).
+import { chatName, type ChatMessage, type ChatRole, type ChatSettings, type ChatUser, type ServerFrame } from './protocol';
+
+/** Kept in memory; older messages scroll away. */
+const MAX_MESSAGES = 200;
+
+export interface Notice {
+  text: string;
+  /** Counting down to this moment (epoch ms): "… in N s". */
+  until?: number;
+  /** The user's last message was refused for a while: give the text back to retry. */
+  retry?: boolean;
+}
+
+export interface ChatState {
+  channelId: string;
+  me: ChatUser | null;
+  role: ChatRole;
+  messages: ChatMessage[];
+  settings: ChatSettings | null;
+  notice: Notice | null;
+  /** This user may not send before this moment (epoch ms): timed out. */
+  mutedUntil: number | null;
+  banned: boolean;
+}
+
+export type ChatEvent = ServerFrame | { type: 'settings_loaded'; settings: ChatSettings } | { type: 'unmute' };
+
+export function initialChat(channelId: string): ChatState {
+  return { channelId, me: null, role: null, messages: [], settings: null, notice: null, mutedUntil: null, banned: false };
+}
+
+export function untilText(until: number): string {
+  return new Date(until).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+function nameOf(state: ChatState, userId: string): string {
+  const said = state.messages.find((m) => m.user.id === userId);
+  return said ? chatName(said.user) : 'A user';
+}
+
+/** The role a socket's user has; servers older than the `role` field: the owner is known by id. */
+function roleOf(state: ChatState, user: ChatUser | null, role: ChatRole | undefined): ChatRole {
+  if (role !== undefined) return role;
+  if (!user) return null;
+  return user.id === state.channelId ? 'owner' : 'viewer';
+}
+
+export function isModerator(state: ChatState): boolean {
+  return state.role === 'owner' || state.role === 'moderator';
+}
+
+function refused(state: ChatState, code: string, message: string, retryAfterMs?: number): ChatState {
+  const until = retryAfterMs === undefined ? undefined : Date.now() + retryAfterMs;
+  switch (code) {
+    case 'slow_mode':
+      return { ...state, notice: { text: 'Slow mode is on: you can send again in', until, retry: true } };
+    case 'rate_limited':
+      return { ...state, notice: { text: 'You are sending messages too fast: wait', until, retry: true } };
+    case 'timed_out':
+      return muted(state, until ?? Date.now());
+    case 'banned':
+      return { ...state, banned: true, notice: null };
+    case 'followers_only':
+      return { ...state, notice: { text: `Followers-only chat: ${message}.`, retry: true } };
+    case 'unauthenticated':
+      return { ...state, notice: { text: 'Log in to chat.' } };
+    default:
+      return { ...state, notice: { text: message } };
+  }
+}
+
+function muted(state: ChatState, until: number): ChatState {
+  return { ...state, mutedUntil: until, notice: null };
+}
+
+export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
+  switch (event.type) {
+    case 'welcome':
+      return { ...state, me: event.user, role: roleOf(state, event.user, event.role) };
+    case 'authenticated':
+      return { ...state, me: event.user, role: roleOf(state, event.user, event.role), banned: false };
+    case 'message': {
+      // History is replayed on every (re)connect: keep each message once.
+      if (state.messages.some((m) => m.id === event.id)) return state;
+      const { type: _, ...message } = event;
+      return { ...state, messages: [...state.messages, message].slice(-MAX_MESSAGES) };
+    }
+    case 'message_deleted':
+      return { ...state, messages: state.messages.filter((m) => m.id !== event.id) };
+    case 'user_timed_out': {
+      const until = Date.parse(event.until);
+      if (event.user_id === state.me?.id) return muted(state, until);
+      if (!isModerator(state)) return state;
+      return { ...state, notice: { text: `${nameOf(state, event.user_id)} is timed out until ${untilText(until)}.` } };
+    }
+    case 'user_banned':
+      if (event.user_id === state.me?.id) return refused(state, 'banned', '');
+      if (!isModerator(state)) return state;
+      return { ...state, notice: { text: `${nameOf(state, event.user_id)} is banned.` } };
+    case 'user_unbanned':
+      if (event.user_id !== state.me?.id) return state;
+      return { ...state, banned: false, mutedUntil: null, notice: { text: 'You may chat again.' } };
+    case 'settings': {
+      const { type: _, ...settings } = event;
+      return { ...state, settings };
+    }
+    case 'settings_loaded':
+      return { ...state, settings: state.settings ?? event.settings };
+    case 'unmute':
+      return { ...state, mutedUntil: null, notice: null };
+    case 'error':
+      return refused(state, event.code, event.message, event.retry_after_ms);
+    case 'pong':
+      return state;
+  }
+}
