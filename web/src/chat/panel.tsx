@@ -40,7 +40,7 @@ export function ChatPanel({ channelId, popoutHref, signedIn }: Props) {
         )}
       </div>
       <Modes settings={state.settings} />
-      {chat.connection !== 'open' && <p class="chat-connection">{chat.connection === 'connecting' ? 'Connecting…' : 'Reconnecting…'}</p>}
+      {chat.connection !== 'open' && <p class="chat-connection">{chat.connection === 'connecting' ? 'Connecting to the chat…' : 'Chat disconnected; reconnecting…'}</p>}
       <MessageList chat={chat} />
       <NoticeArea state={state} />
       {signedIn ? (
