@@ -167,6 +167,31 @@ test('followers-only refuses a newcomer, and a banned user is told and cannot se
   await expect(chatLog(page)).toContainText('rules are rules');
 });
 
+test('the message list follows new messages, unless the reader scrolled up to read', async ({ page, request }) => {
+  const creator = await apiSignup(request, 'busy_');
+  await goLive(request, creator, 'Busy chat', 'Talk');
+  await page.goto(`/c/${creator.id}`);
+  await expect(chatLog(page)).toBeVisible();
+  // Five messages each (the burst a user may send), from four users: more than the panel shows.
+  for (let user = 0; user < 4; user += 1) {
+    const talker = await apiSignup(request, 'talker_');
+    await say(page, creator.id, talker, ...[1, 2, 3, 4, 5].map((n) => `message ${user * 5 + n} with enough words to wrap onto a second line`));
+  }
+  await expect(chatLog(page)).toContainText('message 20 ');
+  const gap = () => chatLog(page).evaluate((e) => e.scrollHeight - e.scrollTop - e.clientHeight);
+  await expect.poll(gap).toBeLessThan(5);
+
+  await chatLog(page).evaluate((e) => e.scrollTo({ top: 0 }));
+  await expect(page.getByRole('button', { name: 'Jump to the latest messages' })).toBeVisible();
+  await say(page, creator.id, creator, 'a new message while reading');
+  await expect(chatLog(page)).toContainText('a new message while reading');
+  expect(await chatLog(page).evaluate((e) => e.scrollTop)).toBe(0);
+
+  await page.getByRole('button', { name: 'Jump to the latest messages' }).click();
+  await expect.poll(gap).toBeLessThan(5);
+  await expect(page.getByRole('button', { name: 'Jump to the latest messages' })).toHaveCount(0);
+});
+
 test('the socket logs in with its first frame, not the URL, and reconnects when the server goes away', async ({ browser, request }) => {
   const creator = await apiSignup(request, 'again_');
   await goLive(request, creator, 'Reconnecting stream', 'Talk');

@@ -36,7 +36,7 @@ export function MessageMenu({ message, send }: { message: ChatMessage; send: (fr
         type="button"
         class="chat-menu-toggle"
         aria-expanded={open}
-        aria-controls={id}
+        aria-controls={open ? id : undefined}
         aria-label={`Moderate ${chatName(message.user)}'s message`}
         onClick={() => setOpen(!open)}
       >

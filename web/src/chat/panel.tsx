@@ -80,9 +80,13 @@ export function MessageList({ chat }: { chat: Chat }) {
     if (element && following) element.scrollTop = element.scrollHeight;
   }, [count, following]);
 
+  // Only the reader scrolling up stops following: content growing under a scroll must not.
+  const lastTop = useRef(0);
   const onScroll = () => {
     const element = list.current!;
-    setFollowing(element.scrollHeight - element.scrollTop - element.clientHeight <= AT_BOTTOM_SLACK);
+    if (element.scrollHeight - element.scrollTop - element.clientHeight <= AT_BOTTOM_SLACK) setFollowing(true);
+    else if (element.scrollTop < lastTop.current) setFollowing(false);
+    lastTop.current = element.scrollTop;
   };
   const moderating = isModerator(state);
   return (
@@ -105,7 +109,7 @@ export function MessageList({ chat }: { chat: Chat }) {
       </div>
       {!following && (
         <button type="button" class="chat-jump" onClick={() => setFollowing(true)}>
-          Jump to new messages
+          Jump to the latest messages
         </button>
       )}
     </div>

@@ -40,14 +40,13 @@ export function useChat(channelId: string, authenticate: boolean): Chat {
   return { state, connection, send: (frame) => socket.current?.send(frame) ?? false };
 }
 
-/** The current time, ticking every second while `active`. */
+/** The current time; the component renders again every second while `active`. */
 export function useNow(active: boolean): number {
-  const [now, setNow] = useState(Date.now());
+  const [, setTicks] = useState(0);
   useEffect(() => {
     if (!active) return;
-    setNow(Date.now());
-    const timer = setInterval(() => setNow(Date.now()), 1000);
+    const timer = setInterval(() => setTicks((n) => n + 1), 1000);
     return () => clearInterval(timer);
   }, [active]);
-  return now;
+  return Date.now();
 }
