@@ -85,10 +85,11 @@ export function connectChat(
     open();
   };
 
-  // Logging in on an anonymous socket is one frame; a different user (or none) needs a new socket.
+  // Logging in on an anonymous socket is one frame; a different user (or none) needs a new
+  // socket. A socket not open yet authenticates as whoever is signed in when it opens.
   const stopListening = onSessionChange(() => {
-    if (!options.authenticate || signedInAs() === authedAs) return;
-    if (authedAs === null && socket?.readyState === WebSocket.OPEN) authenticate();
+    if (!options.authenticate || signedInAs() === authedAs || socket?.readyState !== WebSocket.OPEN) return;
+    if (authedAs === null) authenticate();
     else reopen();
   });
 
