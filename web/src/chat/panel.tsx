@@ -40,7 +40,11 @@ export function ChatPanel({ channelId, popoutHref, signedIn }: Props) {
         )}
       </div>
       <Modes settings={state.settings} />
-      {chat.connection !== 'open' && <p class="chat-connection">{chat.connection === 'connecting' ? 'Connecting to the chat…' : 'Chat disconnected; reconnecting…'}</p>}
+      {chat.connection !== 'open' && (
+        <p class="chat-connection">
+          {chat.connection === 'connecting' ? 'Connecting to the chat…' : 'Chat disconnected; reconnecting…'}
+        </p>
+      )}
       <MessageList chat={chat} />
       <NoticeArea state={state} />
       {signedIn ? (
@@ -68,7 +72,7 @@ function Modes({ settings }: { settings: ChatSettings | null }) {
   return modes.length ? <p class="chat-modes">{modes.join(' · ')}</p> : null;
 }
 
-export function MessageList({ chat }: { chat: Chat }) {
+function MessageList({ chat }: { chat: Chat }) {
   const { state, send } = chat;
   const list = useRef<HTMLDivElement>(null);
   // Autoscroll follows new messages unless the reader scrolled up to read older ones.
