@@ -109,6 +109,39 @@ test('two users chat both ways, history shows on join, and the owner times the v
   await expect(chatLog(viewer)).toContainText('<b>hi</b> from the viewer');
 });
 
+test('a moderator deletes a message from its menu and it disappears for everyone', async ({ browser, request }) => {
+  const creator = await apiSignup(request, 'boss_');
+  await goLive(request, creator, 'Moderated stream', 'Talk');
+  const mod = await apiSignup(request, 'mod_');
+  const appointed = await request.put(`/api/channels/${creator.id}/moderators/${mod.id}`, {
+    headers: { authorization: `Bearer ${creator.token}` },
+  });
+  expect(appointed.status()).toBe(204);
+  const troll = await apiSignup(request, 'troll_');
+
+  const moderator = await loggedInPage(browser, mod);
+  await openInApp(moderator, `/c/${creator.username}`);
+  const reader = await (await browser.newContext()).newPage();
+  await reader.goto(`/c/${creator.username}`);
+  await say(reader, creator.id, troll, 'spam spam spam');
+  await say(reader, creator.id, creator, 'welcome, everyone');
+  await expect(chatLog(reader)).toContainText('spam spam spam');
+  await expect(chatLog(moderator)).toContainText('welcome, everyone');
+
+  // Moderators cannot act on the owner: no menu there; anonymous readers get none at all.
+  await expect(moderator.getByRole('button', { name: `Moderate ${creator.username}'s message` })).toHaveCount(0);
+  await expect(reader.getByRole('button', { name: /^Moderate/ })).toHaveCount(0);
+  await moderator.getByRole('button', { name: `Moderate ${troll.username}'s message` }).click();
+  await moderator.keyboard.press('Escape');
+  await expect(moderator.getByRole('button', { name: 'Delete message' })).toHaveCount(0);
+  await expect(moderator.getByRole('button', { name: `Moderate ${troll.username}'s message` })).toBeFocused();
+  await moderator.keyboard.press('Enter');
+  await moderator.getByRole('button', { name: 'Delete message' }).click();
+  await expect(chatLog(reader)).not.toContainText('spam spam spam');
+  await expect(chatLog(moderator)).not.toContainText('spam spam spam');
+  await expect(chatLog(reader)).toContainText('welcome, everyone');
+});
+
 test('slow mode shows on the panel and a refused message counts down and comes back to the field', async ({ browser, request }) => {
   const creator = await apiSignup(request, 'slow_');
   await goLive(request, creator, 'Slow chat', 'Talk');

@@ -10,17 +10,9 @@ export async function findChannel(idOrName: string): Promise<Profile | null> {
     if (UUID.test(idOrName)) return await api.user(idOrName);
     return await call<Profile>('GET', `/users/by-username/${encodeURIComponent(idOrName)}`);
   } catch (e) {
-    // TODO(contract item 1): drop this fallback once `/users/by-username/` is merged.
-    if (e instanceof ApiError && e.code === 'route_not_found') return findLive(idOrName);
     if (e instanceof ApiError && e.status === 404) return null;
     throw e;
   }
-}
-
-async function findLive(name: string): Promise<Profile | null> {
-  const live = await api.liveStreams();
-  const owner = live.data.find((s) => s.owner.username.toLowerCase() === name.toLowerCase())?.owner;
-  return owner ? api.user(owner.id) : null;
 }
 
 export interface ChannelView {

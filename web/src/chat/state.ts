@@ -40,13 +40,6 @@ function nameOf(state: ChatState, userId: string): string {
   return said ? chatName(said.user) : 'A user';
 }
 
-/** The role a socket's user has; servers older than the `role` field: the owner is known by id. */
-function roleOf(state: ChatState, user: ChatUser | null, role: ChatRole | undefined): ChatRole {
-  if (role !== undefined) return role;
-  if (!user) return null;
-  return user.id === state.channelId ? 'owner' : 'viewer';
-}
-
 export function isModerator(state: ChatState): boolean {
   return state.role === 'owner' || state.role === 'moderator';
 }
@@ -78,9 +71,9 @@ function muted(state: ChatState, until: number): ChatState {
 export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
   switch (event.type) {
     case 'welcome':
-      return { ...state, me: event.user, role: roleOf(state, event.user, event.role) };
+      return { ...state, me: event.user, role: event.role };
     case 'authenticated':
-      return { ...state, me: event.user, role: roleOf(state, event.user, event.role), banned: false };
+      return { ...state, me: event.user, role: event.role, banned: false };
     case 'message': {
       // History is replayed on every (re)connect: keep each message once.
       if (state.messages.some((m) => m.id === event.id)) return state;
