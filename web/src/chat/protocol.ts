@@ -25,8 +25,8 @@ export interface ChatSettings {
 export const MAX_MESSAGE_CHARS = 500;
 
 export type ServerFrame =
-  | { type: 'welcome'; user: ChatUser | null; history: number; role: ChatRole }
-  | { type: 'authenticated'; user: ChatUser; role: Exclude<ChatRole, null> }
+  | { type: 'welcome'; user: ChatUser | null; history: number; role: ChatRole; timed_out_until: string | null }
+  | { type: 'authenticated'; user: ChatUser; role: Exclude<ChatRole, null>; timed_out_until: string | null }
   | ({ type: 'message' } & ChatMessage)
   | { type: 'error'; code: string; message: string; retry_after_ms?: number }
   | { type: 'pong' }

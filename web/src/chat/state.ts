@@ -70,10 +70,16 @@ function muted(state: ChatState, until: number): ChatState {
 
 export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
   switch (event.type) {
+    // A timeout outlives reconnects and reloads: the server says so on join.
     case 'welcome':
-      return { ...state, me: event.user, role: event.role };
     case 'authenticated':
-      return { ...state, me: event.user, role: event.role, banned: false };
+      return {
+        ...state,
+        me: event.user,
+        role: event.role,
+        banned: false,
+        mutedUntil: event.timed_out_until ? Date.parse(event.timed_out_until) : null,
+      };
     case 'message': {
       // History is replayed on every (re)connect: keep each message once.
       if (state.messages.some((m) => m.id === event.id)) return state;

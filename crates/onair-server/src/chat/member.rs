@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use onair_store::{ChatSettings, ChatStanding};
 use uuid::Uuid;
 
@@ -37,6 +37,14 @@ impl Member {
         } else {
             Role::Viewer
         }
+    }
+
+    /// When this user's timeout ends, if it has not yet.
+    pub fn timed_out_until(&self) -> Option<DateTime<Utc>> {
+        self.standing
+            .timed_out_until
+            .map(|until| until.get())
+            .filter(|until| *until > Utc::now())
     }
 
     /// The room's rules for this user: bans, timeouts, followers-only and slow mode (the

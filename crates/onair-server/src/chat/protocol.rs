@@ -60,17 +60,20 @@ pub enum Role {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame<'a> {
-    /// First frame on every socket; the room's recent messages follow it. `user` and
-    /// `role` are null on an anonymous socket.
+    /// First frame on every socket; the room's recent messages follow it. `user`, `role`
+    /// and `timed_out_until` are null on an anonymous socket.
     Welcome {
         room: Uuid,
         user: Option<&'a ChatUser>,
         role: Option<Role>,
+        /// When the user's timeout ends, if they are timed out now.
+        timed_out_until: Option<DateTime<Utc>>,
         history: usize,
     },
     Authenticated {
         user: &'a ChatUser,
         role: Role,
+        timed_out_until: Option<DateTime<Utc>>,
     },
     Message {
         id: Uuid,

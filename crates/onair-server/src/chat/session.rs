@@ -108,6 +108,7 @@ impl Session {
             room: self.room,
             user: member.map(|m| &m.user),
             role: member.map(|m| m.role(self.room)),
+            timed_out_until: member.and_then(Member::timed_out_until),
             history: joined.history.len(),
         }
         .encode();
@@ -222,6 +223,7 @@ impl Session {
                     let reply = ServerFrame::Authenticated {
                         user: &member.user,
                         role: member.role(self.room),
+                        timed_out_until: member.timed_out_until(),
                     }
                     .encode();
                     self.member = Some(member);

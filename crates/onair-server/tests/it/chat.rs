@@ -397,6 +397,18 @@ async fn moderators_delete_and_time_out(db: DbConfig) {
     let refused = next_of(&mut viewer_socket, "error").await;
     assert_eq!(refused["code"], "timed_out");
     assert!(refused["retry_after_ms"].as_u64().unwrap() > 500_000);
+    // A new socket of the timed-out viewer is told on join, before trying to talk.
+    let mut rejoined = open(
+        &app,
+        &format!("{}?access_token={}", room_of(&owner), viewer.access),
+    )
+    .await;
+    let welcome = next_of(&mut rejoined, "welcome").await;
+    let until = |frame: &Value, key: &str| {
+        chrono::DateTime::parse_from_rfc3339(frame[key].as_str().unwrap()).unwrap()
+    };
+    let drift = until(&welcome, "timed_out_until") - until(&notice, "until");
+    assert!(drift.num_milliseconds().abs() < 1_000, "{welcome} {notice}");
 
     for (frame, code) in [
         (
