@@ -24,6 +24,8 @@ test('live status, viewer count, title editing and ending the stream', async ({ 
   const status = region(page, 'Live status');
   await expect(status.getByRole('status')).toHaveText('Not live');
   await expect(region(page, 'Stream info')).toContainText('can only be changed while you are live');
+  // The OBS browser-source address of the chat overlay, ready to copy.
+  await expect(page.getByLabel('Chat overlay address')).toHaveValue(new RegExp(`/overlay/${creator.id}$`));
 
   const streamId = await goLive(request, creator, 'First title', 'Chess');
   await expect(status.getByRole('status')).toHaveText('Live', { timeout: 15_000 });

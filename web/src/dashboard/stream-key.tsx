@@ -45,6 +45,12 @@ export function StreamKey({ channelId }: { channelId: string }) {
         </div>
       )}
       <Alert error={action.error} />
+      <h3>Chat on the stream</h3>
+      <p>
+        Add a Browser source in OBS with this address: your chat, on a transparent background, over the video.
+      </p>
+      <label for="overlay-url">Chat overlay address</label>
+      <input id="overlay-url" readOnly value={`${location.origin}/overlay/${channelId}`} onFocus={(e) => e.currentTarget.select()} />
     </section>
   );
 }
