@@ -2,8 +2,9 @@
 //! it. Every failure reaches the client as `{"error":{"code":"…","message":"…"}}` with a
 //! stable snake_case code and the right status.
 
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::{CursorError, LimitError, ValidationError};
@@ -48,6 +49,12 @@ pub enum ApiError {
     InvalidRefreshToken,
     #[error("the refresh token was already used: every session of that login is revoked")]
     RefreshTokenReused,
+    #[error(
+        "no refresh token: send {{\"refresh_token\": …}}, or the session cookie with x-onair-client: web"
+    )]
+    MissingRefreshToken,
+    #[error("the session cookie is only accepted from this site's own pages")]
+    CrossOriginRefused,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("publish refused: {0}")]
@@ -105,10 +112,12 @@ impl ApiError {
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
+            | Self::MissingRefreshToken
             | Self::InvalidHookSecret => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::PublishRefused(_) | Self::BannedFromChat => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden(_)
+            | Self::CrossOriginRefused
+            | Self::PublishRefused(_)
+            | Self::BannedFromChat => StatusCode::FORBIDDEN,
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive | Self::LimitReached(_) => StatusCode::CONFLICT,
@@ -137,6 +146,8 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::MissingRefreshToken => "missing_refresh_token",
+            Self::CrossOriginRefused => "cross_origin_refused",
             Self::Forbidden(_) => "forbidden",
             Self::PublishRefused(_) => "publish_refused",
             Self::InvalidHookSecret => "invalid_hook_secret",
@@ -251,8 +262,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(ObjectBody(body)) =
-            axum::Json::<ObjectBody<T>>::from_request(request, state).await?;
+            <axum::Json<ObjectBody<T>> as FromRequest<S>>::from_request(request, state).await?;
         Ok(Self(body))
+    }
+}
+
+/// `Option<Json<T>>`: `None` for an empty body (whatever its content type), so a route
+/// can take its input from the body or from elsewhere (the session cookie).
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|rejection| match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+                _ => ApiError::InvalidJson(rejection.body_text()),
+            })?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let request = Request::from_parts(parts, Body::from(bytes));
+        <Self as FromRequest<S>>::from_request(request, state)
+            .await
+            .map(Some)
     }
 }
 

@@ -1,14 +1,17 @@
 //! Accounts and sessions (review M2): signup, login, refresh-token rotation with reuse
 //! detection, logout. Refresh tokens are random, opaque, stored only as SHA-256 and
-//! rotated on every use; access tokens come from [`crate::identity`].
+//! rotated on every use; access tokens come from [`crate::identity`]. The web UI's refresh
+//! token travels in an httpOnly cookie instead of JSON bodies (`web_session`).
 
 mod password;
+mod web_session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use onair_core::{Email, Password, Username};
 use onair_store::{NewUser, RefreshRotation, SessionStore, Timestamp, UserStore};
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,7 @@ use crate::dto::ProfileDto;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::identity::AccessTokens;
 use crate::secrets::{hash_token, random_token};
+use web_session::WebClient;
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
@@ -69,7 +73,10 @@ pub struct Session {
     token_type: &'static str,
     /// Seconds until the access token expires.
     expires_in: u64,
-    refresh_token: String,
+    /// Absent for the web UI (`x-onair-client: web`): it is in the `onair_refresh`
+    /// httpOnly cookie instead, out of reach of the page's scripts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -175,8 +182,15 @@ impl Accounts {
             access_token: self.access_tokens.issue(user_id),
             token_type: "Bearer",
             expires_in: self.access_tokens.ttl.as_secs(),
-            refresh_token,
+            refresh_token: Some(refresh_token),
         }
+    }
+
+    /// For the web UI, moves the refresh token out of `session` into the cookie.
+    fn hand_over(&self, web: Option<&WebClient>, session: &mut Session) -> Option<HeaderMap> {
+        let web = web?;
+        let token = session.refresh_token.take()?;
+        Some(web.store(&token, self.refresh_token_ttl))
     }
 
     fn refresh_expiry(&self) -> Timestamp {
@@ -184,50 +198,105 @@ impl Accounts {
     }
 }
 
+/// `x-onair-client: web` and the cookie it brings into play, for each session operation.
+const WEB_CLIENT_DOC: &str = "`web` (the web UI): the refresh token travels in the httpOnly \
+    `onair_refresh` cookie (path `/api/auth`) instead of the JSON body. Refused with 403 \
+    `cross_origin_refused` when an `Origin` header names another host.";
+
 /// Create an account and log it in.
 #[utoipa::path(post, path = "/auth/signup", tag = "auth", request_body = SignupRequest,
+    params(("x-onair-client" = Option<String>, Header, description = WEB_CLIENT_DOC)),
     responses(
-        (status = 201, body = SignupResponse),
+        (status = 201, body = SignupResponse, headers(("set-cookie" = String, description = "The refresh cookie, for `x-onair-client: web`"))),
+        (status = 403, description = "`cross_origin_refused`", body = ErrorBody),
         (status = 409, description = "`username_taken` or `email_taken`", body = ErrorBody),
         (status = 422, description = "`validation_failed`", body = ErrorBody),
     ))]
 async fn signup(
     State(accounts): State<Arc<Accounts>>,
+    web: Option<WebClient>,
     Json(request): Json<SignupRequest>,
-) -> Result<(StatusCode, Json<SignupResponse>), ApiError> {
-    Ok((StatusCode::CREATED, Json(accounts.signup(request).await?)))
+) -> Result<Response, ApiError> {
+    let mut response = accounts.signup(request).await?;
+    let cookie = accounts.hand_over(web.as_ref(), &mut response.session);
+    Ok((StatusCode::CREATED, cookie, Json(response)).into_response())
 }
 
 /// Exchange a login (username or email) and password for tokens.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Session), (status = 401, description = "`invalid_credentials`", body = ErrorBody)))]
+    params(("x-onair-client" = Option<String>, Header, description = WEB_CLIENT_DOC)),
+    responses(
+        (status = 200, body = Session, headers(("set-cookie" = String, description = "The refresh cookie, for `x-onair-client: web`"))),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
 async fn login(
     State(accounts): State<Arc<Accounts>>,
+    web: Option<WebClient>,
     Json(request): Json<LoginRequest>,
-) -> Result<Json<Session>, ApiError> {
-    Ok(Json(accounts.login(request).await?))
+) -> Result<Response, ApiError> {
+    let mut session = accounts.login(request).await?;
+    let cookie = accounts.hand_over(web.as_ref(), &mut session);
+    Ok((cookie, Json(session)).into_response())
 }
 
 /// Trade a refresh token for a new pair. Each refresh token works once; presenting a
-/// spent one revokes every session descended from the same login.
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    responses((status = 200, body = Session),
-        (status = 401, description = "`invalid_refresh_token` or `refresh_token_reused`", body = ErrorBody)))]
+/// spent one revokes every session descended from the same login. The web UI sends no
+/// body: its token comes from the cookie, which is rotated (or cleared when refused).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Optional with `x-onair-client: web` (then the cookie is used)"),
+    params(("x-onair-client" = Option<String>, Header, description = WEB_CLIENT_DOC)),
+    responses(
+        (status = 200, body = Session, headers(("set-cookie" = String, description = "The rotated refresh cookie, for `x-onair-client: web`"))),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` or `missing_refresh_token`", body = ErrorBody),
+        (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
 async fn refresh(
     State(accounts): State<Arc<Accounts>>,
-    Json(request): Json<RefreshRequest>,
-) -> Result<Json<Session>, ApiError> {
-    Ok(Json(accounts.refresh(&request.refresh_token).await?))
+    web: Option<WebClient>,
+    body: Option<Json<RefreshRequest>>,
+) -> Result<Response, ApiError> {
+    let presented = presented_token(body, web.as_ref())?;
+    match accounts.refresh(&presented).await {
+        Ok(mut session) => {
+            let cookie = accounts.hand_over(web.as_ref(), &mut session);
+            Ok((cookie, Json(session)).into_response())
+        }
+        // A spent or unknown token is of no further use: the browser forgets it.
+        Err(error) => Ok((web.map(|w| w.clear()), error).into_response()),
+    }
 }
 
-/// End the session the refresh token belongs to. Access tokens already issued stay valid
-/// until they expire (at most the access-token lifetime).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204, description = "Logged out (also for unknown tokens)")))]
+/// End the session the refresh token belongs to (the web UI's cookie is cleared). Access
+/// tokens already issued stay valid until they expire (at most the access-token lifetime).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Optional with `x-onair-client: web` (then the cookie is used)"),
+    params(("x-onair-client" = Option<String>, Header, description = WEB_CLIENT_DOC)),
+    responses(
+        (status = 204, description = "Logged out (also for unknown tokens, or no cookie)", headers(("set-cookie" = String, description = "Clears the refresh cookie, for `x-onair-client: web`"))),
+        (status = 401, description = "`missing_refresh_token`", body = ErrorBody),
+        (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
 async fn logout(
     State(accounts): State<Arc<Accounts>>,
-    Json(request): Json<RefreshRequest>,
-) -> Result<StatusCode, ApiError> {
-    accounts.logout(&request.refresh_token).await?;
-    Ok(StatusCode::NO_CONTENT)
+    web: Option<WebClient>,
+    body: Option<Json<RefreshRequest>>,
+) -> Result<Response, ApiError> {
+    let cleared = web.as_ref().map(WebClient::clear);
+    match presented_token(body, web.as_ref()) {
+        Ok(token) => accounts.logout(&token).await?,
+        // The web UI logging out without a cookie: nothing to revoke.
+        Err(ApiError::MissingRefreshToken) if web.is_some() => {}
+        Err(error) => return Err(error),
+    }
+    Ok((cleared, StatusCode::NO_CONTENT).into_response())
+}
+
+/// The refresh token of a refresh or logout: the body's, else the web UI's cookie.
+fn presented_token(
+    body: Option<Json<RefreshRequest>>,
+    web: Option<&WebClient>,
+) -> Result<String, ApiError> {
+    match (body, web.and_then(WebClient::refresh_token)) {
+        (Some(Json(request)), _) => Ok(request.refresh_token),
+        (None, Some(cookie)) => Ok(cookie.to_owned()),
+        (None, None) => Err(ApiError::MissingRefreshToken),
+    }
 }

@@ -1,13 +1,16 @@
 use onair_store::DbConfig;
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::{Value, json};
 
-use crate::support::{SECRET, TestApp, assert_error, jwt, now};
+use crate::support::{SECRET, TestApp, assert_error, jwt, now, read};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     signup_login_refresh_rotation_and_logout,
     signup_rejects_bad_and_duplicate_input,
     access_tokens_are_checked,
+    the_web_ui_keeps_its_refresh_token_in_an_httponly_cookie,
+    the_session_cookie_needs_the_web_header_and_this_origin,
 );
 
 async fn signup_login_refresh_rotation_and_logout(db: DbConfig) {
@@ -248,4 +251,224 @@ async fn access_tokens_are_checked(db: DbConfig) {
         401,
         "invalid_token",
     );
+}
+
+/// A session call as the web UI makes it: `x-onair-client: web`, same-origin `Origin`,
+/// and the refresh cookie if there is one.
+fn web_call(app: &TestApp, path: &str, cookie: Option<&str>) -> RequestBuilder {
+    let request = app
+        .client
+        .post(app.url(path))
+        .header("x-onair-client", "web")
+        .header("origin", format!("http://{}", app.addr));
+    match cookie {
+        Some(token) => request.header("cookie", format!("theme=dark; onair_refresh={token}")),
+        None => request,
+    }
+}
+
+async fn send(request: RequestBuilder) -> (StatusCode, HeaderMap, Value) {
+    let response = request.send().await.unwrap();
+    let headers = response.headers().clone();
+    let (status, body) = read(response).await;
+    (status, headers, body)
+}
+
+/// The refresh cookie a response sets: its value and its attributes.
+fn set_cookie(headers: &HeaderMap) -> (String, Vec<String>) {
+    let header = headers
+        .get("set-cookie")
+        .expect("a Set-Cookie header")
+        .to_str()
+        .unwrap();
+    let mut parts = header.split(';').map(|p| p.trim().to_owned());
+    let pair = parts.next().unwrap();
+    let value = pair
+        .strip_prefix("onair_refresh=")
+        .expect(header)
+        .to_owned();
+    (value, parts.collect())
+}
+
+fn assert_cleared(headers: &HeaderMap) {
+    let (value, attributes) = set_cookie(headers);
+    assert_eq!(value, "");
+    assert!(
+        attributes.contains(&"Max-Age=0".to_owned()),
+        "{attributes:?}"
+    );
+}
+
+async fn the_web_ui_keeps_its_refresh_token_in_an_httponly_cookie(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let signup = json!({"username": "webby", "email": "webby@example.com", "password": "correct horse battery"});
+    let (status, headers, body) =
+        send(web_call(&app, "/api/auth/signup", None).json(&signup)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(body["access_token"].is_string());
+    assert!(
+        body.get("refresh_token").is_none(),
+        "not in the body: {body}"
+    );
+    let (first, attributes) = set_cookie(&headers);
+    assert!(!first.is_empty());
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/auth",
+        "Max-Age=604800",
+    ] {
+        assert!(
+            attributes.contains(&attribute.to_owned()),
+            "{attribute}: {attributes:?}"
+        );
+    }
+    assert!(
+        !attributes.contains(&"Secure".to_owned()),
+        "plain http: {attributes:?}"
+    );
+
+    // Behind a TLS-terminating proxy the cookie is Secure.
+    let login = json!({"login": "webby", "password": "correct horse battery"});
+    let (status, headers, body) = send(
+        web_call(&app, "/api/auth/login", None)
+            .header("x-forwarded-proto", "https")
+            .json(&login),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert!(set_cookie(&headers).1.contains(&"Secure".to_owned()));
+
+    // A refresh with no body uses the cookie and rotates it.
+    let (status, headers, body) = send(web_call(&app, "/api/auth/refresh", Some(&first))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string() && body.get("refresh_token").is_none());
+    let (me, _) = app
+        .get_as("/api/users/me", body["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(me, StatusCode::OK);
+    let (second, _) = set_cookie(&headers);
+    assert!(!second.is_empty() && second != first);
+
+    // A stolen (spent) cookie revokes the login and is cleared, as is the one after it.
+    let (status, headers, body) = send(web_call(&app, "/api/auth/refresh", Some(&first))).await;
+    assert_error(&(status, body), 401, "refresh_token_reused");
+    assert_cleared(&headers);
+    let (status, headers, body) = send(web_call(&app, "/api/auth/refresh", Some(&second))).await;
+    assert_error(&(status, body), 401, "refresh_token_reused");
+    assert_cleared(&headers);
+
+    // Logout revokes the cookie's session and clears it.
+    let (_, headers, _) = send(web_call(&app, "/api/auth/login", None).json(&login)).await;
+    let (third, _) = set_cookie(&headers);
+    let (status, headers, _) = send(web_call(&app, "/api/auth/logout", Some(&third))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_cleared(&headers);
+    let (status, _, body) = send(web_call(&app, "/api/auth/refresh", Some(&third))).await;
+    assert_error(&(status, body), 401, "refresh_token_reused");
+    // Logging out without a cookie has nothing to revoke, and still clears it.
+    let (status, headers, _) = send(web_call(&app, "/api/auth/logout", None)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_cleared(&headers);
+    // Without a cookie there is no session to restore.
+    let (status, _, body) = send(web_call(&app, "/api/auth/refresh", None)).await;
+    assert_error(&(status, body), 401, "missing_refresh_token");
+
+    // Other clients are unchanged: the token in the body, no cookie.
+    let (status, headers, body) =
+        send(app.client.post(app.url("/api/auth/login")).json(&login)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("set-cookie").is_none());
+    let token = body["refresh_token"]
+        .as_str()
+        .expect("in the body")
+        .to_owned();
+    let (status, headers, body) = send(
+        app.client
+            .post(app.url("/api/auth/refresh"))
+            .json(&json!({"refresh_token": token})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("set-cookie").is_none());
+    assert!(body["refresh_token"].is_string());
+}
+
+async fn the_session_cookie_needs_the_web_header_and_this_origin(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let signup = json!({"username": "guarded", "email": "guarded@example.com", "password": "correct horse battery"});
+    let (_, headers, _) = send(web_call(&app, "/api/auth/signup", None).json(&signup)).await;
+    let (token, _) = set_cookie(&headers);
+    let cookie = format!("onair_refresh={token}");
+
+    // Without the header the cookie is ignored: a form or a simple fetch from another
+    // site could send it (were it not SameSite) but never that header.
+    for path in ["/api/auth/refresh", "/api/auth/logout"] {
+        let (status, headers, body) = send(
+            app.client
+                .post(app.url(path))
+                .header("cookie", &cookie)
+                .header("origin", format!("http://{}", app.addr)),
+        )
+        .await;
+        assert_error(&(status, body), 401, "missing_refresh_token");
+        assert!(headers.get("set-cookie").is_none(), "{path}");
+    }
+    let other_client = app
+        .client
+        .post(app.url("/api/auth/refresh"))
+        .header("cookie", &cookie)
+        .header("x-onair-client", "curl");
+    let (status, _, body) = send(other_client).await;
+    assert_error(&(status, body), 401, "missing_refresh_token");
+
+    // A page of another origin (another site, or a sibling subdomain) is refused.
+    for origin in ["https://evil.example", "http://127.0.0.1:1", "null"] {
+        for path in ["/api/auth/refresh", "/api/auth/logout", "/api/auth/login"] {
+            let (status, _, body) = send(
+                app.client
+                    .post(app.url(path))
+                    .header("x-onair-client", "web")
+                    .header("origin", origin)
+                    .header("cookie", &cookie),
+            )
+            .await;
+            assert_error(&(status, body), 403, "cross_origin_refused");
+        }
+    }
+
+    // A proxy that rewrites Host passes the original in X-Forwarded-Host.
+    let (status, headers, body) = send(
+        app.client
+            .post(app.url("/api/auth/refresh"))
+            .header("x-onair-client", "web")
+            .header("origin", "https://onair.example")
+            .header("x-forwarded-host", "onair.example")
+            .header("x-forwarded-proto", "https")
+            .header("cookie", &cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(set_cookie(&headers).1.contains(&"Secure".to_owned()));
+    // No Origin (a same-origin GET-style client, or an old browser) with the header is fine.
+    let (rotated, _) = set_cookie(&headers);
+    let request = app
+        .client
+        .post(app.url("/api/auth/refresh"))
+        .header("x-onair-client", "web")
+        .header("cookie", format!("onair_refresh={rotated}"));
+    let (status, _, body) = send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A body still needs to be JSON; an empty one means "use the cookie".
+    let (status, _, body) = send(
+        web_call(&app, "/api/auth/refresh", None)
+            .header("content-type", "application/json")
+            .body("{"),
+    )
+    .await;
+    assert_error(&(status, body), 400, "invalid_json");
+    let (status, _, body) = send(app.client.post(app.url("/api/auth/logout"))).await;
+    assert_error(&(status, body), 401, "missing_refresh_token");
 }
