@@ -1,6 +1,8 @@
-// The API client. The session (access and refresh tokens) lives only in this module's
-// memory: never in localStorage, sessionStorage or cookies readable by scripts, so a
-// third-party script cannot lift it. A reload therefore logs the user out (see README).
+// The API client. The access token lives only in this module's memory and the refresh
+// token in an httpOnly cookie the server sets (`x-onair-client: web`): neither is in
+// localStorage, sessionStorage or a cookie scripts can read, so a third-party script
+// cannot lift them. On start, restoreSession() trades the cookie for an access token, so
+// a reload keeps the user signed in.
 
 export interface UserSummary {
   id: string;
@@ -41,9 +43,12 @@ export interface Page<T> {
 interface SessionBody {
   user_id: string;
   access_token: string;
-  refresh_token: string;
   expires_in: number;
 }
+
+// Makes the server keep the refresh token in its httpOnly cookie; a page of another site
+// cannot send this header with the cookie (see README: Web UI, Tokens).
+const WEB_CLIENT = { 'x-onair-client': 'web' };
 
 /** An error answer of the API: its stable code and human message. */
 export class ApiError extends Error {
@@ -91,6 +96,10 @@ export async function call<T>(method: string, path: string, body?: unknown, retr
   if (response.status === 401 && session && !retried && (await refresh())) {
     return call(method, path, body, true);
   }
+  return answer<T>(response);
+}
+
+async function answer<T>(response: Response): Promise<T> {
   if (!response.ok) {
     const error = await response.json().catch(() => null);
     throw new ApiError(
@@ -102,44 +111,57 @@ export async function call<T>(method: string, path: string, body?: unknown, retr
   return response.status === 204 ? (undefined as T) : response.json();
 }
 
-// Requests that fail together share one refresh: presenting a refresh token twice is
-// treated by the server as theft and ends the session.
+/** A session call: the refresh token goes and comes back in the httpOnly cookie. */
+async function sessionCall<T>(path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { ...WEB_CLIENT };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`/api/auth${path}`, {
+    method: 'POST',
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return answer<T>(response);
+}
+
+// Requests that fail together share one refresh, and tabs take turns (Web Locks): the
+// cookie's token works once, and presenting a spent one is treated by the server as
+// theft and ends the session. Each tab's turn sends the cookie as the last one left it.
 let refreshing: Promise<boolean> | null = null;
 
-/** Trades the refresh token (once) for a new pair; false when the session is gone. */
+/** Trades the refresh cookie (once) for a new access token; false when there is no session. */
 function refresh(): Promise<boolean> {
-  const current = session;
-  if (!current) return Promise.resolve(false);
-  refreshing ??= fetch('/api/auth/refresh', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ refresh_token: current.refresh_token }),
-  })
-    .then(async (response) => {
-      setSession(response.ok ? await response.json() : null);
-      return response.ok;
-    })
-    .catch(() => false)
-    .finally(() => {
-      refreshing = null;
-    });
+  const attempt = () =>
+    sessionCall<SessionBody>('/refresh')
+      .then((next) => {
+        setSession(next);
+        return true;
+      })
+      .catch(() => {
+        setSession(null);
+        return false;
+      });
+  refreshing ??= (navigator.locks ? navigator.locks.request('onair-session', attempt) : attempt()).finally(() => {
+    refreshing = null;
+  });
   return refreshing;
 }
 
+/** Signs back in from the refresh cookie, if there is one (call once at startup). */
+export async function restoreSession(): Promise<void> {
+  await refresh();
+}
+
 export async function signUp(username: string, email: string, password: string) {
-  setSession(await call<SessionBody>('POST', '/auth/signup', { username, email, password }));
+  setSession(await sessionCall<SessionBody>('/signup', { username, email, password }));
 }
 
 export async function logIn(login: string, password: string) {
-  setSession(await call<SessionBody>('POST', '/auth/login', { login, password }));
+  setSession(await sessionCall<SessionBody>('/login', { login, password }));
 }
 
 export async function logOut() {
-  const current = session;
   setSession(null);
-  if (current) {
-    await call('POST', '/auth/logout', { refresh_token: current.refresh_token }).catch(() => {});
-  }
+  await sessionCall('/logout').catch(() => {});
 }
 
 export const api = {

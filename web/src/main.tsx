@@ -1,7 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import './style.css';
-import { logOut, onSessionChange, signedInAs } from './api';
+import { logOut, onSessionChange, restoreSession, signedInAs } from './api';
 import { interceptLinks, navigate, usePath } from './router';
 import { Home } from './pages/home';
 import { AuthForm } from './pages/auth';
@@ -100,4 +100,6 @@ function App() {
 
 const root = document.getElementById('app')!;
 interceptLinks(root);
-render(<App />, root);
+// The first render already knows who is signed in (one refresh from the httpOnly cookie),
+// so no page flashes its signed-out state or loads data without the session.
+restoreSession().finally(() => render(<App />, root));

@@ -6,7 +6,13 @@ test('sign up, log out, log in and edit the profile through the pages', async ({
   await signUpThroughPage(page, username);
   await expect(page).toHaveURL('/');
 
+  // The session survives a reload (the httpOnly refresh cookie), and logging out ends it.
+  await page.reload();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
   await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(page.getByRole('button', { name: 'Log out' })).toHaveCount(0);
+  await page.reload();
   await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
   await expect(page.getByRole('button', { name: 'Log out' })).toHaveCount(0);
 
@@ -24,10 +30,16 @@ test('sign up, log out, log in and edit the profile through the pages', async ({
   await page.getByLabel('Bio').fill('Speedruns nightly');
   await page.getByRole('button', { name: 'Save profile' }).click();
   await expect(page.getByRole('status')).toHaveText('Profile saved.');
+  await page.reload();
+  await expect(page.getByLabel('Display name')).toHaveValue('<b>Not bold</b>');
 
-  // The token never lands where other scripts could read it.
+  // The tokens never land where other scripts could read them: the refresh cookie is httpOnly.
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
   expect(stored).toBe('{}{}');
+  const cookies = await page.context().cookies();
+  expect(cookies.map(({ name, httpOnly, sameSite, path }) => ({ name, httpOnly, sameSite, path }))).toEqual([
+    { name: 'onair_refresh', httpOnly: true, sameSite: 'Strict', path: '/api/auth' },
+  ]);
 });
 
 test('home lists live channels by viewers; the channel page shows the player, counts and follows', async ({ page, request }) => {
@@ -53,7 +65,6 @@ test('home lists live channels by viewers; the channel page shows the player, co
   await page.screenshot({ path: `${SCREENSHOTS}home.png`, fullPage: true });
   await expectAccessible(page, 'home');
 
-  // Signed-in state lives in memory: from here on, navigate inside the app, never reload.
   await signUpThroughPage(page, uniqueName('fan_'));
   await page.getByRole('link', { name: /Any% run/ }).click();
   await expect(page.getByRole('heading', { level: 1, name: popular.username })).toBeVisible();
@@ -99,6 +110,8 @@ test('every page passes axe-core, signed out and in', async ({ page }) => {
 
 test('controls are reachable by keyboard', async ({ page }) => {
   await page.goto('/login');
+  // The page renders once the session is restored (one request).
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
   await page.keyboard.press('Tab');
   await expect(page.getByRole('link', { name: 'Skip to content' })).toBeFocused();
   const reached: string[] = [];
