@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 const WATCHED: &[&str] = &[
     "src",
+    "public",
     "index.html",
     "package.json",
     "package-lock.json",
@@ -41,7 +42,7 @@ fn main() {
     let table = if built {
         embed(&dist)
     } else {
-        "pub static INDEX_HTML: Option<&[u8]> = None;\npub static ASSETS: &[Asset] = &[];\n"
+        "pub static INDEX_HTML: Option<Asset> = None;\npub static ASSETS: &[Asset] = &[];\npub static ROOT_FILES: &[Asset] = &[];\n"
             .to_owned()
     };
     std::fs::write(out.join("assets.rs"), table).expect("OUT_DIR is writable");
@@ -88,43 +89,87 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// `INDEX_HTML` and one `Asset` per file under `dist/assets`.
+/// `INDEX_HTML`, one `Asset` per file under `dist/assets` (`ASSETS`) and one per other
+/// file, copied by Vite from `web/public/` (`ROOT_FILES`). The `.br`/`.gz` files that
+/// `vite.config.ts` writes beside them are their variants, not files of their own.
 fn embed(dist: &Path) -> String {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dist.join("assets"))
-        .expect("vite wrote dist/assets")
-        .map(|entry| entry.expect("readable dist/assets").path())
-        .collect();
+    let mut files = Vec::new();
+    walk(dist, &mut files);
+    files.retain(|file| !file.extension().is_some_and(|e| e == "br" || e == "gz"));
     files.sort();
-    let mut table = format!(
-        "pub static INDEX_HTML: Option<&[u8]> = Some(include_bytes!({:?}));\npub static ASSETS: &[Asset] = &[\n",
-        dist.join("index.html")
-    );
-    for file in files {
-        let name = file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("UTF-8 names");
-        writeln!(
-            table,
-            "    Asset {{ path: {:?}, content_type: {:?}, body: include_bytes!({:?}) }},",
-            format!("/assets/{name}"),
-            content_type(name),
-            file
-        )
-        .expect("writing to a String");
+    let index = dist.join("index.html");
+    let mut assets = String::new();
+    let mut root_files = String::new();
+    for file in files.iter().filter(|f| **f != index) {
+        let relative = file.strip_prefix(dist).expect("under dist");
+        let url = relative
+            .components()
+            .map(|c| c.as_os_str().to_str().expect("UTF-8 names"))
+            .fold(String::new(), |url, part| url + "/" + part);
+        let table = if relative.starts_with("assets") {
+            &mut assets
+        } else {
+            &mut root_files
+        };
+        writeln!(table, "    {},", entry(&url, file)).expect("writing to a String");
     }
-    table.push_str("];\n");
-    table
+    format!(
+        "pub static INDEX_HTML: Option<Asset> = Some({});\n\
+         pub static ASSETS: &[Asset] = &[\n{assets}];\n\
+         pub static ROOT_FILES: &[Asset] = &[\n{root_files}];\n",
+        entry("/", &index)
+    )
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("vite wrote dist") {
+        let path = entry.expect("readable dist").path();
+        if path.is_dir() {
+            walk(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
+/// The `Asset` for `file`, served at `url`, with whichever compressed variants exist.
+fn entry(url: &str, file: &Path) -> String {
+    let variant = |extension: &str| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(format!(".{extension}"));
+        let path = PathBuf::from(name);
+        if path.exists() {
+            format!("Some(include_bytes!({path:?}))")
+        } else {
+            "None".to_owned()
+        }
+    };
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("UTF-8 names");
+    format!(
+        "Asset {{ path: {url:?}, content_type: {:?}, body: include_bytes!({file:?}), br: {}, gzip: {} }}",
+        content_type(name),
+        variant("br"),
+        variant("gz"),
+    )
 }
 
 fn content_type(name: &str) -> &'static str {
     match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
         Some("woff2") => "font/woff2",
         Some("json") => "application/json",
+        Some("webmanifest") => "application/manifest+json",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("ico") => "image/x-icon",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
         _ => "application/octet-stream",
     }
 }

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test, type Response } from '@playwright/test';
 import { apiSignup, expectAccessible, goLive, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
 
 test('sign up, log out, log in and edit the profile through the pages', async ({ page }) => {
@@ -80,6 +80,26 @@ test('home lists live channels by viewers; the channel page shows the player, co
   await expect(page.getByText('0 followers')).toBeVisible();
   await page.screenshot({ path: `${SCREENSHOTS}channel.png`, fullPage: true });
   await expectAccessible(page, 'channel (live)');
+});
+
+test('the home page loads under 200 KB of JS and CSS as transferred (compressed)', async ({ page }) => {
+  const loaded: Response[] = [];
+  page.on('response', (response) => {
+    if (['script', 'stylesheet'].includes(response.request().resourceType())) loaded.push(response);
+  });
+  await page.goto('/');
+  await expect(page.locator('main h1')).toBeVisible();
+  await page.waitForLoadState('networkidle');
+  let transferred = 0;
+  for (const response of loaded) {
+    expect(response.headers()['content-encoding'], response.url()).toMatch(/^(br|gzip)$/);
+    const sizes = await response.request().sizes();
+    transferred += sizes.responseHeadersSize + sizes.responseBodySize;
+  }
+  expect(loaded.length).toBeGreaterThanOrEqual(2);
+  test.info().annotations.push({ type: 'home JS+CSS transferred', description: `${transferred} bytes` });
+  console.log(`home page JS+CSS transferred: ${transferred} bytes in ${loaded.length} files (${loaded.map((r) => r.headers()['content-encoding']).join(", ")})`);
+  expect(transferred).toBeLessThan(200 * 1024);
 });
 
 test('an offline channel says so', async ({ page, request }) => {

@@ -1,15 +1,18 @@
 //! The web UI on the API's port: one HTML page for every client route, content-hashed
-//! assets cached for a year, and the browser security headers every response carries.
-//! The built files come from `onair-web` (built from `web/` at compile time).
+//! assets cached for a year, the files of `web/public/` at the site root, each sent
+//! brotli- or gzip-compressed when the client accepts it, and the browser security headers
+//! every response carries. The built files come from `onair-web` (built from `web/` at
+//! compile time, compressed then).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::Router;
 use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use onair_web::Asset;
 
 use crate::error::ApiError;
 
@@ -52,36 +55,88 @@ const UNBUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"ut
     <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p></main></body></html>";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    PAGES
+    let router = PAGES
         .iter()
         .fold(Router::new(), |router, path| router.route(path, get(page)))
-        .route(ASSETS, get(asset))
+        .route(ASSETS, get(asset));
+    onair_web::root_files().iter().fold(router, |router, file| {
+        // Under a fixed name (a service worker must keep its URL): always revalidated.
+        router.route(
+            file.path,
+            get(move |headers: HeaderMap| async move { send(file, "no-cache", &headers) }),
+        )
+    })
 }
 
-async fn page() -> Response {
-    let body = onair_web::index_html().unwrap_or(UNBUILT.as_bytes());
-    (
+async fn page(headers: HeaderMap) -> Response {
+    match onair_web::index_html() {
+        // Always revalidated, so a new build's asset names are picked up at once.
+        Some(index) => send(index, "no-cache", &headers),
+        None => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            UNBUILT,
+        )
+            .into_response(),
+    }
+}
+
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let asset = onair_web::asset(&format!("/assets/{file}")).ok_or(ApiError::RouteNotFound)?;
+    // The name changes with the content, so a copy never goes stale.
+    Ok(send(asset, "public, max-age=31536000, immutable", &headers))
+}
+
+/// `file` in the smallest encoding the request accepts (brotli, gzip, or as it is).
+fn send(file: &'static Asset, cache_control: &'static str, request: &HeaderMap) -> Response {
+    let (body, encoding) = match (file.br, file.gzip) {
+        (Some(br), _) if accepts(request, "br") => (br, Some("br")),
+        (_, Some(gzip)) if accepts(request, "gzip") => (gzip, Some("gzip")),
+        _ => (file.body, None),
+    };
+    let mut response = (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // Always revalidated, so a new build's asset names are picked up at once.
-            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_TYPE, file.content_type),
+            (header::CACHE_CONTROL, cache_control),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    let headers = response.headers_mut();
+    if let Some(encoding) = encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
+    if file.br.is_some() || file.gzip.is_some() {
+        // Caches must keep one copy per encoding.
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    response
 }
 
-async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
-    let asset = onair_web::asset(&format!("/assets/{file}")).ok_or(ApiError::RouteNotFound)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, asset.content_type),
-            // The name changes with the content, so a copy never goes stale.
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        asset.body,
-    )
-        .into_response())
+/// Whether `Accept-Encoding` allows `coding`: named or `*`, with a quality above 0.
+fn accepts(request: &HeaderMap, coding: &str) -> bool {
+    let mut named = None;
+    let mut any = None;
+    let items = request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    for item in items {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or_default();
+        let quality = parts
+            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
+        if name.eq_ignore_ascii_case(coding) {
+            named = Some(quality);
+        } else if name == "*" {
+            any = Some(quality);
+        }
+    }
+    named.or(any).is_some_and(|q| q > 0.0)
 }
 
 /// Adds the browser security headers to every response. Only `/embed/…` may be framed

@@ -11,6 +11,8 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     client_routes_answer_with_the_page,
     assets_are_immutable_and_unknown_ones_are_404,
     the_api_and_operations_keep_their_routes_and_get_the_headers,
+    the_page_and_assets_are_sent_compressed_as_the_client_accepts,
+    public_files_are_served_at_the_root_and_revalidated,
 );
 
 const PAGES: &[&str] = &[
@@ -136,4 +138,141 @@ async fn the_api_and_operations_keep_their_routes_and_get_the_headers(db: DbConf
     assert_error(&app.get("/no-such-page").await, 404, "route_not_found");
     let post = app.client.post(app.url("/")).send().await.unwrap();
     assert_error(&read(post).await, 405, "method_not_allowed");
+}
+
+/// GET `path` with `Accept-Encoding: accept` (none if `None`): status, headers, raw bytes.
+async fn fetch_encoded(
+    app: &TestApp,
+    path: &str,
+    accept: Option<&str>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut request = app.client.get(app.url(path));
+    if let Some(accept) = accept {
+        request = request.header("accept-encoding", accept);
+    }
+    let response = request.send().await.unwrap();
+    let headers = response.headers().clone();
+    (
+        response.status(),
+        headers,
+        response.bytes().await.unwrap().to_vec(),
+    )
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut gzip = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip is installed");
+    gzip.stdin.take().unwrap().write_all(bytes).unwrap();
+    let output = gzip.wait_with_output().unwrap();
+    assert!(output.status.success());
+    output.stdout
+}
+
+async fn the_page_and_assets_are_sent_compressed_as_the_client_accepts(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let Some(index) = onair_web::index_html() else {
+        eprintln!(
+            "SKIPPED compression checks: the web UI was not built (npm missing at build time)"
+        );
+        return;
+    };
+    let (_, _, home) = fetch(&app, "/").await;
+    let scripts: Vec<&str> = home
+        .split('"')
+        .filter(|s| s.starts_with("/assets/") && s.ends_with(".js"))
+        .collect();
+    assert!(!scripts.is_empty(), "{home}");
+    for path in ["/", "/c/alice"].into_iter().chain(scripts) {
+        let original = if path.starts_with("/assets/") {
+            onair_web::asset(path).unwrap().body
+        } else {
+            index.body
+        };
+        let (status, headers, plain) = fetch_encoded(&app, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(headers.get("content-encoding").is_none(), "{path}");
+        assert_eq!(header(&headers, "vary"), "accept-encoding", "{path}");
+        assert_eq!(plain, original, "{path}");
+
+        for (accept, expected) in [
+            ("gzip, deflate, br, zstd", "br"),
+            ("br;q=1.0, gzip;q=0.8, *;q=0.1", "br"),
+            ("gzip, deflate", "gzip"),
+            ("br;q=0, gzip", "gzip"),
+            ("*", "br"),
+        ] {
+            let (status, headers, body) = fetch_encoded(&app, path, Some(accept)).await;
+            assert_eq!(status, StatusCode::OK, "{path} {accept}");
+            assert_eq!(
+                header(&headers, "content-encoding"),
+                expected,
+                "{path} {accept}"
+            );
+            assert_eq!(
+                header(&headers, "vary"),
+                "accept-encoding",
+                "{path} {accept}"
+            );
+            assert!(
+                header(&headers, "content-type").starts_with("text/"),
+                "{path}"
+            );
+            assert!(
+                body.len() < plain.len(),
+                "{path} {accept}: {} ≥ {}",
+                body.len(),
+                plain.len()
+            );
+            if expected == "gzip" {
+                assert_eq!(gunzip(&body), plain, "{path}");
+            }
+        }
+        for accept in ["identity", "deflate", "br;q=0, gzip;q=0", "*;q=0"] {
+            let (_, headers, body) = fetch_encoded(&app, path, Some(accept)).await;
+            assert!(headers.get("content-encoding").is_none(), "{path} {accept}");
+            assert_eq!(body, plain, "{path} {accept}");
+        }
+    }
+}
+
+async fn public_files_are_served_at_the_root_and_revalidated(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let files = onair_web::root_files();
+    if onair_web::index_html().is_some() {
+        assert!(
+            files.iter().any(|f| f.path == "/robots.txt"),
+            "web/public/robots.txt is embedded: {files:?}"
+        );
+    }
+    for file in files {
+        let (status, headers, body) = fetch_encoded(&app, file.path, None).await;
+        assert_eq!(status, StatusCode::OK, "{}", file.path);
+        assert_eq!(body, file.body, "{}", file.path);
+        assert_eq!(
+            header(&headers, "cache-control"),
+            "no-cache",
+            "{}",
+            file.path
+        );
+        assert_eq!(header(&headers, "content-type"), file.content_type);
+        assert_secured(file.path, &headers);
+        if file.path.ends_with(".js") {
+            assert_eq!(file.content_type, "text/javascript; charset=utf-8");
+        }
+    }
+    let (status, headers, body) = fetch(&app, "/robots.txt").await;
+    if onair_web::index_html().is_some() {
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            header(&headers, "content-type"),
+            "text/plain; charset=utf-8"
+        );
+        assert!(body.contains("User-agent: *"), "{body}");
+    }
+    assert_error(&app.get("/sw-missing.js").await, 404, "route_not_found");
 }
