@@ -1,6 +1,6 @@
 //! The media plane: a built-in RTMP ingest that authenticates publishers through the
 //! application, feeds each accepted publish to a supervised ffmpeg, and writes adaptive
-//! HLS under a media root that the HTTP server serves.
+//! HLS and a preview image under a media root that the HTTP server serves.
 
 mod flv;
 mod master;
@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use rtmp::{IngestConfig, IngestServer};
-pub use transcoder::{MASTER_PLAYLIST, RENDITIONS, TranscodeSettings, Transcoder};
+pub use transcoder::{
+    MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, RENDITIONS, TranscodeSettings, Transcoder,
+};
 
 /// A publish the application accepted: whose it is and which broadcast it feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]

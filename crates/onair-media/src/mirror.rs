@@ -1,8 +1,8 @@
 //! Copies a broadcast's HLS from the local spool, where ffmpeg writes it, into the media
 //! store (S3 or another directory) while it is produced. Segments go before the
 //! playlists that name them, so a player never sees a playlist pointing at a segment
-//! that is not there yet. Segments never change and are sent once; playlists are sent
-//! again whenever they change.
+//! that is not there yet. Segments never change and are sent once; playlists and the
+//! preview image are sent again whenever they change.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,8 @@ use tokio::task::JoinHandle;
 use crate::transcoder::MASTER_PLAYLIST;
 
 const POLL: Duration = Duration::from_millis(200);
+/// Segments, playlists and the preview image (ffmpeg's `.tmp` files are still being written).
+const MIRRORED: [&str; 3] = ["ts", "m3u8", "jpg"];
 
 pub(crate) struct Mirror {
     stop: watch::Sender<bool>,
@@ -69,7 +71,7 @@ fn rank(path: &Path) -> u8 {
     }
 }
 
-/// Finished files under `dir` (ffmpeg's `.tmp` files are still being written).
+/// Finished files under `dir`.
 async fn finished_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
@@ -81,7 +83,11 @@ async fn finished_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.path();
             match entry.file_type().await {
                 Ok(kind) if kind.is_dir() => pending.push(path),
-                Ok(_) if path.extension().is_some_and(|e| e == "ts" || e == "m3u8") => {
+                Ok(_)
+                    if path
+                        .extension()
+                        .is_some_and(|e| MIRRORED.iter().any(|m| e == *m)) =>
+                {
                     files.push(path)
                 }
                 _ => {}
@@ -142,9 +148,11 @@ mod tests {
         std::fs::write(spool.join("360p/seg_00001.ts.tmp"), "half").unwrap();
         std::fs::write(spool.join("360p/index.m3u8"), "#EXTM3U").unwrap();
         std::fs::write(spool.join(MASTER_PLAYLIST), "#EXTM3U master").unwrap();
+        std::fs::write(spool.join("preview.jpg"), "jpeg").unwrap();
+        std::fs::write(spool.join("preview.jpg.tmp"), "half").unwrap();
         let files = finished_files(&spool).await;
         let ranks: Vec<u8> = files.iter().map(|p| rank(p)).collect();
-        assert_eq!(ranks, [0, 1, 2]);
+        assert_eq!(ranks, [0, 0, 1, 2]);
 
         let store = MediaStore::open(Some("memory:///"), &spool).unwrap();
         let mirror =
@@ -161,6 +169,10 @@ mod tests {
         assert_eq!(
             store.get("live/abc/master.m3u8").await.unwrap().as_deref(),
             Some(&b"#EXTM3U master"[..])
+        );
+        assert_eq!(
+            store.get("live/abc/preview.jpg").await.unwrap().as_deref(),
+            Some(&b"jpeg"[..])
         );
         assert_eq!(
             store.get("live/abc/360p/seg_00001.ts.tmp").await.unwrap(),

@@ -1,6 +1,7 @@
 //! ffmpeg as a supervised child: FLV in on stdin, adaptive HLS out (the source rendition
-//! copied, a 360p rendition encoded, a master playlist over both). The process is killed
-//! if its owner goes away, its exit is always reaped, and a failure is reported.
+//! copied, a 360p rendition encoded, a master playlist over both) and a preview image.
+//! The process is killed if its owner goes away, its exit is always reaped, and a failure
+//! is reported.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -38,6 +39,12 @@ impl Default for TranscodeSettings {
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// Rendition directory names, in master-playlist order.
 pub const RENDITIONS: [&str; 2] = ["source", "360p"];
+/// A still of the broadcast for the live lists, beside the master playlist.
+pub const PREVIEW_IMAGE: &str = "preview.jpg";
+/// How often the preview is replaced, in seconds of video.
+pub const PREVIEW_SECONDS: u32 = 10;
+/// The preview's width in pixels (its height keeps the aspect ratio).
+const PREVIEW_WIDTH: u32 = 320;
 
 impl TranscodeSettings {
     /// ffprobe, installed beside ffmpeg.
@@ -98,7 +105,18 @@ impl TranscodeSettings {
             .args(["-var_stream_map", "v:0,a:0,name:source v:1,a:1,name:360p"])
             .arg("-hls_segment_filename")
             .arg(segment_pattern)
-            .arg(playlist_pattern);
+            .arg(playlist_pattern)
+            // Second output, the preview: the first frame, then one every PREVIEW_SECONDS,
+            // from the decoded source (the 360p encode decodes it anyway). One encoder
+            // thread, so each image is written at once instead of when the next arrives;
+            // atomic_writing renames it into place, so it is never read half-written.
+            .args(["-map", "0:v:0", "-an", "-filter:v"])
+            .arg(format!(
+                "select='isnan(prev_selected_t)+gte(t-prev_selected_t,{PREVIEW_SECONDS})',scale={PREVIEW_WIDTH}:-2"
+            ))
+            .args(["-fps_mode", "vfr", "-q:v", "5", "-threads", "1"])
+            .args(["-f", "image2", "-update", "1", "-atomic_writing", "1"])
+            .arg(output.join(PREVIEW_IMAGE));
         command
     }
 }

@@ -83,6 +83,9 @@ pub struct StreamView {
     pub viewer_count: i64,
     pub peak_viewer_count: i64,
     pub unique_viewer_count: i64,
+    /// Whether an RTMP publisher is feeding it now (a stream started through the API
+    /// alone has no video).
+    pub publishing: bool,
     #[sqlx(flatten)]
     pub owner: StreamOwner,
 }
@@ -110,6 +113,7 @@ pub struct StreamPatch {
 const STREAM_VIEW: &str = "
     SELECT s.id, s.title, s.category, s.status, s.started_at, s.ended_at,
            s.viewer_count, s.peak_viewer_count, s.unique_viewer_count,
+           s.publisher_session IS NOT NULL AS publishing,
            u.id AS owner_id, u.username AS owner_username,
            u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
     FROM streams s JOIN users u ON u.id = s.user_id";

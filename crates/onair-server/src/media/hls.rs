@@ -1,4 +1,4 @@
-//! Serving the HLS that ingest writes under the media root.
+//! Serving the HLS and the preview image that ingest writes under the media root.
 
 use axum::body::Body;
 use std::sync::Arc;
@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use super::Media;
 use crate::error::{ApiError, ErrorBody, Path};
+
+/// As long as a preview lasts (`onair_media::PREVIEW_SECONDS`).
+const PREVIEW_CACHE_CONTROL: &str = "public, max-age=10";
 
 /// A live broadcast's master playlist (`master.m3u8`).
 #[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
@@ -37,13 +40,29 @@ pub(super) async fn hls_rendition(
     serve_hls(&media, stream_id, &[&rendition, &file]).await
 }
 
-/// Playlists change every segment and are never cached; segments never change.
+/// A still of the live broadcast, 320 px wide, replaced every ~10 s while it is live
+/// (the `preview_url` of a live stream).
+#[utoipa::path(get, path = "/live/{stream_id}/preview.jpg", tag = "media",
+    params(("stream_id" = Uuid, Path)),
+    responses((status = 200, description = "JPEG image", body = Vec<u8>, content_type = "image/jpeg"),
+        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
+pub(super) async fn preview_image(
+    State(media): State<Arc<Media>>,
+    Path(stream_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    serve_hls(&media, stream_id, &[onair_media::PREVIEW_IMAGE]).await
+}
+
+/// Playlists change every segment and are never cached; segments never change; the
+/// preview may be cached as long as it lasts.
 async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
     let (content_type, cache_control) = if file.ends_with(".m3u8") {
         ("application/vnd.apple.mpegurl", "no-cache")
     } else if file.ends_with(".ts") {
         ("video/mp2t", "public, max-age=31536000, immutable")
+    } else if parts == [onair_media::PREVIEW_IMAGE] {
+        ("image/jpeg", PREVIEW_CACHE_CONTROL)
     } else {
         return Err(ApiError::NotFound("media file"));
     };

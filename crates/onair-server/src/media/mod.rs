@@ -229,5 +229,6 @@ where
     OpenApiRouter::new()
         .routes(routes!(hls::hls_master))
         .routes(routes!(hls::hls_rendition))
+        .routes(routes!(hls::preview_image))
         .routes(routes!(hooks::media_hook))
 }

@@ -184,6 +184,9 @@ pub struct StreamDto {
     peak_viewer_count: i64,
     /// Distinct viewers over the broadcast (HyperLogLog estimate).
     unique_viewer_count: i64,
+    /// A still of the broadcast, replaced every ~10 s (`/live/{id}/preview.jpg`); null
+    /// unless it is live with video coming in.
+    preview_url: Option<String>,
     owner: UserSummaryDto,
 }
 
@@ -203,6 +206,13 @@ impl From<StreamView> for StreamDto {
             },
             peak_viewer_count: stream.peak_viewer_count,
             unique_viewer_count: stream.unique_viewer_count,
+            preview_url: (stream.status == StreamStatus::Live && stream.publishing).then(|| {
+                format!(
+                    "/{}/{}",
+                    onair_media::live_key(stream.id),
+                    onair_media::PREVIEW_IMAGE
+                )
+            }),
             owner: stream.owner.into(),
         }
     }

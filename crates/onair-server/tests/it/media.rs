@@ -120,6 +120,38 @@ async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
     .await
 }
 
+/// Waits for the live broadcast's preview image and checks it: a JPEG 320 px wide,
+/// cached no longer than it lasts. Returns its bytes.
+async fn preview(app: &TestApp, live: &Value) -> Vec<u8> {
+    let stream_id = live["id"].as_str().unwrap();
+    let url = format!("/live/{stream_id}/preview.jpg");
+    assert_eq!(live["preview_url"], url.as_str(), "{live}");
+    let (headers, image) = eventually("a preview image", || async {
+        let (status, headers, image) = get_bytes(app, &url).await;
+        (status == StatusCode::OK).then_some((headers, image))
+    })
+    .await;
+    assert_eq!(headers["content-type"], "image/jpeg");
+    assert_eq!(headers["cache-control"], "public, max-age=10");
+    assert_eq!(image[..2], [0xFF, 0xD8], "JPEG magic");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &image).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "320,180");
+    image
+}
+
 async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
     let app = TestApp::spawn_configured(db, |config| config.media.reconnect_grace_secs = 1).await;
     let creator = app.signup("broadcaster").await;
@@ -134,6 +166,13 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
 
     let renditions = playable(&app, &stream_id).await;
     assert_eq!(renditions, ["source/index.m3u8", "360p/index.m3u8"]);
+    let first_preview = preview(&app, &live).await;
+    // Replaced while the broadcast goes on (the test pattern's counter moves).
+    eventually("a newer preview image", || async {
+        let (_, _, image) = get_bytes(&app, &format!("/live/{stream_id}/preview.jpg")).await;
+        (image[..2] == [0xFF, 0xD8] && image != first_preview).then_some(())
+    })
+    .await;
     let (status, headers, master) =
         get_bytes(&app, &format!("/live/{stream_id}/master.m3u8")).await;
     assert_eq!(status, StatusCode::OK);
@@ -212,6 +251,7 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
     publisher.kill().await.unwrap();
     let ended = broadcast_in(&app, &creator, "ended").await;
     assert_eq!(ended["id"], stream_id.as_str());
+    assert_eq!(ended["preview_url"], Value::Null);
     let (_, profile) = app.get(&format!("/api/users/{}", creator.id)).await;
     assert_eq!(profile["is_live"], false);
 }
@@ -228,6 +268,7 @@ async fn hls_is_published_through_the_object_store(db: DbConfig) {
     let live = broadcast_in(&app, &creator, "live").await;
     let renditions = playable(&app, live["id"].as_str().unwrap()).await;
     assert_eq!(renditions.len(), 2);
+    preview(&app, &live).await;
 }
 
 async fn a_reconnect_within_the_window_continues_the_broadcast(db: DbConfig) {

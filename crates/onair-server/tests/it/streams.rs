@@ -69,10 +69,13 @@ async fn a_broadcast_goes_live_and_ends(db: DbConfig) {
     assert_eq!(stream["status"], "live");
     assert_eq!(stream["title"], "Any% speedrun");
     assert_eq!(stream["owner"]["username"], "streamer");
+    // Live through the API alone: no video, so no preview image.
+    assert_eq!(stream["preview_url"], serde_json::Value::Null, "{stream}");
     let id = stream["id"].as_str().unwrap().to_owned();
 
     let (_, live) = app.get("/api/streams").await;
     assert_eq!(live["data"][0]["id"], id.as_str());
+    assert_eq!(live["data"][0]["preview_url"], serde_json::Value::Null);
     assert_eq!(live["data"][0]["owner"]["username"], "streamer");
     let (_, profile) = app.get(&format!("/api/users/{}", streamer.id)).await;
     assert_eq!(profile["is_live"], true);
