@@ -27,6 +27,8 @@ export interface Stream {
   status: 'live' | 'offline' | 'ended';
   started_at: string;
   viewer_count: number;
+  /** A still of the broadcast, refreshed every ~10 s; null unless live with video. */
+  preview_url: string | null;
   owner: UserSummary;
 }
 

@@ -1,5 +1,5 @@
 import { expect, test, type Response } from '@playwright/test';
-import { apiSignup, expectAccessible, goLive, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
+import { apiSignup, expectAccessible, goLive, publishTestPattern, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
 
 test('sign up, log out, log in and edit the profile through the pages', async ({ page }) => {
   const username = uniqueName('ui_');
@@ -100,6 +100,29 @@ test('the home page loads under 200 KB of JS and CSS as transferred (compressed)
   test.info().annotations.push({ type: 'home JS+CSS transferred', description: `${transferred} bytes` });
   console.log(`home page JS+CSS transferred: ${transferred} bytes in ${loaded.length} files (${loaded.map((r) => r.headers()['content-encoding']).join(", ")})`);
   expect(transferred).toBeLessThan(200 * 1024);
+});
+
+test('a channel publishing video shows its live preview on the home page', async ({ page, request }) => {
+  test.setTimeout(60_000);
+  const creator = await apiSignup(request, 'preview_');
+  const key = await request.get('/api/me/stream-key', { headers: { authorization: `Bearer ${creator.token}` } });
+  const { stream_key, rtmp_url } = await key.json();
+  const ffmpeg = publishTestPattern(rtmp_url, stream_key);
+  try {
+    const preview = page.getByRole('img', { name: `Live preview of ${creator.username} is live` });
+    await expect(async () => {
+      await page.goto('/');
+      await expect(preview).toBeVisible({ timeout: 2_000 });
+      expect(await preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
+    }).toPass({ timeout: 30_000 });
+    await expect(preview).toHaveAttribute('loading', 'lazy');
+    // The box keeps 16:9 whatever the image: the card does not jump when it arrives.
+    const box = (await preview.boundingBox())!;
+    expect(Math.abs(box.width / box.height - 16 / 9)).toBeLessThan(0.02);
+    await expectAccessible(page, 'home (with a preview)');
+  } finally {
+    ffmpeg.kill('SIGKILL');
+  }
 });
 
 test('an offline channel says so', async ({ page, request }) => {

@@ -5,6 +5,8 @@ import { api, displayName, type Stream } from '../api';
 export function Home() {
   const [streams, setStreams] = useState<Stream[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // Each reload of the list asks for the previews anew (they change every ~10 s).
+  const [loadedAt, setLoadedAt] = useState(0);
   useEffect(() => {
     let current = true;
     const load = () =>
@@ -13,6 +15,7 @@ export function Home() {
         .then((page) => {
           if (current) {
             setStreams([...page.data].sort((a, b) => b.viewer_count - a.viewer_count));
+            setLoadedAt(Date.now());
             setError(null);
           }
         })
@@ -34,6 +37,23 @@ export function Home() {
         <ul class="cards">
           {streams.map((s) => (
             <li key={s.id} class="card">
+              {s.preview_url && (
+                // A fixed 16:9 box, so the card does not jump when the image arrives (or
+                // never does: a broadcast's first preview takes a moment).
+                <div class="card-preview">
+                  <img
+                    src={`${s.preview_url}?at=${loadedAt}`}
+                    alt={`Live preview of ${s.title}`}
+                    width={320}
+                    height={180}
+                    loading="lazy"
+                    decoding="async"
+                    onError={(event) => {
+                      event.currentTarget.hidden = true;
+                    }}
+                  />
+                </div>
+              )}
               <a href={`/c/${s.owner.id}`}>
                 <span class="card-title">{s.title}</span>
               </a>
