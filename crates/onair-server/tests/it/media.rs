@@ -120,6 +120,18 @@ async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
     .await
 }
 
+/// ffprobe's `entries` of a media file's `bytes`, printed in `format`.
+fn ffprobe(bytes: &[u8], entries: &str, format: &str) -> Vec<u8> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", format])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    output.stdout
+}
+
 /// Waits for the live broadcast's preview image and checks it: a JPEG 320 px wide,
 /// cached no longer than it lasts. Returns its bytes.
 async fn preview(app: &TestApp, live: &Value) -> Vec<u8> {
@@ -134,21 +146,8 @@ async fn preview(app: &TestApp, live: &Value) -> Vec<u8> {
     assert_eq!(headers["content-type"], "image/jpeg");
     assert_eq!(headers["cache-control"], "public, max-age=10");
     assert_eq!(image[..2], [0xFF, 0xD8], "JPEG magic");
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &image).unwrap();
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "320,180");
+    let size = ffprobe(&image, "stream=width,height", "csv=p=0");
+    assert_eq!(String::from_utf8_lossy(&size).trim(), "320,180");
     image
 }
 
@@ -216,21 +215,8 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
             .unwrap()
             .contains("immutable")
     );
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &bytes).unwrap();
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,height",
-            "-of",
-            "json",
-        ])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    let streams: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
+    let streams: Value = serde_json::from_slice(&probe).unwrap();
     let streams = streams["streams"].as_array().unwrap();
     assert!(
         streams
