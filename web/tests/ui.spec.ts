@@ -134,6 +134,8 @@ test('an offline channel says so', async ({ page, request }) => {
 });
 
 test('every page passes axe-core, signed out and in', async ({ page }) => {
+  // Nine axe-core runs of 1–4 s each on a busy 2-core machine.
+  test.setTimeout(60_000);
   for (const path of ['/', '/login', '/signup', '/dashboard', '/settings', '/c/nobody', '/embed/nobody']) {
     await page.goto(path);
     await expect(page.locator('main h1')).toBeVisible();
