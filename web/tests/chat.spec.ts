@@ -93,6 +93,10 @@ test('two users chat both ways, history shows on join, and the owner times the v
   await expect(viewer.getByRole('alert').filter({ hasText: /You are timed out until \d/ })).toBeVisible();
   await expect(viewer.getByLabel('Send a message')).toBeDisabled();
   await expectAccessible(viewer, 'channel (timed out)');
+  // A reload keeps the session (refresh cookie) and the timeout (told on join).
+  await viewer.reload();
+  await expect(viewer.getByRole('alert').filter({ hasText: /You are timed out until \d/ })).toBeVisible();
+  await expect(viewer.getByLabel('Send a message')).toBeDisabled();
 
   // A signed-out reader joining gets the history, and is asked to log in to talk.
   const reader = await (await browser.newContext()).newPage();
