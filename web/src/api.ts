@@ -102,15 +102,33 @@ export async function call<T>(method: string, path: string, body?: unknown, retr
 }
 
 async function answer<T>(response: Response): Promise<T> {
-  if (!response.ok) {
-    const error = await response.json().catch(() => null);
-    throw new ApiError(
-      response.status,
-      error?.error?.code ?? 'http_error',
-      error?.error?.message ?? `request failed (${response.status})`,
-    );
-  }
+  if (!response.ok) throw await errorOf(response);
   return response.status === 204 ? (undefined as T) : response.json();
+}
+
+/** A failed answer's `{"error":{code,message}}` as an `ApiError`. */
+export async function errorOf(response: Response): Promise<ApiError> {
+  const error = await response.json().catch(() => null);
+  return new ApiError(
+    response.status,
+    error?.error?.code ?? 'http_error',
+    error?.error?.message ?? `request failed (${response.status})`,
+  );
+}
+
+/**
+ * A request with the session's token whose answer the caller reads itself (a raw body such
+ * as an image, or a streamed answer such as server-sent events); a 401 refreshes the session
+ * once and retries. Tokens stay out of URLs.
+ */
+export async function authorizedFetch(path: string, init: RequestInit = {}): Promise<Response> {
+  const send = () => {
+    const headers = new Headers(init.headers);
+    if (session) headers.set('authorization', `Bearer ${session.access_token}`);
+    return fetch(`/api${path}`, { ...init, headers });
+  };
+  const response = await send();
+  return response.status === 401 && session && (await refresh()) ? send() : response;
 }
 
 /** A session call: the refresh token goes and comes back in the httpOnly cookie. */

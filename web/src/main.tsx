@@ -10,6 +10,7 @@ import { Popout, Overlay } from './pages/chat';
 import { Embed } from './pages/embed';
 import { Dashboard } from './pages/dashboard';
 import { Settings } from './pages/settings';
+import { NotificationsMenu } from './notifications/menu';
 
 function useSignedIn(): string | null {
   const [user, setUser] = useState(signedInAs());
@@ -77,6 +78,7 @@ function App() {
           </a>
           {user ? (
             <>
+              <NotificationsMenu user={user} />
               <a href="/dashboard">Dashboard</a>
               <a href="/settings">Settings</a>
               <button type="button" onClick={() => logOut().then(() => navigate('/'))}>
