@@ -99,21 +99,20 @@ export function NotificationsMenu({ user }: { user: string }) {
         if (open && next && !wrapper.current?.contains(next)) setOpen(false);
       }}
     >
+      {/* Named in full: the badge's number alone would read as "Notifications 2". */}
       <button
         type="button"
         ref={button}
+        aria-label={unread > 0 ? `Notifications, ${unread} unread` : 'Notifications'}
         aria-expanded={open}
         aria-controls={PANEL}
         onClick={() => setOpen(!open)}
       >
         Notifications
         {unread > 0 && (
-          <>
-            <span class="badge" aria-hidden="true">
-              {unread > 99 ? '99+' : unread}
-            </span>
-            <span class="visually-hidden">, {unread} unread</span>
-          </>
+          <span class="badge" aria-hidden="true">
+            {unread > 99 ? '99+' : unread}
+          </span>
         )}
       </button>
       <div

@@ -37,6 +37,31 @@ function keyBytes(base64url: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(binary, (c) => c.charCodeAt(0));
 }
 
+/** How long the browser's push service may take to hand out a subscription. */
+const SUBSCRIBE_TIMEOUT_MS = 15_000;
+
+/** A new subscription from the browser's push service, or a reason worded for the user. */
+async function subscribeWithin(registration: ServiceWorkerRegistration, key: Uint8Array<ArrayBuffer>) {
+  let timer = 0;
+  // A browser that cannot reach its push service may never answer at all.
+  const silence = new Promise<never>((_, reject) => {
+    timer = window.setTimeout(
+      () => reject(new PushUnavailable('Your browser’s push service did not answer, so push notifications cannot be turned on right now. Try again later.')),
+      SUBSCRIBE_TIMEOUT_MS,
+    );
+  });
+  try {
+    return await Promise.race([registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), silence]);
+  } catch (e) {
+    if (e instanceof PushUnavailable) throw e;
+    throw new PushUnavailable(
+      `Your browser could not subscribe to push notifications (${(e as Error).message}). Private windows, and browsers that cannot reach their push service, cannot receive them.`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Asks for permission, subscribes this browser and hands the subscription to the server. */
 export async function turnOnPush(): Promise<void> {
   const permission = await Notification.requestPermission();
@@ -52,16 +77,7 @@ export async function turnOnPush(): Promise<void> {
   let subscription = await registration.pushManager.getSubscription();
   if (!subscription) {
     const { public_key } = await notifications.vapidPublicKey();
-    try {
-      subscription = await registration.pushManager.subscribe({
-        userVisibleOnly: true,
-        applicationServerKey: keyBytes(public_key),
-      });
-    } catch (e) {
-      throw new PushUnavailable(
-        `Your browser could not reach its push service, so push notifications cannot be turned on here right now (${(e as Error).message}).`,
-      );
-    }
+    subscription = await subscribeWithin(registration, keyBytes(public_key));
   }
   try {
     await notifications.subscribe(subscription.toJSON());
