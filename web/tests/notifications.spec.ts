@@ -106,3 +106,29 @@ test('the menu fits a phone screen', async ({ page }) => {
   expect(box.x + box.width).toBeLessThanOrEqual(375);
   await expectAccessible(page, 'notifications menu (phone width)');
 });
+
+test('the inbox pages through older notifications', async ({ page, request }) => {
+  test.setTimeout(90_000);
+  const fan = await apiSignup(request, 'many_');
+  const auth = { authorization: `Bearer ${fan.token}` };
+  // One more than the menu's page of 20.
+  const creators = await Promise.all(Array.from({ length: 21 }, (_, i) => apiSignup(request, `c${i}_`)));
+  for (const creator of creators) {
+    expect((await request.post(`/api/users/${creator.id}/follow`, { headers: auth })).status()).toBe(204);
+  }
+  await Promise.all(creators.map((creator, i) => goLive(request, creator, `Stream number ${i}`, 'Games')));
+  await expect
+    .poll(async () => (await (await request.get('/api/me/notifications/unread-count', { headers: auth })).json()).unread, { timeout: 30_000 })
+    .toBe(21);
+
+  await page.goto('/login');
+  await page.getByLabel('Username or email').fill(fan.username);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Notifications, 21 unread' }).click();
+  const panel = page.getByRole('region', { name: 'Notifications' });
+  await expect(panel.getByRole('link')).toHaveCount(20);
+  await panel.getByRole('button', { name: 'Show older notifications' }).click();
+  await expect(panel.getByRole('link')).toHaveCount(21);
+  await expect(panel.getByRole('button', { name: 'Show older notifications' })).toHaveCount(0);
+});
