@@ -133,3 +133,34 @@ test('the inbox pages through older notifications', async ({ page, request }) =>
   await expect(panel.getByRole('link')).toHaveCount(21);
   await expect(panel.getByRole('button', { name: 'Show older notifications' })).toHaveCount(0);
 });
+
+test('the live feed reconnects when the connection fails or ends', async ({ page, request }) => {
+  const creator = await apiSignup(request, 'back_');
+  const fan = await apiSignup(request, 'net_');
+  const auth = { authorization: `Bearer ${fan.token}` };
+  expect((await request.post(`/api/users/${creator.id}/follow`, { headers: auth })).status()).toBe(204);
+
+  // The first connection is refused, the second ends after its first event, the third is real.
+  let feeds = 0;
+  await page.route('**/api/me/notifications/live', (route) => {
+    feeds += 1;
+    if (feeds === 1) {
+      return route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"try later"}}' });
+    }
+    if (feeds === 2) {
+      return route.fulfill({ status: 200, contentType: 'text/event-stream', body: ': hello\r\nevent: unread\r\ndata: {"unread":7}\r\n\r\n' });
+    }
+    return route.continue();
+  });
+  await page.goto('/login');
+  await page.getByLabel('Username or email').fill(fan.username);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  const menuButton = page.getByRole('button', { name: /^Notifications/ });
+  await expect(menuButton).toHaveAccessibleName('Notifications, 7 unread', { timeout: 10_000 });
+  // The real feed's count replaces the ended one's.
+  await expect(menuButton).toHaveAccessibleName('Notifications', { timeout: 10_000 });
+  expect(feeds).toBe(3);
+  await goLive(request, creator, 'Back online', 'Talk');
+  await expect(menuButton).toHaveAccessibleName('Notifications, 1 unread', { timeout: 15_000 });
+});
