@@ -110,7 +110,7 @@ export function NotificationsMenu({ user }: { user: string }) {
       >
         Notifications
         {unread > 0 && (
-          <span class="badge" aria-hidden="true">
+          <span class="unread-badge" aria-hidden="true">
             {unread > 99 ? '99+' : unread}
           </span>
         )}

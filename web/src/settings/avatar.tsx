@@ -79,14 +79,14 @@ export function AvatarSettings({ profile, onChange }: { profile: Profile; onChan
     <section aria-labelledby="avatar-heading">
       <h2 id="avatar-heading">Avatar</h2>
       {profile.avatar_url ? (
-        <img class="avatar" src={profile.avatar_url} alt="Your avatar" width={96} height={96} />
+        <img class="avatar-image" src={profile.avatar_url} alt="Your avatar" width={96} height={96} />
       ) : (
         <p>You have no avatar yet.</p>
       )}
       <form onSubmit={upload}>
         <label for="avatar-file">New avatar image (PNG, JPEG or WebP, up to 2 MB)</label>
         <input id="avatar-file" type="file" accept={TYPES.join(',')} onChange={pick} />
-        {preview && <img class="avatar" src={preview} alt="Preview of the new avatar" width={96} height={96} />}
+        {preview && <img class="avatar-image" src={preview} alt="Preview of the new avatar" width={96} height={96} />}
         <div class="row">
           <button type="submit" disabled={!file || busy}>
             Upload avatar

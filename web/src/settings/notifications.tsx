@@ -88,7 +88,7 @@ export function NotificationPreferences() {
       <p>Your notifications menu always lists the channels you follow going live.</p>
       {pushEnabled !== null && (
         <form onSubmit={save}>
-          <label class="check">
+          <label class="checkbox-label">
             <input type="checkbox" name="push_enabled" checked={pushEnabled} />
             Also send them to my browsers as push notifications
           </label>
