@@ -15,7 +15,7 @@ function message(data) {
   }
 }
 
-/** The channel page of the creator who went live (the payload's url when it is one). */
+/** The channel page of the creator who went live (the payload's url, from this server). */
 function channelUrl(push) {
   if (typeof push.url === 'string' && push.url.startsWith('/c/')) return push.url;
   if (typeof push.creator_id === 'string') return `/c/${encodeURIComponent(push.creator_id)}`;

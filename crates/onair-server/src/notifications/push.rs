@@ -158,7 +158,7 @@ impl BrowserKeys {
 struct PushMessage<'a> {
     title: String,
     body: &'a str,
-    /// Where a click leads.
+    /// Where a click leads: the creator's channel page.
     url: String,
     /// Same tag, same notification: a push delivered twice shows once.
     tag: String,
@@ -175,7 +175,7 @@ fn message(stream: &StreamView) -> Vec<u8> {
     serde_json::to_vec(&PushMessage {
         title: format!("{name} is live"),
         body: &stream.title,
-        url: format!("/streams/{}", stream.id),
+        url: format!("/c/{}", stream.owner.username),
         tag: format!("live-{}", stream.id),
         stream_id: stream.id,
         creator_id: stream.owner.id,

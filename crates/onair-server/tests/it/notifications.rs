@@ -530,6 +530,7 @@ async fn web_push_reaches_subscribers_encrypted_and_signed(db: DbConfig) {
     assert_eq!(message["title"], "star is live");
     assert_eq!(message["stream_id"], stream_id.as_str());
     assert_eq!(message["tag"], format!("live-{stream_id}"));
+    assert_eq!(message["url"], "/c/star", "a click opens the channel page");
 
     // VAPID (RFC 8292): a JWT for this push service's origin, signed with our key.
     let authorization = push.headers["authorization"].to_str().unwrap();
