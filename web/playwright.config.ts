@@ -17,7 +17,8 @@ export default defineConfig({
   outputDir: 'test-results',
   fullyParallel: false,
   workers: 1,
-  timeout: 30_000,
+  // axe-core takes 1–4 s a page; tests that check several pages need the room.
+  timeout: 60_000,
   reporter: [['list']],
   use: {
     baseURL: base,

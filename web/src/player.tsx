@@ -4,6 +4,8 @@ import { api } from './api';
 import { parseMaster, qualityLabel } from './playlist';
 
 const HEARTBEAT_MS = 15_000;
+/** A playing live video whose clock stands still this long is reloaded. */
+const STALL_MS = 6_000;
 // One anonymous viewer id per page load: counted once however many tabs reload.
 const viewerId = crypto.randomUUID();
 
@@ -77,6 +79,31 @@ export function Player({ streamId, title }: { streamId: string; title: string })
         player.attachMedia(element);
       });
     }
+    // A live video whose clock stands still although nobody paused it (the encoder
+    // reconnected and the browser gave up at the break, or a stall it does not leave)
+    // loads the broadcast again.
+    let userPaused = false;
+    let lastTime = -1;
+    let stillSince = Date.now();
+    const onPause = () => {
+      userPaused = navigator.userActivation?.isActive ?? false;
+    };
+    const onPlay = () => {
+      userPaused = false;
+    };
+    element.addEventListener('pause', onPause);
+    element.addEventListener('play', onPlay);
+    const watchdog = setInterval(() => {
+      if (userPaused || element.currentTime !== lastTime) {
+        lastTime = element.currentTime;
+        stillSince = Date.now();
+      } else if (Date.now() - stillSince > STALL_MS) {
+        stillSince = Date.now();
+        if (hls.current) hls.current.loadSource(master);
+        else element.src = element.currentSrc || master;
+        element.play().catch(() => {});
+      }
+    }, 1_000);
     const beat = setInterval(() => {
       if (!element.paused && !element.ended) api.heartbeat(streamId, viewerId).catch(() => {});
     }, HEARTBEAT_MS);
@@ -85,6 +112,9 @@ export function Player({ streamId, title }: { streamId: string; title: string })
     return () => {
       disposed = true;
       clearInterval(beat);
+      clearInterval(watchdog);
+      element.removeEventListener('pause', onPause);
+      element.removeEventListener('play', onPlay);
       element.removeEventListener('playing', first);
       hls.current?.destroy();
       hls.current = null;

@@ -1,6 +1,5 @@
-import { spawn } from 'node:child_process';
 import { expect, test, type Browser } from '@playwright/test';
-import { expectAccessible, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
+import { expectAccessible, publishTestPattern, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
 
 /** A viewer page; with `hlsJs`, the browser claims no native HLS so the player uses hls.js. */
 async function viewerPage(browser: Browser, hlsJs: boolean) {
@@ -18,7 +17,7 @@ async function viewerPage(browser: Browser, hlsJs: boolean) {
 
 for (const hlsJs of [false, true]) {
   test(`a creator publishes with ffmpeg to the key from the dashboard and a viewer watches (${hlsJs ? 'hls.js' : 'native HLS'})`, async ({ page, browser }) => {
-    test.setTimeout(90_000);
+    test.setTimeout(150_000);
     await signUpThroughPage(page, uniqueName('live_'));
     await page.getByRole('link', { name: 'Dashboard' }).click();
     await page.getByRole('button', { name: 'Reveal stream key' }).click();
@@ -26,13 +25,7 @@ for (const hlsJs of [false, true]) {
     const server = (await page.getByText(/^rtmp:\/\//).textContent())!;
     const channel = (await page.getByRole('link', { name: 'your channel' }).getAttribute('href'))!;
 
-    const ffmpeg = spawn(
-      'ffmpeg',
-      ['-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440',
-        '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-pix_fmt', 'yuv420p', '-c:a', 'aac',
-        '-f', 'flv', `${server}/${key}`],
-      { stdio: 'ignore' },
-    );
+    let ffmpeg = publishTestPattern(server, key);
     try {
       const viewer = await viewerPage(browser, hlsJs);
       await expect(async () => {
@@ -56,7 +49,23 @@ for (const hlsJs of [false, true]) {
       if (!hlsJs) await viewer.screenshot({ path: `${SCREENSHOTS}channel-playing.png` });
       await expectAccessible(viewer, 'channel (playing)');
 
-      // The publisher stops: the page shows the interruption (and later the offline state).
+      // The encoder drops and reconnects inside the grace window: the broadcast resumes and
+      // the player picks it up again. Once what was buffered before the drop has played
+      // out, a clock that still advances is playing the resumed broadcast.
+      const ahead = await video.evaluate((v: HTMLVideoElement) =>
+        v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0,
+      );
+      ffmpeg.kill('SIGKILL');
+      await viewer.waitForTimeout(1_000);
+      ffmpeg = publishTestPattern(server, key);
+      await viewer.waitForTimeout(Math.max(0, ahead) * 1_000 + 1_000);
+      await expect(async () => {
+        const before = await clock();
+        await viewer.waitForTimeout(1_500);
+        expect(await clock()).toBeGreaterThan(before + 0.5);
+      }).toPass({ timeout: 45_000 });
+
+      // The publisher stops for good: the page shows the interruption (and later the offline state).
       ffmpeg.kill('SIGINT');
       await expect(viewer.getByRole('status').filter({ hasText: /interrupted|offline/ }).first()).toBeVisible({ timeout: 30_000 });
     } finally {

@@ -113,7 +113,6 @@ test('push: the service worker registers at /sw.js and the subscribe flow ends i
 
 test('push: in a regular profile, a push service that cannot be reached is reported', async ({ playwright, baseURL }) => {
   // A persistent (non-private) profile really asks its push service; offline, it never answers.
-  test.setTimeout(60_000);
   const context = await playwright.chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'onair-profile-')), {
     ...test.info().project.use.launchOptions,
     baseURL,

@@ -103,7 +103,6 @@ test('the home page loads under 200 KB of JS and CSS as transferred (compressed)
 });
 
 test('a channel publishing video shows its live preview on the home page', async ({ page, request }) => {
-  test.setTimeout(60_000);
   const creator = await apiSignup(request, 'preview_');
   const key = await request.get('/api/me/stream-key', { headers: { authorization: `Bearer ${creator.token}` } });
   const { stream_key, rtmp_url } = await key.json();
@@ -135,7 +134,6 @@ test('an offline channel says so', async ({ page, request }) => {
 
 test('every page passes axe-core, signed out and in', async ({ page }) => {
   // Nine axe-core runs of 1–4 s each on a busy 2-core machine.
-  test.setTimeout(60_000);
   for (const path of ['/', '/login', '/signup', '/dashboard', '/settings', '/c/nobody', '/embed/nobody']) {
     await page.goto(path);
     await expect(page.locator('main h1')).toBeVisible();

@@ -62,7 +62,9 @@ impl TranscodeSettings {
         let segment_pattern = output.join("%v").join("seg_%05d.ts");
         let playlist_pattern = output.join("%v").join("index.m3u8");
         command
-            .args(["-hide_banner", "-loglevel", "error", "-fflags", "+genpts"])
+            // -y: a resumed broadcast's transcoder replaces the preview image the first
+            // one left (ffmpeg refuses to overwrite a file output otherwise).
+            .args(["-y", "-hide_banner", "-loglevel", "error", "-fflags", "+genpts"])
             .args(["-f", "flv", "-i", "pipe:0"])
             .args([
                 "-map", "0:v:0", "-map", "0:a:0", "-map", "0:v:0", "-map", "0:a:0",
