@@ -11,6 +11,7 @@ import { Embed } from './pages/embed';
 import { Dashboard } from './pages/dashboard';
 import { Settings } from './pages/settings';
 import { NotificationsMenu } from './notifications/menu';
+import { forgetPushOnLogout } from './notifications/push';
 
 function useSignedIn(): string | null {
   const [user, setUser] = useState(signedInAs());
@@ -81,7 +82,7 @@ function App() {
               <NotificationsMenu user={user} />
               <a href="/dashboard">Dashboard</a>
               <a href="/settings">Settings</a>
-              <button type="button" onClick={() => logOut().then(() => navigate('/'))}>
+              <button type="button" onClick={() => forgetPushOnLogout().then(logOut).then(() => navigate('/'))}>
                 Log out
               </button>
             </>

@@ -101,3 +101,16 @@ export async function turnOffPush(): Promise<void> {
   }
   await subscription.unsubscribe();
 }
+
+/**
+ * On logout this browser stops receiving the account's pushes (the next person at a shared
+ * computer must not see them). Never holds up the logout.
+ */
+export async function forgetPushOnLogout(): Promise<void> {
+  if (!pushSupported()) return;
+  const registration = await navigator.serviceWorker.getRegistration('/').catch(() => undefined);
+  const subscription = await registration?.pushManager.getSubscription().catch(() => null);
+  if (!subscription) return;
+  await notifications.unsubscribe(subscription.endpoint).catch(() => {});
+  await subscription.unsubscribe().catch(() => {});
+}
