@@ -80,13 +80,14 @@ export function Player({ streamId, title }: { streamId: string; title: string })
       });
     }
     // A live video whose clock stands still although nobody paused it (the encoder
-    // reconnected and the browser gave up at the break, or a stall it does not leave)
-    // loads the broadcast again.
+    // reconnected and the browser ended playback at the break, or a stall it does not
+    // leave; hls.js nudges the clock by tenths while stalled, which is not progress)
+    // loads the broadcast again. Browsers pause on their own only when the media ends.
     let userPaused = false;
-    let lastTime = -1;
+    let progressAt = element.currentTime;
     let stillSince = Date.now();
     const onPause = () => {
-      userPaused = navigator.userActivation?.isActive ?? false;
+      userPaused = !element.ended;
     };
     const onPlay = () => {
       userPaused = false;
@@ -94,10 +95,11 @@ export function Player({ streamId, title }: { streamId: string; title: string })
     element.addEventListener('pause', onPause);
     element.addEventListener('play', onPlay);
     const watchdog = setInterval(() => {
-      if (userPaused || element.currentTime !== lastTime) {
-        lastTime = element.currentTime;
+      const now = element.currentTime;
+      if (userPaused || now > progressAt + 0.5 || now < progressAt) {
+        progressAt = now;
         stillSince = Date.now();
-      } else if (Date.now() - stillSince > STALL_MS) {
+      } else if (element.ended || Date.now() - stillSince > STALL_MS) {
         stillSince = Date.now();
         if (hls.current) hls.current.loadSource(master);
         else element.src = element.currentSrc || master;
