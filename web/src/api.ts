@@ -185,7 +185,12 @@ export async function logOut() {
 }
 
 export const api = {
-  liveStreams: () => call<Page<Stream>>('GET', '/streams?status=live&limit=100'),
+  /** Live broadcasts, most watched first (the server orders and pages them). */
+  liveStreams: (limit: number, cursor: string | null) =>
+    call<Page<Stream>>(
+      'GET',
+      `/streams?status=live&sort=viewers&limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    ),
   stream: (id: string) => call<Stream>('GET', `/streams/${id}`),
   user: (id: string) => call<Profile>('GET', `/users/${id}`),
   me: () => call<Profile>('GET', '/users/me'),

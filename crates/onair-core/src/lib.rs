@@ -8,8 +8,8 @@ mod stream;
 mod validate;
 
 pub use chat::ChatText;
-pub use pagination::{Cursor, CursorError, Limit, LimitError, Page};
-pub use stream::{StreamStatus, UnknownStatus};
+pub use pagination::{Cursor, CursorError, Limit, LimitError, Page, SortKey};
+pub use stream::{StreamSort, StreamStatus, UnknownStatus};
 pub use validate::{
     AvatarUrl, Bio, Category, DisplayName, Email, Password, StreamTitle, Username, ValidationError,
 };

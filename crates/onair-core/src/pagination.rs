@@ -6,34 +6,52 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// The position after which the next page starts: the (timestamp, id) sort key of the last
-/// row returned. Every list in OnAir is ordered by a timestamp, newest first, with the id
-/// as tie-breaker, so one cursor shape serves them all.
+/// The position after which the next page starts: the sort key of the last row returned,
+/// with the id as tie-breaker. Lists are ordered newest first by a timestamp, except the
+/// live directory, which can be ordered by audience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
-    pub at: DateTime<Utc>,
+    pub key: SortKey,
     pub id: Uuid,
+}
+
+/// The value a list is ordered by, descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    At(DateTime<Utc>),
+    Count(i64),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("the cursor is malformed")]
 pub struct CursorError;
 
-const CURSOR_VERSION: &str = "v1";
+/// Each key kind has its own tag, so a cursor from one ordering never pages another.
+const AT_TAG: &str = "v1";
+const COUNT_TAG: &str = "c1";
 
 impl Cursor {
     pub fn new(at: DateTime<Utc>, id: Uuid) -> Self {
-        Self { at, id }
+        Self {
+            key: SortKey::At(at),
+            id,
+        }
     }
 
-    /// Opaque to clients: base64url of `v1.<unix micros>.<uuid>`.
+    pub fn by_count(count: i64, id: Uuid) -> Self {
+        Self {
+            key: SortKey::Count(count),
+            id,
+        }
+    }
+
+    /// Opaque to clients: base64url of `v1.<unix micros>.<uuid>` or `c1.<count>.<uuid>`.
     pub fn encode(&self) -> String {
-        let raw = format!(
-            "{CURSOR_VERSION}.{}.{}",
-            self.at.timestamp_micros(),
-            self.id.simple()
-        );
-        URL_SAFE_NO_PAD.encode(raw)
+        let (tag, value) = match self.key {
+            SortKey::At(at) => (AT_TAG, at.timestamp_micros()),
+            SortKey::Count(count) => (COUNT_TAG, count),
+        };
+        URL_SAFE_NO_PAD.encode(format!("{tag}.{value}.{}", self.id.simple()))
     }
 
     pub fn decode(encoded: &str) -> Result<Self, CursorError> {
@@ -42,15 +60,19 @@ impl Cursor {
             .map_err(|_| CursorError)?;
         let raw = std::str::from_utf8(&bytes).map_err(|_| CursorError)?;
         let mut parts = raw.split('.');
-        let (Some(CURSOR_VERSION), Some(micros), Some(id), None) =
+        let (Some(tag), Some(value), Some(id), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(CursorError);
         };
-        let micros: i64 = micros.parse().map_err(|_| CursorError)?;
-        let at = DateTime::from_timestamp_micros(micros).ok_or(CursorError)?;
+        let value: i64 = value.parse().map_err(|_| CursorError)?;
+        let key = match tag {
+            AT_TAG => SortKey::At(DateTime::from_timestamp_micros(value).ok_or(CursorError)?),
+            COUNT_TAG => SortKey::Count(value),
+            _ => return Err(CursorError),
+        };
         let id = Uuid::try_parse(id).map_err(|_| CursorError)?;
-        Ok(Self { at, id })
+        Ok(Self { key, id })
     }
 }
 
@@ -126,6 +148,13 @@ mod tests {
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         let cursor = Cursor::new(at, Uuid::now_v7());
         assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+        let ranked = Cursor::by_count(41, Uuid::now_v7());
+        assert_eq!(Cursor::decode(&ranked.encode()), Ok(ranked));
+        assert_ne!(
+            ranked.encode()[..4],
+            cursor.encode()[..4],
+            "kinds are told apart"
+        );
     }
 
     #[test]
@@ -135,6 +164,7 @@ mod tests {
             "!!!",
             "djEuMTIz",
             &URL_SAFE_NO_PAD.encode("v2.1.00000000000000000000000000000000"),
+            &URL_SAFE_NO_PAD.encode("c1.x.00000000000000000000000000000000"),
             &URL_SAFE_NO_PAD.encode("v1.x.00000000000000000000000000000000"),
             &URL_SAFE_NO_PAD.encode("v1.1.nope"),
             &URL_SAFE_NO_PAD.encode("v1.1.00000000000000000000000000000000.extra"),

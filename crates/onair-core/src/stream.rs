@@ -50,3 +50,22 @@ impl fmt::Display for StreamStatus {
         f.write_str(self.as_str())
     }
 }
+
+/// How a list of broadcasts is ordered: most recently started first, or by how many watch
+/// now (the live directory). Ties go to the higher id either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamSort {
+    #[default]
+    Started,
+    Viewers,
+}
+
+impl StreamSort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Viewers => "viewers",
+        }
+    }
+}

@@ -217,6 +217,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            StoreError::ForeignCursor => Self::InvalidCursor(CursorError),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::Unavailable

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use onair_core::{CursorError, Limit, LimitError, StreamStatus};
+use onair_core::{CursorError, Limit, LimitError, StreamSort, StreamStatus};
 use onair_store::{ArchiveStatus, WebhookEvent};
 use serde_json::json;
 use utoipa::openapi::path::{
@@ -294,6 +294,11 @@ pub fn stream_status() -> Object {
         ]
         .map(StreamStatus::as_str),
     )
+}
+
+/// `started` or `viewers`.
+pub fn stream_sort() -> Object {
+    one_of([StreamSort::Started, StreamSort::Viewers].map(StreamSort::as_str))
 }
 
 /// `processing`, `ready` or `failed`.

@@ -14,7 +14,7 @@ use crate::shutdown::signalled;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use hmac::{Hmac, KeyInit, Mac};
-use onair_core::{Limit, StreamStatus};
+use onair_core::{Limit, StreamSort, StreamStatus};
 use onair_infra::{ViewerCounter, ViewerId};
 use onair_store::{StreamStore, ViewerCountUpdate};
 use serde::{Deserialize, Serialize};
@@ -129,7 +129,12 @@ impl Viewers {
         loop {
             let page = self
                 .store
-                .list_streams(StreamStatus::Live, Limit::new(Some(100))?, cursor)
+                .list_streams(
+                    StreamStatus::Live,
+                    StreamSort::Started,
+                    Limit::new(Some(100))?,
+                    cursor,
+                )
                 .await?;
             live.extend(page.items.iter().map(|s| s.id));
             match page.next_cursor {

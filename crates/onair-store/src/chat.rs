@@ -220,7 +220,7 @@ macro_rules! impl_chat_store {
                 limit: Limit,
                 after: Option<Cursor>,
             ) -> Result<Page<ActiveBan>> {
-                let (at, id) = keyset(after);
+                let (at, id) = keyset(after)?;
                 let rows = sqlx::query_as(
                     "SELECT u.id, u.username, u.display_name, u.avatar_url,
                             b.expires_at, b.reason, b.created_at

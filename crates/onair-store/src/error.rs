@@ -25,6 +25,10 @@ impl fmt::Display for Conflict {
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    /// A page cursor made by a list with another ordering (for example one sorted by
+    /// viewers, given to a list sorted by time).
+    #[error("the cursor belongs to a list with another ordering")]
+    ForeignCursor,
     #[error("conflict: {0}")]
     Conflict(Conflict),
     /// The database could not be reached in time (pool exhausted, statement timeout,

@@ -2,7 +2,7 @@
 //! share it: keyset pages, insert-or-delete toggles, one row of a joined view, and the
 //! bounds that let a function bind and read values on either backend.
 
-use onair_core::{Cursor, Limit, Page};
+use onair_core::{Cursor, Limit, Page, SortKey};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use uuid::Uuid;
 
@@ -39,11 +39,28 @@ impl<DB: Database, T: for<'q> Encode<'q, DB> + Type<DB> + Send> Bind<DB> for T {
 pub(crate) trait Row<DB: Database>: for<'r> FromRow<'r, DB::Row> + Send + Unpin {}
 impl<DB: Database, T: for<'r> FromRow<'r, DB::Row> + Send + Unpin> Row<DB> for T {}
 
-/// Keyset start: the cursor's sort key, or past the newest row for the first page.
-pub(crate) fn keyset(after: Option<Cursor>) -> (Timestamp, Uuid) {
+/// Keyset start of a list ordered by a timestamp: the cursor's key, or past the newest row
+/// for the first page. A cursor from another ordering is refused.
+pub(crate) fn keyset(after: Option<Cursor>) -> Result<(Timestamp, Uuid), StoreError> {
     match after {
-        Some(cursor) => (Timestamp::from(cursor.at), cursor.id),
-        None => (Timestamp::max(), Uuid::max()),
+        Some(Cursor {
+            key: SortKey::At(at),
+            id,
+        }) => Ok((Timestamp::from(at), id)),
+        Some(_) => Err(StoreError::ForeignCursor),
+        None => Ok((Timestamp::max(), Uuid::max())),
+    }
+}
+
+/// Keyset start of a list ordered by a count, as [`keyset`] is for timestamps.
+pub(crate) fn count_keyset(after: Option<Cursor>) -> Result<(i64, Uuid), StoreError> {
+    match after {
+        Some(Cursor {
+            key: SortKey::Count(count),
+            id,
+        }) => Ok((count, id)),
+        Some(_) => Err(StoreError::ForeignCursor),
+        None => Ok((i64::MAX, Uuid::max())),
     }
 }
 
@@ -62,11 +79,27 @@ where
     Uuid: Bind<DB>,
     i64: Bind<DB>,
 {
-    let (at, id) = keyset(after);
+    page_from(exec, sql, filter, keyset(after)?, limit, cursor_of).await
+}
+
+/// One page of a keyset-ordered list starting after `start` (the sort key and id of the
+/// previous page's last row); the parameters as for [`keyset_page`].
+pub(crate) async fn page_from<'e, DB: Db, T: Row<DB>, K: Bind<DB> + 'static>(
+    exec: impl Executor<'e, Database = DB>,
+    sql: String,
+    filter: impl Bind<DB> + 'static,
+    start: (K, Uuid),
+    limit: Limit,
+    cursor_of: fn(&T) -> Cursor,
+) -> Result<Page<T>, StoreError>
+where
+    Uuid: Bind<DB>,
+    i64: Bind<DB>,
+{
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(filter)
-        .bind(at)
-        .bind(id)
+        .bind(start.0)
+        .bind(start.1)
         .bind(limit.fetch())
         .fetch_all(exec)
         .await?;

@@ -4,14 +4,14 @@
 //! (`webhooks`), in the transaction that changes it.
 
 use async_trait::async_trait;
-use onair_core::{Category, Cursor, Limit, Page, StreamStatus, StreamTitle};
+use onair_core::{Category, Cursor, Limit, Page, StreamSort, StreamStatus, StreamTitle};
 use uuid::Uuid;
 
 use crate::error::{Conflict, StoreError};
 use crate::models::StreamOwner;
 use crate::notifications;
 use crate::postgres::PgStore;
-use crate::sql::{keyset_page, row_by_id};
+use crate::sql::{count_keyset, keyset_page, page_from, row_by_id};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
 use crate::webhooks::{self, WebhookEvent};
@@ -54,10 +54,12 @@ pub trait StreamStore: Send + Sync {
     /// Reads from the primary: callers check ownership with it before writing.
     async fn stream(&self, id: Uuid) -> Result<Option<StreamView>>;
     async fn update_stream(&self, id: Uuid, patch: StreamPatch) -> Result<StreamView>;
-    /// Broadcasts in a state, most recently started first.
+    /// Broadcasts in a state, most recently started first or with the most viewers first
+    /// (keyset on the last flushed count, so a page boundary reflects that flush).
     async fn list_streams(
         &self,
         status: StreamStatus,
+        sort: StreamSort,
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<StreamView>>;
@@ -94,6 +96,10 @@ impl StreamView {
     pub fn cursor(&self) -> Cursor {
         Cursor::new(self.started_at.get(), self.id)
     }
+
+    fn viewers_cursor(&self) -> Cursor {
+        Cursor::by_count(self.viewer_count, self.id)
+    }
 }
 
 /// One stream's counts for [`StreamStore::record_viewer_counts`].
@@ -127,6 +133,16 @@ pub(crate) fn stream_page(filter: &str) -> String {
 }
 
 pub(crate) const LIVE_LIST_FILTER: &str = "s.status = $1";
+
+/// Broadcasts in state `$1` with the most viewers first; the keyset and limit as in
+/// [`stream_page`].
+pub(crate) const STREAMS_BY_VIEWERS: &str = "
+    WHERE s.status = $1 AND (s.viewer_count, s.id) < ($2, $3)
+    ORDER BY s.viewer_count DESC, s.id DESC LIMIT $4";
+
+pub(crate) fn streams_by_viewers() -> String {
+    format!("{STREAM_VIEW} {STREAMS_BY_VIEWERS}")
+}
 
 macro_rules! impl_stream_store {
     ($store:ty) => {
@@ -290,12 +306,24 @@ macro_rules! impl_stream_store {
             async fn list_streams(
                 &self,
                 status: StreamStatus,
+                sort: StreamSort,
                 limit: Limit,
                 after: Option<Cursor>,
             ) -> Result<Page<StreamView>> {
-                let sql = stream_page(LIVE_LIST_FILTER);
-                keyset_page(self.reader(), sql, status.as_str(), limit, after, StreamView::cursor)
-                    .await
+                let status = status.as_str();
+                match sort {
+                    StreamSort::Started => {
+                        let sql = stream_page(LIVE_LIST_FILTER);
+                        keyset_page(self.reader(), sql, status, limit, after, StreamView::cursor)
+                            .await
+                    }
+                    StreamSort::Viewers => {
+                        let start = count_keyset(after)?;
+                        let sql = streams_by_viewers();
+                        page_from(self.reader(), sql, status, start, limit, StreamView::viewers_cursor)
+                            .await
+                    }
+                }
             }
 
             async fn user_streams(

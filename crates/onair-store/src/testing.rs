@@ -148,11 +148,12 @@ fn database_url(admin_url: &str, database: &str) -> String {
 
 /// The hot list queries exactly as the store sends them, for query-plan checks:
 /// `(name, sql)`; each takes `$1` filter value, `$2`/`$3` keyset, `$4` limit.
-pub fn hot_queries() -> [(&'static str, String); 3] {
+pub fn hot_queries() -> [(&'static str, String); 4] {
     use crate::follows::{FOLLOWERS, FOLLOWING, follow_page};
-    use crate::streams::{LIVE_LIST_FILTER, stream_page};
+    use crate::streams::{LIVE_LIST_FILTER, stream_page, streams_by_viewers};
     [
         ("live streams", stream_page(LIVE_LIST_FILTER)),
+        ("live streams by viewers", streams_by_viewers()),
         ("followers", follow_page(FOLLOWERS)),
         ("following", follow_page(FOLLOWING)),
     ]
@@ -185,8 +186,9 @@ INSERT INTO streams (id, user_id, title, status, started_at, ended_at, updated_a
 SELECT gen_random_uuid(), md5((i % 100000)::text)::uuid, 'past ' || i, 'ended',
        now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval + interval '1 hour', now()
 FROM generate_series(1, 50000) AS i;
-INSERT INTO streams (id, user_id, title, status, started_at, updated_at)
-SELECT gen_random_uuid(), md5(i::text)::uuid, 'live ' || i, 'live', now() - (i || ' seconds')::interval, now()
+INSERT INTO streams (id, user_id, title, status, started_at, updated_at, viewer_count)
+SELECT gen_random_uuid(), md5(i::text)::uuid, 'live ' || i, 'live', now() - (i || ' seconds')::interval, now(),
+       (i * 7919) % 5000
 FROM generate_series(1, 500) AS i;
 
 ANALYZE;

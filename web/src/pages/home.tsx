@@ -1,32 +1,64 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, displayName, type Stream } from '../api';
 
-/** Live channels, most watched first (the API lists by start time; one page of 100). */
+const PAGE_SIZE = 24;
+
+/**
+ * The first `pages` pages of live channels, most watched first. Counts move between
+ * requests, so a channel can slide from one page into the next: it is shown once.
+ */
+async function livePages(pages: number): Promise<{ streams: Stream[]; next: string | null }> {
+  const streams: Stream[] = [];
+  const seen = new Set<string>();
+  let next: string | null = null;
+  for (let page = 0; page < pages; page++) {
+    const answer = await api.liveStreams(PAGE_SIZE, next);
+    for (const stream of answer.data) {
+      if (!seen.has(stream.id)) {
+        seen.add(stream.id);
+        streams.push(stream);
+      }
+    }
+    next = answer.pagination.has_more ? answer.pagination.next_cursor : null;
+    if (!next) break;
+  }
+  return { streams, next };
+}
+
+/** Live channels, most watched first, refreshed every 15 s; "Show more" adds a page. */
 export function Home() {
   const [streams, setStreams] = useState<Stream[] | null>(null);
+  const [next, setNext] = useState<string | null>(null);
+  const [pages, setPages] = useState(1);
+  const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   // Each reload of the list asks for the previews anew (they change every ~10 s).
   const [loadedAt, setLoadedAt] = useState(0);
   useEffect(() => {
     let current = true;
     const load = () =>
-      api
-        .liveStreams()
-        .then((page) => {
+      livePages(pages)
+        .then((list) => {
           if (current) {
-            setStreams([...page.data].sort((a, b) => b.viewer_count - a.viewer_count));
+            setStreams(list.streams);
+            setNext(list.next);
             setLoadedAt(Date.now());
             setError(null);
           }
         })
-        .catch((e: Error) => current && setError(e.message));
+        .catch((e: Error) => current && setError(e.message))
+        .finally(() => current && setBusy(false));
     load();
     const timer = setInterval(load, 15_000);
     return () => {
       current = false;
       clearInterval(timer);
     };
-  }, []);
+  }, [pages]);
+  const showMore = () => {
+    setBusy(true);
+    setPages((n) => n + 1);
+  };
   return (
     <section aria-labelledby="live-heading">
       <h1 id="live-heading">Live now</h1>
@@ -65,6 +97,11 @@ export function Home() {
             </li>
           ))}
         </ul>
+      )}
+      {next && (
+        <button type="button" disabled={busy} onClick={showMore}>
+          Show more
+        </button>
       )}
     </section>
   );

@@ -11,7 +11,7 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use onair_core::{Category, StreamStatus, StreamTitle};
+use onair_core::{Category, StreamSort, StreamStatus, StreamTitle};
 use onair_store::{
     StoreError, StreamKeyRecord, StreamKeyStore, StreamPatch, StreamStore, StreamView,
 };
@@ -285,12 +285,16 @@ pub struct StreamListQuery {
     /// `live` (default), `offline` or `ended`.
     #[param(schema_with = crate::openapi::stream_status)]
     status: Option<String>,
+    /// `started` (default): most recently started first; `viewers`: most watched first,
+    /// by the last flushed viewer count. A cursor pages only the order that made it.
+    #[param(schema_with = crate::openapi::stream_sort)]
+    sort: Option<StreamSort>,
     /// Page size, 1–100 (default 20).
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
-/// Broadcasts by state, most recently started first (live ones by default).
+/// Broadcasts by state (live ones by default), most recently started or most watched first.
 #[utoipa::path(get, path = "/streams", tag = "streams", params(StreamListQuery),
     responses((status = 200, body = PageBody<StreamDto>), (status = 400, body = ErrorBody)))]
 async fn list_streams(
@@ -304,7 +308,8 @@ async fn list_streams(
             .map_err(|e: onair_core::UnknownStatus| ApiError::InvalidQuery(e.to_string()))?,
     };
     let store = &streams.streams;
-    let fetch = async |limit, cursor| store.list_streams(status, limit, cursor).await;
+    let sort = query.sort.unwrap_or_default();
+    let fetch = async |limit, cursor| store.list_streams(status, sort, limit, cursor).await;
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor,

@@ -8,6 +8,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     heartbeats_become_viewer_counts,
     #[redis] heartbeats_become_viewer_counts_through_redis,
     heartbeats_collected_before_a_shutdown_are_persisted,
+    the_live_directory_pages_most_watched_first,
 );
 
 fn fast_counts(config: &mut onair_server::Config) {
@@ -131,4 +132,66 @@ async fn heartbeats_collected_before_a_shutdown_are_persisted(db: DbConfig) {
         "the shutdown flushed and persisted the counts"
     );
     store.close().await;
+}
+
+/// The home page's list: `?sort=viewers` ranks live broadcasts by their heartbeats'
+/// count, across pages.
+async fn the_live_directory_pages_most_watched_first(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, fast_counts).await;
+    let audiences: [i64; 5] = [2, 0, 5, 1, 3];
+    let mut expected = Vec::new();
+    for (i, audience) in audiences.into_iter().enumerate() {
+        let caster = app.signup(&format!("ranked{i}")).await;
+        let (_, stream) = app
+            .post(
+                "/api/streams/start",
+                Some(&caster.access),
+                json!({"title": "show"}),
+            )
+            .await;
+        let id = stream["id"].as_str().unwrap().to_owned();
+        for viewer in 0..audience {
+            let heartbeat = format!("/api/streams/{id}/heartbeat");
+            let viewer_id = format!("viewer-{i}-{viewer}");
+            let (status, _) = app
+                .post(&heartbeat, None, json!({"viewer_id": viewer_id}))
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }
+        expected.push((audience, id));
+    }
+    expected.sort_by(|a, b| b.cmp(a));
+    let counted = eventually("every viewer count to be flushed", || async {
+        let (items, pages) = app.collect_pages("/api/streams?sort=viewers", 2).await;
+        let listed: Vec<(i64, String)> = items
+            .iter()
+            .map(|s| {
+                (
+                    s["viewer_count"].as_i64().unwrap(),
+                    s["id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        (listed.iter().map(|(n, _)| n).sum::<i64>() == 11).then_some((listed, pages))
+    })
+    .await;
+    assert_eq!(
+        counted,
+        (expected, 3),
+        "most watched first, over three pages"
+    );
+
+    assert_error(
+        &app.get("/api/streams?sort=loudest").await,
+        400,
+        "invalid_query",
+    );
+    let (_, by_time) = app.get("/api/streams?limit=1").await;
+    let cursor = by_time["pagination"]["next_cursor"].as_str().unwrap();
+    assert_error(
+        &app.get(&format!("/api/streams?sort=viewers&cursor={cursor}"))
+            .await,
+        400,
+        "invalid_cursor",
+    );
 }

@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use onair_core::{AvatarUrl, Category, DisplayName, StreamStatus, StreamTitle};
-use onair_store::{Conflict, ProfilePatch, Store, StoreError, StreamPatch, StreamView};
+use onair_core::{AvatarUrl, Category, DisplayName, Limit, StreamSort, StreamStatus, StreamTitle};
+use onair_store::{
+    Conflict, ProfilePatch, Store, StoreError, StreamPatch, StreamView, ViewerCountUpdate,
+};
 use uuid::Uuid;
 
 use crate::support::{flat, from_now, go_live, pages, past_stream, sizes, user, users};
@@ -14,6 +16,7 @@ onair_store::backend_tests!(crate::support::on_store =>
     end_stream_ends_the_live_broadcast_once,
     stream_patch_sets_keeps_and_clears,
     live_list_shows_only_live_streams_newest_first_in_pages,
+    live_list_by_viewers_pages_most_watched_first,
     ended_list_and_user_streams_paginate,
     publishers_attach_detach_resume_and_are_swept,
 );
@@ -218,7 +221,7 @@ async fn live_list_shows_only_live_streams_newest_first_in_pages(store: Arc<dyn 
     live.reverse();
 
     let walked = pages(2, |limit, after| {
-        store.list_streams(StreamStatus::Live, limit, after)
+        store.list_streams(StreamStatus::Live, StreamSort::Started, limit, after)
     })
     .await;
     assert_eq!(sizes(&walked), [2, 2, 1]);
@@ -237,12 +240,83 @@ async fn live_list_shows_only_live_streams_newest_first_in_pages(store: Arc<dyn 
     assert_eq!(first_row, &live[0], "rows carry the joined owner");
 
     let offline = store
-        .list_streams(StreamStatus::Offline, Default::default(), None)
+        .list_streams(
+            StreamStatus::Offline,
+            StreamSort::Started,
+            Default::default(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
         flat(&[offline.items], |s| s.owner.username.clone()),
         ["dropped"]
+    );
+}
+
+async fn live_list_by_viewers_pages_most_watched_first(store: Arc<dyn Store>) {
+    let casters = users(&store, "ranked", 6).await;
+    let mut live = Vec::new();
+    for caster in &casters {
+        live.push(go_live(&store, caster.id, "show").await);
+    }
+    let quitter = user(&store, "quitter").await;
+    let over = past_stream(&store, quitter.id, "over").await;
+    // Two share a count (ties go to the higher id); an ended broadcast's count is ignored.
+    let counts = [(0, 40), (1, 7), (2, 300), (3, 7), (4, 0), (5, 41)];
+    let mut updates: Vec<_> = counts
+        .iter()
+        .map(|&(i, n)| ViewerCountUpdate {
+            stream_id: live[i].id,
+            concurrent: n,
+            unique: n,
+        })
+        .collect();
+    updates.push(ViewerCountUpdate {
+        stream_id: over.id,
+        concurrent: 1_000,
+        unique: 1_000,
+    });
+    store.record_viewer_counts(&updates).await.unwrap();
+
+    let walked = pages(2, |limit, after| {
+        store.list_streams(StreamStatus::Live, StreamSort::Viewers, limit, after)
+    })
+    .await;
+    assert_eq!(sizes(&walked), [2, 2, 2]);
+    let tied = if live[1].id > live[3].id {
+        [1, 3]
+    } else {
+        [3, 1]
+    };
+    let expected: Vec<Uuid> = [2, 5, 0, tied[0], tied[1], 4]
+        .iter()
+        .map(|&i| live[i].id)
+        .collect();
+    assert_eq!(flat(&walked, |s| s.id), expected);
+    assert_eq!(
+        flat(&walked, |s| s.viewer_count),
+        [300, 41, 40, 7, 7, 0],
+        "most watched first"
+    );
+
+    // A cursor from the time-ordered list does not page the audience-ordered one.
+    let one = Limit::new(Some(1)).unwrap();
+    let by_time = store
+        .list_streams(StreamStatus::Live, StreamSort::Started, one, None)
+        .await
+        .unwrap();
+    let foreign = store
+        .list_streams(
+            StreamStatus::Live,
+            StreamSort::Viewers,
+            one,
+            by_time.next_cursor,
+        )
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::ForeignCursor)),
+        "{foreign:?}"
     );
 }
 
@@ -256,7 +330,7 @@ async fn ended_list_and_user_streams_paginate(store: Arc<dyn Store>) {
     let current = go_live(&store, quitter.id, "now").await;
 
     let ended = pages(2, |limit, after| {
-        store.list_streams(StreamStatus::Ended, limit, after)
+        store.list_streams(StreamStatus::Ended, StreamSort::Started, limit, after)
     })
     .await;
     assert_eq!(sizes(&ended), [2, 2]);
