@@ -82,6 +82,35 @@ test('home lists live channels by viewers; the channel page shows the player, co
   await expectAccessible(page, 'channel (live)');
 });
 
+test('home pages through the live channels, most watched first', async ({ page, request }) => {
+  // More live channels than one page (24) holds, one of them watched.
+  const crowd = await Promise.all(Array.from({ length: 25 }, () => apiSignup(request, 'crowd_')));
+  const streams = await Promise.all(crowd.map((user, i) => goLive(request, user, `Crowd ${i}`, 'Talk')));
+  for (const viewer of ['crowd-viewer-1', 'crowd-viewer-2']) {
+    await request.post(`/api/streams/${streams[24]}/heartbeat`, { data: { viewer_id: viewer } });
+  }
+  await expect
+    .poll(async () => (await (await request.get(`/api/streams/${streams[24]}`)).json()).viewer_count)
+    .toBe(2);
+  try {
+    await page.goto('/');
+    const cards = page.getByRole('main').getByRole('listitem');
+    await expect(cards).toHaveCount(24);
+    await page.getByRole('button', { name: 'Show more' }).click();
+    await expect.poll(() => cards.count()).toBeGreaterThan(24);
+    const counts = (await cards.locator('.card-viewers').allTextContents()).map((text) => parseInt(text, 10));
+    expect(counts).toEqual([...counts].sort((a, b) => b - a));
+    const titles = await cards.getByRole('link').allTextContents();
+    expect(new Set(titles).size, 'each channel once').toBe(titles.length);
+    expect(titles.slice(0, 24), 'the watched channel is on the first page').toContain('Crowd 24');
+  } finally {
+    // Later tests expect a short home page.
+    for (const user of crowd) {
+      await request.post('/api/streams/end', { headers: { authorization: `Bearer ${user.token}` } });
+    }
+  }
+});
+
 test('the home page loads under 200 KB of JS and CSS as transferred (compressed)', async ({ page }) => {
   const loaded: Response[] = [];
   page.on('response', (response) => {
