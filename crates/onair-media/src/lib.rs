@@ -1,20 +1,31 @@
 //! The media plane: a built-in RTMP ingest that authenticates publishers through the
 //! application, feeds each accepted publish to a supervised ffmpeg, and writes adaptive
-//! HLS and a preview image under a media root that the HTTP server serves.
+//! HLS and a preview image under a media root that the HTTP server serves, with the
+//! recording of the broadcast as streamed; and turns recordings into VOD ladders and
+//! clips.
 
+mod clip;
+mod ffmpeg;
 mod flv;
 mod master;
 mod mirror;
+mod playlist;
+mod recording;
 mod rtmp;
 mod transcoder;
+mod vod;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use clip::{ClipOutput, ClipRange, cut_clip};
+pub use playlist::playlist_duration;
+pub use recording::RECORDING_PLAYLIST;
 pub use rtmp::{IngestConfig, IngestServer};
 pub use transcoder::{
     MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, RENDITIONS, TranscodeSettings, Transcoder,
 };
+pub use vod::{VodError, VodOutput, VodSettings, build_vod, fetch_recording};
 
 /// A publish the application accepted: whose it is and which broadcast it feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +38,9 @@ pub struct Publication {
     /// True when a publisher came back within the reconnect window and continues a
     /// broadcast.
     pub resumed: bool,
+    /// The broadcast is recorded: every segment is kept and listed in the recording
+    /// playlists. Otherwise segments that left the live window are deleted.
+    pub record: bool,
 }
 
 /// Why a publish was refused. Logged and counted; the publisher's connection is closed.

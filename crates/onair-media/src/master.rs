@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::ffmpeg;
+use crate::playlist;
+use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
 use crate::transcoder::{MASTER_PLAYLIST, RENDITIONS};
 
 /// One rendition as the master playlist describes it.
@@ -118,76 +121,68 @@ impl Variant {
 /// ffprobe's view of a segment's streams; None when it cannot tell (then the variant
 /// carries its bandwidth only).
 async fn probe(ffprobe: &Path, segment: &Path) -> Option<Probe> {
-    let output = tokio::process::Command::new(ffprobe)
-        .args(["-v", "error", "-of", "json", "-show_entries"])
-        .arg("stream=codec_type,codec_name,profile,level,width,height,avg_frame_rate,r_frame_rate")
-        .arg(segment)
-        .kill_on_drop(true)
-        .output()
+    let entries = "stream=codec_type,codec_name,profile,level,width,height,avg_frame_rate,r_frame_rate";
+    ffmpeg::probe(ffprobe, &["-i".as_ref(), segment.as_os_str()], entries)
         .await
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&output.stdout).ok()
-}
-
-/// The first segment a rendition playlist lists: (duration in seconds, file name).
-fn first_segment(playlist: &str) -> Option<(f64, &str)> {
-    let mut lines = playlist.lines();
-    while let Some(line) = lines.next() {
-        if let Some(info) = line.strip_prefix("#EXTINF:") {
-            let seconds: f64 = info.split(',').next()?.trim().parse().ok()?;
-            let uri = lines
-                .by_ref()
-                .find(|l| !l.starts_with('#') && !l.trim().is_empty())?;
-            return Some((seconds, uri.trim()));
-        }
-    }
-    None
+        .ok()
 }
 
 /// The first segment of a rendition, once it has one: its path and duration in seconds.
 async fn first_segment_of(rendition_dir: &Path) -> Option<(PathBuf, f64)> {
-    let playlist = tokio::fs::read_to_string(rendition_dir.join("index.m3u8"))
+    let playlist = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST))
         .await
         .ok()?;
-    let (seconds, uri) = first_segment(&playlist)?;
-    Some((rendition_dir.join(uri), seconds))
+    let first = playlist::segments(&playlist).into_iter().next()?;
+    Some((rendition_dir.join(first.uri), first.seconds))
 }
 
-/// A rendition's variant line, from its first segment: peak bits per second measured
-/// from its size, the rest probed.
-async fn describe(ffprobe: &Path, segment: &Path, seconds: f64) -> Option<Variant> {
-    let bytes = tokio::fs::metadata(segment).await.ok()?.len();
-    // 20 % headroom: the first segment is a sample, not the peak.
-    let bandwidth = (bytes as f64 * 8.0 / seconds.max(0.1) * 1.2) as u64;
-    Some(match probe(ffprobe, segment).await {
+/// A rendition's variant line: `bandwidth` in bits per second, the rest probed from
+/// `segment`.
+async fn describe(ffprobe: &Path, segment: &Path, bandwidth: u64) -> Variant {
+    match probe(ffprobe, segment).await {
         Some(probed) => Variant::from_probe(bandwidth, &probed),
         None => Variant {
             bandwidth,
             ..Variant::default()
         },
-    })
+    }
 }
 
-fn render(variants: &[Variant]) -> String {
+/// A live rendition's variant, from its first segment: peak bits per second estimated
+/// from its size, the rest probed.
+async fn describe_live(ffprobe: &Path, segment: &Path, seconds: f64) -> Option<Variant> {
+    let bytes = tokio::fs::metadata(segment).await.ok()?.len();
+    // 20 % headroom: the first segment is a sample, not the peak.
+    let bandwidth = (bytes as f64 * 8.0 / seconds.max(0.1) * 1.2) as u64;
+    Some(describe(ffprobe, segment, bandwidth).await)
+}
+
+/// A master playlist over `(variant, media playlist URI)` pairs.
+fn render<'a>(variants: impl IntoIterator<Item = (&'a Variant, String)>) -> String {
     let mut master = String::from("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for (rendition, variant) in RENDITIONS.iter().zip(variants) {
-        master.push_str(&format!(
-            "{}\n{rendition}/index.m3u8\n",
-            variant.stream_inf()
-        ));
+    for (variant, uri) in variants {
+        master.push_str(&format!("{}\n{uri}\n", variant.stream_inf()));
     }
     master
 }
 
-/// Waits until every rendition has a segment, then writes the master playlist
-/// atomically and records the publish → playable time (the review's stream start
-/// latency). Gives up after `limit`.
+/// The live renditions' master over their `playlist` (the live or the recording one).
+fn render_live(variants: &[Variant], playlist: &str) -> String {
+    render(
+        variants
+            .iter()
+            .zip(RENDITIONS)
+            .map(|(variant, rendition)| (variant, format!("{rendition}/{playlist}"))),
+    )
+}
+
+/// Waits until every rendition has a segment, then writes the master playlist (and the
+/// recording's master when `record`) atomically and records the publish → playable
+/// time (the review's stream start latency). Gives up after `limit`.
 pub(crate) async fn publish_when_ready(
     output: PathBuf,
     ffprobe: PathBuf,
+    record: bool,
     started: Instant,
     limit: Duration,
 ) {
@@ -203,7 +198,7 @@ pub(crate) async fn publish_when_ready(
         let described = if segments.len() == RENDITIONS.len() {
             let probes = segments
                 .iter()
-                .map(|(path, seconds)| describe(&ffprobe, path, *seconds));
+                .map(|(path, seconds)| describe_live(&ffprobe, path, *seconds));
             futures_util::future::join_all(probes)
                 .await
                 .into_iter()
@@ -212,13 +207,16 @@ pub(crate) async fn publish_when_ready(
             None
         };
         if let Some(variants) = described {
-            let temporary = output.join(format!("{MASTER_PLAYLIST}.tmp"));
-            let written = tokio::fs::write(&temporary, render(&variants)).await;
-            if let Err(e) =
-                written.and(tokio::fs::rename(&temporary, output.join(MASTER_PLAYLIST)).await)
-            {
-                tracing::error!(error = %e, "cannot write the master playlist");
-                return;
+            let mut masters = vec![(MASTER_PLAYLIST, LIVE_PLAYLIST)];
+            if record {
+                masters.push((RECORDING_PLAYLIST, RECORDING_PLAYLIST));
+            }
+            for (master, playlist) in masters {
+                let (path, contents) = (output.join(master), render_live(&variants, playlist));
+                if let Err(e) = playlist::write_atomically(&path, &contents).await {
+                    tracing::error!(error = %e, master, "cannot write a master playlist");
+                    return;
+                }
             }
             metrics::histogram!("ingest_first_playlist_seconds")
                 .record(started.elapsed().as_secs_f64());
@@ -229,16 +227,38 @@ pub(crate) async fn publish_when_ready(
     tracing::warn!(output = %output.display(), "no playable HLS within {limit:?}");
 }
 
+/// Writes `dir/master.m3u8` over the VOD renditions `dir/<rendition>/index.m3u8`, each
+/// with its measured peak bitrate.
+pub(crate) async fn write_vod_master(
+    ffprobe: &Path,
+    dir: &Path,
+    renditions: &[String],
+) -> std::io::Result<()> {
+    let mut variants = Vec::with_capacity(renditions.len());
+    for rendition in renditions {
+        let rendition_dir = dir.join(rendition);
+        let live = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST)).await?;
+        let segments = playlist::segments(&live);
+        let mut peak = 0u64;
+        for segment in &segments {
+            let bytes = tokio::fs::metadata(rendition_dir.join(&segment.uri)).await?.len();
+            peak = peak.max((bytes as f64 * 8.0 / segment.seconds.max(0.1)) as u64);
+        }
+        let first = segments.first().ok_or(std::io::ErrorKind::InvalidData)?;
+        variants.push(describe(ffprobe, &rendition_dir.join(&first.uri), peak).await);
+    }
+    let master = render(
+        variants
+            .iter()
+            .zip(renditions)
+            .map(|(variant, rendition)| (variant, format!("{rendition}/{LIVE_PLAYLIST}"))),
+    );
+    playlist::write_atomically(&dir.join(MASTER_PLAYLIST), &master).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_first_segment() {
-        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.000000,\n#EXT-X-PROGRAM-DATE-TIME:x\nseg_00003.ts\n";
-        assert_eq!(first_segment(playlist), Some((1.0, "seg_00003.ts")));
-        assert_eq!(first_segment("#EXTM3U\n"), None);
-    }
 
     fn stream(kind: &str, codec: &str, profile: &str, level: i64) -> ProbedStream {
         ProbedStream {
@@ -266,7 +286,7 @@ mod tests {
             bandwidth: 900_000,
             ..Variant::default()
         };
-        let master = render(&[source, bare]);
+        let master = render_live(&[source, bare], LIVE_PLAYLIST);
         assert!(
             master.contains(
                 "#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1280x720,\

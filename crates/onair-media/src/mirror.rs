@@ -1,10 +1,13 @@
-//! Copies a broadcast's HLS from the local spool, where ffmpeg writes it, into the media
-//! store (S3 or another directory) while it is produced. Segments go before the
-//! playlists that name them, so a player never sees a playlist pointing at a segment
-//! that is not there yet. Segments never change and are sent once; playlists and the
-//! preview image are sent again whenever they change.
+//! Keeps the local spool of one publish, where ffmpeg writes its HLS: grows the
+//! recording playlists (when the broadcast records), and when the media store is not the
+//! spool (S3 or another directory) copies finished files into it while they are produced
+//! and removes the segments that left the live window once they are copied, so local
+//! disk per broadcast stays bounded. Segments go before the playlists that name them, so
+//! a player never sees a playlist pointing at a segment that is not there yet. Segments
+//! never change and are sent once; playlists and the preview image are sent again
+//! whenever they change. The spool's size is the `media_spool_bytes` gauge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +15,9 @@ use onair_infra::MediaStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::transcoder::MASTER_PLAYLIST;
+use crate::playlist;
+use crate::recording::{LIVE_PLAYLIST, Recorder};
+use crate::transcoder::RENDITIONS;
 
 const POLL: Duration = Duration::from_millis(200);
 /// Segments, playlists and the preview image (ffmpeg's `.tmp` files are still being written).
@@ -24,33 +29,50 @@ pub(crate) struct Mirror {
 }
 
 impl Mirror {
-    /// Starts mirroring `spool` to `key_prefix` in `store`; None when the store is the
-    /// spool itself.
-    pub(crate) fn start(store: &MediaStore, spool: PathBuf, key_prefix: String) -> Option<Self> {
-        if store.is_spool() {
-            return None;
-        }
+    /// Starts keeping `spool`, mirrored to `key_prefix` in `store` unless the store is
+    /// the spool itself; `record`: maintain the recording playlists.
+    pub(crate) fn start(store: &MediaStore, spool: PathBuf, key_prefix: String, record: bool) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(store.clone(), spool, key_prefix, stopped));
-        Some(Self { stop, task })
+        let keeper = Keeper {
+            store: (!store.is_spool()).then(|| store.clone()),
+            spool,
+            key_prefix,
+            sent: HashMap::new(),
+            listed: HashSet::new(),
+            measured: 0,
+        };
+        let task = tokio::spawn(run(keeper, record, stopped));
+        Self { stop, task }
     }
 
-    /// Sends what is left (ffmpeg's last segment and final playlists), then stops.
+    /// Records and sends what is left (ffmpeg's last segment and final playlists), then
+    /// stops.
     pub(crate) async fn finish(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 }
 
-async fn run(
-    store: MediaStore,
+struct Keeper {
+    /// None when the store is the spool: nothing to copy or remove.
+    store: Option<MediaStore>,
     spool: PathBuf,
     key_prefix: String,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut sent = HashMap::new();
+    /// Files copied to the store, with the modification time that was copied.
+    sent: HashMap<PathBuf, SystemTime>,
+    /// Segments seen in a live playlist: once they are no longer listed, they left it.
+    listed: HashSet<PathBuf>,
+    /// This spool's bytes as last added to the gauge.
+    measured: u64,
+}
+
+async fn run(mut keeper: Keeper, record: bool, mut stopped: watch::Receiver<bool>) {
+    let mut recorder = match record {
+        true => Some(Recorder::open(&keeper.spool).await),
+        false => None,
+    };
     loop {
-        sync(&store, &spool, &key_prefix, &mut sent).await;
+        keeper.pass(recorder.as_mut()).await;
         if *stopped.borrow() {
             break;
         }
@@ -59,20 +81,145 @@ async fn run(
             _ = stopped.changed() => {}
         }
     }
-    sync(&store, &spool, &key_prefix, &mut sent).await;
+    keeper.pass(recorder.as_mut()).await;
+    // The gauge counts the spools of publishes in progress.
+    metrics::gauge!("media_spool_bytes").decrement(keeper.measured as f64);
 }
 
-/// Upload order: segments, then rendition playlists, then the master playlist.
-fn rank(path: &Path) -> u8 {
-    match path.file_name().and_then(|n| n.to_str()) {
-        Some(MASTER_PLAYLIST) => 2,
-        Some(name) if name.ends_with(".m3u8") => 1,
+impl Keeper {
+    async fn pass(&mut self, recorder: Option<&mut Recorder>) {
+        // Recording first: the copy below then sends the segments before the playlists.
+        if let Some(recorder) = recorder {
+            recorder.update().await;
+        }
+        if let Some(store) = self.store.clone() {
+            self.sync(&store).await;
+            self.prune().await;
+        }
+        let bytes: u64 = files(&self.spool).await.iter().map(|(_, m)| m.len()).sum();
+        metrics::gauge!("media_spool_bytes").increment(bytes as f64 - self.measured as f64);
+        self.measured = bytes;
+    }
+
+    /// Sends what changed: segments (and the preview), then rendition playlists, then
+    /// the root's playlists. Stops at the first failure, retried on the next pass.
+    async fn sync(&mut self, store: &MediaStore) {
+        // Playlists are read before segments are listed: ffmpeg (and the recorder) only
+        // list a segment once it is in place, so every segment a playlist read here
+        // names is listed below and sent before it.
+        let mut playlists = Vec::new();
+        for (path, modified) in self.changed().await {
+            if rank(&self.spool, &path) > 0
+                && let Ok(bytes) = tokio::fs::read(&path).await
+            {
+                playlists.push((path, modified, bytes));
+            }
+        }
+        for (path, modified) in self.changed().await {
+            if rank(&self.spool, &path) == 0
+                && let Ok(bytes) = tokio::fs::read(&path).await
+                && !self.put(store, path, modified, bytes).await
+            {
+                return;
+            }
+        }
+        for (path, modified, bytes) in playlists {
+            if !self.put(store, path, modified, bytes).await {
+                return;
+            }
+        }
+    }
+
+    /// Finished files not sent as they are now, in upload order.
+    async fn changed(&self) -> Vec<(PathBuf, SystemTime)> {
+        let mut changed: Vec<_> = files(&self.spool)
+            .await
+            .into_iter()
+            .filter(|(path, _)| {
+                path.extension()
+                    .is_some_and(|e| MIRRORED.iter().any(|m| e == *m))
+            })
+            .filter_map(|(path, metadata)| Some((path, metadata.modified().ok()?)))
+            .filter(|(path, modified)| self.sent.get(path) != Some(modified))
+            .collect();
+        changed.sort_by_key(|(path, _)| rank(&self.spool, path));
+        changed
+    }
+
+    /// Copies one file to the store; false if that failed (later files wait, so the
+    /// order is kept).
+    async fn put(
+        &mut self,
+        store: &MediaStore,
+        path: PathBuf,
+        modified: SystemTime,
+        bytes: Vec<u8>,
+    ) -> bool {
+        let Some(relative) = path.strip_prefix(&self.spool).ok().and_then(|r| r.to_str()) else {
+            return true;
+        };
+        let key = format!("{}/{relative}", self.key_prefix);
+        match store.put(&key, bytes.into()).await {
+            Ok(()) => {
+                self.sent.insert(path, modified);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%key, %error, "mirroring HLS to the media store failed");
+                metrics::counter!("media_upload_failures_total").increment(1);
+                false
+            }
+        }
+    }
+
+    /// Removes the spool's copies of segments that left the live window and are in the
+    /// store (the recording there names them; players of the live window never ask).
+    async fn prune(&mut self) {
+        for name in RENDITIONS {
+            let dir = self.spool.join(name);
+            let Ok(live) = tokio::fs::read_to_string(dir.join(LIVE_PLAYLIST)).await else {
+                continue;
+            };
+            let window: HashSet<PathBuf> = playlist::segments(&live)
+                .into_iter()
+                .filter(|s| playlist::is_plain_file_name(&s.uri))
+                .map(|s| dir.join(s.uri))
+                .collect();
+            let left: Vec<PathBuf> = self
+                .listed
+                .iter()
+                .filter(|p| p.parent() == Some(&dir) && !window.contains(*p))
+                .filter(|p| self.sent.contains_key(*p))
+                .cloned()
+                .collect();
+            for path in left {
+                match tokio::fs::remove_file(&path).await {
+                    Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                        tracing::warn!(path = %path.display(), %error, "cannot remove a spooled segment");
+                    }
+                    _ => {
+                        self.listed.remove(&path);
+                        self.sent.remove(&path);
+                    }
+                }
+            }
+            self.listed.extend(window);
+        }
+    }
+}
+
+/// Upload order: segments and images, then rendition playlists, then the playlists at
+/// the root (master and recording masters) that name them.
+fn rank(spool: &Path, path: &Path) -> u8 {
+    match path.extension() {
+        Some(e) if e == "m3u8" && path.parent() == Some(spool) => 2,
+        Some(e) if e == "m3u8" => 1,
         _ => 0,
     }
 }
 
-/// Finished files under `dir`.
-async fn finished_files(dir: &Path) -> Vec<PathBuf> {
+/// Every file under `dir`, with its metadata.
+pub(crate) async fn files(dir: &Path) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(dir) = pending.pop() {
@@ -80,65 +227,20 @@ async fn finished_files(dir: &Path) -> Vec<PathBuf> {
             continue;
         };
         while let Ok(Some(entry)) = entries.next_entry().await {
-            let path = entry.path();
-            match entry.file_type().await {
-                Ok(kind) if kind.is_dir() => pending.push(path),
-                Ok(_)
-                    if path
-                        .extension()
-                        .is_some_and(|e| MIRRORED.iter().any(|m| e == *m)) =>
-                {
-                    files.push(path)
-                }
-                _ => {}
+            match entry.metadata().await {
+                Ok(metadata) if metadata.is_dir() => pending.push(entry.path()),
+                Ok(metadata) => files.push((entry.path(), metadata)),
+                Err(_) => {}
             }
         }
     }
-    files.sort_by_key(|p| rank(p));
     files
-}
-
-async fn sync(
-    store: &MediaStore,
-    spool: &Path,
-    key_prefix: &str,
-    sent: &mut HashMap<PathBuf, SystemTime>,
-) {
-    for path in finished_files(spool).await {
-        let Ok(modified) = tokio::fs::metadata(&path).await.and_then(|m| m.modified()) else {
-            continue;
-        };
-        if sent.get(&path) == Some(&modified) {
-            continue;
-        }
-        let Some(relative) = path.strip_prefix(spool).ok().and_then(|r| r.to_str()) else {
-            continue;
-        };
-        let key = format!("{key_prefix}/{relative}");
-        let uploaded = match tokio::fs::read(&path).await {
-            Ok(bytes) => store
-                .put(&key, bytes.into())
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match uploaded {
-            Ok(()) => {
-                sent.insert(path, modified);
-            }
-            Err(error) => {
-                // Retried on the next pass; later files wait so order is kept.
-                tracing::warn!(%key, %error, "mirroring HLS to the media store failed");
-                metrics::counter!("media_upload_failures_total").increment(1);
-                return;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transcoder::MASTER_PLAYLIST;
 
     #[tokio::test]
     async fn mirrors_in_order_and_only_changes() {
@@ -150,13 +252,20 @@ mod tests {
         std::fs::write(spool.join(MASTER_PLAYLIST), "#EXTM3U master").unwrap();
         std::fs::write(spool.join("preview.jpg"), "jpeg").unwrap();
         std::fs::write(spool.join("preview.jpg.tmp"), "half").unwrap();
-        let files = finished_files(&spool).await;
-        let ranks: Vec<u8> = files.iter().map(|p| rank(p)).collect();
-        assert_eq!(ranks, [0, 0, 1, 2]);
 
         let store = MediaStore::open(Some("memory:///"), &spool).unwrap();
-        let mirror =
-            Mirror::start(&store, spool.clone(), "live/abc".into()).expect("not the spool");
+        let keeper = Keeper {
+            store: Some(store.clone()),
+            spool: spool.clone(),
+            key_prefix: "live/abc".into(),
+            sent: HashMap::new(),
+            listed: HashSet::new(),
+            measured: 0,
+        };
+        let ranks: Vec<u8> = keeper.changed().await.iter().map(|(p, _)| rank(&spool, p)).collect();
+        assert_eq!(ranks, [0, 0, 1, 2]);
+
+        let mirror = Mirror::start(&store, spool.clone(), "live/abc".into(), false);
         mirror.finish().await;
         assert_eq!(
             store

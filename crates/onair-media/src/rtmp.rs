@@ -104,7 +104,7 @@ struct Active {
     rtmp_stream_id: u32,
     publication: Publication,
     transcoder: Transcoder,
-    mirror: Option<Mirror>,
+    mirror: Mirror,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -139,9 +139,7 @@ async fn serve_connection(
 /// Stops ffmpeg and tells the application how the publish ended.
 async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
     let status = active.transcoder.finish(Duration::from_secs(5)).await;
-    if let Some(mirror) = active.mirror {
-        mirror.finish().await;
-    }
+    active.mirror.finish().await;
     let end = match status {
         Some(status) if !status.success() && end == PublishEnd::PublisherLeft => {
             // ffmpeg exits non-zero when its input stops mid-stream only if it broke.
@@ -202,7 +200,7 @@ impl SessionHandler for Session {
             .config
             .media_root
             .join(crate::live_key(publication.stream_id));
-        let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output) {
+        let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output, publication.record) {
             Ok(transcoder) => transcoder,
             Err(e) => {
                 tracing::error!(error = %e, ffmpeg = %self.shared.config.transcode.ffmpeg.display(), "cannot start ffmpeg");
@@ -227,10 +225,12 @@ impl SessionHandler for Session {
             &self.shared.config.store,
             output.clone(),
             crate::live_key(publication.stream_id),
+            publication.record,
         );
         tokio::spawn(master::publish_when_ready(
             output,
             self.shared.config.transcode.ffprobe(),
+            publication.record,
             Instant::now(),
             Duration::from_secs(30),
         ));

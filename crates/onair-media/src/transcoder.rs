@@ -49,15 +49,12 @@ const PREVIEW_WIDTH: u32 = 320;
 impl TranscodeSettings {
     /// ffprobe, installed beside ffmpeg.
     pub fn ffprobe(&self) -> PathBuf {
-        match self.ffmpeg.file_name().and_then(|n| n.to_str()) {
-            Some(name) if name.contains("ffmpeg") => self
-                .ffmpeg
-                .with_file_name(name.replacen("ffmpeg", "ffprobe", 1)),
-            _ => PathBuf::from("ffprobe"),
-        }
+        ffprobe_beside(&self.ffmpeg)
     }
 
-    fn command(&self, output: &Path) -> Command {
+    /// `record`: keep every segment for the recording; otherwise ffmpeg deletes those
+    /// that left the live window.
+    fn command(&self, output: &Path, record: bool) -> Command {
         let mut command = Command::new(&self.ffmpeg);
         let segment_pattern = output.join("%v").join("seg_%05d.ts");
         let playlist_pattern = output.join("%v").join("index.m3u8");
@@ -100,10 +97,11 @@ impl TranscodeSettings {
             // temp_file: playlists and segments appear atomically (renamed when complete),
             // so a player never reads half a file. append_list + discont_start: a
             // reconnecting publisher continues the same playlists after a discontinuity.
-            .args([
-                "-hls_flags",
-                "independent_segments+temp_file+append_list+discont_start+program_date_time",
-            ])
+            .arg("-hls_flags")
+            .arg(format!(
+                "independent_segments+temp_file+append_list+discont_start+program_date_time{}",
+                if record { "" } else { "+delete_segments" }
+            ))
             .args(["-var_stream_map", "v:0,a:0,name:source v:1,a:1,name:360p"])
             .arg("-hls_segment_filename")
             .arg(segment_pattern)
@@ -123,6 +121,16 @@ impl TranscodeSettings {
     }
 }
 
+/// ffprobe, installed beside `ffmpeg` (same prefix and suffix), else from the PATH.
+pub(crate) fn ffprobe_beside(ffmpeg: &Path) -> PathBuf {
+    match ffmpeg.file_name().and_then(|n| n.to_str()) {
+        Some(name) if name.contains("ffmpeg") => {
+            ffmpeg.with_file_name(name.replacen("ffmpeg", "ffprobe", 1))
+        }
+        _ => PathBuf::from("ffprobe"),
+    }
+}
+
 /// A running ffmpeg. Write FLV to it; drop or [`Transcoder::finish`] to stop.
 pub struct Transcoder {
     stdin: Option<ChildStdin>,
@@ -131,12 +139,13 @@ pub struct Transcoder {
 }
 
 impl Transcoder {
-    pub fn spawn(settings: &TranscodeSettings, output: &Path) -> std::io::Result<Self> {
+    /// `record`: the broadcast is recorded, so every segment is kept (see `command`).
+    pub fn spawn(settings: &TranscodeSettings, output: &Path, record: bool) -> std::io::Result<Self> {
         for rendition in RENDITIONS {
             std::fs::create_dir_all(output.join(rendition))?;
         }
         let mut child = settings
-            .command(output)
+            .command(output, record)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -137,6 +137,8 @@ impl Broadcasts {
                     stream_id: stream.id,
                     session_id,
                     resumed,
+                    // Until the recording switch and storage quota land (issue 13).
+                    record: true,
                 })
             }
             Err(StoreError::Conflict(Conflict::ActiveStream)) => {

@@ -1,0 +1,373 @@
+//! A broadcast's recording into its final VOD: the source rendition copied (cut into
+//! VOD segments) and lower renditions encoded, a master playlist like the live one, a
+//! thumbnail and the exact duration. Runs as a job, never inside a request.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt, TryStreamExt};
+use onair_infra::MediaStore;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::ffmpeg;
+use crate::master;
+use crate::mirror::files;
+use crate::playlist::{self, Segment};
+use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
+use crate::transcoder::ffprobe_beside;
+
+/// The VOD's still, beside its master playlist.
+const THUMBNAIL: &str = "thumbnail.jpg";
+/// The thumbnail's width in pixels (its height keeps the aspect ratio).
+const THUMBNAIL_WIDTH: u32 = 640;
+/// Segments fetched from the object store at once.
+const FETCHES: usize = 8;
+
+/// How VODs and clips are encoded (review S5: bounded threads and preset, low priority).
+#[derive(Debug, Clone)]
+pub struct VodSettings {
+    /// The ffmpeg executable (ffprobe is taken from beside it).
+    pub ffmpeg: PathBuf,
+    /// Decoder and encoder threads per job.
+    pub threads: u32,
+    /// libx264 `-preset` of the encoded renditions and clips.
+    pub preset: String,
+    /// VOD segment length.
+    pub segment_seconds: u32,
+    /// Heights of the encoded renditions; only those below the source are made.
+    pub ladder: Vec<u32>,
+    /// Run ffmpeg under `nice -n <level>` (when `nice` is installed), so processing
+    /// yields the CPU to ingest and the API. None: normal priority.
+    pub nice: Option<i32>,
+}
+
+impl Default for VodSettings {
+    fn default() -> Self {
+        Self {
+            ffmpeg: PathBuf::from("ffmpeg"),
+            threads: 2,
+            preset: "veryfast".into(),
+            segment_seconds: 4,
+            ladder: vec![720, 480, 360],
+            nice: Some(10),
+        }
+    }
+}
+
+impl VodSettings {
+    pub(crate) fn ffprobe(&self) -> PathBuf {
+        ffprobe_beside(&self.ffmpeg)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VodError {
+    /// The recording is missing, empty or unreadable, or the request does not fit it:
+    /// retrying cannot help.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// ffmpeg failed or was killed, or local I/O failed: worth a retry.
+    #[error("processing failed: {0}")]
+    Failed(String),
+    /// The object store failed: worth a retry.
+    #[error("object store: {0}")]
+    Store(String),
+}
+
+fn failed(error: impl std::fmt::Display) -> VodError {
+    VodError::Failed(error.to_string())
+}
+
+/// What [`build_vod`] wrote: `master.m3u8`, `<rendition>/index.m3u8` and segments, and
+/// `thumbnail.jpg`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VodOutput {
+    /// Measured on the written source rendition.
+    pub duration_secs: f64,
+    /// Rendition directories, in master-playlist order (`source` first, then `<h>p`).
+    pub renditions: Vec<String>,
+    /// Bytes written in all.
+    pub bytes: u64,
+}
+
+/// Copies a rendition's recording (`live/<stream_id>/<rendition>/recording.m3u8` and
+/// its segments) from the store into `dir`; returns the local playlist.
+pub async fn fetch_recording(
+    store: &MediaStore,
+    stream_id: Uuid,
+    rendition: &str,
+    dir: &Path,
+) -> Result<PathBuf, VodError> {
+    if !playlist::is_plain_file_name(rendition) {
+        return Err(VodError::InvalidInput(format!("bad rendition {rendition:?}")));
+    }
+    let prefix = format!("{}/{rendition}", crate::live_key(stream_id));
+    let prefix = &prefix;
+    let get = move |name: String| async move {
+        let key = format!("{prefix}/{name}");
+        match store.get(&key).await {
+            Ok(Some(bytes)) => Ok((name, bytes)),
+            Ok(None) => Err(VodError::InvalidInput(format!("{key} is missing"))),
+            Err(e) => Err(VodError::Store(e.to_string())),
+        }
+    };
+    let (_, bytes) = get(RECORDING_PLAYLIST.to_owned()).await?;
+    let recording = String::from_utf8(bytes.to_vec())
+        .map_err(|_| VodError::InvalidInput("the recording is not a playlist".into()))?;
+    let segments = checked_segments(&recording)?;
+    tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    futures_util::stream::iter(segments.into_iter().map(|s| get(s.uri)))
+        .buffer_unordered(FETCHES)
+        .try_for_each(|(name, bytes)| async move {
+            tokio::fs::write(dir.join(name), bytes).await.map_err(failed)
+        })
+        .await?;
+    let path = dir.join(RECORDING_PLAYLIST);
+    tokio::fs::write(&path, recording).await.map_err(failed)?;
+    Ok(path)
+}
+
+/// A recording's segments: at least one, each a file beside the playlist.
+fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError> {
+    let segments = playlist::segments(recording);
+    if segments.is_empty() {
+        return Err(VodError::InvalidInput("the recording has no segment".into()));
+    }
+    match segments.iter().find(|s| !playlist::is_plain_file_name(&s.uri)) {
+        Some(bad) => Err(VodError::InvalidInput(format!("bad segment {:?}", bad.uri))),
+        None => Ok(segments),
+    }
+}
+
+/// A recording playlist as one ffmpeg input: an ffconcat list of its segments, which
+/// the concat demuxer lays end to end — bridging the timestamp jump at a discontinuity,
+/// which the HLS demuxer does not. The list is removed when this is dropped.
+pub(crate) struct Recording {
+    list: PathBuf,
+    /// The sum of the segments' durations.
+    pub(crate) seconds: f64,
+}
+
+impl Recording {
+    /// Reads `playlist` and writes its list as `<scratch>/.recording.ffconcat`.
+    pub(crate) async fn open(playlist: &Path, scratch: &Path) -> Result<Self, VodError> {
+        let missing = |e: std::io::Error| {
+            VodError::InvalidInput(format!("cannot read {}: {e}", playlist.display()))
+        };
+        let text = tokio::fs::read_to_string(playlist).await.map_err(missing)?;
+        let segments = checked_segments(&text)?;
+        let dir = tokio::fs::canonicalize(playlist)
+            .await
+            .map_err(missing)?
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        let mut list = String::from("ffconcat version 1.0\n");
+        for segment in &segments {
+            let path = dir.join(&segment.uri);
+            let quoted = path.to_string_lossy().replace('\'', r"'\''");
+            list.push_str(&format!("file '{quoted}'\nduration {:.6}\n", segment.seconds));
+        }
+        tokio::fs::create_dir_all(scratch).await.map_err(failed)?;
+        let path = scratch.join(".recording.ffconcat");
+        tokio::fs::write(&path, list).await.map_err(failed)?;
+        Ok(Self {
+            list: path,
+            seconds: segments.iter().map(|s| s.seconds).sum(),
+        })
+    }
+
+    /// ffmpeg's (and ffprobe's) input options for it.
+    pub(crate) fn input(&self) -> Vec<&OsStr> {
+        let options = ["-f", "concat", "-safe", "0", "-i"].map(OsStr::new);
+        options.into_iter().chain([self.list.as_os_str()]).collect()
+    }
+
+    /// Its first video stream's height and whether it has audio; InvalidInput when
+    /// ffprobe cannot read it (a corrupt recording).
+    async fn streams(&self, ffprobe: &Path) -> Result<(u32, bool), VodError> {
+        let probe: Probe = ffmpeg::probe(ffprobe, &self.input(), "stream=codec_type,height")
+            .await
+            .map_err(VodError::InvalidInput)?;
+        let of_kind = |kind: &'static str| {
+            let streams = probe.streams.iter();
+            streams.filter(move |s| s.codec_type.as_deref() == Some(kind))
+        };
+        let height = of_kind("video").find_map(|s| s.height).filter(|h| *h > 0);
+        let height =
+            height.ok_or_else(|| VodError::InvalidInput("no video in the recording".into()))?;
+        Ok((height, of_kind("audio").next().is_some()))
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.list);
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Probe {
+    #[serde(default)]
+    streams: Vec<ProbedStream>,
+    format: Option<ProbedFormat>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbedStream {
+    codec_type: Option<String>,
+    height: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbedFormat {
+    duration: Option<String>,
+}
+
+/// A media file's duration in seconds, as ffprobe measures it.
+pub(crate) async fn duration(ffprobe: &Path, media: &Path) -> Result<f64, VodError> {
+    let probe: Probe = ffmpeg::probe(ffprobe, &["-i".as_ref(), media.as_os_str()], "format=duration")
+        .await
+        .map_err(failed)?;
+    probe
+        .format
+        .and_then(|f| f.duration?.parse().ok())
+        .ok_or_else(|| failed(format!("no duration for {}", media.display())))
+}
+
+/// A JPEG `THUMBNAIL_WIDTH` wide of the frame `at` seconds into `media`.
+pub(crate) async fn thumbnail(
+    settings: &VodSettings,
+    media: &Path,
+    at: f64,
+    output: &Path,
+) -> Result<(), VodError> {
+    let mut command = ffmpeg::ffmpeg(&settings.ffmpeg, settings.nice);
+    command
+        .arg("-ss")
+        .arg(format!("{at:.3}"))
+        .arg("-i")
+        .arg(media)
+        .args(["-frames:v", "1", "-q:v", "3", "-threads", "1", "-filter:v"])
+        .arg(format!("scale={THUMBNAIL_WIDTH}:-2"))
+        .arg(output);
+    ffmpeg::run(command, 0.0, &mut |_| {}).await.map_err(failed)
+}
+
+/// Heights to encode below a source `height` pixels tall: the ladder's rungs under it,
+/// or half the source when it is at or below the smallest rung, so there is always one.
+fn rungs(ladder: &[u32], height: u32) -> Vec<u32> {
+    let even = |h: u32| (h & !1).max(2);
+    let mut rungs: Vec<u32> = ladder.iter().map(|h| even(*h)).filter(|h| *h < height).collect();
+    rungs.sort_unstable_by(|a, b| b.cmp(a));
+    rungs.dedup();
+    if rungs.is_empty() {
+        rungs.push(even(height.div_ceil(2)));
+    }
+    rungs
+}
+
+/// ffmpeg's arguments after the input: the source copied, then each rung encoded,
+/// every rendition cut into `segment_seconds` VOD segments under `output/<name>/`.
+fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
+    let mut map = vec!["source".to_owned()];
+    for _ in 0..=rungs.len() {
+        push(&["-map", "0:v:0"]);
+        if audio {
+            push(&["-map", "0:a:0"]);
+        }
+    }
+    push(&["-c:v:0", "copy", "-c:a", "copy"]);
+    for (index, height) in rungs.iter().enumerate() {
+        let stream = index + 1;
+        // Peak bitrate by picture size: 720p ≈ 3 Mb/s, 480p ≈ 1.4, 360p ≈ 0.8.
+        let max_kbps = height * height / 170;
+        let keyframes = format!("expr:gte(t,n_forced*{})", settings.segment_seconds);
+        push(&[
+            &format!("-c:v:{stream}"), "libx264",
+            &format!("-preset:v:{stream}"), &settings.preset,
+            &format!("-crf:v:{stream}"), "23",
+            &format!("-maxrate:v:{stream}"), &format!("{max_kbps}k"),
+            &format!("-bufsize:v:{stream}"), &format!("{}k", max_kbps * 2),
+            &format!("-filter:v:{stream}"), &format!("scale=-2:{height},format=yuv420p"),
+            // A keyframe at every segment boundary, so segments cut exactly.
+            &format!("-force_key_frames:v:{stream}"), &keyframes,
+        ]);
+        map.push(format!("{height}p"));
+    }
+    let stream_map: Vec<String> = map
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match audio {
+            true => format!("v:{i},a:{i},name:{name}"),
+            false => format!("v:{i},name:{name}"),
+        })
+        .collect();
+    push(&["-threads", &settings.threads.to_string(), "-f", "hls"]);
+    push(&["-hls_time", &settings.segment_seconds.to_string(), "-hls_playlist_type", "vod"]);
+    push(&["-hls_flags", "independent_segments", "-var_stream_map", &stream_map.join(" ")]);
+    args.push("-hls_segment_filename".into());
+    args.push(output.join("%v").join("seg_%05d.ts").into());
+    args.push(output.join("%v").join(LIVE_PLAYLIST).into());
+    args
+}
+
+/// Builds the VOD of the local recording playlist `input` into `output` (see
+/// [`VodOutput`]), reporting progress 0..1. The ffmpeg child is killed if the future is
+/// dropped.
+pub async fn build_vod(
+    settings: &VodSettings,
+    input: &Path,
+    output: &Path,
+    progress: &mut (dyn FnMut(f64) + Send),
+) -> Result<VodOutput, VodError> {
+    let ffprobe = settings.ffprobe();
+    let recording = Recording::open(input, output).await?;
+    let (height, audio) = recording.streams(&ffprobe).await?;
+    let rungs = rungs(&settings.ladder, height);
+    let mut command = ffmpeg::ffmpeg(&settings.ffmpeg, settings.nice);
+    command
+        .args(["-threads", &settings.threads.to_string()])
+        .args(recording.input())
+        .args(ladder_args(settings, &rungs, audio, output));
+    let renditions: Vec<String> = std::iter::once("source".to_owned())
+        .chain(rungs.iter().map(|h| format!("{h}p")))
+        .collect();
+    for rendition in &renditions {
+        tokio::fs::create_dir_all(output.join(rendition)).await.map_err(failed)?;
+    }
+    ffmpeg::run(command, recording.seconds, progress).await.map_err(failed)?;
+    drop(recording);
+
+    master::write_vod_master(&ffprobe, output, &renditions).await.map_err(failed)?;
+    let source = output.join("source").join(LIVE_PLAYLIST);
+    let duration_secs = duration(&ffprobe, &source).await?;
+    thumbnail(settings, &source, duration_secs * 0.1, &output.join(THUMBNAIL)).await?;
+    progress(1.0);
+    let bytes = files(output).await.iter().map(|(_, m)| m.len()).sum();
+    tracing::info!(output = %output.display(), duration_secs, ?renditions, bytes, "VOD built");
+    Ok(VodOutput {
+        duration_secs,
+        renditions,
+        bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladders_always_have_a_lower_rendition() {
+        let ladder = [720, 480, 360];
+        assert_eq!(rungs(&ladder, 1080), [720, 480, 360]);
+        assert_eq!(rungs(&ladder, 720), [480, 360]);
+        assert_eq!(rungs(&ladder, 400), [360]);
+        assert_eq!(rungs(&ladder, 360), [180]);
+        assert_eq!(rungs(&ladder, 250), [124]);
+        assert_eq!(rungs(&[361, 360], 1080), [360]);
+    }
+}
