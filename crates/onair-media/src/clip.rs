@@ -71,8 +71,22 @@ pub async fn cut_clip(
         .arg("-t")
         .arg(format!("{length:.3}"))
         .args(["-map", "0:v:0", "-map", "0:a:0?", "-c:v", "libx264"])
-        .args(["-preset", &settings.preset, "-crf", "21", "-pix_fmt", "yuv420p"])
-        .args(["-c:a", "aac", "-b:a", "128k", "-threads", &settings.threads.to_string()])
+        .args([
+            "-preset",
+            &settings.preset,
+            "-crf",
+            "21",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args([
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-threads",
+            &settings.threads.to_string(),
+        ])
         .args(["-movflags", "+faststart"])
         .arg(&video);
     ffmpeg::run(command, length, &mut |_| {})

@@ -67,7 +67,9 @@ pub(crate) async fn run(
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             // out_time_us: microseconds of output written so far (N/A before the first).
-            let done = line.strip_prefix("out_time_us=").and_then(|v| v.parse::<f64>().ok());
+            let done = line
+                .strip_prefix("out_time_us=")
+                .and_then(|v| v.parse::<f64>().ok());
             if let Some(done) = done.filter(|_| total_seconds > 0.0) {
                 progress((done / 1e6 / total_seconds).clamp(0.0, 1.0));
             }

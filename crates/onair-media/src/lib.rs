@@ -96,3 +96,6 @@ pub fn live_key(stream_id: Uuid) -> String {
 pub fn stream_key_of(publishing_name: &str) -> &str {
     publishing_name.split('?').next().unwrap_or_default().trim()
 }
+
+#[cfg(test)]
+mod tests;

@@ -121,7 +121,8 @@ impl Variant {
 /// ffprobe's view of a segment's streams; None when it cannot tell (then the variant
 /// carries its bandwidth only).
 async fn probe(ffprobe: &Path, segment: &Path) -> Option<Probe> {
-    let entries = "stream=codec_type,codec_name,profile,level,width,height,avg_frame_rate,r_frame_rate";
+    let entries =
+        "stream=codec_type,codec_name,profile,level,width,height,avg_frame_rate,r_frame_rate";
     ffmpeg::probe(ffprobe, &["-i".as_ref(), segment.as_os_str()], entries)
         .await
         .ok()
@@ -241,7 +242,9 @@ pub(crate) async fn write_vod_master(
         let segments = playlist::segments(&live);
         let mut peak = 0u64;
         for segment in &segments {
-            let bytes = tokio::fs::metadata(rendition_dir.join(&segment.uri)).await?.len();
+            let bytes = tokio::fs::metadata(rendition_dir.join(&segment.uri))
+                .await?
+                .len();
             peak = peak.max((bytes as f64 * 8.0 / segment.seconds.max(0.1)) as u64);
         }
         let first = segments.first().ok_or(std::io::ErrorKind::InvalidData)?;

@@ -31,7 +31,12 @@ pub(crate) struct Mirror {
 impl Mirror {
     /// Starts keeping `spool`, mirrored to `key_prefix` in `store` unless the store is
     /// the spool itself; `record`: maintain the recording playlists.
-    pub(crate) fn start(store: &MediaStore, spool: PathBuf, key_prefix: String, record: bool) -> Self {
+    pub(crate) fn start(
+        store: &MediaStore,
+        spool: PathBuf,
+        key_prefix: String,
+        record: bool,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let keeper = Keeper {
             store: (!store.is_spool()).then(|| store.clone()),
@@ -262,7 +267,12 @@ mod tests {
             listed: HashSet::new(),
             measured: 0,
         };
-        let ranks: Vec<u8> = keeper.changed().await.iter().map(|(p, _)| rank(&spool, p)).collect();
+        let ranks: Vec<u8> = keeper
+            .changed()
+            .await
+            .iter()
+            .map(|(p, _)| rank(&spool, p))
+            .collect();
         assert_eq!(ranks, [0, 0, 1, 2]);
 
         let mirror = Mirror::start(&store, spool.clone(), "live/abc".into(), false);

@@ -57,7 +57,10 @@ pub(crate) fn render_event(segments: &[Segment]) -> String {
         if segment.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        out.push_str(&format!("#EXTINF:{:.6},\n{}\n", segment.seconds, segment.uri));
+        out.push_str(&format!(
+            "#EXTINF:{:.6},\n{}\n",
+            segment.seconds, segment.uri
+        ));
     }
     out
 }
@@ -65,15 +68,15 @@ pub(crate) fn render_event(segments: &[Segment]) -> String {
 /// A segment URI that names a file beside its playlist (no directories, no `..`, no
 /// scheme), so a playlist can never make us read or write elsewhere.
 pub(crate) fn is_plain_file_name(uri: &str) -> bool {
-    !uri.is_empty()
-        && uri != "."
-        && uri != ".."
-        && !uri.contains(['/', '\\', ':', '?', '#'])
+    !uri.is_empty() && uri != "." && uri != ".." && !uri.contains(['/', '\\', ':', '?', '#'])
 }
 
 /// Writes `contents` to `path` through a temporary file and a rename, so a reader (a
 /// player, the mirror) never sees half a file.
-pub(crate) async fn write_atomically(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+pub(crate) async fn write_atomically(
+    path: &std::path::Path,
+    contents: &str,
+) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     tokio::fs::write(&temporary, contents).await?;

@@ -200,7 +200,11 @@ impl SessionHandler for Session {
             .config
             .media_root
             .join(crate::live_key(publication.stream_id));
-        let mut transcoder = match Transcoder::spawn(&self.shared.config.transcode, &output, publication.record) {
+        let mut transcoder = match Transcoder::spawn(
+            &self.shared.config.transcode,
+            &output,
+            publication.record,
+        ) {
             Ok(transcoder) => transcoder,
             Err(e) => {
                 tracing::error!(error = %e, ffmpeg = %self.shared.config.transcode.ffmpeg.display(), "cannot start ffmpeg");

@@ -140,7 +140,11 @@ pub struct Transcoder {
 
 impl Transcoder {
     /// `record`: the broadcast is recorded, so every segment is kept (see `command`).
-    pub fn spawn(settings: &TranscodeSettings, output: &Path, record: bool) -> std::io::Result<Self> {
+    pub fn spawn(
+        settings: &TranscodeSettings,
+        output: &Path,
+        record: bool,
+    ) -> std::io::Result<Self> {
         for rendition in RENDITIONS {
             std::fs::create_dir_all(output.join(rendition))?;
         }

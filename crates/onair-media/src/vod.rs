@@ -100,7 +100,9 @@ pub async fn fetch_recording(
     dir: &Path,
 ) -> Result<PathBuf, VodError> {
     if !playlist::is_plain_file_name(rendition) {
-        return Err(VodError::InvalidInput(format!("bad rendition {rendition:?}")));
+        return Err(VodError::InvalidInput(format!(
+            "bad rendition {rendition:?}"
+        )));
     }
     let prefix = format!("{}/{rendition}", crate::live_key(stream_id));
     let prefix = &prefix;
@@ -120,7 +122,9 @@ pub async fn fetch_recording(
     futures_util::stream::iter(segments.into_iter().map(|s| get(s.uri)))
         .buffer_unordered(FETCHES)
         .try_for_each(|(name, bytes)| async move {
-            tokio::fs::write(dir.join(name), bytes).await.map_err(failed)
+            tokio::fs::write(dir.join(name), bytes)
+                .await
+                .map_err(failed)
         })
         .await?;
     let path = dir.join(RECORDING_PLAYLIST);
@@ -132,9 +136,14 @@ pub async fn fetch_recording(
 fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError> {
     let segments = playlist::segments(recording);
     if segments.is_empty() {
-        return Err(VodError::InvalidInput("the recording has no segment".into()));
+        return Err(VodError::InvalidInput(
+            "the recording has no segment".into(),
+        ));
     }
-    match segments.iter().find(|s| !playlist::is_plain_file_name(&s.uri)) {
+    match segments
+        .iter()
+        .find(|s| !playlist::is_plain_file_name(&s.uri))
+    {
         Some(bad) => Err(VodError::InvalidInput(format!("bad segment {:?}", bad.uri))),
         None => Ok(segments),
     }
@@ -167,7 +176,10 @@ impl Recording {
         for segment in &segments {
             let path = dir.join(&segment.uri);
             let quoted = path.to_string_lossy().replace('\'', r"'\''");
-            list.push_str(&format!("file '{quoted}'\nduration {:.6}\n", segment.seconds));
+            list.push_str(&format!(
+                "file '{quoted}'\nduration {:.6}\n",
+                segment.seconds
+            ));
         }
         tokio::fs::create_dir_all(scratch).await.map_err(failed)?;
         let path = scratch.join(".recording.ffconcat");
@@ -227,9 +239,13 @@ struct ProbedFormat {
 
 /// A media file's duration in seconds, as ffprobe measures it.
 pub(crate) async fn duration(ffprobe: &Path, media: &Path) -> Result<f64, VodError> {
-    let probe: Probe = ffmpeg::probe(ffprobe, &["-i".as_ref(), media.as_os_str()], "format=duration")
-        .await
-        .map_err(failed)?;
+    let probe: Probe = ffmpeg::probe(
+        ffprobe,
+        &["-i".as_ref(), media.as_os_str()],
+        "format=duration",
+    )
+    .await
+    .map_err(failed)?;
     probe
         .format
         .and_then(|f| f.duration?.parse().ok())
@@ -259,7 +275,11 @@ pub(crate) async fn thumbnail(
 /// or half the source when it is at or below the smallest rung, so there is always one.
 fn rungs(ladder: &[u32], height: u32) -> Vec<u32> {
     let even = |h: u32| (h & !1).max(2);
-    let mut rungs: Vec<u32> = ladder.iter().map(|h| even(*h)).filter(|h| *h < height).collect();
+    let mut rungs: Vec<u32> = ladder
+        .iter()
+        .map(|h| even(*h))
+        .filter(|h| *h < height)
+        .collect();
     rungs.sort_unstable_by(|a, b| b.cmp(a));
     rungs.dedup();
     if rungs.is_empty() {
@@ -287,14 +307,21 @@ fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path
         let max_kbps = height * height / 170;
         let keyframes = format!("expr:gte(t,n_forced*{})", settings.segment_seconds);
         push(&[
-            &format!("-c:v:{stream}"), "libx264",
-            &format!("-preset:v:{stream}"), &settings.preset,
-            &format!("-crf:v:{stream}"), "23",
-            &format!("-maxrate:v:{stream}"), &format!("{max_kbps}k"),
-            &format!("-bufsize:v:{stream}"), &format!("{}k", max_kbps * 2),
-            &format!("-filter:v:{stream}"), &format!("scale=-2:{height},format=yuv420p"),
+            &format!("-c:v:{stream}"),
+            "libx264",
+            &format!("-preset:v:{stream}"),
+            &settings.preset,
+            &format!("-crf:v:{stream}"),
+            "23",
+            &format!("-maxrate:v:{stream}"),
+            &format!("{max_kbps}k"),
+            &format!("-bufsize:v:{stream}"),
+            &format!("{}k", max_kbps * 2),
+            &format!("-filter:v:{stream}"),
+            &format!("scale=-2:{height},format=yuv420p"),
             // A keyframe at every segment boundary, so segments cut exactly.
-            &format!("-force_key_frames:v:{stream}"), &keyframes,
+            &format!("-force_key_frames:v:{stream}"),
+            &keyframes,
         ]);
         map.push(format!("{height}p"));
     }
@@ -307,8 +334,18 @@ fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path
         })
         .collect();
     push(&["-threads", &settings.threads.to_string(), "-f", "hls"]);
-    push(&["-hls_time", &settings.segment_seconds.to_string(), "-hls_playlist_type", "vod"]);
-    push(&["-hls_flags", "independent_segments", "-var_stream_map", &stream_map.join(" ")]);
+    push(&[
+        "-hls_time",
+        &settings.segment_seconds.to_string(),
+        "-hls_playlist_type",
+        "vod",
+    ]);
+    push(&[
+        "-hls_flags",
+        "independent_segments",
+        "-var_stream_map",
+        &stream_map.join(" "),
+    ]);
     args.push("-hls_segment_filename".into());
     args.push(output.join("%v").join("seg_%05d.ts").into());
     args.push(output.join("%v").join(LIVE_PLAYLIST).into());
@@ -337,15 +374,27 @@ pub async fn build_vod(
         .chain(rungs.iter().map(|h| format!("{h}p")))
         .collect();
     for rendition in &renditions {
-        tokio::fs::create_dir_all(output.join(rendition)).await.map_err(failed)?;
+        tokio::fs::create_dir_all(output.join(rendition))
+            .await
+            .map_err(failed)?;
     }
-    ffmpeg::run(command, recording.seconds, progress).await.map_err(failed)?;
+    ffmpeg::run(command, recording.seconds, progress)
+        .await
+        .map_err(failed)?;
     drop(recording);
 
-    master::write_vod_master(&ffprobe, output, &renditions).await.map_err(failed)?;
+    master::write_vod_master(&ffprobe, output, &renditions)
+        .await
+        .map_err(failed)?;
     let source = output.join("source").join(LIVE_PLAYLIST);
     let duration_secs = duration(&ffprobe, &source).await?;
-    thumbnail(settings, &source, duration_secs * 0.1, &output.join(THUMBNAIL)).await?;
+    thumbnail(
+        settings,
+        &source,
+        duration_secs * 0.1,
+        &output.join(THUMBNAIL),
+    )
+    .await?;
     progress(1.0);
     let bytes = files(output).await.iter().map(|(_, m)| m.len()).sum();
     tracing::info!(output = %output.display(), duration_secs, ?renditions, bytes, "VOD built");
