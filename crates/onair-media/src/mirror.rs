@@ -16,10 +16,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::playlist;
-use crate::recording::{LIVE_PLAYLIST, Recorder};
+use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST, Recorder};
 use crate::transcoder::RENDITIONS;
 
 const POLL: Duration = Duration::from_millis(200);
+/// Passes between measures of the spool (a walk of its files).
+const MEASURE_EVERY: u64 = 25;
+/// Passes between uploads of the recording playlists, which grow with the broadcast and
+/// are not played while it is live (the final pass always sends them).
+const RECORDING_EVERY: u64 = 50;
 /// Segments, playlists and the preview image (ffmpeg's `.tmp` files are still being written).
 const MIRRORED: [&str; 3] = ["ts", "m3u8", "jpg"];
 
@@ -45,6 +50,7 @@ impl Mirror {
             sent: HashMap::new(),
             listed: HashSet::new(),
             measured: 0,
+            passes: 0,
         };
         let task = tokio::spawn(run(keeper, record, stopped));
         Self { stop, task }
@@ -69,6 +75,7 @@ struct Keeper {
     listed: HashSet<PathBuf>,
     /// This spool's bytes as last added to the gauge.
     measured: u64,
+    passes: u64,
 }
 
 async fn run(mut keeper: Keeper, record: bool, mut stopped: watch::Receiver<bool>) {
@@ -77,7 +84,7 @@ async fn run(mut keeper: Keeper, record: bool, mut stopped: watch::Receiver<bool
         false => None,
     };
     loop {
-        keeper.pass(recorder.as_mut()).await;
+        keeper.pass(recorder.as_mut(), false).await;
         if *stopped.borrow() {
             break;
         }
@@ -86,35 +93,43 @@ async fn run(mut keeper: Keeper, record: bool, mut stopped: watch::Receiver<bool
             _ = stopped.changed() => {}
         }
     }
-    keeper.pass(recorder.as_mut()).await;
+    keeper.pass(recorder.as_mut(), true).await;
     // The gauge counts the spools of publishes in progress.
     metrics::gauge!("media_spool_bytes").decrement(keeper.measured as f64);
 }
 
 impl Keeper {
-    async fn pass(&mut self, recorder: Option<&mut Recorder>) {
+    /// `last`: the publish ended; everything is sent and measured.
+    async fn pass(&mut self, recorder: Option<&mut Recorder>, last: bool) {
         // Recording first: the copy below then sends the segments before the playlists.
         if let Some(recorder) = recorder {
             recorder.update().await;
         }
         if let Some(store) = self.store.clone() {
-            self.sync(&store).await;
+            self.sync(&store, last || self.passes.is_multiple_of(RECORDING_EVERY))
+                .await;
             self.prune().await;
         }
-        let bytes: u64 = files(&self.spool).await.iter().map(|(_, m)| m.len()).sum();
-        metrics::gauge!("media_spool_bytes").increment(bytes as f64 - self.measured as f64);
-        self.measured = bytes;
+        if last || self.passes.is_multiple_of(MEASURE_EVERY) {
+            let bytes: u64 = files(&self.spool).await.iter().map(|(_, m)| m.len()).sum();
+            metrics::gauge!("media_spool_bytes").increment(bytes as f64 - self.measured as f64);
+            self.measured = bytes;
+        }
+        self.passes += 1;
     }
 
     /// Sends what changed: segments (and the preview), then rendition playlists, then
-    /// the root's playlists. Stops at the first failure, retried on the next pass.
-    async fn sync(&mut self, store: &MediaStore) {
+    /// the root's playlists; the recording playlists only with `recording`. Stops at the
+    /// first failure, retried on the next pass.
+    async fn sync(&mut self, store: &MediaStore, recording: bool) {
         // Playlists are read before segments are listed: ffmpeg (and the recorder) only
         // list a segment once it is in place, so every segment a playlist read here
         // names is listed below and sent before it.
         let mut playlists = Vec::new();
         for (path, modified) in self.changed().await {
+            let is_recording = path.file_name().is_some_and(|n| n == RECORDING_PLAYLIST);
             if rank(&self.spool, &path) > 0
+                && (recording || !is_recording)
                 && let Ok(bytes) = tokio::fs::read(&path).await
             {
                 playlists.push((path, modified, bytes));
@@ -266,6 +281,7 @@ mod tests {
             sent: HashMap::new(),
             listed: HashSet::new(),
             measured: 0,
+            passes: 0,
         };
         let ranks: Vec<u8> = keeper
             .changed()
