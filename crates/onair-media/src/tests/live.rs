@@ -2,7 +2,7 @@
 //! reconnect, mirrored, and the spool trimmed when the store is elsewhere.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,16 @@ async fn publish(spool: &Path, store: &MediaStore, seconds: u32, record: bool) {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     master.await.unwrap();
     mirror.finish().await;
+}
+
+/// One publish with the spool as the store (the default); returns the temporary root
+/// and the broadcast's spool in it.
+async fn publish_to_the_spool_store(seconds: u32, record: bool) -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let store = MediaStore::open(None, root.path()).unwrap();
+    let spool = root.path().join(KEY);
+    publish(&spool, &store, seconds, record).await;
+    (root, spool)
 }
 
 /// Segment files in a directory.
@@ -132,10 +142,7 @@ async fn the_recording_spans_a_reconnect_and_the_spool_keeps_only_the_live_windo
 
 #[tokio::test]
 async fn a_spool_that_is_the_store_keeps_the_whole_recording() {
-    let root = tempfile::tempdir().unwrap();
-    let store = MediaStore::open(None, root.path()).unwrap();
-    let spool = root.path().join(KEY);
-    publish(&spool, &store, 5, true).await;
+    let (_root, spool) = publish_to_the_spool_store(5, true).await;
     for rendition in RENDITIONS {
         let dir = spool.join(rendition);
         let playlist = std::fs::read(dir.join(RECORDING_PLAYLIST)).unwrap();
@@ -147,10 +154,7 @@ async fn a_spool_that_is_the_store_keeps_the_whole_recording() {
 
 #[tokio::test]
 async fn without_recording_ffmpeg_drops_what_left_the_window() {
-    let root = tempfile::tempdir().unwrap();
-    let store = MediaStore::open(None, root.path()).unwrap();
-    let spool = root.path().join(KEY);
-    publish(&spool, &store, 6, false).await;
+    let (_root, spool) = publish_to_the_spool_store(6, false).await;
     assert!(!spool.join(RECORDING_PLAYLIST).exists());
     for rendition in RENDITIONS {
         let dir = spool.join(rendition);

@@ -300,3 +300,22 @@ async fn a_recording_is_fetched_from_the_store() {
     let bad = fetch_recording(&store, stream_id, "../x", elsewhere.path()).await;
     assert!(matches!(bad, Err(VodError::InvalidInput(_))), "{bad:?}");
 }
+
+/// Jobs run these on tokio's worker threads.
+#[test]
+fn the_futures_can_be_spawned() {
+    fn spawnable<T: Send + 'static>(_: T) {}
+    let settings = VodSettings::default();
+    let store = MediaStore::open(Some("memory:///"), Path::new("/nonexistent")).unwrap();
+    spawnable(async move {
+        let (input, output) = (Path::new("in.m3u8"), Path::new("out"));
+        let mut progress = |_| {};
+        let _ = build_vod(&settings, input, output, &mut progress).await;
+        let range = ClipRange {
+            start_secs: 0.0,
+            duration_secs: 1.0,
+        };
+        let _ = cut_clip(&settings, input, range, output).await;
+        let _ = fetch_recording(&store, Uuid::nil(), "source", output).await;
+    });
+}
