@@ -6,10 +6,12 @@ mod bus;
 mod media_store;
 mod rate;
 mod redis_pool;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod viewers;
 
 pub use bus::{Handler, RedisBus};
-pub use media_store::{MediaStore, MediaStoreError};
+pub use media_store::{MediaStore, MediaStoreError, S3Options, StoredObject};
 pub use rate::SharedRateLimit;
 pub use redis_pool::RedisPool;
 pub use viewers::{

@@ -60,7 +60,8 @@ where
 /// takes what the crate's tests need). The PostgreSQL one is `#[ignore]`d unless
 /// `ONAIR_TEST_POSTGRES_URL` was set when it was built, so a run without the server says
 /// "N ignored" instead of passing tests that did not run; `#[redis]` before a name does
-/// the same for `ONAIR_TEST_REDIS_URL` on both backends. The cfgs come from
+/// the same for `ONAIR_TEST_REDIS_URL` on both backends, `#[s3]` for
+/// `ONAIR_TEST_MOTO_SERVER` (an S3-compatible server the test starts). The cfgs come from
 /// `scripts/test-backends.rs`, the build script of every crate with such tests.
 ///
 /// ```ignore
@@ -92,6 +93,17 @@ macro_rules! backend_tests {
             #[cfg_attr(
                 not(all(onair_test_postgres, onair_test_redis)),
                 ignore = "set ONAIR_TEST_POSTGRES_URL and ONAIR_TEST_REDIS_URL"
+            )]);
+    };
+    (@test $run:path, Sqlite [s3] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Sqlite $name
+            #[cfg_attr(not(onair_test_s3), ignore = "set ONAIR_TEST_MOTO_SERVER")]);
+    };
+    (@test $run:path, Postgres [s3] $name:ident) => {
+        $crate::backend_tests!(@emit $run, Postgres $name
+            #[cfg_attr(
+                not(all(onair_test_postgres, onair_test_s3)),
+                ignore = "set ONAIR_TEST_POSTGRES_URL and ONAIR_TEST_MOTO_SERVER"
             )]);
     };
     (@emit $run:path, $backend:ident $name:ident $(#[$ignore:meta])?) => {
