@@ -69,9 +69,10 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let (secret, store) = open(&config).await?;
-        let files = MediaStore::open(
+        let files = MediaStore::open_with(
             config.media.object_store_url.as_deref(),
             &config.media_root(),
+            &config.media.s3(),
         )?;
         let redis = connect_redis(&config).await?;
         let access_tokens = Arc::new(AccessTokens::new(

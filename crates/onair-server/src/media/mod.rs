@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::FromRef;
-use onair_infra::MediaStore;
+use onair_infra::{MediaStore, S3Options};
 use onair_media::{
     IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
 };
@@ -33,6 +33,13 @@ pub struct MediaConfig {
     /// Where HLS and avatars are stored: `s3://bucket/prefix` (credentials from `AWS_*`),
     /// `file:///dir`; default the media directory under `data_dir`.
     pub object_store_url: Option<String>,
+    /// S3 settings given here override the standard `AWS_*` variables: an S3-compatible
+    /// endpoint (MinIO, R2), its region, keys, and plain HTTP to it.
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_allow_http: Option<bool>,
     /// Ingest URL shown to creators next to their stream key.
     pub public_rtmp_url: String,
     /// Built-in RTMP ingest; off when an external media server calls the hooks instead.
@@ -55,6 +62,11 @@ impl Default for MediaConfig {
     fn default() -> Self {
         Self {
             object_store_url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: None,
             public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
             rtmp_enabled: true,
             rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
@@ -69,6 +81,17 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
+    /// The S3 settings given in the configuration (the rest come from `AWS_*`).
+    pub fn s3(&self) -> S3Options {
+        S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            allow_http: self.s3_allow_http,
+        }
+    }
+
     /// The built-in ingest's settings; `media_root` is the local spool.
     pub fn ingest(&self, store: MediaStore, media_root: PathBuf) -> IngestConfig {
         IngestConfig {

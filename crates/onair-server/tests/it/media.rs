@@ -4,6 +4,8 @@
 use std::process::Stdio;
 use std::sync::Once;
 
+use onair_infra::testing::MotoS3;
+use onair_infra::{MediaStore, S3Options};
 use onair_store::DbConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,6 +16,7 @@ use crate::support::{DEADLINE, TestApp, User, eventually};
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     obs_style_publish_becomes_adaptive_hls_and_ends,
     hls_is_published_through_the_object_store,
+    #[s3] hls_is_published_to_s3,
     a_reconnect_within_the_window_continues_the_broadcast,
     a_reconnect_after_the_window_starts_a_new_broadcast,
     bad_publishers_are_refused_without_harm,
@@ -244,17 +247,67 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
 
 async fn hls_is_published_through_the_object_store(db: DbConfig) {
     // `memory://` is object_store's in-process store: the same path as S3, no network.
+    hls_plays_from_the_store(db, "memory:///media".into(), S3Options::default(), None).await;
+}
+
+async fn hls_is_published_to_s3(db: DbConfig) {
+    let moto = MotoS3::start().await;
+    let bucket = moto.store("media");
+    hls_plays_from_the_store(db, moto.url("media"), moto.options(), Some(bucket)).await;
+}
+
+/// A broadcast published with the media store at `url` plays over HTTP; with `bucket`
+/// (the same store, seen from the test), its playlists and segments are there and what
+/// the server serves is what the bucket holds.
+async fn hls_plays_from_the_store(
+    db: DbConfig,
+    url: String,
+    s3: S3Options,
+    bucket: Option<MediaStore>,
+) {
     let app = TestApp::spawn_configured(db, |config| {
-        config.media.object_store_url = Some("memory:///media".into())
+        config.media.object_store_url = Some(url);
+        config.media.s3_endpoint = s3.endpoint;
+        config.media.s3_region = s3.region;
+        config.media.s3_access_key_id = s3.access_key_id;
+        config.media.s3_secret_access_key = s3.secret_access_key;
+        config.media.s3_allow_http = s3.allow_http;
     })
     .await;
     let creator = app.signup("mirrored").await;
     let key = stream_key(&app, &creator).await;
     let _publisher = publish(&app, &key);
     let live = broadcast_in(&app, &creator, "live").await;
-    let renditions = playable(&app, live["id"].as_str().unwrap()).await;
+    let stream_id = live["id"].as_str().unwrap();
+    let renditions = playable(&app, stream_id).await;
     assert_eq!(renditions.len(), 2);
     preview(&app, &live).await;
+    let Some(bucket) = bucket else { return };
+
+    let prefix = format!("live/{stream_id}");
+    let keys: Vec<String> = bucket
+        .list(&prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|object| object.key)
+        .collect();
+    for playlist in ["master.m3u8".to_owned()].iter().chain(&renditions) {
+        assert!(
+            keys.contains(&format!("{prefix}/{playlist}")),
+            "{playlist} in {keys:?}"
+        );
+    }
+    let segment = keys
+        .iter()
+        .find(|k| k.ends_with(".ts"))
+        .unwrap_or_else(|| panic!("a segment in {keys:?}"));
+    let (status, _, served) = get_bytes(&app, &format!("/{segment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        bucket.get(segment).await.unwrap().as_deref(),
+        Some(&served[..])
+    );
 }
 
 async fn a_reconnect_within_the_window_continues_the_broadcast(db: DbConfig) {
