@@ -2,9 +2,10 @@
 //! (`redis::<case>`, keys under a random prefix, so the shared server is safe), and the
 //! rate limit Redis shares between nodes. Redis cases are ignored, and counted so in the
 //! closing line, unless ONAIR_TEST_REDIS_URL was set when they were built (the cfg comes
-//! from scripts/test-backends.rs). The media store contract is
-//! in its own module.
+//! from scripts/test-backends.rs). The media store contract and the S3 lifecycle rules are
+//! in their own modules.
 
+mod lifecycle;
 mod media_store;
 
 use std::sync::Arc;
