@@ -51,7 +51,11 @@ impl MotoS3 {
         let endpoint = format!("http://127.0.0.1:{port}");
         let bucket = format!("onair-{}", uuid::Uuid::new_v4().simple());
         // Creating the bucket is also the readiness check (moto needs no signature).
-        let client = reqwest::Client::new();
+        // Straight to the loopback port, whatever proxy the environment names.
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client");
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match client.put(format!("{endpoint}/{bucket}")).send().await {
