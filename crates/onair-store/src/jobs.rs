@@ -51,6 +51,12 @@ pub mod kinds {
     pub const PUSH_RETRY: &str = "push_retry";
     /// One webhook delivery ([`super::WebhookJob`]); the job id is the message id.
     pub const WEBHOOK: &str = "webhook_delivery";
+    /// Build an ended broadcast's final VOD ([`super::ArchiveJob`]).
+    pub const ARCHIVE_PROCESS: &str = "archive_process";
+    /// Cut a clip ([`super::ClipJob`]).
+    pub const CLIP_CUT: &str = "clip_cut";
+    /// Remove a deleted archive's or clip's objects ([`super::MediaDeleteJob`]).
+    pub const MEDIA_DELETE: &str = "media_delete";
 }
 
 #[derive(Debug, Clone)]
@@ -164,6 +170,24 @@ pub struct WebhookJob {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Processing of archive `archive_id`, the recording of broadcast `stream_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveJob {
+    pub archive_id: Uuid,
+    pub stream_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipJob {
+    pub clip_id: Uuid,
+}
+
+/// Object-store key prefixes to remove, each ending in `/` (`vod/<archive_id>/`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaDeleteJob {
+    pub prefixes: Vec<String>,
+}
+
 /// Enqueues `job`; other domains pass their transaction, so the job exists exactly when
 /// the change that causes it does (outbox).
 pub(crate) async fn enqueue<'e, DB: Db>(
@@ -189,27 +213,28 @@ where
     Ok(())
 }
 
-/// Stores a running job's new payload and lease, in the transaction of the work it
-/// records; `LeaseLost` if this claim no longer holds the job.
+/// Stores a running job's new payload and lease (`None`: unchanged), in the transaction
+/// of the work it records; `LeaseLost` if this claim no longer holds the job (then the
+/// caller rolls its work back).
 pub(crate) async fn checkpoint<'e, DB: Db>(
     exec: impl Executor<'e, Database = DB>,
     lease: JobLease,
-    payload: &str,
-    lease_until: Timestamp,
+    payload: Option<&str>,
+    lease_until: Option<Timestamp>,
 ) -> Result<()>
 where
     Uuid: Bind<DB>,
     i32: Bind<DB>,
-    Timestamp: Bind<DB>,
-    for<'s> &'s str: Bind<DB>,
+    Option<Timestamp>: Bind<DB>,
+    Option<String>: Bind<DB>,
 {
     let held = sqlx::query(
-        "UPDATE jobs SET payload = $3, lease_until = $4
+        "UPDATE jobs SET payload = COALESCE($3, payload), lease_until = COALESCE($4, lease_until)
          WHERE id = $1 AND attempts = $2 AND state = 'running'",
     )
     .bind(lease.id)
     .bind(lease.attempt)
-    .bind(payload)
+    .bind(payload.map(str::to_owned))
     .bind(lease_until)
     .execute(exec)
     .await?;

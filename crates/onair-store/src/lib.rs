@@ -4,7 +4,7 @@
 //! takes the domain traits it uses (`Arc<dyn Store>` upcasts to `Arc<dyn FollowStore>`…).
 //!
 //! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
-//! `streams`, `archives`, `chat`, `jobs`, `notifications`, `push`, `webhooks`) holds its
+//! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`) holds its
 //! trait, its models, its SQL and its implementation for both backends: "how is X stored"
 //! is one file. `sqlite` and `postgres` hold only pools, pragmas, migrations and replicas;
 //! `sql` the helpers every domain uses (keyset pages, insert-or-delete toggles); `models`
@@ -20,11 +20,13 @@
 //! the macro sees the two concrete backends and stays plain SQL. The few functions other
 //! domains call are generic, their bounds kept short by `sql::Bind`: a write that causes
 //! another domain's rows calls it by name in its own transaction (`streams` calls
-//! `notifications::enqueue_go_live` and `webhooks::enqueue_deliveries`, which enqueue
-//! through `jobs::enqueue`; signup calls `sessions::insert_token`).
+//! `notifications::enqueue_go_live`, `webhooks::enqueue_deliveries` and
+//! `archives::record_archive`, which enqueue through `jobs::enqueue`; signup calls
+//! `sessions::insert_token`).
 
 mod archives;
 mod chat;
+mod clips;
 mod error;
 mod follows;
 pub mod jobs;
@@ -48,10 +50,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use archives::{Archive, ArchiveStatus, ArchiveStore, NewArchive};
+pub use archives::{
+    Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, ReadyArchive, recording_playlist_key,
+};
 pub use chat::{
     ActiveBan, ChatSettings, ChatStanding, ChatStore, ModerationEntry, Moderator, NewBan,
 };
+pub use clips::{Clip, ClipStore, NewClip, ReadyClip};
 pub use error::{Conflict, StoreError};
 pub use follows::{FollowEntry, FollowStore, UserSummary};
 pub use jobs::JobStore;
@@ -75,6 +80,7 @@ pub trait Store:
     + StreamKeyStore
     + StreamStore
     + ArchiveStore
+    + ClipStore
     + ChatStore
     + JobStore
     + NotificationStore

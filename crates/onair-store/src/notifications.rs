@@ -222,7 +222,7 @@ macro_rules! impl_fan_out_batch {
                     ..job.clone()
                 };
                 let payload = serde_json::to_string(&progressed).expect("job payloads serialize");
-                jobs::checkpoint(&mut *tx, lease, &payload, lease_until).await?;
+                jobs::checkpoint(&mut *tx, lease, Some(&payload), Some(lease_until)).await?;
                 tx.commit().await?;
                 Ok(FanoutBatch {
                     recipients,
@@ -296,7 +296,7 @@ macro_rules! impl_notification_store {
                     jobs::enqueue(&mut *tx, &NewJob::now(kinds::GO_LIVE, &rest)).await?;
                 }
                 let payload = serde_json::to_string(&first).expect("job payloads serialize");
-                jobs::checkpoint(&mut *tx, lease, &payload, lease_until).await?;
+                jobs::checkpoint(&mut *tx, lease, Some(&payload), Some(lease_until)).await?;
                 tx.commit().await?;
                 Ok(Some(first))
             }

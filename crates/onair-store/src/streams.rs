@@ -1,12 +1,14 @@
 //! Broadcasts: starting and ending them (through the API or a publisher connection),
 //! viewer counts, and the lists. A broadcast going online enqueues its followers' go-live
 //! fan-out (`notifications`), and going online or offline its webhook deliveries
-//! (`webhooks`), in the transaction that changes it.
+//! (`webhooks`), and ending a recorded one its archive (`archives`), in the transaction
+//! that changes it.
 
 use async_trait::async_trait;
 use onair_core::{Category, Cursor, Limit, Page, StreamSort, StreamStatus, StreamTitle};
 use uuid::Uuid;
 
+use crate::archives;
 use crate::error::{Conflict, StoreError};
 use crate::models::StreamOwner;
 use crate::notifications;
@@ -34,12 +36,15 @@ pub trait StreamStore: Send + Sync {
     /// if it has no publisher (offline within the reconnect window, or started through
     /// the API), else starts a new live one titled like the user's previous broadcast.
     /// Returns the broadcast and whether it was continued. `Conflict::ActiveStream` when
-    /// another connection is already publishing.
+    /// another connection is already publishing. The broadcast is recorded if the user
+    /// records broadcasts and stores less than `quota_bytes` (`None`: no quota), or if it
+    /// was already (a reconnect continues the recording).
     async fn attach_publisher(
         &self,
         user_id: Uuid,
         session_id: Uuid,
         new_stream_id: Uuid,
+        quota_bytes: Option<i64>,
     ) -> Result<(StreamView, bool)>;
     /// The publisher left: its broadcast goes live → offline. False if `session_id`
     /// publishes nothing (any more).
@@ -88,6 +93,11 @@ pub struct StreamView {
     /// Whether an RTMP publisher is feeding it now (a stream started through the API
     /// alone has no video).
     pub publishing: bool,
+    /// Whether it is recorded for an archive (decided when a publisher attaches).
+    pub recording: bool,
+    /// Why it is not recorded although the owner records broadcasts
+    /// (`storage_quota_exceeded`).
+    pub recording_refused: Option<String>,
     #[sqlx(flatten)]
     pub owner: StreamOwner,
 }
@@ -119,7 +129,7 @@ pub struct StreamPatch {
 const STREAM_VIEW: &str = "
     SELECT s.id, s.title, s.category, s.status, s.started_at, s.ended_at,
            s.viewer_count, s.peak_viewer_count, s.unique_viewer_count,
-           s.publisher_session IS NOT NULL AS publishing,
+           s.publisher_session IS NOT NULL AS publishing, s.recording, s.recording_refused,
            u.id AS owner_id, u.username AS owner_username,
            u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
     FROM streams s JOIN users u ON u.id = s.user_id";
@@ -200,10 +210,12 @@ macro_rules! impl_stream_store {
                 user_id: Uuid,
                 session_id: Uuid,
                 new_stream_id: Uuid,
+                quota_bytes: Option<i64>,
             ) -> Result<(StreamView, bool)> {
                 let mut tx = self.writer().begin().await?;
                 let (stream_id, resumed) =
                     Self::attach(&mut tx, user_id, session_id, new_stream_id).await?;
+                Self::decide_recording(&mut tx, stream_id, user_id, quota_bytes).await?;
                 tx.commit().await?;
                 Ok((self.stream_on_primary(stream_id).await?, resumed))
             }
@@ -344,8 +356,8 @@ macro_rules! impl_stream_steps {
     ($store:ty, $db:ty) => {
         impl $store {
             /// What broadcast `stream_id` of `channel_id` going online (`online`) or
-            /// offline at `at` causes: the followers' go-live fan-out, and the channel's
-            /// webhook deliveries.
+            /// offline at `at` causes: the followers' go-live fan-out, the channel's
+            /// webhook deliveries, and the archive of a recorded broadcast that ended.
             async fn announce(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 stream_id: Uuid,
@@ -357,6 +369,7 @@ macro_rules! impl_stream_steps {
                     notifications::enqueue_go_live(&mut **tx, stream_id, channel_id, at).await?;
                     WebhookEvent::StreamOnline
                 } else {
+                    archives::record_archive(tx, stream_id, at).await?;
                     WebhookEvent::StreamOffline
                 };
                 webhooks::enqueue_deliveries(tx, channel_id, stream_id, event, at).await
@@ -375,6 +388,38 @@ macro_rules! impl_stream_steps {
                 Self::announce(&mut tx, id, user_id, online, at).await?;
                 tx.commit().await?;
                 self.stream_on_primary(id).await
+            }
+
+            /// Whether broadcast `stream_id` of `user_id`, which a publisher just
+            /// attached to, is recorded: once recorded it stays so; otherwise it is if
+            /// the user records broadcasts and stores less than `quota_bytes`.
+            async fn decide_recording(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                stream_id: Uuid,
+                user_id: Uuid,
+                quota_bytes: Option<i64>,
+            ) -> Result<()> {
+                let wanted: bool =
+                    sqlx::query_scalar("SELECT record_broadcasts FROM users WHERE id = $1")
+                        .bind(user_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                let over_quota = match quota_bytes {
+                    Some(quota) if wanted => archives::storage_used(&mut **tx, user_id).await? >= quota,
+                    _ => false,
+                };
+                let refused = over_quota.then_some("storage_quota_exceeded");
+                sqlx::query(
+                    "UPDATE streams SET recording = (recording OR $2),
+                            recording_refused = CASE WHEN recording OR $2 THEN NULL ELSE $3 END
+                     WHERE id = $1",
+                )
+                .bind(stream_id)
+                .bind(wanted && !over_quota)
+                .bind(refused)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             /// [`StreamStore::attach_publisher`] inside its transaction: returns the

@@ -60,6 +60,8 @@ pub struct UserProfile {
     pub following_count: i64,
     /// The broadcast that is live now, if any.
     pub live_stream_id: Option<Uuid>,
+    /// Whether the user's broadcasts are recorded (a setting only its owner sees).
+    pub record_broadcasts: bool,
     pub created_at: Timestamp,
 }
 
@@ -69,6 +71,7 @@ pub struct ProfilePatch {
     pub display_name: Option<Option<DisplayName>>,
     pub bio: Option<Bio>,
     pub avatar_url: Option<Option<AvatarUrl>>,
+    pub record_broadcasts: Option<bool>,
 }
 
 /// The profile of the user matching `$condition` (on `u`, taking `$1`).
@@ -76,7 +79,8 @@ macro_rules! profile_where {
     ($condition:literal) => {
         concat!(
             "SELECT u.id, u.username, u.display_name, u.bio, u.avatar_url,
-                    u.follower_count, u.following_count, s.id AS live_stream_id, u.created_at
+                    u.follower_count, u.following_count, s.id AS live_stream_id,
+                    u.record_broadcasts, u.created_at
              FROM users u
              LEFT JOIN streams s ON s.user_id = u.id AND s.status IN ('live', 'offline')
              WHERE ",
@@ -182,6 +186,7 @@ macro_rules! impl_user_store {
                         display_name = CASE WHEN $2 THEN $3 ELSE display_name END,
                         bio = COALESCE($4, bio),
                         avatar_url = CASE WHEN $5 THEN $6 ELSE avatar_url END,
+                        record_broadcasts = COALESCE($8, record_broadcasts),
                         updated_at = $7
                      WHERE id = $1",
                 )
@@ -192,6 +197,7 @@ macro_rules! impl_user_store {
                 .bind(avatar_url.is_some())
                 .bind(avatar_url.flatten())
                 .bind(Timestamp::now())
+                .bind(patch.record_broadcasts)
                 .execute(self.writer())
                 .await?;
                 if updated.rows_affected() == 0 {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use onair_store::{
-    ArchiveStore, Backend, ChatStore, FollowStore, JobStore, NotificationStore, PushStore,
-    SessionStore, Store, StreamKeyStore, StreamStore, UserStore, WebhookStore,
+    ArchiveStore, Backend, ChatStore, ClipStore, FollowStore, JobStore, NotificationStore,
+    PushStore, SessionStore, Store, StreamKeyStore, StreamStore, UserStore, WebhookStore,
 };
 
 use crate::support::new_user;
@@ -44,6 +44,7 @@ async fn the_store_upcasts_to_each_domain_trait(store: Arc<dyn Store>) {
     let _: Arc<dyn StreamKeyStore> = store.clone();
     let _: Arc<dyn StreamStore> = store.clone();
     let _: Arc<dyn ArchiveStore> = store.clone();
+    let _: Arc<dyn ClipStore> = store.clone();
     let _: Arc<dyn ChatStore> = store.clone();
     let _: Arc<dyn JobStore> = store.clone();
     let _: Arc<dyn NotificationStore> = store.clone();

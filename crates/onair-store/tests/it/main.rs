@@ -7,6 +7,7 @@
 mod support;
 
 mod archives;
+mod clips;
 mod follows;
 mod health;
 mod jobs;

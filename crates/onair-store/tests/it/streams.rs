@@ -211,7 +211,7 @@ async fn live_list_shows_only_live_streams_newest_first_in_pages(store: Arc<dyn 
             let dropped = user(&store, "dropped").await;
             let session = Uuid::now_v7();
             store
-                .attach_publisher(dropped.id, session, Uuid::now_v7())
+                .attach_publisher(dropped.id, session, Uuid::now_v7(), None)
                 .await
                 .unwrap();
             assert!(store.detach_publisher(session).await.unwrap());
@@ -357,7 +357,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     let caster = user(&store, "publisher").await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     let (stream, resumed) = store
-        .attach_publisher(caster.id, first, Uuid::now_v7())
+        .attach_publisher(caster.id, first, Uuid::now_v7(), None)
         .await
         .unwrap();
     assert!(!resumed);
@@ -366,7 +366,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     // The same publisher again is a no-op; another one is refused.
     assert_eq!(
         store
-            .attach_publisher(caster.id, first, Uuid::now_v7())
+            .attach_publisher(caster.id, first, Uuid::now_v7(), None)
             .await
             .unwrap()
             .0
@@ -374,7 +374,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
         stream.id
     );
     let taken = store
-        .attach_publisher(caster.id, second, Uuid::now_v7())
+        .attach_publisher(caster.id, second, Uuid::now_v7(), None)
         .await;
     assert!(matches!(
         taken,
@@ -392,7 +392,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     );
     // Back within the window: the same broadcast continues.
     let (again, resumed) = store
-        .attach_publisher(caster.id, second, Uuid::now_v7())
+        .attach_publisher(caster.id, second, Uuid::now_v7(), None)
         .await
         .unwrap();
     assert!(resumed);
@@ -412,7 +412,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     // A new broadcast is titled like the previous one.
     let third = Uuid::now_v7();
     let (next, resumed) = store
-        .attach_publisher(caster.id, third, Uuid::now_v7())
+        .attach_publisher(caster.id, third, Uuid::now_v7(), None)
         .await
         .unwrap();
     assert!(!resumed);
@@ -425,7 +425,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .attach_publisher(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7())
+            .attach_publisher(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), None)
             .await,
         Err(StoreError::NotFound)
     ));

@@ -36,6 +36,7 @@ async fn create_user_returns_the_new_profile(store: Arc<dyn Store>) {
             follower_count: 0,
             following_count: 0,
             live_stream_id: None,
+            record_broadcasts: true,
             created_at,
         }
     );
@@ -87,6 +88,7 @@ async fn profile_patch_sets_keeps_and_clears(store: Arc<dyn Store>) {
                 display_name: Some(Some(DisplayName::parse("Carol").unwrap())),
                 bio: Some(Bio::parse("hello\nworld").unwrap()),
                 avatar_url: Some(Some(AvatarUrl::parse("https://cdn.example/c.png").unwrap())),
+                record_broadcasts: Some(false),
             },
         )
         .await
@@ -94,6 +96,7 @@ async fn profile_patch_sets_keeps_and_clears(store: Arc<dyn Store>) {
     assert_eq!(set.display_name.as_deref(), Some("Carol"));
     assert_eq!(set.bio, "hello\nworld");
     assert_eq!(set.avatar_url.as_deref(), Some("https://cdn.example/c.png"));
+    assert!(!set.record_broadcasts);
     assert_eq!((set.id, set.username.as_str()), (carol.id, "carol"));
 
     // An empty patch changes nothing.
@@ -111,12 +114,14 @@ async fn profile_patch_sets_keeps_and_clears(store: Arc<dyn Store>) {
                 display_name: Some(None),
                 avatar_url: Some(None),
                 bio: None,
+                record_broadcasts: None,
             },
         )
         .await
         .unwrap();
     assert_eq!((cleared.display_name, cleared.avatar_url), (None, None));
     assert_eq!(cleared.bio, "hello\nworld");
+    assert!(!cleared.record_broadcasts, "an absent setting stays");
 
     // The bio is set (here emptied) on its own.
     let rewritten = store
