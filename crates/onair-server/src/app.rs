@@ -98,6 +98,7 @@ impl Application {
             store.clone(),
             store.clone(),
             Arc::clone(&wake_jobs),
+            config.media.storage_quota_bytes,
         ));
         let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),

@@ -1,11 +1,15 @@
-//! Past broadcasts. Rows are written by the archive pipeline; this is the read API.
+//! Past broadcasts. A recorded broadcast's archive appears when it ends (the store writes
+//! it with the end) and plays as streamed until its processing job switches it to the
+//! final VOD. Owners set its visibility or delete it.
 
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use onair_store::{Archive, ArchiveStore};
-use serde::Serialize;
+use onair_core::ValidationError;
+use onair_store::{Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, StoreError};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,16 +17,18 @@ use uuid::Uuid;
 
 use crate::dto::UserSummaryDto;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::identity::{AccessTokens, AuthUser, MaybeAuthUser};
 use crate::pagination::{PageBody, PageQuery, UserLists};
 
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Archives>: FromRef<S>,
+    Arc<AccessTokens>: FromRef<S>,
 {
     OpenApiRouter::new()
         .routes(routes!(list_archives))
-        .routes(routes!(get_archive))
+        .routes(routes!(get_archive, update_archive, delete_archive))
         .routes(routes!(user_archives))
 }
 
@@ -36,39 +42,117 @@ impl Archives {
     pub fn new(archives: Arc<dyn ArchiveStore>, lists: UserLists) -> Self {
         Self { archives, lists }
     }
+
+    /// Archive `id` as `viewer` may see it: a private one is its owner's alone, and
+    /// anyone else is told it does not exist.
+    async fn visible(&self, id: Uuid, viewer: Option<Uuid>) -> Result<Archive, ApiError> {
+        self.archives
+            .archive(id)
+            .await?
+            .filter(|a| a.visibility != ArchiveVisibility::Private || viewer == Some(a.owner.id))
+            .ok_or(ApiError::NotFound("archive"))
+    }
+
+    /// Archive `id`, which `me` must own: 404 if `me` cannot see it, 403 if `me` can
+    /// but does not own it.
+    async fn owned(&self, me: Uuid, id: Uuid) -> Result<Archive, ApiError> {
+        let archive = self.visible(id, Some(me)).await?;
+        if archive.owner.id != me {
+            return Err(ApiError::Forbidden(
+                "only the archive's owner can change it",
+            ));
+        }
+        Ok(archive)
+    }
+
+    async fn update(
+        &self,
+        me: Uuid,
+        id: Uuid,
+        request: UpdateArchiveRequest,
+    ) -> Result<Archive, ApiError> {
+        let visibility = ArchiveVisibility::parse(&request.visibility).ok_or_else(|| {
+            ValidationError::new("visibility", "must be public, unlisted or private")
+        })?;
+        self.owned(me, id).await?;
+        match self
+            .archives
+            .set_archive_visibility(id, me, visibility)
+            .await
+        {
+            Err(StoreError::NotFound) => Err(ApiError::NotFound("archive")),
+            other => Ok(other?),
+        }
+    }
+
+    async fn delete(&self, me: Uuid, id: Uuid) -> Result<(), ApiError> {
+        self.owned(me, id).await?;
+        match self.archives.delete_archive(id, me).await {
+            Err(StoreError::NotFound) => Err(ApiError::NotFound("archive")),
+            other => Ok(other?),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ArchiveDto {
     id: Uuid,
     stream_id: Uuid,
+    /// The broadcast's title and category when it ended.
     title: String,
-    /// `processing`, `ready` or `failed`.
+    category: Option<String>,
+    /// `processing` (playable as streamed), `ready` (the final VOD) or `failed`
+    /// (processing gave up; still playable as streamed).
     #[schema(schema_with = crate::openapi::archive_status, example = "ready")]
     status: &'static str,
+    /// Of the processing, 0–1.
+    progress: f64,
+    /// `public` (listed), `unlisted` (by link) or `private` (the owner only).
+    #[schema(schema_with = crate::openapi::archive_visibility, example = "public")]
+    visibility: &'static str,
+    /// HLS master playlist: the recording as streamed
+    /// (`/live/{stream_id}/recording.m3u8`) until ready, then the VOD
+    /// (`/vod/{id}/{version}/master.m3u8`).
+    playlist_url: Option<String>,
+    thumbnail_url: Option<String>,
+    /// Exact length once ready; null before.
+    duration_secs: Option<f64>,
+    /// `duration_secs` in milliseconds (0 before ready).
     duration_ms: i64,
-    /// Playlist path under the media root, once ready.
-    playlist_path: Option<String>,
+    /// Why processing failed; shown to the owner only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<String>,
+    /// When the broadcast ended.
     created_at: DateTime<Utc>,
-    owner: UserSummaryDto,
+    creator: UserSummaryDto,
 }
 
-impl From<Archive> for ArchiveDto {
-    fn from(archive: Archive) -> Self {
+impl ArchiveDto {
+    /// `archive` as `viewer` sees it.
+    fn new(archive: Archive, viewer: Option<Uuid>) -> Self {
+        let url = |path: Option<String>| path.map(|p| format!("/{p}"));
+        let ready = archive.status == ArchiveStatus::Ready;
+        let owner = viewer == Some(archive.owner.id);
         Self {
             id: archive.id,
             stream_id: archive.stream_id,
             title: archive.title,
+            category: archive.category,
             status: archive.status.as_str(),
+            progress: archive.progress,
+            visibility: archive.visibility.as_str(),
+            playlist_url: url(archive.playlist_path),
+            thumbnail_url: url(archive.thumbnail_path),
+            duration_secs: ready.then(|| archive.duration_ms as f64 / 1000.0),
             duration_ms: archive.duration_ms,
-            playlist_path: archive.playlist_path,
+            failure_reason: archive.failure_reason.filter(|_| owner),
             created_at: archive.created_at.get(),
-            owner: archive.owner.into(),
+            creator: archive.owner.into(),
         }
     }
 }
 
-/// Ready archives of every creator, newest first.
+/// Public archives of every creator, processing or ready, newest first.
 #[utoipa::path(get, path = "/archives", tag = "archives", params(PageQuery),
     responses((status = 200, body = PageBody<ArchiveDto>), (status = 400, body = ErrorBody)))]
 async fn list_archives(
@@ -78,36 +162,81 @@ async fn list_archives(
     let archives = &service.archives;
     let fetch = async |limit, cursor| archives.list_archives(limit, cursor).await;
     let cursors = service.lists.cursors();
-    cursors.page(&query, fetch, ArchiveDto::from).await
+    cursors
+        .page(&query, fetch, |a| ArchiveDto::new(a, None))
+        .await
 }
 
-/// One archive, in any state.
-#[utoipa::path(get, path = "/archives/{id}", tag = "archives", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ArchiveDto), (status = 404, body = ErrorBody)))]
+/// One archive, in any state. A private archive is found by its owner only.
+#[utoipa::path(get, path = "/archives/{id}", tag = "archives", security((), ("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ArchiveDto), (status = 401, description = "`invalid_token`, `token_expired`: a token was sent and is not valid", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn get_archive(
     State(service): State<Arc<Archives>>,
+    MaybeAuthUser(viewer): MaybeAuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ArchiveDto>, ApiError> {
-    let archive = service
-        .archives
-        .archive(id)
-        .await?
-        .ok_or(ApiError::NotFound("archive"))?;
-    Ok(Json(archive.into()))
+    let archive = service.visible(id, viewer).await?;
+    Ok(Json(ArchiveDto::new(archive, viewer)))
 }
 
-/// A creator's ready archives, newest first.
-#[utoipa::path(get, path = "/users/{id}/archives", tag = "archives", params(("id" = Uuid, Path), PageQuery),
-    responses((status = 200, body = PageBody<ArchiveDto>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArchiveRequest {
+    #[schema(schema_with = crate::openapi::archive_visibility)]
+    visibility: String,
+}
+
+/// Change an archive's visibility. Only its owner may.
+#[utoipa::path(patch, path = "/archives/{id}", tag = "archives", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = UpdateArchiveRequest,
+    responses((status = 200, body = ArchiveDto), (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_archive(
+    State(service): State<Arc<Archives>>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<Uuid>,
+    Json(request): Json<UpdateArchiveRequest>,
+) -> Result<Json<ArchiveDto>, ApiError> {
+    let archive = service.update(me, id, request).await?;
+    Ok(Json(ArchiveDto::new(archive, Some(me))))
+}
+
+/// Delete an archive at once; its video is removed from storage shortly after. Only its
+/// owner may.
+#[utoipa::path(delete, path = "/archives/{id}", tag = "archives", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the owner", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn delete_archive(
+    State(service): State<Arc<Archives>>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    service.delete(me, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A creator's archives, newest first: public ones (processing or ready) for everyone,
+/// every one for the creator.
+#[utoipa::path(get, path = "/users/{id}/archives", tag = "archives", security((), ("bearer" = [])),
+    params(("id" = Uuid, Path), PageQuery),
+    responses((status = 200, body = PageBody<ArchiveDto>), (status = 400, body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired`: a token was sent and is not valid", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 async fn user_archives(
     State(service): State<Arc<Archives>>,
+    MaybeAuthUser(viewer): MaybeAuthUser,
     Path(id): Path<Uuid>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<PageBody<ArchiveDto>>, ApiError> {
     let archives = &service.archives;
-    let fetch = async |limit, cursor| archives.user_archives(id, limit, cursor).await;
+    let fetch = async |limit, cursor| archives.user_archives(id, viewer, limit, cursor).await;
     service
         .lists
-        .page(id, &query, fetch, ArchiveDto::from)
+        .page(id, &query, fetch, |a| ArchiveDto::new(a, viewer))
         .await
 }

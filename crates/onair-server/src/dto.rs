@@ -24,6 +24,9 @@ pub struct ProfileDto {
     /// Whether the caller follows this user (present only for logged-in callers).
     #[serde(skip_serializing_if = "Option::is_none")]
     followed_by_you: Option<bool>,
+    /// Whether the user's broadcasts are recorded (only in the caller's own profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_broadcasts: Option<bool>,
 }
 
 impl ProfileDto {
@@ -40,6 +43,16 @@ impl ProfileDto {
             live_stream_id: profile.live_stream_id,
             created_at: profile.created_at.get(),
             followed_by_you,
+            record_broadcasts: None,
+        }
+    }
+
+    /// The caller's own profile, with their settings.
+    pub fn own(profile: UserProfile) -> Self {
+        let record_broadcasts = Some(profile.record_broadcasts);
+        Self {
+            record_broadcasts,
+            ..Self::new(profile, None)
         }
     }
 }

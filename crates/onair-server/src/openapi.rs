@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use onair_core::{CursorError, Limit, LimitError, StreamSort, StreamStatus};
-use onair_store::{ArchiveStatus, WebhookEvent};
+use onair_store::{ArchiveStatus, ArchiveVisibility, WebhookEvent};
 use serde_json::json;
 use utoipa::openapi::path::{
     Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
@@ -311,6 +311,11 @@ pub fn archive_status() -> Object {
         ]
         .map(ArchiveStatus::as_str),
     )
+}
+
+/// `public`, `unlisted` or `private`.
+pub fn archive_visibility() -> Object {
+    one_of(ArchiveVisibility::ALL.map(ArchiveVisibility::as_str))
 }
 
 /// `stream.online` or `stream.offline`.

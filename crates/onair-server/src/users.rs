@@ -110,7 +110,7 @@ impl Users {
     ) -> Result<ProfileDto, ApiError> {
         let patch = request.into_patch()?;
         let profile = self.avatars.update_profile(me, patch).await?;
-        Ok(ProfileDto::new(profile, None))
+        Ok(ProfileDto::own(profile))
     }
 
     async fn follow(&self, me: Uuid, id: Uuid) -> Result<(), ApiError> {
@@ -156,6 +156,8 @@ pub struct UpdateProfileRequest {
     #[serde(default, deserialize_with = "crate::dto::nullable")]
     #[schema(value_type = Option<String>)]
     avatar_url: Option<Option<String>>,
+    /// Record broadcasts for archives (on by default).
+    record_broadcasts: Option<bool>,
 }
 
 impl UpdateProfileRequest {
@@ -164,6 +166,7 @@ impl UpdateProfileRequest {
             display_name: parse_clearable(self.display_name, DisplayName::parse)?,
             bio: self.bio.as_deref().map(Bio::parse).transpose()?,
             avatar_url: parse_clearable(self.avatar_url, AvatarUrl::parse)?,
+            record_broadcasts: self.record_broadcasts,
         })
     }
 }
@@ -175,7 +178,7 @@ async fn get_me(
     State(users): State<Arc<Users>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<ProfileDto>, ApiError> {
-    Ok(Json(ProfileDto::new(users.profile(me).await?, None)))
+    Ok(Json(ProfileDto::own(users.profile(me).await?)))
 }
 
 /// Edit the caller's profile.

@@ -51,7 +51,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use archives::{
-    Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, ReadyArchive, recording_playlist_key,
+    Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, RECORDING_PLAYLIST, ReadyArchive,
+    recording_playlist_key,
 };
 pub use chat::{
     ActiveBan, ChatSettings, ChatStanding, ChatStore, ModerationEntry, Moderator, NewBan,

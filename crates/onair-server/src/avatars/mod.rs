@@ -199,7 +199,7 @@ async fn put_avatar(
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
     let profile = avatars.replace(me, format, picture).await?;
-    Ok(Json(ProfileDto::new(profile, None)))
+    Ok(Json(ProfileDto::own(profile)))
 }
 
 /// Remove the caller's avatar.
@@ -211,7 +211,7 @@ async fn delete_avatar(
     AuthUser(me): AuthUser,
 ) -> Result<Json<ProfileDto>, ApiError> {
     let profile = avatars.set(me, None).await?;
-    Ok(Json(ProfileDto::new(profile, None)))
+    Ok(Json(ProfileDto::own(profile)))
 }
 
 /// An uploaded avatar. Its name changes with its content, so it is cached for good.

@@ -37,6 +37,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("FFMPEG_THREADS", "media.ffmpeg_threads"),
     ("HLS_SEGMENT_SECS", "media.hls_segment_secs"),
     ("MEDIA_HOOK_SECRET", "media.hook_secret"),
+    ("STORAGE_QUOTA_BYTES", "media.storage_quota_bytes"),
     ("VIEWER_FLUSH_MS", "viewers.flush_ms"),
     ("VIEWER_PERSIST_MS", "viewers.persist_ms"),
     ("CHAT_MAX_CONNECTIONS", "chat.max_connections"),

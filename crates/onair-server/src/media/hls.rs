@@ -1,11 +1,13 @@
 //! Serving the HLS and the preview image that ingest writes under the media root.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use onair_core::StreamStatus;
+use onair_store::RECORDING_PLAYLIST;
 use uuid::Uuid;
 
 use super::Media;
@@ -14,9 +16,10 @@ use crate::error::{ApiError, ErrorBody, Path};
 /// As long as a preview lasts (`onair_media::PREVIEW_SECONDS`).
 const PREVIEW_CACHE_CONTROL: &str = "public, max-age=10";
 
-/// A live broadcast's master playlist (`master.m3u8`).
+/// A live broadcast's master playlist (`master.m3u8`), or the master over its
+/// recording (`recording.m3u8`, an archive's `playlist_url` until it is processed).
 #[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
-    params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8`")),
+    params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8` or `recording.m3u8`")),
     responses((status = 200, description = "HLS master playlist", body = String, content_type = "application/vnd.apple.mpegurl"),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn hls_master(
@@ -26,13 +29,14 @@ pub(super) async fn hls_master(
     serve_hls(&media, stream_id, &[&file]).await
 }
 
-/// A rendition's playlist (`index.m3u8`) or segment (`seg_00001.ts`).
+/// A rendition's playlist (`index.m3u8`, or `recording.m3u8`: every segment of the
+/// broadcast, closed once it has ended) or segment (`seg_00001.ts`).
 #[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or `360p`"),
-        ("file" = String, Path, description = "`index.m3u8` or a segment")),
+        ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8` or a segment")),
     responses((status = 200, description = "HLS playlist or MPEG-TS segment", content(
             (String = "application/vnd.apple.mpegurl"), (String = "video/mp2t"))),
-        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store or the database", body = ErrorBody)))]
 pub(super) async fn hls_rendition(
     State(media): State<Arc<Media>>,
     Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,
@@ -54,19 +58,37 @@ pub(super) async fn preview_image(
 }
 
 /// Playlists change every segment and are never cached; segments never change; the
-/// preview may be cached as long as it lasts.
+/// preview may be cached as long as it lasts. A recording playlist of a broadcast that
+/// has ended is served closed.
 async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
     let (content_type, cache_control) = if file.ends_with(".m3u8") {
-        ("application/vnd.apple.mpegurl", "no-cache")
+        (PLAYLIST, "no-cache")
     } else if file.ends_with(".ts") {
-        ("video/mp2t", "public, max-age=31536000, immutable")
+        (SEGMENT, IMMUTABLE)
     } else if parts == [onair_media::PREVIEW_IMAGE] {
-        ("image/jpeg", PREVIEW_CACHE_CONTROL)
+        (JPEG, PREVIEW_CACHE_CONTROL)
     } else {
         return Err(ApiError::NotFound("media file"));
     };
-    // Plain file names only: no traversal, no hidden files.
+    let key = object_key(&onair_media::live_key(stream_id), parts)?;
+    let mut bytes = fetch(media, &key).await?;
+    // A rendition's recording (not the master over them) is an EVENT playlist while
+    // the broadcast may go on.
+    if parts.len() == 2 && file == RECORDING_PLAYLIST && ended(media, stream_id).await? {
+        bytes = close_playlist(&bytes);
+    }
+    Ok(respond(content_type, cache_control, bytes))
+}
+
+pub(super) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const SEGMENT: &str = "video/mp2t";
+pub(super) const JPEG: &str = "image/jpeg";
+pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The object key `prefix/part/…`, for plain file names only: no traversal, no hidden
+/// files.
+pub(super) fn object_key(prefix: &str, parts: &[&str]) -> Result<String, ApiError> {
     let plain = |p: &&str| {
         !p.is_empty()
             && !p.starts_with('.')
@@ -76,16 +98,27 @@ async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Res
     if !parts.iter().all(plain) {
         return Err(ApiError::NotFound("media file"));
     }
-    let key = format!("{}/{}", onair_media::live_key(stream_id), parts.join("/"));
-    let bytes = match media.files.get(&key).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(ApiError::NotFound("media file")),
+    Ok(format!("{prefix}/{}", parts.join("/")))
+}
+
+/// The object at `key`: 404 when absent, 503 when the media store fails.
+pub(super) async fn fetch(media: &Media, key: &str) -> Result<Bytes, ApiError> {
+    match media.files.get(key).await {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(ApiError::NotFound("media file")),
         Err(e) => {
             tracing::warn!(error = %e, "media store read failed");
-            return Err(ApiError::Unavailable);
+            Err(ApiError::Unavailable)
         }
-    };
-    Ok((
+    }
+}
+
+pub(super) fn respond(
+    content_type: &'static str,
+    cache_control: &'static str,
+    body: Bytes,
+) -> Response {
+    (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
@@ -93,7 +126,42 @@ async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Res
                 HeaderValue::from_static(cache_control),
             ),
         ],
-        Body::from(bytes),
+        Body::from(body),
     )
-        .into_response())
+        .into_response()
+}
+
+/// Whether broadcast `stream_id` has ended (its recording is complete).
+async fn ended(media: &Media, stream_id: Uuid) -> Result<bool, ApiError> {
+    let stream = media.broadcasts.streams.stream(stream_id).await?;
+    Ok(stream.is_some_and(|s| s.status == StreamStatus::Ended))
+}
+
+/// An EVENT playlist made a finished one: VOD type and an end tag.
+fn close_playlist(playlist: &[u8]) -> Bytes {
+    let text = String::from_utf8_lossy(playlist);
+    let mut closed = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
+    if !closed.contains("#EXT-X-ENDLIST") {
+        if !closed.is_empty() && !closed.ends_with('\n') {
+            closed.push('\n');
+        }
+        closed.push_str("#EXT-X-ENDLIST\n");
+    }
+    Bytes::from(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_playlist;
+
+    #[test]
+    fn an_event_playlist_is_closed_once() {
+        let event = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:1.0,\nseg_00000.ts";
+        let closed = close_playlist(event.as_bytes());
+        assert_eq!(
+            &closed[..],
+            b"#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:1.0,\nseg_00000.ts\n#EXT-X-ENDLIST\n"
+        );
+        assert_eq!(close_playlist(&closed), closed, "already closed");
+    }
 }

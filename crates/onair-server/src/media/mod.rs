@@ -1,9 +1,11 @@
 //! The application side of the media plane: authenticating publishers by stream key,
 //! moving broadcasts through their lifecycle (live → offline within the reconnect window
-//! → ended), callbacks from external media servers, and serving the HLS ingest writes.
+//! → ended), callbacks from external media servers, and serving the HLS ingest writes
+//! and the archives' VODs.
 
 mod hls;
 mod hooks;
+mod vod;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +58,9 @@ pub struct MediaConfig {
     pub hls_segment_secs: u32,
     /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
     pub hook_secret: Option<String>,
+    /// Bytes of archives and clips a creator may store; past it, broadcasts are not
+    /// recorded (the creator sees why). None: no limit.
+    pub storage_quota_bytes: Option<u64>,
 }
 
 impl Default for MediaConfig {
@@ -76,6 +81,7 @@ impl Default for MediaConfig {
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
             hook_secret: None,
+            storage_quota_bytes: None,
         }
     }
 }
@@ -117,6 +123,8 @@ pub struct Broadcasts {
     keys: Arc<dyn StreamKeyStore>,
     /// Wakes this node's job runners: going live and ending queue notifications.
     jobs: Arc<Notify>,
+    /// Storage past which a creator's broadcasts are not recorded.
+    quota_bytes: Option<i64>,
 }
 
 impl Broadcasts {
@@ -124,11 +132,13 @@ impl Broadcasts {
         streams: Arc<dyn StreamStore>,
         keys: Arc<dyn StreamKeyStore>,
         jobs: Arc<Notify>,
+        quota_bytes: Option<u64>,
     ) -> Self {
         Self {
             streams,
             keys,
             jobs,
+            quota_bytes: quota_bytes.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
         }
     }
 
@@ -150,7 +160,7 @@ impl Broadcasts {
         }
         match self
             .streams
-            .attach_publisher(user_id, session_id, Uuid::now_v7())
+            .attach_publisher(user_id, session_id, Uuid::now_v7(), self.quota_bytes)
             .await
         {
             Ok((stream, resumed)) => {
@@ -255,5 +265,7 @@ where
         .routes(routes!(hls::hls_master))
         .routes(routes!(hls::hls_rendition))
         .routes(routes!(hls::preview_image))
+        .routes(routes!(vod::vod_file))
+        .routes(routes!(vod::vod_rendition))
         .routes(routes!(hooks::media_hook))
 }

@@ -187,6 +187,11 @@ pub struct StreamDto {
     /// A still of the broadcast, replaced every ~10 s (`/live/{id}/preview.jpg`); null
     /// unless it is live with video coming in.
     preview_url: Option<String>,
+    /// Whether the broadcast is recorded: its archive appears when it ends.
+    recording: bool,
+    /// Why it is not recorded although its creator records broadcasts:
+    /// `storage_quota_exceeded`.
+    recording_refused: Option<String>,
     owner: UserSummaryDto,
 }
 
@@ -213,6 +218,8 @@ impl From<StreamView> for StreamDto {
                     onair_media::PREVIEW_IMAGE
                 )
             }),
+            recording: stream.recording,
+            recording_refused: stream.recording_refused,
             owner: stream.owner.into(),
         }
     }

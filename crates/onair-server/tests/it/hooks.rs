@@ -14,14 +14,19 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     hooks_are_off_without_a_secret,
 );
 
-const HOOK_SECRET: &str = "hook-secret-for-tests";
+pub const HOOK_SECRET: &str = "hook-secret-for-tests";
 
-async fn key_of(app: &TestApp, user: &User) -> String {
+pub async fn key_of(app: &TestApp, user: &User) -> String {
     let (_, body) = app.get_as("/api/me/stream-key", &user.access).await;
     body["stream_key"].as_str().unwrap().to_owned()
 }
 
-async fn hook_json(app: &TestApp, event: &str, secret: &str, body: Value) -> (StatusCode, Value) {
+pub async fn hook_json(
+    app: &TestApp,
+    event: &str,
+    secret: &str,
+    body: Value,
+) -> (StatusCode, Value) {
     let url = app.url(&format!("/api/hooks/media/{event}?secret={secret}"));
     read(app.client.post(url).json(&body).send().await.unwrap()).await
 }
@@ -35,7 +40,7 @@ async fn status_of(app: &TestApp, user: &User) -> Option<String> {
         .map(|s| s["status"].as_str().unwrap().to_owned())
 }
 
-fn with_hooks(config: &mut onair_server::Config) {
+pub fn with_hooks(config: &mut onair_server::Config) {
     config.media.hook_secret = Some(HOOK_SECRET.into());
     config.media.rtmp_enabled = false;
 }
