@@ -177,13 +177,10 @@ pub struct ReadyArchive {
     pub size_bytes: i64,
 }
 
-/// The file name of a broadcast's recording as streamed: the master playlist under
-/// `live/<stream_id>/` and each rendition's under `live/<stream_id>/<rendition>/`.
-pub const RECORDING_PLAYLIST: &str = "recording.m3u8";
-
-/// Object-store key of a broadcast's recording as streamed (its master playlist).
-pub fn recording_playlist_key(stream_id: Uuid) -> String {
-    format!("live/{stream_id}/{RECORDING_PLAYLIST}")
+/// Object-store key of a broadcast's recording as streamed: the master playlist over
+/// the renditions' recordings (`onair_media::RECORDING_PLAYLIST`, written by ingest).
+fn recording_playlist_key(stream_id: Uuid) -> String {
+    format!("live/{stream_id}/recording.m3u8")
 }
 
 const ARCHIVE_VIEW: &str = "

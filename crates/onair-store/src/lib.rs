@@ -50,10 +50,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use archives::{
-    Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, RECORDING_PLAYLIST, ReadyArchive,
-    recording_playlist_key,
-};
+pub use archives::{Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, ReadyArchive};
 pub use chat::{
     ActiveBan, ChatSettings, ChatStanding, ChatStore, ModerationEntry, Moderator, NewBan,
 };

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::StreamStatus;
-use onair_store::RECORDING_PLAYLIST;
+use onair_media::RECORDING_PLAYLIST;
 use uuid::Uuid;
 
 use super::Media;

@@ -170,8 +170,7 @@ impl Broadcasts {
                     stream_id: stream.id,
                     session_id,
                     resumed,
-                    // Until the recording switch and storage quota land (issue 13).
-                    record: true,
+                    record: stream.recording,
                 })
             }
             Err(StoreError::Conflict(Conflict::ActiveStream)) => {
