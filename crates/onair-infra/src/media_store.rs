@@ -339,11 +339,14 @@ impl MediaStore {
         files.sort_by_key(|file| file.rank());
         let mut total = 0;
         for batch in files.chunk_by(|a, b| a.rank() == b.rank()) {
-            let sizes: Vec<u64> = futures_util::stream::iter(batch)
-                .map(|file| async move {
-                    self.put_file(&format!("{prefix}/{}", file.key), &file.path)
-                        .await
-                })
+            // Owned items: a closure over borrowed ones makes the future unprovably
+            // `Send` inside callers' boxed futures (rust-lang/rust#102211).
+            let uploads: Vec<(String, PathBuf)> = batch
+                .iter()
+                .map(|file| (format!("{prefix}/{}", file.key), file.path.clone()))
+                .collect();
+            let sizes: Vec<u64> = futures_util::stream::iter(uploads)
+                .map(|(key, path)| async move { self.put_file(&key, &path).await })
                 .buffer_unordered(PARALLEL_UPLOADS)
                 .try_collect()
                 .await?;

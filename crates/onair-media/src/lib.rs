@@ -5,6 +5,7 @@
 //! clips.
 
 mod clip;
+mod fetch;
 mod ffmpeg;
 mod flv;
 mod master;
@@ -19,13 +20,14 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 pub use clip::{ClipOutput, ClipRange, cut_clip};
+pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
 pub use playlist::playlist_duration;
 pub use recording::RECORDING_PLAYLIST;
 pub use rtmp::{IngestConfig, IngestServer};
 pub use transcoder::{
     MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, RENDITIONS, TranscodeSettings, Transcoder,
 };
-pub use vod::{VodError, VodOutput, VodSettings, build_vod, fetch_recording};
+pub use vod::{VodError, VodOutput, VodSettings, build_vod};
 
 /// A publish the application accepted: whose it is and which broadcast it feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]

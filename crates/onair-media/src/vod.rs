@@ -5,24 +5,19 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use futures_util::{StreamExt, TryStreamExt};
-use onair_infra::MediaStore;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::ffmpeg;
 use crate::master;
 use crate::mirror::files;
 use crate::playlist::{self, Segment};
-use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
+use crate::recording::LIVE_PLAYLIST;
 use crate::transcoder::ffprobe_beside;
 
 /// The VOD's still, beside its master playlist.
 const THUMBNAIL: &str = "thumbnail.jpg";
 /// The thumbnail's width in pixels (its height keeps the aspect ratio).
 const THUMBNAIL_WIDTH: u32 = 640;
-/// Segments fetched from the object store at once.
-const FETCHES: usize = 8;
 
 /// How VODs and clips are encoded (review S5: bounded threads and preset, low priority).
 #[derive(Debug, Clone)]
@@ -75,7 +70,7 @@ pub enum VodError {
     Store(String),
 }
 
-fn failed(error: impl std::fmt::Display) -> VodError {
+pub(crate) fn failed(error: impl std::fmt::Display) -> VodError {
     VodError::Failed(error.to_string())
 }
 
@@ -91,49 +86,8 @@ pub struct VodOutput {
     pub bytes: u64,
 }
 
-/// Copies a rendition's recording (`live/<stream_id>/<rendition>/recording.m3u8` and
-/// its segments) from the store into `dir`; returns the local playlist.
-pub async fn fetch_recording(
-    store: &MediaStore,
-    stream_id: Uuid,
-    rendition: &str,
-    dir: &Path,
-) -> Result<PathBuf, VodError> {
-    if !playlist::is_plain_file_name(rendition) {
-        return Err(VodError::InvalidInput(format!(
-            "bad rendition {rendition:?}"
-        )));
-    }
-    let prefix = format!("{}/{rendition}", crate::live_key(stream_id));
-    let prefix = &prefix;
-    let get = move |name: String| async move {
-        let key = format!("{prefix}/{name}");
-        match store.get(&key).await {
-            Ok(Some(bytes)) => Ok((name, bytes)),
-            Ok(None) => Err(VodError::InvalidInput(format!("{key} is missing"))),
-            Err(e) => Err(VodError::Store(e.to_string())),
-        }
-    };
-    let (_, bytes) = get(RECORDING_PLAYLIST.to_owned()).await?;
-    let recording = String::from_utf8(bytes.to_vec())
-        .map_err(|_| VodError::InvalidInput("the recording is not a playlist".into()))?;
-    let segments = checked_segments(&recording)?;
-    tokio::fs::create_dir_all(dir).await.map_err(failed)?;
-    futures_util::stream::iter(segments.into_iter().map(|s| get(s.uri)))
-        .buffer_unordered(FETCHES)
-        .try_for_each(|(name, bytes)| async move {
-            tokio::fs::write(dir.join(name), bytes)
-                .await
-                .map_err(failed)
-        })
-        .await?;
-    let path = dir.join(RECORDING_PLAYLIST);
-    tokio::fs::write(&path, recording).await.map_err(failed)?;
-    Ok(path)
-}
-
 /// A recording's segments: at least one, each a file beside the playlist.
-fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError> {
+pub(crate) fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError> {
     let segments = playlist::segments(recording);
     if segments.is_empty() {
         return Err(VodError::InvalidInput(

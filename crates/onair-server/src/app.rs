@@ -17,12 +17,14 @@ use crate::accounts::Accounts;
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::chat::{Chat, ChatStores};
+use crate::clips::{ClipSources, Clips};
 use crate::config::{Config, ConfigError};
 use crate::identity::AccessTokens;
 use crate::jobs::JobRunner;
 use crate::media::{Broadcasts, Media};
 use crate::notifications::{Notifications, NotificationsError, NotifyStores};
 use crate::pagination::{Cursors, UserLists};
+use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
 use crate::routes::{AppState, router};
 use crate::shutdown::signalled;
 use crate::streams::{StreamKeys, Streams};
@@ -92,7 +94,7 @@ impl Application {
         let jobs = config
             .jobs
             .enabled
-            .then(|| job_runner(&config, &store, &notifications));
+            .then(|| job_runner(&config, &store, &notifications, &files));
         let wake_jobs = notifications.waker();
         let broadcasts = Arc::new(Broadcasts::new(
             store.clone(),
@@ -141,10 +143,20 @@ impl Application {
                 store.clone(),
                 StreamKeys::new(&secret),
                 config.media.public_rtmp_url.clone(),
-                wake_jobs,
+                Arc::clone(&wake_jobs),
                 lists(),
             )),
             archives: Arc::new(Archives::new(store.clone(), lists())),
+            clips: Arc::new(Clips::new(
+                ClipSources {
+                    clips: store.clone(),
+                    archives: store.clone(),
+                    streams: store.clone(),
+                },
+                files.clone(),
+                lists(),
+                wake_jobs,
+            )),
             viewers: Arc::clone(&viewers),
             chat: Arc::clone(&chat),
             notifications,
@@ -229,6 +241,7 @@ impl Application {
             Duration::from_secs(self.config.media.reconnect_grace_secs),
             back.clone(),
         ));
+        let retention = retention_sweep(&self.config, &self.store, back.clone());
         let viewer_counts =
             tokio::spawn(Arc::clone(&self.viewers).run(self.config.viewers.clone(), back));
         let chat_housekeeping = tokio::spawn(Arc::clone(&self.chat).housekeeping());
@@ -246,6 +259,9 @@ impl Application {
         }
         let _ = stop_back.send(true);
         let _ = tokio::join!(sweeper, viewer_counts);
+        if let Some(retention) = retention {
+            let _ = retention.await;
+        }
         self.store.close().await;
         served
     }
@@ -303,17 +319,51 @@ fn notifications(
     )
 }
 
+/// The job runner of this process: notification jobs and media jobs.
 fn job_runner(
     config: &Config,
     store: &Arc<dyn Store>,
     notifications: &Arc<Notifications>,
+    files: &MediaStore,
 ) -> Arc<JobRunner> {
+    let mut handlers = notifications.handlers(store);
+    let stores = ProcessingStores {
+        archives: store.clone(),
+        clips: store.clone(),
+        jobs: store.clone(),
+    };
+    let processing = Arc::new(Processing::new(
+        &config.processing,
+        stores,
+        files.clone(),
+        (config.media.ffmpeg_path.clone(), work_dir(&config.data_dir)),
+        config.jobs.max_attempts,
+    ));
+    processing.register(&mut handlers);
     Arc::new(JobRunner::new(
         Arc::clone(store),
-        notifications.handlers(store),
+        handlers,
         config.jobs.runner(),
         notifications.waker(),
     ))
+}
+
+/// Deletes archives past `processing.retention_days` until `stop`, where jobs run.
+fn retention_sweep(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let days = config
+        .processing
+        .retention_days
+        .filter(|_| config.jobs.enabled)?;
+    let retention = Duration::from_secs(u64::from(days) * 86_400);
+    Some(tokio::spawn(remove_expired_archives(
+        store.clone(),
+        retention,
+        stop,
+    )))
 }
 
 /// `onair worker`: runs jobs only (no HTTP, no ingest) until `shutdown` resolves.
@@ -329,14 +379,23 @@ pub async fn run_worker(
     ));
     let cursors = Arc::new(Cursors::new(&secret));
     let notifications = notifications(&config, &secret, &store, &access_tokens, &cursors, redis)?;
-    let runner = job_runner(&config, &store, &notifications);
+    let files = MediaStore::open_with(
+        config.media.object_store_url.as_deref(),
+        &config.media_root(),
+        &config.media.s3(),
+    )?;
+    let runner = job_runner(&config, &store, &notifications, &files);
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
+    let retention = retention_sweep(&config, &store, stopped.clone());
     tracing::info!(backend = ?store.backend(), concurrency = config.jobs.concurrency, "worker running");
     runner.run(stopped).await;
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     store.close().await;
     Ok(())
 }

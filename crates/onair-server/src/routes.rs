@@ -21,6 +21,7 @@ use crate::accounts::Accounts;
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::chat::Chat;
+use crate::clips::Clips;
 use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::identity::AccessTokens;
@@ -30,8 +31,8 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, avatars, chat, media, notifications, observability, openapi, streams,
-    users, viewers, web,
+    accounts, archives, avatars, chat, clips, media, notifications, observability, openapi,
+    streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -42,6 +43,7 @@ pub struct AppState {
     pub avatars: Arc<Avatars>,
     pub streams: Arc<Streams>,
     pub archives: Arc<Archives>,
+    pub clips: Arc<Clips>,
     pub viewers: Arc<Viewers>,
     pub chat: Arc<Chat>,
     pub notifications: Arc<Notifications>,
@@ -53,7 +55,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives."),
+    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives, clips."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -83,6 +85,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(avatars::router())
         .merge(streams::router())
         .merge(archives::router())
+        .merge(clips::router())
         .merge(viewers::router())
         .merge(chat::router())
         .merge(notifications::router());
@@ -91,6 +94,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(observability::router())
         .merge(media::router())
         .merge(avatars::files_router())
+        .merge(clips::files_router())
         .split_for_parts();
     // The UI's pages and assets: outside the API document.
     let routes = routes.merge(web::router());

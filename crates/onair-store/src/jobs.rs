@@ -39,6 +39,9 @@ pub trait JobStore: Send + Sync {
     async fn dead_jobs(&self, limit: Limit, after: Option<Cursor>) -> Result<Page<DeadJob>>;
     /// Queues a dead job again with a fresh attempt count; false if no such dead job.
     async fn revive_job(&self, id: Uuid) -> Result<bool>;
+    /// Keeps a long job's claim until `lease_until`; `LeaseLost` when another attempt
+    /// holds it now.
+    async fn extend_lease(&self, lease: JobLease, lease_until: Timestamp) -> Result<()>;
 }
 
 /// Job kinds. A kind names its handler; payloads are JSON.
@@ -360,6 +363,10 @@ macro_rules! impl_job_store {
                     Cursor::new(job.created_at.get(), job.id)
                 })
                 .await
+            }
+
+            async fn extend_lease(&self, lease: JobLease, lease_until: Timestamp) -> Result<()> {
+                checkpoint(self.writer(), lease, None, Some(lease_until)).await
             }
 
             async fn revive_job(&self, id: Uuid) -> Result<bool> {

@@ -65,6 +65,13 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("WEBHOOKS_PER_USER", "notify.webhooks_per_user"),
     ("VAPID_CONTACT", "notify.vapid_contact"),
     ("VAPID_PRIVATE_KEY", "notify.vapid_private_key"),
+    ("PROCESSING_CONCURRENCY", "processing.concurrency"),
+    ("VOD_THREADS", "processing.threads"),
+    ("VOD_PRESET", "processing.preset"),
+    ("VOD_SEGMENT_SECS", "processing.segment_secs"),
+    ("VOD_LADDER", "processing.ladder"),
+    ("VOD_NICE", "processing.nice"),
+    ("ARCHIVE_RETENTION_DAYS", "processing.retention_days"),
 ];
 
 /// Conventional names that are read without the `ONAIR_` prefix too.

@@ -1,6 +1,7 @@
 //! Configuration: defaults ← optional TOML file ← environment, in sections (`[http]`,
 //! `[database]`, `[redis]`, `[auth]`, `[media]`, `[viewers]`, `[chat]`, `[jobs]`,
-//! `[notify]`) that deserialize straight into each domain's settings type. Every setting
+//! `[notify]`, `[processing]`) that deserialize straight into each domain's settings
+//! type. Every setting
 //! also has an `ONAIR_*` variable whose name predates the sections (`env.rs` maps them);
 //! the database, Redis and object-store URLs also answer to their conventional names
 //! `DATABASE_URL`, `DATABASE_REPLICA_URLS`, `REDIS_URL` and `OBJECT_STORE_URL`. Everything
@@ -22,6 +23,7 @@ pub use crate::chat::ChatConfig;
 pub use crate::jobs::JobsSettings;
 pub use crate::media::MediaConfig;
 pub use crate::notifications::NotifyConfig;
+pub use crate::processing::ProcessingConfig;
 pub use crate::viewers::ViewerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,7 @@ pub struct Config {
     pub chat: ChatConfig,
     pub jobs: JobsSettings,
     pub notify: NotifyConfig,
+    pub processing: ProcessingConfig,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             chat: ChatConfig::default(),
             jobs: JobsSettings::default(),
             notify: NotifyConfig::default(),
+            processing: ProcessingConfig::default(),
         }
     }
 }

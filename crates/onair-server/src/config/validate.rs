@@ -6,6 +6,20 @@ use super::{Config, ConfigError};
 
 type Checked = Result<(), ConfigError>;
 
+/// libx264's presets, fastest first.
+const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
+
 fn bad(key: &str, why: &str) -> Checked {
     Err(ConfigError::setting(key, why))
 }
@@ -20,7 +34,48 @@ impl Config {
         self.validate_storage()?;
         self.validate_http_and_auth()?;
         self.validate_media()?;
-        self.validate_jobs()
+        self.validate_jobs()?;
+        self.validate_processing()
+    }
+
+    fn validate_processing(&self) -> Checked {
+        let processing = &self.processing;
+        check(
+            processing.concurrency > 0,
+            "processing.concurrency",
+            "must be at least 1",
+        )?;
+        check(
+            (1..=64).contains(&processing.threads),
+            "processing.threads",
+            "must be 1 to 64",
+        )?;
+        check(
+            X264_PRESETS.contains(&processing.preset.as_str()),
+            "processing.preset",
+            "must be a libx264 preset (ultrafast … veryslow)",
+        )?;
+        check(
+            (1..=30).contains(&processing.segment_secs),
+            "processing.segment_secs",
+            "must be 1 to 30",
+        )?;
+        check(
+            !processing.ladder.is_empty()
+                && processing.ladder.iter().all(|h| (16..=4320).contains(h)),
+            "processing.ladder",
+            "must list heights from 16 to 4320",
+        )?;
+        check(
+            (-20..=19).contains(&processing.nice),
+            "processing.nice",
+            "must be -20 to 19",
+        )?;
+        check(
+            processing.retention_days != Some(0),
+            "processing.retention_days",
+            "must be at least 1 (unset keeps archives forever)",
+        )
     }
 
     fn validate_storage(&self) -> Checked {

@@ -40,7 +40,7 @@ pub fn ensure_ffmpeg() {
 }
 
 /// Publishes a 640x360 test pattern with a tone, keyframe every second, in real time.
-fn publish(app: &TestApp, key: &str) -> Child {
+pub(crate) fn publish(app: &TestApp, key: &str) -> Child {
     ensure_ffmpeg();
     let url = format!(
         "rtmp://{}/live/{key}",
@@ -72,13 +72,23 @@ fn publish(app: &TestApp, key: &str) -> Child {
         .expect("ffmpeg runs")
 }
 
-async fn stream_key(app: &TestApp, user: &User) -> String {
+/// Media in the object store at `url` instead of the data directory.
+pub(crate) fn use_store(config: &mut onair_server::Config, url: String, s3: S3Options) {
+    config.media.object_store_url = Some(url);
+    config.media.s3_endpoint = s3.endpoint;
+    config.media.s3_region = s3.region;
+    config.media.s3_access_key_id = s3.access_key_id;
+    config.media.s3_secret_access_key = s3.secret_access_key;
+    config.media.s3_allow_http = s3.allow_http;
+}
+
+pub(crate) async fn stream_key(app: &TestApp, user: &User) -> String {
     let (_, body) = app.get_as("/api/me/stream-key", &user.access).await;
     body["stream_key"].as_str().unwrap().to_owned()
 }
 
 /// The user's current broadcast once it reaches `status`.
-async fn broadcast_in(app: &TestApp, user: &User, status: &str) -> Value {
+pub(crate) async fn broadcast_in(app: &TestApp, user: &User, status: &str) -> Value {
     eventually(&format!("a broadcast {status}"), || async {
         let (_, page) = app
             .get(&format!("/api/users/{}/streams?limit=1", user.id))
@@ -89,7 +99,10 @@ async fn broadcast_in(app: &TestApp, user: &User, status: &str) -> Value {
     .await
 }
 
-async fn get_bytes(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+pub(crate) async fn get_bytes(
+    app: &TestApp,
+    path: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     (status, headers, response.bytes().await.unwrap().to_vec())
@@ -124,7 +137,7 @@ async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
 }
 
 /// ffprobe's `entries` of a media file's `bytes`, printed in `format`.
-fn ffprobe(bytes: &[u8], entries: &str, format: &str) -> Vec<u8> {
+pub(crate) fn ffprobe(bytes: &[u8], entries: &str, format: &str) -> Vec<u8> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), bytes).unwrap();
     let output = std::process::Command::new("ffprobe")
@@ -265,15 +278,7 @@ async fn hls_plays_from_the_store(
     s3: S3Options,
     bucket: Option<MediaStore>,
 ) {
-    let app = TestApp::spawn_configured(db, |config| {
-        config.media.object_store_url = Some(url);
-        config.media.s3_endpoint = s3.endpoint;
-        config.media.s3_region = s3.region;
-        config.media.s3_access_key_id = s3.access_key_id;
-        config.media.s3_secret_access_key = s3.secret_access_key;
-        config.media.s3_allow_http = s3.allow_http;
-    })
-    .await;
+    let app = TestApp::spawn_configured(db, |config| use_store(config, url, s3)).await;
     let creator = app.signup("mirrored").await;
     let key = stream_key(&app, &creator).await;
     let _publisher = publish(&app, &key);

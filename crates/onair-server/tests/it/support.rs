@@ -18,6 +18,8 @@ pub struct TestApp {
     pub rtmp: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: DbConfig,
+    /// The settings it runs with, for a worker beside it.
+    pub config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data_dir: tempfile::TempDir,
@@ -61,7 +63,9 @@ impl TestApp {
         config.auth.secret_key = Some(SECRET.into());
         config.media.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         change(&mut config);
-        let app = Application::build(config).await.expect("server starts");
+        let app = Application::build(config.clone())
+            .await
+            .expect("server starts");
         let addr = app.local_addr();
         let rtmp = app.rtmp_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -73,6 +77,7 @@ impl TestApp {
             rtmp,
             client: reqwest::Client::new(),
             db,
+            config,
             shutdown: Some(tx),
             server: Some(server),
             _data_dir: data_dir,
@@ -158,6 +163,23 @@ impl TestApp {
         }
     }
 
+    /// An `onair worker` beside this server (same database and media), running jobs
+    /// until dropped.
+    pub fn start_worker(&self) -> Worker {
+        let mut config = self.config.clone();
+        config.jobs.enabled = true;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            onair_server::run_worker(config, shutdown)
+                .await
+                .expect("worker runs");
+        });
+        Worker(Some(stop))
+    }
+
     /// Tells the server to stop (gracefully), without waiting for it.
     pub fn stop(&mut self) {
         if let Some(stop) = self.shutdown.take() {
@@ -169,6 +191,17 @@ impl TestApp {
     pub async fn shutdown(mut self) {
         self.stop();
         self.server.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// A worker started by [`TestApp::start_worker`]; stops when dropped.
+pub struct Worker(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

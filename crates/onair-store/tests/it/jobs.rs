@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use onair_core::Limit;
 use onair_store::jobs::NewJob;
-use onair_store::{Store, Timestamp};
+use onair_store::{Store, StoreError, Timestamp};
 
 use crate::support::from_now;
 
@@ -114,7 +114,13 @@ async fn an_expired_lease_runs_the_job_again_and_fences_the_old_worker(store: Ar
     let again = store.claim_jobs(1, lease()).await.unwrap().remove(0);
     assert_eq!((again.id, again.attempts), (lost.id, 2));
 
-    // The first worker wakes up late: its outcome no longer applies.
+    // The first worker wakes up late: its outcome no longer applies, nor may it keep
+    // the job; the new holder may.
+    assert!(matches!(
+        store.extend_lease(lost.lease(), lease()).await,
+        Err(StoreError::LeaseLost)
+    ));
+    store.extend_lease(again.lease(), lease()).await.unwrap();
     store.bury_job(lost.lease(), "late").await.unwrap();
     assert_eq!(count(&store, "running").await, 1);
     assert_eq!(count(&store, "dead").await, 0);
