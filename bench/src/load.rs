@@ -23,13 +23,13 @@ impl Target {
 }
 
 pub struct Report {
-    name: String,
-    requests: usize,
-    errors: usize,
-    per_second: f64,
-    p50: Duration,
-    p95: Duration,
-    p99: Duration,
+    pub name: String,
+    pub requests: usize,
+    pub errors: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p95: Duration,
+    pub p99: Duration,
 }
 
 const WARM_UP: Duration = Duration::from_secs(1);

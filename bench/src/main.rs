@@ -6,9 +6,11 @@
 //! `cargo run --release -p onair-bench -- media`
 //! `cargo run --release -p onair-bench -- chat`
 //! `cargo build --release -p onair && cargo run --release -p onair-bench -- notify`
+//! `cargo run --release -p onair-bench -- archive`
 //!
 //! Chat's servers and notify's `onair worker` run as child processes (see each module).
 
+mod archive;
 mod chat;
 mod load;
 mod media;
@@ -128,6 +130,25 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         cpu_seconds: u64,
     },
+    /// Archive processing: the VOD build's realtime factor, and `GET /api/streams` latency
+    /// on PostgreSQL while two archives process (default settings and without `nice`)
+    /// versus idle.
+    Archive {
+        #[command(flatten)]
+        postgres: Postgres,
+        /// Length of the test recording the VODs are built from.
+        #[arg(long, default_value_t = 60)]
+        recording_secs: u32,
+        /// Seconds of load per window (after one second of warm-up).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Concurrent connections of the load generator.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Only the default settings (skip one thread and `superfast`).
+        #[arg(long)]
+        default_only: bool,
+    },
     /// A chat benchmark server (started by `chat`, not by hand): serves like `onair
     /// serve`, configured from the environment, and answers `heap` on stdin.
     #[command(hide = true)]
@@ -184,6 +205,23 @@ async fn main() -> anyhow::Result<()> {
                 nodes,
             })
             .await
+        }
+        Scenario::Archive {
+            postgres,
+            recording_secs,
+            seconds,
+            concurrency,
+            default_only,
+        } => {
+            let settings = archive::Settings {
+                recording_secs,
+                load: load::Settings {
+                    duration: Duration::from_secs(seconds),
+                    concurrency,
+                },
+                variants: !default_only,
+            };
+            with_postgres(&postgres.url, |db| archive::run(db, settings)).await
         }
         Scenario::Node => chat::serve_node().await,
     }

@@ -182,9 +182,11 @@ impl Platform {
 
 /// CPU ticks used so far by this process and by its children, by kind.
 #[derive(Debug, Default, Clone, Copy)]
-struct CpuTicks {
-    server: u64,
-    transcoders: u64,
+pub struct CpuTicks {
+    /// This process: the server and whatever load runs in it.
+    pub server: u64,
+    /// ffmpeg children encoding a ladder (`-var_stream_map`): live transcoders, VOD builds.
+    pub transcoders: u64,
     publishers: u64,
 }
 
@@ -205,7 +207,7 @@ pub fn process_ticks(stat_path: &str) -> anyhow::Result<u64> {
         .context("unreadable stat")
 }
 
-fn cpu_ticks() -> CpuTicks {
+pub fn cpu_ticks() -> CpuTicks {
     let me = std::process::id();
     let mut ticks = CpuTicks {
         server: std::fs::read_to_string("/proc/self/stat")
