@@ -201,6 +201,27 @@ struct Window {
     process_cpu: f64,
 }
 
+/// CPU ticks of the builds' ffmpeg so far: those running, plus every child this process
+/// has reaped (`cutime` + `cstime`; build_vod waits for each ffmpeg, ffprobe and thumbnail
+/// it starts), so a build that ends inside a window still counts.
+fn build_ticks() -> u64 {
+    let reaped = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // After the command name: state(3) … cutime(16) cstime(17).
+            let fields: Vec<u64> = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .skip(13)
+                .take(2)
+                .filter_map(|f| f.parse().ok())
+                .collect();
+            Some(fields.iter().sum::<u64>())
+        });
+    cpu_ticks().transcoders + reaped.unwrap_or(0)
+}
+
 /// Runs the load once, with the given builds processing throughout (None: idle).
 async fn window(
     name: String,
@@ -214,9 +235,10 @@ async fn window(
     }
     let processed = builds.map(Processing::processed_secs);
     let finished = builds.map_or(0, |b| b.finished.load(Ordering::Relaxed));
-    let (before, clock) = (cpu_ticks(), Instant::now());
+    let (before, builds_before, clock) = (cpu_ticks(), build_ticks(), Instant::now());
     let report = load::run(target, load).await?;
-    let (after, elapsed) = (cpu_ticks(), clock.elapsed().as_secs_f64());
+    let (after, builds_after) = (cpu_ticks(), build_ticks());
+    let elapsed = clock.elapsed().as_secs_f64();
     let percent = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / elapsed * 100.0;
     let mut processing = None;
     if let (Some(builds), Some(processed)) = (builds, processed) {
@@ -231,7 +253,7 @@ async fn window(
         report,
         processing,
         builds_finished: builds.map_or(0, |b| b.finished.load(Ordering::Relaxed) - finished),
-        ffmpeg_cpu: percent(after.transcoders - before.transcoders),
+        ffmpeg_cpu: percent(builds_after.saturating_sub(builds_before)),
         process_cpu: percent(after.server - before.server),
     })
 }
