@@ -427,7 +427,6 @@ fn print_windows(windows: &[Window], load: &load::Settings) {
     println!(
         "| machine | requests | errors | req/s | p50 ms | p95 ms | p99 ms | p95 vs the idle windows around it | ≤ 1.5× (target) | processing × realtime (all builds) | builds finished | ffmpeg CPU | benchmark process CPU (server + load) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"
     );
-    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
     for (i, w) in windows.iter().enumerate() {
         let r = &w.report;
         // Loaded windows sit between two idle ones (see run).
@@ -442,14 +441,9 @@ fn print_windows(windows: &[Window], load: &load::Settings) {
             _ => ("-".to_owned(), "-"),
         };
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {ratio} | {verdict} | {} | {} | {:.0}% | {:.0}% |",
+            "| {} | {} | {ratio} | {verdict} | {} | {} | {:.0}% | {:.0}% |",
             w.name,
-            r.requests,
-            r.errors,
-            r.per_second,
-            ms(r.p50),
-            ms(r.p95),
-            ms(r.p99),
+            r.cells(),
             w.processing.map_or("-".into(), |x| format!("{x:.2}×")),
             w.builds_finished,
             w.ffmpeg_cpu,
