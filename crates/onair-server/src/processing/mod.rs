@@ -52,7 +52,10 @@ impl Default for ProcessingConfig {
         let vod = VodSettings::default();
         Self {
             concurrency: 1,
-            threads: vod.threads,
+            // One thread: with two, two builds beside the API on a 2-core node took its
+            // p95 to 1.6× idle even under nice; with one, 1.3× (bench/RESULTS.md,
+            // "archive processing"). Dedicated `onair worker` nodes can raise it.
+            threads: 1,
             preset: vod.preset,
             segment_secs: vod.segment_seconds,
             ladder: vod.ladder,
