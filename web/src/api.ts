@@ -32,6 +32,27 @@ export interface Stream {
   owner: UserSummary;
 }
 
+export type Visibility = 'public' | 'unlisted' | 'private';
+
+/** A past broadcast: playable as streamed at once, then as the processed replay. */
+export interface Archive {
+  id: string;
+  stream_id: string;
+  title: string;
+  category: string | null;
+  status: 'processing' | 'ready' | 'failed';
+  /** Processing progress, 0–1. */
+  progress: number;
+  playlist_url: string | null;
+  thumbnail_url: string | null;
+  duration_secs: number;
+  visibility: Visibility;
+  /** Why processing failed; shown to the owner only. */
+  failure_reason?: string | null;
+  created_at: string;
+  owner: UserSummary;
+}
+
 export interface StreamKey {
   stream_key: string;
   rtmp_url: string;
@@ -40,6 +61,11 @@ export interface StreamKey {
 export interface Page<T> {
   data: T[];
   pagination: { next_cursor: string | null; has_more: boolean };
+}
+
+/** `limit=…` and, after the first page, `&cursor=…`. */
+export function pageQuery(limit: number, cursor: string | null): string {
+  return `limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
 }
 
 interface SessionBody {
@@ -189,7 +215,7 @@ export const api = {
   liveStreams: (limit: number, cursor: string | null) =>
     call<Page<Stream>>(
       'GET',
-      `/streams?status=live&sort=viewers&limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      `/streams?status=live&sort=viewers&${pageQuery(limit, cursor)}`,
     ),
   stream: (id: string) => call<Stream>('GET', `/streams/${id}`),
   user: (id: string) => call<Profile>('GET', `/users/${id}`),
@@ -200,6 +226,12 @@ export const api = {
   unfollow: (id: string) => call<void>('DELETE', `/users/${id}/follow`),
   streamKey: () => call<StreamKey>('GET', '/me/stream-key'),
   rotateStreamKey: () => call<StreamKey>('POST', '/me/stream-key/rotate'),
+  archive: (id: string) => call<Archive>('GET', `/archives/${id}`),
+  channelArchives: (channelId: string, limit: number, cursor: string | null) =>
+    call<Page<Archive>>('GET', `/users/${channelId}/archives?${pageQuery(limit, cursor)}`),
+  setArchiveVisibility: (id: string, visibility: Visibility) =>
+    call<Archive>('PATCH', `/archives/${id}`, { visibility }),
+  deleteArchive: (id: string) => call<void>('DELETE', `/archives/${id}`),
   heartbeat: (streamId: string, viewerId: string) =>
     call<void>('POST', `/streams/${streamId}/heartbeat`, { viewer_id: viewerId }),
 };

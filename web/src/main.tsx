@@ -10,6 +10,7 @@ import { Popout, Overlay } from './pages/chat';
 import { Embed } from './pages/embed';
 import { Dashboard } from './pages/dashboard';
 import { Settings } from './pages/settings';
+import { Video } from './pages/video';
 import { NotificationsMenu } from './notifications/menu';
 import { forgetPushOnLogout } from './notifications/push';
 
@@ -28,6 +29,8 @@ function Page({ path, user }: { path: string; user: string | null }) {
   if (popout) return <Popout idOrName={decodeURIComponent(popout[1])} user={user} />;
   const overlay = path.match(/^\/overlay\/([^/]+)\/?$/);
   if (overlay) return <Overlay idOrName={decodeURIComponent(overlay[1])} />;
+  const video = path.match(/^\/videos\/([^/]+)\/?$/);
+  if (video) return <Video id={decodeURIComponent(video[1])} user={user} />;
   switch (path) {
     case '/':
       return <Home />;

@@ -15,15 +15,20 @@ interface Quality {
   key: string;
 }
 
-/** Plays a live broadcast: hls.js where the browser lacks native HLS (loaded only here). */
-export function Player({ streamId, title }: { streamId: string; title: string }) {
+/**
+ * Plays HLS: a live broadcast (`streamId`: retried across reconnects, watched for stalls,
+ * counted by heartbeats) or a recording (`src`). hls.js where the browser lacks native
+ * HLS, loaded only here.
+ */
+export function Player(props: { streamId: string; title: string } | { src: string; title: string }) {
+  const streamId = 'streamId' in props ? props.streamId : null;
   const video = useRef<HTMLVideoElement>(null);
   const hls = useRef<Hls | null>(null);
   const [qualities, setQualities] = useState<Quality[]>([]);
   const [choice, setChoice] = useState('auto');
   const [active, setActive] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
-  const master = `/live/${streamId}/master.m3u8`;
+  const master = streamId ? `/live/${streamId}/master.m3u8` : (props as { src: string }).src;
 
   useEffect(() => {
     const element = video.current!;
@@ -32,6 +37,10 @@ export function Player({ streamId, title }: { streamId: string; title: string })
       element.src = master;
       // The playlist may not exist yet, or the publisher is reconnecting: try again.
       element.addEventListener('error', () => {
+        if (!streamId) {
+          setProblem('This video could not be played.');
+          return;
+        }
         setProblem('The stream was interrupted; reconnecting…');
         setTimeout(() => {
           if (disposed) return;
@@ -59,7 +68,7 @@ export function Player({ streamId, title }: { streamId: string; title: string })
           setProblem('This browser cannot play live video.');
           return;
         }
-        const player = new HlsJs({ liveDurationInfinity: true });
+        const player = new HlsJs({ liveDurationInfinity: streamId !== null });
         hls.current = player;
         player.on(HlsJs.Events.MANIFEST_PARSED, (_e, data) => {
           setQualities(data.levels.map((l, i) => ({ label: qualityLabel(l.height, l.frameRate), key: String(i) })));
@@ -71,6 +80,10 @@ export function Player({ streamId, title }: { streamId: string; title: string })
         });
         player.on(HlsJs.Events.ERROR, (_e, data) => {
           if (!data.fatal) return;
+          if (!streamId) {
+            setProblem('This video could not be played.');
+            return;
+          }
           // The publisher may be reconnecting: try again shortly rather than give up.
           setProblem('The stream was interrupted; reconnecting…');
           setTimeout(() => !disposed && player.loadSource(master), 3000);
@@ -78,6 +91,13 @@ export function Player({ streamId, title }: { streamId: string; title: string })
         player.loadSource(master);
         player.attachMedia(element);
       });
+    }
+    if (!streamId) {
+      return () => {
+        disposed = true;
+        hls.current?.destroy();
+        hls.current = null;
+      };
     }
     // A live video whose clock stands still although nobody paused it (the encoder
     // reconnected and the browser ended playback at the break, or a stall it does not
@@ -137,7 +157,14 @@ export function Player({ streamId, title }: { streamId: string; title: string })
 
   return (
     <div class="player">
-      <video ref={video} controls autoplay muted playsInline aria-label={`Live video: ${title}`} />
+      <video
+        ref={video}
+        controls
+        autoplay={streamId !== null}
+        muted={streamId !== null}
+        playsInline
+        aria-label={`${streamId ? 'Live video' : 'Video'}: ${props.title}`}
+      />
       {problem && <p role="status">{problem}</p>}
       <label for="quality">Quality</label>
       <select id="quality" value={choice} onChange={(e) => choose((e.currentTarget as HTMLSelectElement).value)}>

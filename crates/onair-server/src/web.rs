@@ -28,6 +28,7 @@ pub const PAGES: &[&str] = &[
     "/embed/{channel}",
     "/popout/{channel}",
     "/overlay/{channel}",
+    "/videos/{archive}",
 ];
 
 /// Where the built scripts, styles and images are served.

@@ -1,20 +1,21 @@
 import { useEffect, useState } from 'preact/hooks';
-import { call, type Page } from '../api';
-
-interface Archive {
-  id: string;
-  title: string;
-  duration_ms: number;
-  created_at: string;
-}
+import { api, type Archive } from '../api';
 
 const PAGE_SIZE = 10;
 
-function duration(ms: number): string {
-  const total = Math.round(ms / 1000);
+/** `1:02:03` or `2:03`. */
+export function duration(secs: number): string {
+  const total = Math.round(secs);
   const [h, m, s] = [Math.floor(total / 3600), Math.floor(total / 60) % 60, total % 60];
   const two = (n: number) => String(n).padStart(2, '0');
   return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+/** What a list says of an archive's state: nothing once it is ready. */
+function state(archive: Archive): string | null {
+  if (archive.status === 'processing') return 'Processing';
+  if (archive.status === 'failed') return 'Processing failed';
+  return null;
 }
 
 /** The channel's past broadcasts, newest first, a page at a time. */
@@ -27,8 +28,7 @@ export function PastBroadcasts({ channelId }: { channelId: string }) {
   const load = async (cursor: string | null) => {
     setBusy(true);
     try {
-      const query = `limit=${PAGE_SIZE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const page = await call<Page<Archive>>('GET', `/users/${channelId}/archives?${query}`);
+      const page = await api.channelArchives(channelId, PAGE_SIZE, cursor);
       setArchives((shown) => [...(cursor ? (shown ?? []) : []), ...page.data]);
       setNext(page.pagination.has_more ? page.pagination.next_cursor : null);
       setError(null);
@@ -49,12 +49,15 @@ export function PastBroadcasts({ channelId }: { channelId: string }) {
       {archives && archives.length > 0 && (
         <ul class="archive-list">
           {archives.map((archive) => (
-            // The archive page arrives with the archives issue; until then, the facts.
             <li key={archive.id}>
-              <span class="archive-title">{archive.title}</span>{' '}
+              {archive.thumbnail_url && <img src={archive.thumbnail_url} alt="" width={160} height={90} loading="lazy" />}
+              <a href={`/videos/${archive.id}`} class="archive-title">
+                {archive.title}
+              </a>{' '}
               <span class="archive-meta">
                 <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleDateString()}</time> ·{' '}
-                {duration(archive.duration_ms)}
+                {duration(archive.duration_secs)}
+                {state(archive) && ` · ${state(archive)}`}
               </span>
             </li>
           ))}

@@ -1,5 +1,5 @@
 // The notification API: the inbox, read state, settings and Web Push subscriptions.
-import { authorizedFetch, call, errorOf, type Page, type UserSummary } from '../api';
+import { authorizedFetch, call, errorOf, pageQuery, type Page, type UserSummary } from '../api';
 
 /** A go-live notification; the broadcast's id is also the notification's. */
 export interface Notification {
@@ -17,7 +17,7 @@ export interface NotificationSettings {
 
 export const notifications = {
   inbox: (cursor: string | null) =>
-    call<Page<Notification>>('GET', `/me/notifications?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`),
+    call<Page<Notification>>('GET', `/me/notifications?${pageQuery(20, cursor)}`),
   markRead: (streamId: string) => call<void>('POST', `/me/notifications/${streamId}/read`),
   markAllRead: () => call<{ marked: number }>('POST', '/me/notifications/read-all'),
   settings: () => call<NotificationSettings>('GET', '/me/notification-settings'),
