@@ -45,12 +45,13 @@ export interface Archive {
   progress: number;
   playlist_url: string | null;
   thumbnail_url: string | null;
-  duration_secs: number;
+  /** Exact once ready; null while processing. */
+  duration_secs: number | null;
   visibility: Visibility;
   /** Why processing failed; shown to the owner only. */
   failure_reason?: string | null;
   created_at: string;
-  owner: UserSummary;
+  creator: UserSummary;
 }
 
 export interface StreamKey {

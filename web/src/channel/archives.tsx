@@ -55,8 +55,8 @@ export function PastBroadcasts({ channelId }: { channelId: string }) {
                 {archive.title}
               </a>{' '}
               <span class="archive-meta">
-                <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleDateString()}</time> ·{' '}
-                {duration(archive.duration_secs)}
+                <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleDateString()}</time>
+                {archive.duration_secs !== null && ` · ${duration(archive.duration_secs)}`}
                 {state(archive) && ` · ${state(archive)}`}
               </span>
             </li>

@@ -59,12 +59,13 @@ export function Video({ id, user }: { id: string; user: string | null }) {
       )}
       <h1 id="video-title">{archive.title}</h1>
       <p class="stream-meta">
-        <a href={`/c/${encodeURIComponent(archive.owner.username)}`}>{displayName(archive.owner)}</a> ·{' '}
+        <a href={`/c/${encodeURIComponent(archive.creator.username)}`}>{displayName(archive.creator)}</a> ·{' '}
         {archive.category && <span>{archive.category} · </span>}
-        <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleString()}</time> · {duration(archive.duration_secs)}
+        <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleString()}</time>
+        {archive.duration_secs !== null && ` · ${duration(archive.duration_secs)}`}
       </p>
       <ProcessingState archive={archive} />
-      {user === archive.owner.id && <OwnerControls archive={archive} onChange={setArchive} />}
+      {user === archive.creator.id && <OwnerControls archive={archive} onChange={setArchive} />}
     </section>
   );
 }
@@ -107,7 +108,7 @@ function OwnerControls({ archive, onChange }: { archive: Archive; onChange: (arc
   const remove = () =>
     act(async () => {
       await api.deleteArchive(archive.id);
-      navigate(`/c/${encodeURIComponent(archive.owner.username)}`);
+      navigate(`/c/${encodeURIComponent(archive.creator.username)}`);
     });
   return (
     <section class="owner-controls" aria-labelledby="owner-heading">
