@@ -254,7 +254,19 @@ fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path
             push(&["-map", "0:a:0"]);
         }
     }
-    push(&["-c:v:0", "copy", "-c:a", "copy"]);
+    // The audio is resampled to its timestamps and encoded again: the recording's segments
+    // overlap by a few ticks at their boundaries, and Chromium refuses to play audio whose
+    // timestamps go back ("Parsed buffers not in DTS sequence").
+    push(&[
+        "-c:v:0",
+        "copy",
+        "-af",
+        "aresample=async=1",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+    ]);
     for (index, height) in rungs.iter().enumerate() {
         let stream = index + 1;
         // Peak bitrate by picture size: 720p ≈ 3 Mb/s, 480p ≈ 1.4, 360p ≈ 0.8.

@@ -23,6 +23,20 @@ fn recording() -> tempfile::TempDir {
     dir
 }
 
+/// The audio packets' decoding timestamps in ffprobe's `packet=codec_type,dts` listing.
+fn audio_dts(packets: &str) -> Vec<i64> {
+    let mut audio = false;
+    let mut dts = Vec::new();
+    for line in packets.lines() {
+        if let Some(kind) = line.strip_prefix("codec_type=") {
+            audio = kind == "audio";
+        } else if let Some(value) = line.strip_prefix("dts=").filter(|_| audio) {
+            dts.extend(value.parse::<i64>().ok());
+        }
+    }
+    dts
+}
+
 fn input(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join(RECORDING_PLAYLIST)
 }
@@ -71,6 +85,14 @@ async fn a_recording_becomes_a_vod_ladder() {
             (playlist_duration(&playlist) - listed).abs() < 0.5,
             "{playlist}"
         );
+        // Browsers refuse audio whose timestamps go back (at the recording's joins).
+        let packets = ffprobe(
+            &output.path().join(rendition).join("index.m3u8"),
+            "packet=codec_type,dts",
+        );
+        let audio = audio_dts(&packets);
+        assert!(audio.len() > 100, "{packets}");
+        assert!(audio.windows(2).all(|w| w[0] < w[1]), "{audio:?}");
     }
     let thumbnail = ffprobe(
         &output.path().join("thumbnail.jpg"),
