@@ -29,6 +29,8 @@ export interface Stream {
   viewer_count: number;
   /** A still of the broadcast, refreshed every ~10 s; null unless live with video. */
   preview_url: string | null;
+  /** Recorded for its archive (and so clippable while live). */
+  recording: boolean;
   owner: UserSummary;
 }
 
@@ -54,6 +56,29 @@ export interface Archive {
   creator: UserSummary;
 }
 
+/** A short cut of a broadcast: an MP4 once ready. */
+export interface Clip {
+  id: string;
+  title: string;
+  status: 'processing' | 'ready' | 'failed';
+  stream_id: string;
+  archive_id: string | null;
+  start_secs: number;
+  /** Asked for while processing, exact once ready. */
+  duration_secs: number;
+  video_url: string | null;
+  thumbnail_url: string | null;
+  failure_reason?: string | null;
+  clipper_id: string;
+  channel: UserSummary;
+  created_at: string;
+}
+
+/** What to clip: a range of an archive, or the last seconds of a live broadcast. */
+export type ClipRequest =
+  | { archive_id: string; start_secs: number; duration_secs: number; title?: string }
+  | { stream_id: string; duration_secs: number };
+
 export interface StreamKey {
   stream_key: string;
   rtmp_url: string;
@@ -63,6 +88,9 @@ export interface Page<T> {
   data: T[];
   pagination: { next_cursor: string | null; has_more: boolean };
 }
+
+/** A page of a list: the first one without a cursor. */
+export type PageFetch<T> = (cursor: string | null) => Promise<Page<T>>;
 
 /** `limit=…` and, after the first page, `&cursor=…`. */
 export function pageQuery(limit: number, cursor: string | null): string {
@@ -228,11 +256,16 @@ export const api = {
   streamKey: () => call<StreamKey>('GET', '/me/stream-key'),
   rotateStreamKey: () => call<StreamKey>('POST', '/me/stream-key/rotate'),
   archive: (id: string) => call<Archive>('GET', `/archives/${id}`),
-  channelArchives: (channelId: string, limit: number, cursor: string | null) =>
-    call<Page<Archive>>('GET', `/users/${channelId}/archives?${pageQuery(limit, cursor)}`),
+  channelArchives: (channelId: string, limit: number): PageFetch<Archive> => (cursor) =>
+    call('GET', `/users/${channelId}/archives?${pageQuery(limit, cursor)}`),
   setArchiveVisibility: (id: string, visibility: Visibility) =>
     call<Archive>('PATCH', `/archives/${id}`, { visibility }),
   deleteArchive: (id: string) => call<void>('DELETE', `/archives/${id}`),
+  createClip: (request: ClipRequest) => call<Clip>('POST', '/clips', request),
+  clip: (id: string) => call<Clip>('GET', `/clips/${id}`),
+  channelClips: (channelId: string, limit: number): PageFetch<Clip> => (cursor) =>
+    call('GET', `/users/${channelId}/clips?${pageQuery(limit, cursor)}`),
+  deleteClip: (id: string) => call<void>('DELETE', `/clips/${id}`),
   heartbeat: (streamId: string, viewerId: string) =>
     call<void>('POST', `/streams/${streamId}/heartbeat`, { viewer_id: viewerId }),
 };

@@ -1,5 +1,5 @@
 // The creator dashboard's API calls. A channel's id is its owner's user id.
-import { ApiError, call, type Page, type Profile, type Stream, type UserSummary } from '../api';
+import { ApiError, call, type PageFetch, type Profile, type Stream, type UserSummary } from '../api';
 
 export interface ChatSettings {
   slow_mode_secs: number;
@@ -37,9 +37,6 @@ export interface Webhook {
   failures: number;
   created_at: string;
 }
-
-/** A page of a list: the first one without a cursor. */
-export type PageFetch<T> = (cursor: string | null) => Promise<Page<T>>;
 
 function paged(path: string, cursor: string | null): string {
   const query = new URLSearchParams({ limit: '50' });

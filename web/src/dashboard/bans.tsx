@@ -1,7 +1,8 @@
 // Bans (until lifted, with a reason) and timeouts (a duration), by username; lifting them.
 import { useState } from 'preact/hooks';
 import { dashboardApi, findUser, type Ban } from './api';
-import { useAction, usePaged } from './hooks';
+import { usePaged } from '../paged';
+import { useAction } from './hooks';
 import { Alert, DateTime, ListState, LoadMore, UserName } from './ui';
 
 /** Seconds of each timeout on offer; 0 is a ban until lifted. */

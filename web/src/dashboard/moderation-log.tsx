@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, displayName } from '../api';
 import { dashboardApi, type ModerationEntry } from './api';
-import { usePaged } from './hooks';
+import { usePaged } from '../paged';
 import { DateTime, ListState, LoadMore } from './ui';
 
 /** The log names users by id: each name is fetched once per page load. */

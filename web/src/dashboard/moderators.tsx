@@ -1,7 +1,8 @@
 // The channel's moderators: appointed by username, removed from the list.
 import { useState } from 'preact/hooks';
 import { dashboardApi, findUser } from './api';
-import { useAction, usePaged } from './hooks';
+import { usePaged } from '../paged';
+import { useAction } from './hooks';
 import { Alert, ListState, LoadMore, UserName } from './ui';
 
 export function Moderators({ channelId, onChange }: { channelId: string; onChange: () => void }) {

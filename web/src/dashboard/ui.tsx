@@ -1,7 +1,7 @@
 // Small pieces every dashboard section uses: errors, a field's error, "Load more", names.
 import { displayName, type UserSummary } from '../api';
 import { errorField } from './api';
-import type { PagedList } from './hooks';
+import type { PagedList } from '../paged';
 
 /** An error, unless it is about one of `fields` (a `FieldError` shows those). */
 export function Alert({ error, fields = [], context }: { error: unknown; fields?: string[]; context?: string }) {

@@ -2,7 +2,8 @@
 // and shown once (the server never returns it).
 import { useState } from 'preact/hooks';
 import { dashboardApi, WEBHOOK_EVENTS, type Webhook, type WebhookEvent } from './api';
-import { useAction, usePaged } from './hooks';
+import { usePaged } from '../paged';
+import { useAction } from './hooks';
 import { Alert, DateTime, describedBy, FieldError, ListState, LoadMore } from './ui';
 
 const EVENT_LABELS: Record<WebhookEvent, string> = {
