@@ -11,6 +11,7 @@ import { Embed } from './pages/embed';
 import { Dashboard } from './pages/dashboard';
 import { Settings } from './pages/settings';
 import { Video } from './pages/video';
+import { ClipPage } from './pages/clip';
 import { NotificationsMenu } from './notifications/menu';
 import { forgetPushOnLogout } from './notifications/push';
 
@@ -31,6 +32,8 @@ function Page({ path, user }: { path: string; user: string | null }) {
   if (overlay) return <Overlay idOrName={decodeURIComponent(overlay[1])} />;
   const video = path.match(/^\/videos\/([^/]+)\/?$/);
   if (video) return <Video id={decodeURIComponent(video[1])} user={user} />;
+  const clip = path.match(/^\/clips\/([^/]+)\/?$/);
+  if (clip) return <ClipPage id={decodeURIComponent(clip[1])} user={user} />;
   switch (path) {
     case '/':
       return <Home />;

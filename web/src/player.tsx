@@ -1,3 +1,4 @@
+import type { RefObject } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type Hls from 'hls.js';
 import { api } from './api';
@@ -18,11 +19,14 @@ interface Quality {
 /**
  * Plays HLS: a live broadcast (`streamId`: retried across reconnects, watched for stalls,
  * counted by heartbeats) or a recording (`src`). hls.js where the browser lacks native
- * HLS, loaded only here.
+ * HLS, loaded only here. `videoRef` lets the page read the video (e.g. its clock).
  */
-export function Player(props: { streamId: string; title: string } | { src: string; title: string }) {
+export function Player(
+  props: ({ streamId: string } | { src: string }) & { title: string; videoRef?: RefObject<HTMLVideoElement | null> },
+) {
   const streamId = 'streamId' in props ? props.streamId : null;
-  const video = useRef<HTMLVideoElement>(null);
+  const own = useRef<HTMLVideoElement>(null);
+  const video = props.videoRef ?? own;
   const hls = useRef<Hls | null>(null);
   const [qualities, setQualities] = useState<Quality[]>([]);
   const [choice, setChoice] = useState('auto');
@@ -33,10 +37,27 @@ export function Player(props: { streamId: string; title: string } | { src: strin
   useEffect(() => {
     const element = video.current!;
     let disposed = false;
+    // A recording whose source changes (the processed replay replaced the recording as
+    // streamed) goes on from where it was.
+    const resumeAt = streamId ? 0 : element.currentTime;
+    const wasPlaying = !element.paused;
+    if (resumeAt > 0) {
+      element.addEventListener(
+        'loadedmetadata',
+        () => {
+          if (disposed) return;
+          element.currentTime = resumeAt;
+          if (wasPlaying) element.play().catch(() => {});
+        },
+        { once: true },
+      );
+    }
     if (element.canPlayType('application/vnd.apple.mpegurl')) {
       element.src = master;
       // The playlist may not exist yet, or the publisher is reconnecting: try again.
+      // (Listeners of an earlier source stay on the element: they check `disposed`.)
       element.addEventListener('error', () => {
+        if (disposed) return;
         if (!streamId) {
           setProblem('This video could not be played.');
           return;

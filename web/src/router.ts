@@ -17,7 +17,7 @@ export function usePath(): string {
 }
 
 /** The paths the app renders (the server answers them with the app's page). */
-const CLIENT_ROUTE = /^\/(?:|login|signup|dashboard|settings|c\/[^/]+|videos\/[^/]+|embed\/[^/]+|popout\/[^/]+|overlay\/[^/]+)$/;
+const CLIENT_ROUTE = /^\/(?:|login|signup|dashboard|settings|c\/[^/]+|videos\/[^/]+|clips\/[^/]+|embed\/[^/]+|popout\/[^/]+|overlay\/[^/]+)$/;
 
 /** Clicks on links to client routes become client navigations (modifier clicks keep their meaning). */
 export function interceptLinks(root: HTMLElement) {

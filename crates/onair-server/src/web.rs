@@ -29,6 +29,7 @@ pub const PAGES: &[&str] = &[
     "/popout/{channel}",
     "/overlay/{channel}",
     "/videos/{archive}",
+    "/clips/{clip}",
 ];
 
 /// Where the built scripts, styles and images are served.

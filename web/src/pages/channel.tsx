@@ -2,6 +2,8 @@ import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { api, displayName, type Profile, type Stream } from '../api';
 import { PastBroadcasts } from '../channel/archives';
+import { ChannelClips } from '../channel/clips';
+import { ClipButton, CLIP_SECS } from '../clip-button';
 import { useChannel, type ChannelView } from '../channel/resolve';
 import { ChatPanel } from '../chat/panel';
 import { Player } from '../player';
@@ -30,12 +32,13 @@ export function Channel({ idOrName, user }: { idOrName: string; user: string | n
           <h1 id="channel-name">{displayName(profile)}</h1>
           <div class="channel-layout">
             <div class="channel-watch">
-              <Broadcast profile={profile} stream={view.stream} />
+              <Broadcast profile={profile} stream={view.stream} signedIn={user !== null} />
             </div>
             <ChatPanel key={profile.id} channelId={profile.id} signedIn={user !== null} popoutHref={`/popout/${encodeURIComponent(profile.username)}`} />
             <div class="channel-details">
               <About profile={profile} user={user} onChange={view.setProfile} />
               <PastBroadcasts channelId={profile.id} />
+              <ChannelClips channelId={profile.id} />
             </div>
           </div>
         </section>
@@ -44,8 +47,8 @@ export function Channel({ idOrName, user }: { idOrName: string; user: string | n
   );
 }
 
-/** The player with the stream's title and count, or the offline state. */
-export function Broadcast({ profile, stream }: { profile: Profile; stream: Stream | null }) {
+/** The player with the stream's title and count (and "Clip" when recorded), or the offline state. */
+export function Broadcast({ profile, stream, signedIn = false }: { profile: Profile; stream: Stream | null; signedIn?: boolean }) {
   if (stream?.status !== 'live') {
     return (
       <div class="offline" role="status">
@@ -65,6 +68,9 @@ export function Broadcast({ profile, stream }: { profile: Profile; stream: Strea
           {stream.viewer_count} {stream.viewer_count === 1 ? 'viewer' : 'viewers'}
         </span>
       </p>
+      {signedIn && stream.recording && (
+        <ClipButton description="the last 30 seconds" request={() => ({ stream_id: stream.id, duration_secs: CLIP_SECS })} />
+      )}
     </>
   );
 }

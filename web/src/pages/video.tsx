@@ -1,40 +1,19 @@
-import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, displayName, type Archive, type Visibility } from '../api';
-import { duration } from '../channel/archives';
+import { useRef, useState } from 'preact/hooks';
+import { api, displayName, type Archive, type Visibility } from '../api';
+import { duration } from '../channel/media-list';
+import { ClipButton, clipRange } from '../clip-button';
 import { navigate } from '../router';
 import { Player } from '../player';
+import { usePolled } from '../use-polled';
 
 /** How often a processing archive is asked for again, to show its progress. */
 const PROGRESS_MS = 5_000;
 
 /** A past broadcast: its player, facts and processing state; the owner's controls. */
 export function Video({ id, user }: { id: string; user: string | null }) {
-  // undefined: loading; null: no such video (or not yours to see).
-  const [archive, setArchive] = useState<Archive | null | undefined>(undefined);
-  const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    let current = true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const load = () =>
-      api
-        .archive(id)
-        .then((found) => {
-          if (!current) return;
-          setArchive(found);
-          setError(null);
-          if (found.status === 'processing') timer = setTimeout(load, PROGRESS_MS);
-        })
-        .catch((e: Error) => {
-          if (!current) return;
-          if (e instanceof ApiError && e.status === 404) setArchive(null);
-          else setError(e.message);
-        });
-    load();
-    return () => {
-      current = false;
-      clearTimeout(timer);
-    };
-  }, [id, user]);
+  const polled = usePolled(() => api.archive(id), `${id} ${user}`, (a) => a.status === 'processing', PROGRESS_MS);
+  const { value: archive, error } = polled;
+  const video = useRef<HTMLVideoElement>(null);
 
   if (error && archive === undefined) return <p role="alert">Could not load the video: {error}</p>;
   if (archive === undefined) return <p aria-live="polite">Loading…</p>;
@@ -48,10 +27,10 @@ export function Video({ id, user }: { id: string; user: string | null }) {
   }
   return (
     <section class="video" aria-labelledby="video-title">
-      {/* Keyed on the first URL: the player keeps playing the recording as streamed
-          when the processed replay becomes ready while it is open. */}
+      {/* When the processed replay becomes ready while it is open, the player switches
+          to it (the recording as streamed is then removed) and goes on where it was. */}
       {archive.playlist_url ? (
-        <Player key={archive.id} src={archive.playlist_url} title={archive.title} />
+        <Player key={archive.id} src={archive.playlist_url} title={archive.title} videoRef={video} />
       ) : (
         <div class="offline" role="status">
           This recording cannot be played.
@@ -64,8 +43,17 @@ export function Video({ id, user }: { id: string; user: string | null }) {
         <time dateTime={archive.created_at}>{new Date(archive.created_at).toLocaleString()}</time>
         {archive.duration_secs !== null && ` · ${duration(archive.duration_secs)}`}
       </p>
+      {user && archive.playlist_url && (
+        <ClipButton
+          description="30 seconds around where the video is"
+          request={() => ({
+            archive_id: archive.id,
+            ...clipRange(video.current?.currentTime ?? 0, archive.duration_secs ?? video.current?.duration ?? null),
+          })}
+        />
+      )}
       <ProcessingState archive={archive} />
-      {user === archive.creator.id && <OwnerControls archive={archive} onChange={setArchive} />}
+      {user === archive.creator.id && <OwnerControls archive={archive} onChange={polled.set} />}
     </section>
   );
 }
