@@ -28,10 +28,7 @@ pub async fn fetch_recording(
             "bad rendition {rendition:?}"
         )));
     }
-    let key = format!(
-        "{}/{rendition}/{RECORDING_PLAYLIST}",
-        crate::live_key(stream_id)
-    );
+    let key = crate::recording_key(stream_id, rendition);
     Ok(fetch_playlist(store, &key, dir, None).await?.playlist)
 }
 

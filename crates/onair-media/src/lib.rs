@@ -94,6 +94,11 @@ pub fn live_key(stream_id: Uuid) -> String {
     format!("live/{stream_id}")
 }
 
+/// The key of a rendition's recording as streamed: `live/<stream_id>/<rendition>/recording.m3u8`.
+pub fn recording_key(stream_id: Uuid, rendition: &str) -> String {
+    format!("{}/{rendition}/{RECORDING_PLAYLIST}", live_key(stream_id))
+}
+
 /// Strips an RTMP publishing name down to the key: OBS and others may append `?query`.
 pub fn stream_key_of(publishing_name: &str) -> &str {
     publishing_name.split('?').next().unwrap_or_default().trim()

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use onair_core::{StreamStatus, StreamTitle, ValidationError};
 use onair_infra::MediaStore;
@@ -25,6 +24,7 @@ use uuid::Uuid;
 use crate::dto::UserSummaryDto;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser};
+use crate::media::{IMMUTABLE, JPEG, fetch, respond};
 use crate::pagination::{PageBody, PageQuery, UserLists};
 
 /// The longest clip, in seconds.
@@ -192,20 +192,13 @@ impl Clips {
 
     /// How much of broadcast `stream_id` its recording as streamed holds.
     async fn recorded_secs(&self, stream_id: Uuid) -> Result<f64, ApiError> {
-        let key = format!(
-            "{}/source/{}",
-            onair_media::live_key(stream_id),
-            onair_media::RECORDING_PLAYLIST
-        );
-        match self.files.get(&key).await {
-            Ok(Some(playlist)) => Ok(onair_media::playlist_duration(&String::from_utf8_lossy(
+        let key = onair_media::recording_key(stream_id, "source");
+        match fetch(&self.files, &key).await {
+            Ok(playlist) => Ok(onair_media::playlist_duration(&String::from_utf8_lossy(
                 &playlist,
             ))),
-            Ok(None) => Ok(0.0),
-            Err(e) => {
-                tracing::warn!(error = %e, "media store read failed");
-                Err(ApiError::Unavailable)
-            }
+            Err(ApiError::NotFound(_)) => Ok(0.0),
+            Err(e) => Err(e),
         }
     }
 }
@@ -355,23 +348,9 @@ async fn clip_file(
 ) -> Result<Response, ApiError> {
     let content_type = match file.as_str() {
         "clip.mp4" => "video/mp4",
-        "thumbnail.jpg" => "image/jpeg",
+        "thumbnail.jpg" => JPEG,
         _ => return Err(ApiError::NotFound("media file")),
     };
-    let bytes = match clips.files.get(&format!("clips/{id}/{file}")).await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(ApiError::NotFound("media file")),
-        Err(e) => {
-            tracing::warn!(error = %e, "media store read failed");
-            return Err(ApiError::Unavailable);
-        }
-    };
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=31536000, immutable"),
-        ),
-    ];
-    Ok((headers, Body::from(bytes)).into_response())
+    let bytes = fetch(&clips.files, &format!("clips/{id}/{file}")).await?;
+    Ok(respond(content_type, IMMUTABLE, bytes))
 }

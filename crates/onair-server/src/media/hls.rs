@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::StreamStatus;
+use onair_infra::MediaStore;
 use onair_media::RECORDING_PLAYLIST;
 use uuid::Uuid;
 
@@ -72,7 +73,7 @@ async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Res
         return Err(ApiError::NotFound("media file"));
     };
     let key = object_key(&onair_media::live_key(stream_id), parts)?;
-    let mut bytes = fetch(media, &key).await?;
+    let mut bytes = fetch(&media.files, &key).await?;
     // A rendition's recording (not the master over them) is an EVENT playlist while
     // the broadcast may go on.
     if parts.len() == 2 && file == RECORDING_PLAYLIST && ended(media, stream_id).await? {
@@ -83,8 +84,8 @@ async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Res
 
 pub(super) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SEGMENT: &str = "video/mp2t";
-pub(super) const JPEG: &str = "image/jpeg";
-pub(super) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(crate) const JPEG: &str = "image/jpeg";
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The object key `prefix/part/…`, for plain file names only: no traversal, no hidden
 /// files.
@@ -102,8 +103,8 @@ pub(super) fn object_key(prefix: &str, parts: &[&str]) -> Result<String, ApiErro
 }
 
 /// The object at `key`: 404 when absent, 503 when the media store fails.
-pub(super) async fn fetch(media: &Media, key: &str) -> Result<Bytes, ApiError> {
-    match media.files.get(key).await {
+pub(crate) async fn fetch(files: &MediaStore, key: &str) -> Result<Bytes, ApiError> {
+    match files.get(key).await {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(ApiError::NotFound("media file")),
         Err(e) => {
@@ -113,7 +114,7 @@ pub(super) async fn fetch(media: &Media, key: &str) -> Result<Bytes, ApiError> {
     }
 }
 
-pub(super) fn respond(
+pub(crate) fn respond(
     content_type: &'static str,
     cache_control: &'static str,
     body: Bytes,

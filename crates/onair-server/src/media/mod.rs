@@ -7,6 +7,9 @@ mod hls;
 mod hooks;
 mod vod;
 
+/// Reading a stored media file and answering with it, for the other domains that serve media.
+pub(crate) use hls::{IMMUTABLE, JPEG, fetch, respond};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -66,6 +66,6 @@ async fn serve_vod(
     Ok(respond(
         content_type,
         cache_control,
-        fetch(media, &key).await?,
+        fetch(&media.files, &key).await?,
     ))
 }

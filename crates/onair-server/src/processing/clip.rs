@@ -117,11 +117,7 @@ impl Processing {
     /// The media playlist a clip is cut from: the VOD's source rendition once its
     /// archive is ready (the recording as streamed is gone then), else the recording.
     async fn clip_source(&self, clip: &Clip) -> Result<String, VodError> {
-        let recording = format!(
-            "{}/source/{}",
-            onair_media::live_key(clip.stream_id),
-            onair_media::RECORDING_PLAYLIST
-        );
+        let recording = onair_media::recording_key(clip.stream_id, "source");
         let Some(archive_id) = clip.archive_id else {
             return Ok(recording);
         };
