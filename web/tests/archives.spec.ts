@@ -1,18 +1,5 @@
 import { expect, test, type Locator, type Page } from '@playwright/test';
-import { apiSignup, expectAccessible, publishTestPattern, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
-
-/** Starts a video (muted, so the browser lets it) and waits until its clock advances. */
-async function expectPlaying(video: Locator) {
-  const clock = () => video.evaluate((v: HTMLVideoElement) => v.currentTime);
-  await expect(async () => {
-    await video.evaluate((v: HTMLVideoElement) => {
-      v.muted = true;
-      return v.play().catch(() => {});
-    });
-    const start = await clock();
-    await expect.poll(clock, { timeout: 5_000 }).toBeGreaterThan(start + 0.5);
-  }).toPass({ timeout: 30_000 });
-}
+import { apiSignup, expectAccessible, expectPlaying, publishTestPattern, SCREENSHOTS, signUpThroughPage, uniqueName } from './helpers';
 
 /** Waits for `page` to show the video, reloading while it is not there yet. */
 async function gotoUntil(page: Page, path: string, ready: Locator, timeout = 30_000) {

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import AxeBuilder from '@axe-core/playwright';
-import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
 
 /** Where the runs leave their screenshots (README: Web UI). */
 export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
@@ -65,4 +65,17 @@ export function publishTestPattern(rtmpUrl: string, key: string): ChildProcess {
       '-f', 'flv', `${rtmpUrl}/${key}`],
     { stdio: 'ignore' },
   );
+}
+
+/** Starts a video (muted, so the browser lets it) and waits until its clock advances. */
+export async function expectPlaying(video: Locator) {
+  const clock = () => video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await expect(async () => {
+    await video.evaluate((v: HTMLVideoElement) => {
+      v.muted = true;
+      return v.play().catch(() => {});
+    });
+    const start = await clock();
+    await expect.poll(clock, { timeout: 5_000 }).toBeGreaterThan(start + 0.5);
+  }).toPass({ timeout: 30_000 });
 }

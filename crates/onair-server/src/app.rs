@@ -21,7 +21,7 @@ use crate::clips::{ClipSources, Clips};
 use crate::config::{Config, ConfigError};
 use crate::identity::AccessTokens;
 use crate::jobs::JobRunner;
-use crate::media::{Broadcasts, Media};
+use crate::media::{Broadcasts, Media, MediaAccess};
 use crate::notifications::{Notifications, NotificationsError, NotifyStores};
 use crate::pagination::{Cursors, UserLists};
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
@@ -124,6 +124,7 @@ impl Application {
             files.clone(),
             config.media.ffmpeg_path.clone(),
         ));
+        let media_access = Arc::new(MediaAccess::new(store.clone(), store.clone(), &secret));
         let state = AppState {
             accounts: Arc::new(Accounts::new(
                 store.clone(),
@@ -146,7 +147,11 @@ impl Application {
                 Arc::clone(&wake_jobs),
                 lists(),
             )),
-            archives: Arc::new(Archives::new(store.clone(), lists())),
+            archives: Arc::new(Archives::new(
+                store.clone(),
+                lists(),
+                Arc::clone(&media_access),
+            )),
             clips: Arc::new(Clips::new(
                 ClipSources {
                     clips: store.clone(),
@@ -163,6 +168,7 @@ impl Application {
             media: Arc::new(Media::new(
                 Arc::clone(&broadcasts),
                 files.clone(),
+                media_access,
                 config.media.hook_secret.clone(),
             )),
             access_tokens,

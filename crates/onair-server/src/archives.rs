@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::dto::UserSummaryDto;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser, MaybeAuthUser};
+use crate::media::MediaAccess;
 use crate::pagination::{PageBody, PageQuery, UserLists};
 
 pub fn router<S>() -> OpenApiRouter<S>
@@ -36,11 +37,26 @@ where
 pub struct Archives {
     archives: Arc<dyn ArchiveStore>,
     lists: UserLists,
+    /// Opens a private archive's media to its owner.
+    access: Arc<MediaAccess>,
 }
 
 impl Archives {
-    pub fn new(archives: Arc<dyn ArchiveStore>, lists: UserLists) -> Self {
-        Self { archives, lists }
+    pub(crate) fn new(
+        archives: Arc<dyn ArchiveStore>,
+        lists: UserLists,
+        access: Arc<MediaAccess>,
+    ) -> Self {
+        Self {
+            archives,
+            lists,
+            access,
+        }
+    }
+
+    /// `archive` as `viewer` sees it.
+    fn dto(&self, archive: Archive, viewer: Option<Uuid>) -> ArchiveDto {
+        ArchiveDto::new(archive, viewer, &self.access)
     }
 
     /// Archive `id` as `viewer` may see it: a private one is its owner's alone, and
@@ -74,20 +90,23 @@ impl Archives {
         let visibility = ArchiveVisibility::parse(&request.visibility).ok_or_else(|| {
             ValidationError::new("visibility", "must be public, unlisted or private")
         })?;
-        self.owned(me, id).await?;
-        match self
+        let archive = self.owned(me, id).await?;
+        let updated = self
             .archives
             .set_archive_visibility(id, me, visibility)
-            .await
-        {
+            .await;
+        self.access.forget(&archive).await;
+        match updated {
             Err(StoreError::NotFound) => Err(ApiError::NotFound("archive")),
             other => Ok(other?),
         }
     }
 
     async fn delete(&self, me: Uuid, id: Uuid) -> Result<(), ApiError> {
-        self.owned(me, id).await?;
-        match self.archives.delete_archive(id, me).await {
+        let archive = self.owned(me, id).await?;
+        let deleted = self.archives.delete_archive(id, me).await;
+        self.access.forget(&archive).await;
+        match deleted {
             Err(StoreError::NotFound) => Err(ApiError::NotFound("archive")),
             other => Ok(other?),
         }
@@ -112,7 +131,8 @@ pub struct ArchiveDto {
     visibility: &'static str,
     /// HLS master playlist: the recording as streamed
     /// (`/live/{stream_id}/recording.m3u8`) until ready, then the VOD
-    /// (`/vod/{id}/{version}/master.m3u8`).
+    /// (`/vod/{id}/{version}/master.m3u8`). A private archive's media URLs carry a
+    /// `?token=` that opens them for about 12 hours; its media answers 404 without one.
     playlist_url: Option<String>,
     thumbnail_url: Option<String>,
     /// Exact length once ready; null before.
@@ -128,9 +148,14 @@ pub struct ArchiveDto {
 }
 
 impl ArchiveDto {
-    /// `archive` as `viewer` sees it.
-    fn new(archive: Archive, viewer: Option<Uuid>) -> Self {
-        let url = |path: Option<String>| path.map(|p| format!("/{p}"));
+    /// `archive` as `viewer` sees it, its media opened by `access`.
+    fn new(archive: Archive, viewer: Option<Uuid>, access: &MediaAccess) -> Self {
+        let url = |path: &Option<String>| {
+            let path = path.as_ref()?;
+            Some(access.url(&archive, &format!("/{path}")))
+        };
+        let playlist_url = url(&archive.playlist_path);
+        let thumbnail_url = url(&archive.thumbnail_path);
         let ready = archive.status == ArchiveStatus::Ready;
         let owner = viewer == Some(archive.owner.id);
         Self {
@@ -141,8 +166,8 @@ impl ArchiveDto {
             status: archive.status.as_str(),
             progress: archive.progress,
             visibility: archive.visibility.as_str(),
-            playlist_url: url(archive.playlist_path),
-            thumbnail_url: url(archive.thumbnail_path),
+            playlist_url,
+            thumbnail_url,
             duration_secs: ready.then(|| archive.duration_ms as f64 / 1000.0),
             duration_ms: archive.duration_ms,
             failure_reason: archive.failure_reason.filter(|_| owner),
@@ -162,9 +187,7 @@ async fn list_archives(
     let archives = &service.archives;
     let fetch = async |limit, cursor| archives.list_archives(limit, cursor).await;
     let cursors = service.lists.cursors();
-    cursors
-        .page(&query, fetch, |a| ArchiveDto::new(a, None))
-        .await
+    cursors.page(&query, fetch, |a| service.dto(a, None)).await
 }
 
 /// One archive, in any state. A private archive is found by its owner only.
@@ -178,7 +201,7 @@ async fn get_archive(
     Path(id): Path<Uuid>,
 ) -> Result<Json<ArchiveDto>, ApiError> {
     let archive = service.visible(id, viewer).await?;
-    Ok(Json(ArchiveDto::new(archive, viewer)))
+    Ok(Json(service.dto(archive, viewer)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -201,7 +224,7 @@ async fn update_archive(
     Json(request): Json<UpdateArchiveRequest>,
 ) -> Result<Json<ArchiveDto>, ApiError> {
     let archive = service.update(me, id, request).await?;
-    Ok(Json(ArchiveDto::new(archive, Some(me))))
+    Ok(Json(service.dto(archive, Some(me))))
 }
 
 /// Delete an archive at once; its video is removed from storage shortly after. Only its
@@ -237,6 +260,6 @@ async fn user_archives(
     let fetch = async |limit, cursor| archives.user_archives(id, viewer, limit, cursor).await;
     service
         .lists
-        .page(id, &query, fetch, |a| ArchiveDto::new(a, viewer))
+        .page(id, &query, fetch, |a| service.dto(a, viewer))
         .await
 }

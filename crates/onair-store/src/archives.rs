@@ -22,6 +22,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 pub trait ArchiveStore: Send + Sync {
     /// Any state, any visibility: callers decide who may see it.
     async fn archive(&self, id: Uuid) -> Result<Option<Archive>>;
+    /// The archive of broadcast `stream_id`, if it was recorded and has ended.
+    async fn stream_archive(&self, stream_id: Uuid) -> Result<Option<Archive>>;
     /// Records the processing job's progress (0–1) and extends its lease to
     /// `lease_until`, in one transaction. `LeaseLost` when another attempt holds the job
     /// now; `NotFound` when the archive is no longer processing (deleted meanwhile).
@@ -269,6 +271,14 @@ macro_rules! impl_archive_store {
         impl ArchiveStore for $store {
             async fn archive(&self, id: Uuid) -> Result<Option<Archive>> {
                 row_by_id(self.writer(), ARCHIVE_VIEW, "a", id).await
+            }
+
+            async fn stream_archive(&self, stream_id: Uuid) -> Result<Option<Archive>> {
+                let query = format!("{ARCHIVE_VIEW} WHERE a.stream_id = $1");
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
+                    .bind(stream_id)
+                    .fetch_optional(self.writer())
+                    .await?)
             }
 
             async fn archive_progress(

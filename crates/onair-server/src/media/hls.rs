@@ -12,7 +12,8 @@ use onair_media::RECORDING_PLAYLIST;
 use uuid::Uuid;
 
 use super::Media;
-use crate::error::{ApiError, ErrorBody, Path};
+use super::access::{Grant, MediaQuery};
+use crate::error::{ApiError, ErrorBody, Path, Query};
 
 /// As long as a preview lasts (`onair_media::PREVIEW_SECONDS`).
 const PREVIEW_CACHE_CONTROL: &str = "public, max-age=10";
@@ -20,48 +21,56 @@ const PREVIEW_CACHE_CONTROL: &str = "public, max-age=10";
 /// A live broadcast's master playlist (`master.m3u8`), or the master over its
 /// recording (`recording.m3u8`, an archive's `playlist_url` until it is processed).
 #[utoipa::path(get, path = "/live/{stream_id}/{file}", tag = "media",
-    params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8` or `recording.m3u8`")),
+    params(("stream_id" = Uuid, Path), ("file" = String, Path, description = "`master.m3u8` or `recording.m3u8`"), MediaQuery),
     responses((status = 200, description = "HLS master playlist", body = String, content_type = "application/vnd.apple.mpegurl"),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn hls_master(
     State(media): State<Arc<Media>>,
     Path((stream_id, file)): Path<(Uuid, String)>,
+    Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[&file]).await
+    serve_hls(&media, stream_id, &[&file], query).await
 }
 
 /// A rendition's playlist (`index.m3u8`, or `recording.m3u8`: every segment of the
 /// broadcast, closed once it has ended) or segment (`seg_00001.ts`).
 #[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or `360p`"),
-        ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8` or a segment")),
+        ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8` or a segment"), MediaQuery),
     responses((status = 200, description = "HLS playlist or MPEG-TS segment", content(
             (String = "application/vnd.apple.mpegurl"), (String = "video/mp2t"))),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store or the database", body = ErrorBody)))]
 pub(super) async fn hls_rendition(
     State(media): State<Arc<Media>>,
     Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,
+    Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[&rendition, &file]).await
+    serve_hls(&media, stream_id, &[&rendition, &file], query).await
 }
 
 /// A still of the live broadcast, 320 px wide, replaced every ~10 s while it is live
 /// (the `preview_url` of a live stream).
 #[utoipa::path(get, path = "/live/{stream_id}/preview.jpg", tag = "media",
-    params(("stream_id" = Uuid, Path)),
+    params(("stream_id" = Uuid, Path), MediaQuery),
     responses((status = 200, description = "JPEG image", body = Vec<u8>, content_type = "image/jpeg"),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn preview_image(
     State(media): State<Arc<Media>>,
     Path(stream_id): Path<Uuid>,
+    Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[onair_media::PREVIEW_IMAGE]).await
+    serve_hls(&media, stream_id, &[onair_media::PREVIEW_IMAGE], query).await
 }
 
 /// Playlists change every segment and are never cached; segments never change; the
 /// preview may be cached as long as it lasts. A recording playlist of a broadcast that
-/// has ended is served closed.
-async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Response, ApiError> {
+/// has ended is served closed. A private archive's recording needs its token.
+async fn serve_hls(
+    media: &Media,
+    stream_id: Uuid,
+    parts: &[&str],
+    query: MediaQuery,
+) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
     let (content_type, cache_control) = if file.ends_with(".m3u8") {
         (PLAYLIST, "no-cache")
@@ -73,13 +82,17 @@ async fn serve_hls(media: &Media, stream_id: Uuid, parts: &[&str]) -> Result<Res
         return Err(ApiError::NotFound("media file"));
     };
     let key = object_key(&onair_media::live_key(stream_id), parts)?;
+    let grant = media
+        .access
+        .broadcast(stream_id, query.token.as_deref())
+        .await?;
     let mut bytes = fetch(&media.files, &key).await?;
     // A rendition's recording (not the master over them) is an EVENT playlist while
     // the broadcast may go on.
     if parts.len() == 2 && file == RECORDING_PLAYLIST && ended(media, stream_id).await? {
         bytes = close_playlist(&bytes);
     }
-    Ok(respond(content_type, cache_control, bytes))
+    Ok(granted(&grant, content_type, cache_control, bytes))
 }
 
 pub(super) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -130,6 +143,22 @@ pub(crate) fn respond(
         Body::from(body),
     )
         .into_response()
+}
+
+/// `body` as `grant`'s holder is served it: a playlist with its token on every URI, and
+/// private media kept out of shared caches.
+pub(super) fn granted(
+    grant: &Grant,
+    content_type: &'static str,
+    cache_control: &'static str,
+    body: Bytes,
+) -> Response {
+    let body = if content_type == PLAYLIST {
+        grant.playlist(body)
+    } else {
+        body
+    };
+    respond(content_type, grant.cache_control(cache_control), body)
 }
 
 /// Whether broadcast `stream_id` has ended (its recording is complete).

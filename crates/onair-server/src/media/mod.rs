@@ -1,11 +1,14 @@
 //! The application side of the media plane: authenticating publishers by stream key,
 //! moving broadcasts through their lifecycle (live → offline within the reconnect window
 //! → ended), callbacks from external media servers, and serving the HLS ingest writes
-//! and the archives' VODs.
+//! and the archives' VODs (a private archive's with a token only).
 
+mod access;
 mod hls;
 mod hooks;
 mod vod;
+
+pub(crate) use access::MediaAccess;
 
 /// Reading a stored media file and answering with it, for the other domains that serve media.
 pub(crate) use hls::{IMMUTABLE, JPEG, fetch, respond};
@@ -240,19 +243,23 @@ pub struct Media {
     broadcasts: Arc<Broadcasts>,
     /// Where live HLS is served from.
     files: MediaStore,
+    /// Who may read what is served.
+    access: Arc<MediaAccess>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.
     hook_secret: Option<String>,
 }
 
 impl Media {
-    pub fn new(
+    pub(crate) fn new(
         broadcasts: Arc<Broadcasts>,
         files: MediaStore,
+        access: Arc<MediaAccess>,
         hook_secret: Option<String>,
     ) -> Self {
         Self {
             broadcasts,
             files,
+            access,
             hook_secret,
         }
     }

@@ -9,8 +9,9 @@ use axum::response::Response;
 use uuid::Uuid;
 
 use super::Media;
-use super::hls::{IMMUTABLE, JPEG, PLAYLIST, fetch, object_key, respond};
-use crate::error::{ApiError, ErrorBody, Path};
+use super::access::MediaQuery;
+use super::hls::{IMMUTABLE, JPEG, PLAYLIST, fetch, granted, object_key};
+use crate::error::{ApiError, ErrorBody, Path, Query};
 
 /// Playlists of a version: long-lived, but not marked immutable so a client that was
 /// handed a broken one can still revalidate.
@@ -19,37 +20,41 @@ const VOD_PLAYLIST_CACHE: &str = "public, max-age=86400";
 /// An archive's master playlist (`master.m3u8`) or thumbnail (`thumbnail.jpg`).
 #[utoipa::path(get, path = "/vod/{archive_id}/{version}/{file}", tag = "media",
     params(("archive_id" = Uuid, Path), ("version" = Uuid, Path, description = "the processing attempt that published it"),
-        ("file" = String, Path, description = "`master.m3u8` or `thumbnail.jpg`")),
+        ("file" = String, Path, description = "`master.m3u8` or `thumbnail.jpg`"), MediaQuery),
     responses((status = 200, description = "HLS master playlist or JPEG thumbnail", content(
             (String = "application/vnd.apple.mpegurl"), (Vec<u8> = "image/jpeg"))),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn vod_file(
     State(media): State<Arc<Media>>,
     Path((archive_id, version, file)): Path<(Uuid, Uuid, String)>,
+    Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_vod(&media, archive_id, version, &[&file]).await
+    serve_vod(&media, archive_id, version, &[&file], query).await
 }
 
 /// A rendition's playlist (`index.m3u8`) or segment.
 #[utoipa::path(get, path = "/vod/{archive_id}/{version}/{rendition}/{file}", tag = "media",
     params(("archive_id" = Uuid, Path), ("version" = Uuid, Path), ("rendition" = String, Path, description = "`source`, `720p`…"),
-        ("file" = String, Path, description = "`index.m3u8` or a segment (`.ts`, `.m4s`, `.mp4` init)")),
+        ("file" = String, Path, description = "`index.m3u8` or a segment (`.ts`, `.m4s`, `.mp4` init)"), MediaQuery),
     responses((status = 200, description = "HLS playlist or media segment", content(
             (String = "application/vnd.apple.mpegurl"), (Vec<u8> = "video/mp2t"), (Vec<u8> = "video/iso.segment"), (Vec<u8> = "video/mp4"))),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 pub(super) async fn vod_rendition(
     State(media): State<Arc<Media>>,
     Path((archive_id, version, rendition, file)): Path<(Uuid, Uuid, String, String)>,
+    Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_vod(&media, archive_id, version, &[&rendition, &file]).await
+    serve_vod(&media, archive_id, version, &[&rendition, &file], query).await
 }
 
 /// Playlists anywhere; the thumbnail at the top of a version; segments in renditions.
+/// Nothing once the archive is deleted; a private archive's with its token only.
 async fn serve_vod(
     media: &Media,
     archive_id: Uuid,
     version: Uuid,
     parts: &[&str],
+    query: MediaQuery,
 ) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
     let in_rendition = parts.len() == 2;
@@ -63,9 +68,10 @@ async fn serve_vod(
         _ => return Err(ApiError::NotFound("media file")),
     };
     let key = object_key(&format!("vod/{archive_id}/{version}"), parts)?;
-    Ok(respond(
-        content_type,
-        cache_control,
-        fetch(&media.files, &key).await?,
-    ))
+    let grant = media
+        .access
+        .archive(archive_id, query.token.as_deref())
+        .await?;
+    let bytes = fetch(&media.files, &key).await?;
+    Ok(granted(&grant, content_type, cache_control, bytes))
 }

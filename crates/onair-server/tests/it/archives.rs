@@ -21,7 +21,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
 );
 
 /// A broadcast of `user` fed by a publisher (an SRS `on_publish`); returns its id.
-async fn publish(app: &TestApp, user: &User) -> Uuid {
+pub(crate) async fn publish(app: &TestApp, user: &User) -> Uuid {
     let key = key_of(app, user).await;
     let on_publish = json!({"action": "on_publish", "stream": key});
     let (status, body) = hook_json(app, "publish", HOOK_SECRET, on_publish).await;
@@ -30,7 +30,7 @@ async fn publish(app: &TestApp, user: &User) -> Uuid {
 }
 
 /// Ends `user`'s broadcast through the API.
-async fn end(app: &TestApp, user: &User) {
+pub(crate) async fn end(app: &TestApp, user: &User) {
     let (status, body) = app
         .post("/api/streams/end", Some(&user.access), json!({}))
         .await;
@@ -38,9 +38,14 @@ async fn end(app: &TestApp, user: &User) {
 }
 
 /// A recorded broadcast of `user`, ended; returns its archive as the owner sees it.
-async fn archived(app: &TestApp, user: &User) -> Value {
+pub(crate) async fn archived(app: &TestApp, user: &User) -> Value {
     let stream_id = publish(app, user).await;
     end(app, user).await;
+    archive_of(app, user, stream_id).await
+}
+
+/// The archive of `user`'s broadcast `stream_id`, as its owner sees it.
+pub(crate) async fn archive_of(app: &TestApp, user: &User, stream_id: Uuid) -> Value {
     let path = format!("/api/users/{}/archives", user.id);
     let (_, page) = app.get_as(&path, &user.access).await;
     let archive = page["data"]
@@ -52,7 +57,7 @@ async fn archived(app: &TestApp, user: &User) -> Value {
     archive.expect("the broadcast's archive")
 }
 
-async fn send(
+pub(crate) async fn send(
     app: &TestApp,
     method: Method,
     path: &str,
@@ -322,14 +327,14 @@ async fn recording_is_a_setting_and_the_quota_refuses_it_visibly(db: DbConfig) {
 }
 
 /// Writes `body` at object key `key` of the file object store at `root`.
-fn put(root: &Path, key: &str, body: &[u8]) {
+pub(crate) fn put(root: &Path, key: &str, body: &[u8]) {
     let path = root.join(key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();
 }
 
 /// GET `path`: status, content type, cache control, body.
-async fn fetch(app: &TestApp, path: &str) -> (StatusCode, String, String, String) {
+pub(crate) async fn fetch(app: &TestApp, path: &str) -> (StatusCode, String, String, String) {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     let header = |name| {
         let value = response.headers().get(name);
@@ -344,14 +349,22 @@ async fn fetch(app: &TestApp, path: &str) -> (StatusCode, String, String, String
     )
 }
 
-async fn recordings_close_when_the_broadcast_ends_and_vods_are_served(db: DbConfig) {
+/// An app with media hooks whose object store is a directory the test writes in; its
+/// job runners run when `jobs`.
+pub(crate) async fn with_media_dir(db: DbConfig, jobs: bool) -> (tempfile::TempDir, TestApp) {
     let media = tempfile::tempdir().unwrap();
     let url = format!("file://{}", media.path().display());
     let app = TestApp::spawn_configured(db, |c| {
         with_hooks(c);
         c.media.object_store_url = Some(url);
+        c.jobs.enabled = jobs;
     })
     .await;
+    (media, app)
+}
+
+async fn recordings_close_when_the_broadcast_ends_and_vods_are_served(db: DbConfig) {
+    let (media, app) = with_media_dir(db, true).await;
     let creator = app.signup("recorder").await;
     let stream_id = publish(&app, &creator).await;
     let event = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:1.000,\nseg_00000.ts\n";
@@ -383,7 +396,11 @@ async fn recordings_close_when_the_broadcast_ends_and_vods_are_served(db: DbConf
     let (_, _, _, body) = fetch(&app, &format!("/live/{stream_id}/recording.m3u8")).await;
     assert_eq!(body, master, "a master playlist has no end");
 
-    let (archive, version) = (Uuid::now_v7(), Uuid::now_v7());
+    let archive = archive_of(&app, &creator, stream_id).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let version = Uuid::now_v7();
     let vod = format!("vod/{archive}/{version}");
     for (file, body) in [
         ("master.m3u8", "#EXTM3U\n"),

@@ -17,6 +17,7 @@ mod media;
 mod moderation;
 mod notifications;
 mod operations;
+mod private_media;
 mod recordings;
 mod streams;
 mod users;

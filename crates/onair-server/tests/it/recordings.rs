@@ -173,27 +173,43 @@ async fn replay_then_vod(app: &TestApp, bucket: Option<MediaStore>) {
         assert!(!bucket.list(&format!("vod/{id}")).await.unwrap().is_empty());
     }
 
-    // Only the owner deletes it; then every object goes.
-    let other = app.signup("someone").await;
+    // Private: its media plays through the tokenized URL the owner is given (ffprobe
+    // follows the playlists, which carry the token), and to nobody without it.
     let path = format!("/api/archives/{id}");
-    assert_error(&delete(app, &path, &other).await, 403, "forbidden");
+    let private = Some(json!({"visibility": "private"}));
+    let (status, hidden) = app
+        .request(Method::PATCH, &path, Some(&creator.access), private)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{hidden}");
+    let tokenized = hidden["playlist_url"].as_str().unwrap();
+    assert!(
+        tokenized.starts_with(&format!("{vod}?token=")),
+        "{tokenized}"
+    );
+    let private_duration = probed_secs(app, tokenized).await;
+    assert!(
+        (private_duration - duration).abs() < 0.5,
+        "{private_duration}"
+    );
+    assert_eq!(text(app, vod).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(text(app, &source).await.0, StatusCode::NOT_FOUND);
+    let thumbnail = hidden["thumbnail_url"].as_str().unwrap();
+    assert_eq!(get_bytes(app, thumbnail).await.0, StatusCode::OK);
+
+    // Only the owner deletes it: its media answers 404 at once, and every object goes.
+    let other = app.signup("someone").await;
+    assert_error(&delete(app, &path, &other).await, 404, "not_found");
     assert_eq!(delete(app, &path, &creator).await.0, StatusCode::NO_CONTENT);
     assert_error(&app.get(&path).await, 404, "not_found");
-    eventually("the VOD removed", || async {
-        (text(app, vod).await.0 == StatusCode::NOT_FOUND).then_some(())
+    assert_eq!(text(app, tokenized).await.0, StatusCode::NOT_FOUND);
+    eventually("no object left", || async {
+        let left = match &bucket {
+            Some(bucket) => !bucket.list(&format!("vod/{id}")).await.unwrap().is_empty(),
+            None => app.config.media_root().join(format!("vod/{id}")).exists(),
+        };
+        (!left).then_some(())
     })
     .await;
-    if let Some(bucket) = &bucket {
-        eventually("no object left", || async {
-            bucket
-                .list(&format!("vod/{id}"))
-                .await
-                .unwrap()
-                .is_empty()
-                .then_some(())
-        })
-        .await;
-    }
 }
 
 async fn delete(app: &TestApp, path: &str, user: &User) -> (StatusCode, Value) {
