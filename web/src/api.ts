@@ -56,7 +56,7 @@ export interface Archive {
   creator: UserSummary;
 }
 
-/** A short cut of a broadcast: an MP4 once ready. */
+/** A short cut of a broadcast: an HLS (VOD) playlist once ready. */
 export interface Clip {
   id: string;
   title: string;
@@ -66,7 +66,7 @@ export interface Clip {
   start_secs: number;
   /** Asked for while processing, exact once ready. */
   duration_secs: number;
-  video_url: string | null;
+  playlist_url: string | null;
   thumbnail_url: string | null;
   failure_reason?: string | null;
   clipper_id: string;

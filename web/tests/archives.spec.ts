@@ -60,8 +60,13 @@ test('a recorded broadcast becomes a past broadcast that plays, and a viewer cli
   const clipUrl = new URL(page.url()).pathname;
   await expect(page.getByRole('heading', { name: archive.title, level: 1 })).toBeVisible();
   await expect(page.getByRole('link', { name: creator.username })).toHaveAttribute('href', `/c/${creator.username}`);
-  const clipVideo = page.getByLabel(/^Clip:/);
+  // Once cut, the archives' player plays the clip's own HLS playlist.
+  const clipPlaylist = page.waitForResponse((r) => /\/media\/clips\/[^/]+\/index\.m3u8$/.test(r.url()) && r.ok(), {
+    timeout: 60_000,
+  });
+  const clipVideo = page.getByLabel(/^Video:/);
   await expect(clipVideo).toBeVisible({ timeout: 60_000 });
+  await clipPlaylist;
   await expectPlaying(clipVideo);
   await page.screenshot({ path: `${SCREENSHOTS}clip.png`, fullPage: true });
   await expectAccessible(page, 'clip');

@@ -43,6 +43,15 @@ pub fn playlist_duration(playlist: &str) -> f64 {
 /// An EVENT playlist of `segments` (the recording while it grows; no ENDLIST, which the
 /// server adds when it serves an ended broadcast).
 pub(crate) fn render_event(segments: &[Segment]) -> String {
+    render("EVENT", segments)
+}
+
+/// A finished (VOD) playlist of `segments`, closed by an ENDLIST.
+pub(crate) fn render_vod(segments: &[Segment]) -> String {
+    render("VOD", segments) + "#EXT-X-ENDLIST\n"
+}
+
+fn render(kind: &str, segments: &[Segment]) -> String {
     let target = segments
         .iter()
         .map(|s| s.seconds.ceil() as u64)
@@ -50,7 +59,7 @@ pub(crate) fn render_event(segments: &[Segment]) -> String {
         .unwrap_or(1)
         .max(1);
     let mut out = format!(
-        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TARGETDURATION:{target}\n\
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-PLAYLIST-TYPE:{kind}\n#EXT-X-TARGETDURATION:{target}\n\
          #EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
     );
     for segment in segments {
@@ -101,6 +110,13 @@ mod tests {
         assert!(rendered.contains("#EXT-X-PLAYLIST-TYPE:EVENT"));
         assert!(!rendered.contains("ENDLIST"));
         assert_eq!(segments(&rendered), parsed);
+        let closed = render_vod(&parsed);
+        assert!(closed.contains("#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-TARGETDURATION:1\n"));
+        assert!(
+            closed.ends_with("seg_00005.ts\n#EXT-X-ENDLIST\n"),
+            "{closed}"
+        );
+        assert_eq!(segments(&closed), parsed);
         assert_eq!(playlist_duration("#EXTM3U\n"), 0.0);
         assert!(is_plain_file_name("seg_00001.ts"));
         for bad in ["../x.ts", "/etc/passwd", "http://x/y.ts", "", ".."] {

@@ -103,6 +103,23 @@ pub(crate) fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError
     }
 }
 
+/// The segments of the local playlist `playlist` (see [`checked_segments`]) and the
+/// directory they are in; InvalidInput when it cannot be read.
+pub(crate) async fn local_segments(playlist: &Path) -> Result<(PathBuf, Vec<Segment>), VodError> {
+    let missing = |e: std::io::Error| {
+        VodError::InvalidInput(format!("cannot read {}: {e}", playlist.display()))
+    };
+    let text = tokio::fs::read_to_string(playlist).await.map_err(missing)?;
+    let segments = checked_segments(&text)?;
+    let dir = tokio::fs::canonicalize(playlist)
+        .await
+        .map_err(missing)?
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    Ok((dir, segments))
+}
+
 /// A recording playlist as one ffmpeg input: an ffconcat list of its segments, which
 /// the concat demuxer lays end to end — bridging the timestamp jump at a discontinuity,
 /// which the HLS demuxer does not. The list is removed when this is dropped.
@@ -115,31 +132,29 @@ pub(crate) struct Recording {
 impl Recording {
     /// Reads `playlist` and writes its list as `<scratch>/.recording.ffconcat`.
     pub(crate) async fn open(playlist: &Path, scratch: &Path) -> Result<Self, VodError> {
-        let missing = |e: std::io::Error| {
-            VodError::InvalidInput(format!("cannot read {}: {e}", playlist.display()))
-        };
-        let text = tokio::fs::read_to_string(playlist).await.map_err(missing)?;
-        let segments = checked_segments(&text)?;
-        let dir = tokio::fs::canonicalize(playlist)
-            .await
-            .map_err(missing)?
-            .parent()
-            .map(Path::to_owned)
-            .unwrap_or_default();
-        let mut list = String::from("ffconcat version 1.0\n");
-        for segment in &segments {
+        let (dir, segments) = local_segments(playlist).await?;
+        tokio::fs::create_dir_all(scratch).await.map_err(failed)?;
+        Self::of(&dir, &segments, scratch.join(".recording.ffconcat")).await
+    }
+
+    /// `segments`, files in `dir`, as one input listed in the file `list`.
+    pub(crate) async fn of(
+        dir: &Path,
+        segments: &[Segment],
+        list: PathBuf,
+    ) -> Result<Self, VodError> {
+        let mut text = String::from("ffconcat version 1.0\n");
+        for segment in segments {
             let path = dir.join(&segment.uri);
             let quoted = path.to_string_lossy().replace('\'', r"'\''");
-            list.push_str(&format!(
+            text.push_str(&format!(
                 "file '{quoted}'\nduration {:.6}\n",
                 segment.seconds
             ));
         }
-        tokio::fs::create_dir_all(scratch).await.map_err(failed)?;
-        let path = scratch.join(".recording.ffconcat");
-        tokio::fs::write(&path, list).await.map_err(failed)?;
+        tokio::fs::write(&list, text).await.map_err(failed)?;
         Ok(Self {
-            list: path,
+            list,
             seconds: segments.iter().map(|s| s.seconds).sum(),
         })
     }

@@ -1,6 +1,6 @@
 //! Clips: any signed-in viewer cuts up to a minute of a broadcast — a range of its
 //! archive, or the last seconds of it while live (Twitch's clip button). The request
-//! answers 202 at once; the `clip_cut` job (`processing`) makes the MP4.
+//! answers 202 at once; the `clip_cut` job (`processing`) makes its HLS playlist.
 
 use std::sync::Arc;
 
@@ -24,7 +24,9 @@ use uuid::Uuid;
 use crate::dto::UserSummaryDto;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser};
-use crate::media::{IMMUTABLE, JPEG, fetch, respond};
+use crate::media::{
+    IMMUTABLE, JPEG, PLAYLIST, SEGMENT, VOD_PLAYLIST_CACHE, fetch, object_key, respond,
+};
 use crate::pagination::{PageBody, PageQuery, UserLists};
 
 /// The longest clip, in seconds.
@@ -46,7 +48,7 @@ where
         .routes(routes!(channel_clips))
 }
 
-/// A clip's video and thumbnail (`/media/clips/…`), outside the API prefix.
+/// A clip's playlist, segments and thumbnail (`/media/clips/…`), outside the API prefix.
 pub fn files_router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -238,8 +240,8 @@ pub struct ClipDto {
     start_secs: f64,
     /// Asked for while processing, exact once ready.
     duration_secs: f64,
-    /// The MP4, once ready.
-    video_url: Option<String>,
+    /// Its HLS (VOD) media playlist, once ready.
+    playlist_url: Option<String>,
     thumbnail_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_reason: Option<String>,
@@ -260,7 +262,7 @@ impl From<Clip> for ClipDto {
             archive_id: clip.archive_id,
             start_secs: clip.start_secs,
             duration_secs: clip.duration_secs,
-            video_url: url(clip.video_path),
+            playlist_url: url(clip.playlist_path),
             thumbnail_url: url(clip.thumbnail_path),
             failure_reason: clip.failure_reason,
             clipper_id: clip.clipper_id,
@@ -337,20 +339,24 @@ async fn channel_clips(
     clips.lists.page(id, &query, fetch, ClipDto::from).await
 }
 
-/// A clip's MP4 (`clip.mp4`) or thumbnail (`thumbnail.jpg`). A clip's files never change.
+/// A clip's HLS playlist (`index.m3u8`), one of its segments (`.ts`) or its thumbnail
+/// (`thumbnail.jpg`). A clip's files never change; its playlist is cached like a VOD's.
 #[utoipa::path(get, path = "/media/clips/{id}/{file}", tag = "media",
-    params(("id" = Uuid, Path), ("file" = String, Path, description = "`clip.mp4` or `thumbnail.jpg`")),
-    responses((status = 200, description = "MP4 video or JPEG image", content((Vec<u8> = "video/mp4"), (Vec<u8> = "image/jpeg"))),
+    params(("id" = Uuid, Path), ("file" = String, Path, description = "`index.m3u8`, a segment (`seg_00000.ts`…) or `thumbnail.jpg`")),
+    responses((status = 200, description = "HLS playlist, MPEG-TS segment or JPEG image", content(
+            (String = "application/vnd.apple.mpegurl"), (Vec<u8> = "video/mp2t"), (Vec<u8> = "image/jpeg"))),
         (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store", body = ErrorBody)))]
 async fn clip_file(
     State(clips): State<Arc<Clips>>,
     Path((id, file)): Path<(Uuid, String)>,
 ) -> Result<Response, ApiError> {
-    let content_type = match file.as_str() {
-        "clip.mp4" => "video/mp4",
-        "thumbnail.jpg" => JPEG,
+    let (content_type, cache_control) = match file.as_str() {
+        "index.m3u8" => (PLAYLIST, VOD_PLAYLIST_CACHE),
+        "thumbnail.jpg" => (JPEG, IMMUTABLE),
+        segment if segment.ends_with(".ts") => (SEGMENT, IMMUTABLE),
         _ => return Err(ApiError::NotFound("media file")),
     };
-    let bytes = fetch(&clips.files, &format!("clips/{id}/{file}")).await?;
-    Ok(respond(content_type, IMMUTABLE, bytes))
+    let key = object_key(&format!("clips/{id}"), &[&file])?;
+    let bytes = fetch(&clips.files, &key).await?;
+    Ok(respond(content_type, cache_control, bytes))
 }

@@ -59,8 +59,8 @@ pub struct Clip {
     pub duration_secs: f64,
     #[sqlx(try_from = "String")]
     pub status: ArchiveStatus,
-    /// `clips/<id>/clip.mp4` once ready.
-    pub video_path: Option<String>,
+    /// `clips/<id>/index.m3u8` (an HLS VOD playlist) once ready.
+    pub playlist_path: Option<String>,
     pub thumbnail_path: Option<String>,
     pub failure_reason: Option<String>,
     pub size_bytes: i64,
@@ -90,7 +90,7 @@ pub struct NewClip {
 /// What the cut produced, for [`ClipStore::clip_ready`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadyClip {
-    pub video_path: String,
+    pub playlist_path: String,
     pub thumbnail_path: Option<String>,
     pub duration_secs: f64,
     pub size_bytes: i64,
@@ -98,7 +98,7 @@ pub struct ReadyClip {
 
 const CLIP_VIEW: &str = "
     SELECT c.id, c.clipper_id, c.archive_id, c.stream_id, c.title, c.start_secs,
-           c.duration_secs, c.status, c.video_path, c.thumbnail_path, c.failure_reason,
+           c.duration_secs, c.status, c.playlist_path, c.thumbnail_path, c.failure_reason,
            c.size_bytes, c.created_at,
            u.id AS owner_id, u.username AS owner_username,
            u.display_name AS owner_display_name, u.avatar_url AS owner_avatar_url
@@ -147,12 +147,12 @@ macro_rules! impl_clip_store {
                 let mut tx = self.writer().begin().await?;
                 jobs::checkpoint(&mut *tx, lease, None, None).await?;
                 let switched = sqlx::query(
-                    "UPDATE clips SET status = 'ready', failure_reason = NULL, video_path = $2,
+                    "UPDATE clips SET status = 'ready', failure_reason = NULL, playlist_path = $2,
                             thumbnail_path = $3, duration_secs = $4, size_bytes = $5
                      WHERE id = $1 AND status <> 'ready'",
                 )
                 .bind(id)
-                .bind(&ready.video_path)
+                .bind(&ready.playlist_path)
                 .bind(&ready.thumbnail_path)
                 .bind(ready.duration_secs)
                 .bind(ready.size_bytes)

@@ -2,13 +2,14 @@ import { api, displayName, type Clip } from '../api';
 import { duration } from '../channel/media-list';
 import { Alert } from '../dashboard/ui';
 import { useAction } from '../dashboard/hooks';
+import { Player } from '../player';
 import { navigate } from '../router';
 import { usePolled } from '../use-polled';
 
 /** How often a clip being cut is asked for again. */
 const POLL_MS = 2_000;
 
-/** A clip: "Processing…" until it is cut, then its video; delete for its clipper and the channel's owner. */
+/** A clip: "Processing…" until it is cut, then its HLS playlist in the archives' player; delete for its clipper and the channel's owner. */
 export function ClipPage({ id, user }: { id: string; user: string | null }) {
   const { value: clip, error } = usePolled(() => api.clip(id), id, (c) => c.status === 'processing', POLL_MS);
 
@@ -25,10 +26,8 @@ export function ClipPage({ id, user }: { id: string; user: string | null }) {
   const channel = `/c/${encodeURIComponent(clip.channel.username)}`;
   return (
     <section class="video" aria-labelledby="clip-title">
-      {clip.status === 'ready' && clip.video_url ? (
-        <div class="player">
-          <video controls playsInline src={clip.video_url} poster={clip.thumbnail_url ?? undefined} aria-label={`Clip: ${clip.title}`} />
-        </div>
+      {clip.status === 'ready' && clip.playlist_url ? (
+        <Player key={clip.id} src={clip.playlist_url} title={clip.title} />
       ) : (
         <div class="offline" role="status">
           {clip.status === 'failed'

@@ -1,6 +1,7 @@
 //! Tests with a real ffmpeg: the recording a live ingest keeps, and the VODs and clips
 //! made of a recording.
 
+mod clip;
 mod live;
 mod vod;
 
@@ -58,15 +59,15 @@ pub(crate) fn recorded(playlist: &[u8]) -> Vec<Segment> {
 
 /// ffprobe's `entries` of a media file, as `key=value` lines.
 pub(crate) fn ffprobe(path: &Path, entries: &str) -> String {
+    ffprobe_with(path, &["-show_entries", entries])
+}
+
+/// ffprobe's answer to `options` (`-show_entries`, stream selection…) about a media file,
+/// as `key=value` lines.
+pub(crate) fn ffprobe_with(path: &Path, options: &[&str]) -> String {
     let output = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            entries,
-            "-of",
-            "default=noprint_wrappers=1",
-        ])
+        .args(["-v", "error", "-of", "default=noprint_wrappers=1"])
+        .args(options)
         .arg(path)
         .output()
         .unwrap();

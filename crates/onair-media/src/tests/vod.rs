@@ -1,4 +1,4 @@
-//! VODs and clips of a recording, with a real ffmpeg.
+//! VODs of a recording, and fetching one, with a real ffmpeg.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// An 8 s recording with a reconnect in the middle, in a temporary directory.
-fn recording() -> tempfile::TempDir {
+pub(super) fn recording() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     record_test_pattern(dir.path(), 4);
     record_test_pattern(dir.path(), 4);
@@ -37,7 +37,7 @@ fn audio_dts(packets: &str) -> Vec<i64> {
     dts
 }
 
-fn input(dir: &tempfile::TempDir) -> std::path::PathBuf {
+pub(super) fn input(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join(RECORDING_PLAYLIST)
 }
 
@@ -219,59 +219,6 @@ async fn a_killed_build_fails_and_the_next_one_succeeds() {
     let retried = tempfile::tempdir().unwrap();
     let vod = build_vod(&settings, &input(&source), retried.path(), &mut |_| {}).await;
     assert!(vod.is_ok(), "{vod:?}");
-}
-
-#[tokio::test]
-async fn clips_are_cut_inside_the_recording_only() {
-    let source = recording();
-    let output = tempfile::tempdir().unwrap();
-    let settings = VodSettings::default();
-    // Across the reconnect, frame-accurate.
-    let range = ClipRange {
-        start_secs: 2.5,
-        duration_secs: 3.0,
-    };
-    let clip = cut_clip(&settings, &input(&source), range, output.path())
-        .await
-        .unwrap();
-    assert!((clip.duration_secs - 3.0).abs() < 0.15, "{clip:?}");
-    let video = output.path().join("clip.mp4");
-    let streams = ffprobe(&video, "stream=codec_name");
-    assert!(
-        streams.contains("codec_name=h264") && streams.contains("codec_name=aac"),
-        "{streams}"
-    );
-    let thumbnail = ffprobe(&output.path().join("thumbnail.jpg"), "stream=codec_name");
-    assert!(thumbnail.contains("codec_name=mjpeg"), "{thumbnail}");
-    // faststart: the index (moov) before the media (mdat).
-    let bytes = std::fs::read(&video).unwrap();
-    let at = |atom: &[u8]| bytes.windows(4).position(|w| w == atom).unwrap();
-    assert!(at(b"moov") < at(b"mdat"));
-    assert_eq!(
-        clip.bytes,
-        bytes.len() as u64
-            + std::fs::metadata(output.path().join("thumbnail.jpg"))
-                .unwrap()
-                .len()
-    );
-
-    for (start_secs, duration_secs) in [
-        (6.0, 4.0),
-        (-1.0, 2.0),
-        (1.0, 0.0),
-        (9.0, 1.0),
-        (f64::NAN, 1.0),
-    ] {
-        let range = ClipRange {
-            start_secs,
-            duration_secs,
-        };
-        let refused = cut_clip(&settings, &input(&source), range, output.path()).await;
-        assert!(
-            matches!(refused, Err(VodError::InvalidInput(_))),
-            "{range:?}: {refused:?}"
-        );
-    }
 }
 
 #[tokio::test]

@@ -95,14 +95,14 @@ async fn serve_hls(
     Ok(granted(&grant, content_type, cache_control, bytes))
 }
 
-pub(super) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
-const SEGMENT: &str = "video/mp2t";
+pub(crate) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+pub(crate) const SEGMENT: &str = "video/mp2t";
 pub(crate) const JPEG: &str = "image/jpeg";
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The object key `prefix/part/…`, for plain file names only: no traversal, no hidden
 /// files.
-pub(super) fn object_key(prefix: &str, parts: &[&str]) -> Result<String, ApiError> {
+pub(crate) fn object_key(prefix: &str, parts: &[&str]) -> Result<String, ApiError> {
     let plain = |p: &&str| {
         !p.is_empty()
             && !p.starts_with('.')

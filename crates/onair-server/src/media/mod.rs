@@ -11,7 +11,8 @@ mod vod;
 pub(crate) use access::MediaAccess;
 
 /// Reading a stored media file and answering with it, for the other domains that serve media.
-pub(crate) use hls::{IMMUTABLE, JPEG, fetch, respond};
+pub(crate) use hls::{IMMUTABLE, JPEG, PLAYLIST, SEGMENT, fetch, object_key, respond};
+pub(crate) use vod::VOD_PLAYLIST_CACHE;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

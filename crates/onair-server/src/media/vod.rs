@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorBody, Path, Query};
 
 /// Playlists of a version: long-lived, but not marked immutable so a client that was
 /// handed a broken one can still revalidate.
-const VOD_PLAYLIST_CACHE: &str = "public, max-age=86400";
+pub(crate) const VOD_PLAYLIST_CACHE: &str = "public, max-age=86400";
 
 /// An archive's master playlist (`master.m3u8`) or thumbnail (`thumbnail.jpg`).
 #[utoipa::path(get, path = "/vod/{archive_id}/{version}/{file}", tag = "media",

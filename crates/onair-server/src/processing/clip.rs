@@ -1,6 +1,7 @@
 //! `clip_cut`: a range of a broadcast — from its processed VOD once there is one, else
-//! from the recording as streamed — cut into `clips/<id>/clip.mp4` and a thumbnail.
-//! Only the segments around the range are fetched.
+//! from the recording as streamed — cut into its own HLS playlist,
+//! `clips/<id>/index.m3u8` with its segments beside it, and a thumbnail (see
+//! `onair_media::cut_clip`). Only the segments around the range are fetched.
 
 use std::sync::Arc;
 
@@ -51,7 +52,7 @@ impl JobHandler for ClipHandler {
             }
         };
         let ready = ReadyClip {
-            video_path: format!("{prefix}clip.mp4"),
+            playlist_path: format!("{prefix}index.m3u8"),
             thumbnail_path: Some(format!("{prefix}thumbnail.jpg")),
             duration_secs: cut.duration_secs,
             size_bytes: i64::try_from(cut.bytes).unwrap_or(i64::MAX),

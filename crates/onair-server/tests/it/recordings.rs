@@ -151,12 +151,7 @@ async fn replay_then_vod(app: &TestApp, bucket: Option<MediaStore>) {
     );
     let listed = ready["duration_secs"].as_f64().unwrap();
     assert!((listed - duration).abs() < 0.5, "{listed} vs {duration}");
-    let (status, headers, thumbnail) =
-        get_bytes(app, ready["thumbnail_url"].as_str().unwrap()).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "image/jpeg");
-    let probed = ffprobe(&thumbnail, "stream=codec_name", "csv=p=0");
-    assert_eq!(String::from_utf8_lossy(&probed).trim(), "mjpeg");
+    assert_thumbnail(app, &ready).await;
     // The VOD replaced the recording as streamed.
     eventually("the live spool removed", || async {
         (text(app, &as_streamed).await.0 == StatusCode::NOT_FOUND).then_some(())
@@ -222,18 +217,38 @@ async fn clip(app: &TestApp, user: &User, body: Value) -> (StatusCode, Value) {
     app.post("/api/clips", Some(&user.access), body).await
 }
 
-/// Clip `id` once ready, with its video's measured length.
+/// The `thumbnail_url` of an archive or clip serves a JPEG.
+async fn assert_thumbnail(app: &TestApp, media: &Value) {
+    let (status, headers, thumbnail) =
+        get_bytes(app, media["thumbnail_url"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/jpeg");
+    let probed = ffprobe(&thumbnail, "stream=codec_name", "csv=p=0");
+    assert_eq!(String::from_utf8_lossy(&probed).trim(), "mjpeg");
+}
+
+/// Clip `id` once ready, with its playlist's length as ffprobe reads it over HTTP.
 async fn ready_clip(app: &TestApp, id: &str) -> (Value, f64) {
     let clip = eventually("the clip cut", || async {
         let (_, clip) = app.get(&format!("/api/clips/{id}")).await;
         (clip["status"] == "ready").then_some(clip)
     })
     .await;
-    let (status, headers, video) = get_bytes(app, clip["video_url"].as_str().unwrap()).await;
+    let playlist = clip["playlist_url"].as_str().unwrap();
+    assert_eq!(playlist, format!("/media/clips/{id}/index.m3u8"));
+    let (status, headers, body) = get_bytes(app, playlist).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "video/mp4");
-    let probed = ffprobe(&video, "format=duration", "csv=p=0");
-    let seconds = String::from_utf8_lossy(&probed).trim().parse().unwrap();
+    assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+    let body = String::from_utf8(body).unwrap();
+    assert!(body.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{body}");
+    let segment = body.lines().find(|l| l.ends_with(".ts")).unwrap();
+    let (status, headers, _) = get_bytes(app, &format!("/media/clips/{id}/{segment}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "video/mp2t");
+    let (status, _, _) = get_bytes(app, &format!("/media/clips/{id}/..%2Fx.ts")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_thumbnail(app, &clip).await;
+    let seconds = probed_secs(app, playlist).await;
     (clip, seconds)
 }
 
@@ -326,9 +341,19 @@ async fn clips_are_cut_from_live_broadcasts_and_archives(db: DbConfig) {
         StatusCode::NO_CONTENT
     );
     assert_error(&delete(&app, &path, &fan).await, 404, "not_found");
-    let video = cut["video_url"].as_str().unwrap().to_owned();
-    eventually("the clip's video removed", || async {
-        (get_bytes(&app, &video).await.0 == StatusCode::NOT_FOUND).then_some(())
+    let playlist = cut["playlist_url"].as_str().unwrap().to_owned();
+    eventually("the clip's playlist removed", || async {
+        (get_bytes(&app, &playlist).await.0 == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    // Every object of the clip: its segments and thumbnail too.
+    let objects = app
+        .config
+        .media_root()
+        .join(format!("clips/{}", archived["id"].as_str().unwrap()));
+    eventually("no object of the clip left", || async {
+        let left = std::fs::read_dir(&objects).map_or(0, |dir| dir.count());
+        (left == 0).then_some(())
     })
     .await;
 }

@@ -93,7 +93,7 @@ async fn a_clip_switches_to_ready_once_or_fails(store: Arc<dyn Store>) {
     let clip = clip_of(&store, caster.id, caster.id).await;
     let job = claim(&store, kinds::CLIP_CUT).await.remove(0);
     let made = ReadyClip {
-        video_path: format!("clips/{}/clip.mp4", clip.id),
+        playlist_path: format!("clips/{}/index.m3u8", clip.id),
         thumbnail_path: Some(format!("clips/{}/thumbnail.jpg", clip.id)),
         duration_secs: 29.97,
         size_bytes: 2_000,
@@ -106,7 +106,7 @@ async fn a_clip_switches_to_ready_once_or_fails(store: Arc<dyn Store>) {
     );
     let ready = store.clip(clip.id).await.unwrap().unwrap();
     assert_eq!(ready.status, ArchiveStatus::Ready);
-    assert_eq!(ready.video_path, Some(made.video_path.clone()));
+    assert_eq!(ready.playlist_path, Some(made.playlist_path.clone()));
     assert_eq!((ready.duration_secs, ready.size_bytes), (29.97, 2_000));
     assert!(!store.clip_ready(job.lease(), clip.id, made).await.unwrap());
     assert!(!store.clip_failed(clip.id, "late").await.unwrap());
