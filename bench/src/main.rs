@@ -7,13 +7,16 @@
 //! `cargo run --release -p onair-bench -- chat`
 //! `cargo build --release -p onair && cargo run --release -p onair-bench -- notify`
 //! `cargo run --release -p onair-bench -- archive`
+//! `cargo run --release -p onair-bench -- login-flood`
 //!
 //! Chat's servers and notify's `onair worker` run as child processes (see each module).
 
 mod archive;
 mod chat;
 mod load;
+mod login;
 mod media;
+mod node;
 mod notify;
 mod server;
 
@@ -149,7 +152,17 @@ enum Scenario {
         #[arg(long)]
         default_only: bool,
     },
-    /// A chat benchmark server (started by `chat`, not by hand): serves like `onair
+    /// Resident memory of a server process before, during and after a flood of
+    /// parallel failed logins, password hashing bounded vs not. The servers are child
+    /// processes of this binary (`node`).
+    LoginFlood {
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+        /// Seconds after the flood at which "after" is measured.
+        #[arg(long, default_value_t = 15)]
+        settle_secs: u64,
+    },
+    /// A benchmark server (started by `chat` and `login-flood`, not by hand): serves like `onair
     /// serve`, configured from the environment, and answers `heap` on stdin.
     #[command(hide = true)]
     Node,
@@ -223,7 +236,14 @@ async fn main() -> anyhow::Result<()> {
             };
             with_postgres(&postgres.url, |db| archive::run(db, settings)).await
         }
-        Scenario::Node => chat::serve_node().await,
+        Scenario::LoginFlood {
+            requests,
+            settle_secs,
+        } => {
+            let settle = Duration::from_secs(settle_secs);
+            login::run(login::Settings { requests, settle }).await
+        }
+        Scenario::Node => node::serve().await,
     }
 }
 

@@ -13,7 +13,7 @@ use onair_media::IngestServer;
 use onair_store::Store;
 use tokio::sync::watch;
 
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, PasswordHashing};
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::chat::{Chat, ChatStores};
@@ -131,6 +131,7 @@ impl Application {
                 store.clone(),
                 Arc::clone(&access_tokens),
                 Duration::from_secs(config.auth.refresh_token_ttl_secs),
+                PasswordHashing::new(config.auth.max_concurrent_hashes),
             )),
             users: Arc::new(Users::new(
                 store.clone(),

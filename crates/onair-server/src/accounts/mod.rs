@@ -6,6 +6,8 @@
 mod password;
 mod web_session;
 
+pub use password::PasswordHashing;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +94,7 @@ pub struct Accounts {
     sessions: Arc<dyn SessionStore>,
     access_tokens: Arc<AccessTokens>,
     refresh_token_ttl: Duration,
+    passwords: PasswordHashing,
 }
 
 impl Accounts {
@@ -100,12 +103,14 @@ impl Accounts {
         sessions: Arc<dyn SessionStore>,
         access_tokens: Arc<AccessTokens>,
         refresh_token_ttl: Duration,
+        passwords: PasswordHashing,
     ) -> Self {
         Self {
             users,
             sessions,
             access_tokens,
             refresh_token_ttl,
+            passwords,
         }
     }
 
@@ -119,7 +124,7 @@ impl Accounts {
             id: Uuid::now_v7(),
             username,
             email,
-            password_hash: password::hash(password).await?,
+            password_hash: self.passwords.hash(password).await?,
             created_at: Timestamp::now(),
         };
         let refresh_token = random_token();
@@ -138,7 +143,7 @@ impl Accounts {
         let login = request.login.trim().to_lowercase();
         let credentials = self.users.credentials(&login).await?;
         let (user_id, stored) = credentials.map(|c| (c.id, c.password_hash)).unzip();
-        if !password::verify(request.password, stored).await {
+        if !self.passwords.verify(request.password, stored).await? {
             return Err(ApiError::InvalidCredentials);
         }
         let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;

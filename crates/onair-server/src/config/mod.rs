@@ -147,6 +147,8 @@ pub struct AuthConfig {
     pub secret_key: Option<String>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// Password hashes computed at once (19 MiB each); 0: one per core.
+    pub max_concurrent_hashes: usize,
 }
 
 impl Default for AuthConfig {
@@ -155,6 +157,7 @@ impl Default for AuthConfig {
             secret_key: None,
             access_token_ttl_secs: 3_600,
             refresh_token_ttl_secs: 7 * 24 * 3_600,
+            max_concurrent_hashes: 0,
         }
     }
 }

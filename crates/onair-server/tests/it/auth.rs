@@ -11,6 +11,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     access_tokens_are_checked,
     the_web_ui_keeps_its_refresh_token_in_an_httponly_cookie,
     the_session_cookie_needs_the_web_header_and_this_origin,
+    a_login_flood_is_refused_past_the_hashing_slots,
 );
 
 async fn signup_login_refresh_rotation_and_logout(db: DbConfig) {
@@ -471,4 +472,38 @@ async fn the_session_cookie_needs_the_web_header_and_this_origin(db: DbConfig) {
     assert_error(&(status, body), 400, "invalid_json");
     let (status, _, body) = send(app.client.post(app.url("/api/auth/logout"))).await;
     assert_error(&(status, body), 401, "missing_refresh_token");
+}
+
+async fn a_login_flood_is_refused_past_the_hashing_slots(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |c| c.auth.max_concurrent_hashes = 1).await;
+    app.signup("flooded").await;
+    let wrong = json!({"login": "flooded", "password": "wrong password!"});
+    let logins: Vec<_> = (0..40)
+        .map(|_| {
+            let request = app.client.post(app.url("/api/auth/login")).json(&wrong);
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                let retry_after = response.headers().get("retry-after").cloned();
+                (retry_after, read(response).await)
+            })
+        })
+        .collect();
+    let (mut refused, mut busy) = (0, 0);
+    for login in logins {
+        let (retry_after, (status, body)) = login.await.unwrap();
+        match status {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"]["code"], "service_unavailable");
+                assert_eq!(retry_after.unwrap(), "1");
+                busy += 1;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // One hashing, a few waiting for it: the rest are told to come back.
+    assert!(refused >= 1 && busy >= 1, "{refused} refused, {busy} busy");
+    // The flood over, logins are served again.
+    let (status, _) = app.post("/api/auth/login", None, wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -1,4 +1,4 @@
-//! A chat benchmark server: its own process, so its memory and CPU are its own. It is
+//! A benchmark server: its own process, so its memory and CPU are its own. It is
 //! this benchmark binary run as `onair-bench node`, which serves exactly as `onair serve`
 //! does (same library, configuration from the same environment) and also answers `heap`
 //! on stdin with the allocator's heap in use: glibc can only report that from inside the
@@ -66,8 +66,13 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node keeping its SQLite file in `data`, sharing `redis` with the others if set.
-    pub async fn start(data: &std::path::Path, redis: Option<&str>) -> anyhow::Result<Self> {
+    /// A node keeping its SQLite file in `data`, sharing `redis` with the others if set,
+    /// with the `ONAIR_*` `settings` besides.
+    pub async fn start(
+        data: &std::path::Path,
+        redis: Option<&str>,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -78,9 +83,7 @@ impl Node {
             .env("ONAIR_DATA_DIR", data)
             .env("ONAIR_SECRET_KEY", crate::server::SECRET)
             .env("ONAIR_RTMP_ENABLED", "false")
-            .env("ONAIR_CHAT_RATE_BURST", "1000000")
-            .env("ONAIR_CHAT_RATE_PERIOD_MS", "1")
-            .env("ONAIR_CHAT_MAX_CONNECTIONS", "20000")
+            .envs(settings.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true);
