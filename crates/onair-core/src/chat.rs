@@ -1,9 +1,11 @@
 //! Chat message text: what a viewer typed, made safe to show.
 
 use crate::ValidationError;
+use crate::invisible::{self, contains_invisible};
 
-/// A chat message's text: control characters stripped (a pasted terminal escape or
-/// zero-width trick cannot reach other viewers), trimmed, 1–500 characters.
+/// A chat message's text: control characters stripped (a pasted terminal escape cannot
+/// reach other viewers), invisible formatting refused (a zero-width or bidi trick is
+/// deliberate, not pasted noise), trimmed, 1–500 characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatText(String);
 
@@ -21,6 +23,9 @@ impl ChatText {
                 "text",
                 format!("must be at most {} characters", Self::MAX_CHARS),
             ));
+        }
+        if contains_invisible(text) {
+            return Err(ValidationError::new("text", invisible::REASON));
         }
         Ok(Self(text.to_owned()))
     }
@@ -46,5 +51,12 @@ mod tests {
         assert!(ChatText::parse("\u{7}\u{8}").is_err());
         assert!(ChatText::parse(&"x".repeat(501)).is_err());
         assert!(ChatText::parse(&"é".repeat(500)).is_ok());
+    }
+
+    #[test]
+    fn refuses_invisible_formatting_but_keeps_emoji() {
+        assert!(ChatText::parse("hi\u{200B}there").is_err());
+        assert!(ChatText::parse("\u{202E}olleh").is_err());
+        assert!(ChatText::parse("👩\u{200D}💻 coding").is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! into these types first, so the layers behind them never see unchecked input.
 
 mod chat;
+mod invisible;
 mod pagination;
 mod stream;
 mod validate;

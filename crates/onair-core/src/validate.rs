@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::invisible::{self, contains_invisible};
+
 /// Input that breaks a domain rule: which field, and why (shown to the client as is).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{field}: {reason}")]
@@ -21,7 +23,7 @@ impl ValidationError {
 }
 
 /// Trims, then checks length in characters and that no control characters remain
-/// (newlines are allowed where `multiline`).
+/// (newlines are allowed where `multiline`), nor invisible formatting characters.
 fn clean_text(
     field: &'static str,
     raw: &str,
@@ -45,6 +47,9 @@ fn clean_text(
             field,
             "must not contain control characters",
         ));
+    }
+    if contains_invisible(value) {
+        return Err(ValidationError::new(field, invisible::REASON));
     }
     Ok(value.to_owned())
 }
@@ -203,6 +208,19 @@ mod tests {
         assert!(Bio::parse("line one\nline two").is_ok());
         assert!(DisplayName::parse("a\nb").is_err());
         assert!(Bio::parse(&"x".repeat(301)).is_err());
+    }
+
+    #[test]
+    fn text_fields_refuse_invisible_formatting() {
+        let refused = Username::parse("adm\u{202E}nimda").unwrap_err();
+        assert_eq!(refused, ValidationError::new("username", invisible::REASON));
+        assert!(DisplayName::parse("Alice\u{200B}").is_err());
+        assert!(StreamTitle::parse("\u{2066}title\u{2069}").is_err());
+        assert!(Category::parse("Just\u{00AD}Chatting").is_err());
+        assert_eq!(
+            DisplayName::parse("dev 👩\u{200D}💻").unwrap().as_str(),
+            "dev 👩\u{200D}💻"
+        );
     }
 
     #[test]

@@ -142,8 +142,14 @@ async fn viewers_read_members_talk_and_latecomers_get_history(db: DbConfig) {
     assert_eq!(authenticated["type"], "authenticated");
     assert_eq!(authenticated["user"]["id"], streamer.id.as_str());
     assert_eq!(authenticated["role"], "owner");
-    say(&mut lurker, "welcome!").await;
-    assert_message(&next(&mut member).await, &streamer, &streamer, "welcome!");
+    // Emoji keep their zero-width joiners.
+    say(&mut lurker, "welcome! 👩\u{200D}💻").await;
+    assert_message(
+        &next(&mut member).await,
+        &streamer,
+        &streamer,
+        "welcome! 👩\u{200D}💻",
+    );
 
     // A socket joining later (through the stream's URL) replays the room's history.
     let (_, stream) = app
@@ -160,7 +166,12 @@ async fn viewers_read_members_talk_and_latecomers_get_history(db: DbConfig) {
     .await;
     assert_eq!(next(&mut late).await["history"], 2);
     assert_message(&next(&mut late).await, &streamer, &fan, "hello[2J there");
-    assert_message(&next(&mut late).await, &streamer, &streamer, "welcome!");
+    assert_message(
+        &next(&mut late).await,
+        &streamer,
+        &streamer,
+        "welcome! 👩\u{200D}💻",
+    );
 }
 
 async fn bad_frames_get_error_frames_and_the_socket_stays_open(db: DbConfig) {
@@ -189,6 +200,14 @@ async fn bad_frames_get_error_frames_and_the_socket_stays_open(db: DbConfig) {
         (
             Message::Text(
                 json!({"type": "message", "text": " \u{7} "})
+                    .to_string()
+                    .into(),
+            ),
+            "invalid_message",
+        ),
+        (
+            Message::Text(
+                json!({"type": "message", "text": "zero\u{200B}width"})
                     .to_string()
                     .into(),
             ),

@@ -19,6 +19,7 @@ mod notifications;
 mod operations;
 mod private_media;
 mod recordings;
+mod security;
 mod streams;
 mod users;
 mod viewers;
