@@ -157,6 +157,7 @@ impl ApiError {
             Self::Conflict(Conflict::Username) => "username_taken",
             Self::Conflict(Conflict::Email) => "email_taken",
             Self::Conflict(Conflict::ActiveStream) => "stream_already_live",
+            Self::Conflict(Conflict::PushEndpoint) => "push_endpoint_taken",
             Self::Conflict(Conflict::Other) => "conflict",
             Self::StreamNotLive => "stream_not_live",
             Self::LimitReached(_) => "limit_reached",

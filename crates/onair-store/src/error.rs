@@ -7,6 +7,8 @@ pub enum Conflict {
     Email,
     /// The user already has a broadcast that is live (or waiting for its publisher).
     ActiveStream,
+    /// The push endpoint is subscribed by another user.
+    PushEndpoint,
     Other,
 }
 
@@ -16,6 +18,7 @@ impl fmt::Display for Conflict {
             Self::Username => "username is taken",
             Self::Email => "email is already registered",
             Self::ActiveStream => "a stream is already live",
+            Self::PushEndpoint => "the push endpoint is registered by another account",
             Self::Other => "the row already exists",
         })
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::error::StoreError;
+use crate::error::{Conflict, StoreError};
 use crate::jobs::PushBatchJob;
 use crate::notifications::{FANOUT_RANGE, fanout_bounds};
 use crate::postgres::PgStore;
@@ -14,8 +14,15 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 #[async_trait]
 pub trait PushStore: Send + Sync {
-    /// Subscribes a browser; an endpoint subscribed before (by anyone) is taken over.
-    async fn add_push_subscription(&self, sub: NewPushSubscription) -> Result<PushSubscription>;
+    /// Subscribes a browser, or replaces the keys of the user's own subscription of that
+    /// endpoint. `None` when the user already has `max_per_user` other subscriptions;
+    /// `Conflict::PushEndpoint` when another user has the endpoint (it is never moved:
+    /// whoever knows an endpoint could otherwise take someone's notifications over).
+    async fn add_push_subscription(
+        &self,
+        sub: NewPushSubscription,
+        max_per_user: i64,
+    ) -> Result<Option<PushSubscription>>;
     /// Returns whether the user had that endpoint.
     async fn remove_push_subscription(&self, user: Uuid, endpoint: &str) -> Result<bool>;
     async fn push_subscription(&self, id: Uuid) -> Result<Option<PushSubscription>>;
@@ -54,23 +61,58 @@ macro_rules! impl_push_store {
             async fn add_push_subscription(
                 &self,
                 sub: NewPushSubscription,
-            ) -> Result<PushSubscription> {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (endpoint) DO UPDATE SET user_id = excluded.user_id,
-                         p256dh = excluded.p256dh, auth = excluded.auth
+                max_per_user: i64,
+            ) -> Result<Option<PushSubscription>> {
+                let mut tx = self.writer().begin().await?;
+                // Holding the user's row serializes their subscriptions: two at once
+                // cannot both count one under the cap and both insert.
+                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                    .bind(sub.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let renewed = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "UPDATE push_subscriptions SET p256dh = $3, auth = $4
+                     WHERE endpoint = $1 AND user_id = $2
                      RETURNING {PUSH_COLUMNS}"
                 )))
-                .bind(sub.id)
-                .bind(sub.user_id)
                 .bind(&sub.endpoint)
+                .bind(sub.user_id)
                 .bind(&sub.p256dh)
                 .bind(&sub.auth)
-                .bind(Timestamp::now())
-                .fetch_one(self.writer())
-                .await
-                .map_err(Into::into)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let saved = match renewed {
+                    Some(renewed) => Some(renewed),
+                    None => sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, created_at)
+                         SELECT $1, $2, $3, $4, $5, $6
+                         WHERE (SELECT COUNT(*) FROM push_subscriptions WHERE user_id = $2) < $7
+                         ON CONFLICT (endpoint) DO NOTHING
+                         RETURNING {PUSH_COLUMNS}"
+                    )))
+                    .bind(sub.id)
+                    .bind(sub.user_id)
+                    .bind(&sub.endpoint)
+                    .bind(&sub.p256dh)
+                    .bind(&sub.auth)
+                    .bind(Timestamp::now())
+                    .bind(max_per_user)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                };
+                if saved.is_none() {
+                    let taken: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM push_subscriptions WHERE endpoint = $1)",
+                    )
+                    .bind(&sub.endpoint)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if taken {
+                        return Err(StoreError::Conflict(Conflict::PushEndpoint));
+                    }
+                }
+                tx.commit().await?;
+                Ok(saved)
             }
 
             async fn remove_push_subscription(&self, user: Uuid, endpoint: &str) -> Result<bool> {

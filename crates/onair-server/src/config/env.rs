@@ -64,6 +64,10 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("OUTBOUND_ALLOW_PRIVATE", "notify.outbound_allow_private"),
     ("WEBHOOK_DISABLE_AFTER", "notify.webhook_disable_after"),
     ("WEBHOOKS_PER_USER", "notify.webhooks_per_user"),
+    (
+        "PUSH_SUBSCRIPTIONS_PER_USER",
+        "notify.push_subscriptions_per_user",
+    ),
     ("VAPID_CONTACT", "notify.vapid_contact"),
     ("VAPID_PRIVATE_KEY", "notify.vapid_private_key"),
     ("PROCESSING_CONCURRENCY", "processing.concurrency"),

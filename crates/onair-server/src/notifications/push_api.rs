@@ -52,10 +52,12 @@ pub struct PushSubscriptionDto {
     endpoint: String,
 }
 
-/// Subscribe this browser to Web Push (go-live notifications).
+/// Subscribe this browser to Web Push (go-live notifications). Subscribing an endpoint
+/// again replaces its keys; an endpoint another account subscribed is refused.
 #[utoipa::path(post, path = "/me/push-subscriptions", tag = "notifications", security(("bearer" = [])),
     request_body = SubscribeRequest,
     responses((status = 201, body = PushSubscriptionDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
+        (status = 409, description = "`push_endpoint_taken`, `limit_reached`", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub(super) async fn subscribe(
     State(notifications): State<Arc<Notifications>>,
@@ -70,16 +72,19 @@ pub(super) async fn subscribe(
         .check_target(&request.endpoint)
         .map_err(|e| ApiError::InvalidBody(format!("endpoint: {e}")))?;
     BrowserKeys::parse(&request.keys.p256dh, &request.keys.auth).map_err(ApiError::InvalidBody)?;
+    let limit = notifications.config.push_subscriptions_per_user;
+    let subscription = NewPushSubscription {
+        id: Uuid::now_v7(),
+        user_id: me,
+        endpoint: request.endpoint,
+        p256dh: request.keys.p256dh,
+        auth: request.keys.auth,
+    };
     let saved = notifications
         .subscriptions
-        .add_push_subscription(NewPushSubscription {
-            id: Uuid::now_v7(),
-            user_id: me,
-            endpoint: request.endpoint,
-            p256dh: request.keys.p256dh,
-            auth: request.keys.auth,
-        })
-        .await?;
+        .add_push_subscription(subscription, i64::from(limit))
+        .await?
+        .ok_or(ApiError::LimitReached("push subscriptions per user"))?;
     Ok((
         StatusCode::CREATED,
         Json(PushSubscriptionDto {

@@ -66,6 +66,8 @@ pub struct NotifyConfig {
     pub webhook_disable_after: i32,
     /// Webhooks one user may register.
     pub webhooks_per_user: u32,
+    /// Push subscriptions (browsers) one user may have.
+    pub push_subscriptions_per_user: u32,
     /// VAPID `sub` claim (`mailto:` or `https:`): how push services reach the operator.
     pub vapid_contact: String,
     /// base64url P-256 private key for Web Push; default derived from the secret key.
@@ -85,6 +87,7 @@ impl Default for NotifyConfig {
             outbound_allow_private: false,
             webhook_disable_after: 10,
             webhooks_per_user: 25,
+            push_subscriptions_per_user: 10,
             vapid_contact: "mailto:admin@localhost".into(),
             vapid_private_key: None,
         }

@@ -85,7 +85,7 @@ async fn end(app: &TestApp, star: &User) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-async fn store_of(app: &TestApp) -> Arc<dyn Store> {
+pub(crate) async fn store_of(app: &TestApp) -> Arc<dyn Store> {
     onair_store::connect(&app.db).await.unwrap()
 }
 
@@ -437,7 +437,7 @@ async fn webhooks_per_user_are_capped(db: DbConfig) {
 }
 
 /// A browser's push keys: (private key, public key as SEC1 uncompressed bytes).
-fn browser_key() -> (p256::SecretKey, Vec<u8>) {
+pub(crate) fn browser_key() -> (p256::SecretKey, Vec<u8>) {
     let secret = loop {
         if let Ok(key) = p256::SecretKey::from_slice(&rand::random::<[u8; 32]>()) {
             break key;

@@ -1,13 +1,17 @@
 //! The security review's findings: each hole, shown closed over HTTP.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use onair_store::DbConfig;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{TestApp, assert_error};
+use crate::notifications::browser_key;
+use crate::support::{TestApp, User, assert_error};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     invisible_formatting_is_refused_but_emoji_joiners_stay,
+    push_endpoints_stay_with_their_subscriber_and_are_capped,
 );
 
 async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
@@ -45,4 +49,60 @@ async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
     let (status, body) = patch(json!({"display_name": "Dev 👩\u{200D}💻"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["display_name"], "Dev 👩\u{200D}💻");
+}
+
+async fn push_subscribe(app: &TestApp, user: &User, endpoint: &str) -> (StatusCode, Value) {
+    let keys = json!({"p256dh": URL_SAFE_NO_PAD.encode(browser_key().1), "auth": "AAAAAAAAAAAAAAAAAAAAAA"});
+    let body = json!({"endpoint": endpoint, "keys": keys});
+    app.post("/api/me/push-subscriptions", Some(&user.access), body)
+        .await
+}
+
+async fn push_endpoints_stay_with_their_subscriber_and_are_capped(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.notify.push_subscriptions_per_user = 2;
+    })
+    .await;
+    let victim = app.signup("victim").await;
+    let thief = app.signup("thief").await;
+    let endpoint = "https://push.example.com/send/victim-browser";
+
+    let (status, first) = push_subscribe(&app, &victim, endpoint).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    // The same user again: the same subscription, new keys, not counted twice.
+    let (status, again) = push_subscribe(&app, &victim, endpoint).await;
+    assert_eq!(status, StatusCode::CREATED, "{again}");
+    assert_eq!(again["id"], first["id"]);
+
+    let stolen = push_subscribe(&app, &thief, endpoint).await;
+    assert_error(&stolen, 409, "push_endpoint_taken");
+    let not_theirs = app
+        .request(
+            Method::DELETE,
+            "/api/me/push-subscriptions",
+            Some(&thief.access),
+            Some(json!({"endpoint": endpoint})),
+        )
+        .await;
+    assert_error(&not_theirs, 404, "not_found");
+    let store = crate::notifications::store_of(&app).await;
+    let id = first["id"].as_str().unwrap().parse().unwrap();
+    let kept = store.push_subscription(id).await.unwrap().unwrap();
+    assert_eq!(kept.user_id.to_string(), victim.id, "still the victim's");
+
+    // The cap: a second browser fits, a third does not; re-subscribing one at the cap does.
+    let second = "https://push.example.com/send/victim-laptop";
+    assert_eq!(
+        push_subscribe(&app, &victim, second).await.0,
+        StatusCode::CREATED
+    );
+    let third = push_subscribe(&app, &victim, "https://push.example.com/send/third").await;
+    assert_error(&third, 409, "limit_reached");
+    assert_eq!(
+        push_subscribe(&app, &victim, endpoint).await.0,
+        StatusCode::CREATED
+    );
+    // Another user's cap is their own.
+    let (status, body) = push_subscribe(&app, &thief, "https://push.example.com/send/own").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -278,14 +278,18 @@ async fn push_batches_are_enqueued_for_subscribed_followers_who_want_push(store:
     let mut subscriptions = Vec::new();
     for fan in &fans[..2] {
         let sub = store
-            .add_push_subscription(NewPushSubscription {
-                id: Uuid::now_v7(),
-                user_id: fan.id,
-                endpoint: format!("https://push.example/{}", fan.id),
-                p256dh: "key".into(),
-                auth: "auth".into(),
-            })
+            .add_push_subscription(
+                NewPushSubscription {
+                    id: Uuid::now_v7(),
+                    user_id: fan.id,
+                    endpoint: format!("https://push.example/{}", fan.id),
+                    p256dh: "key".into(),
+                    auth: "auth".into(),
+                },
+                10,
+            )
             .await
+            .unwrap()
             .unwrap();
         subscriptions.push(sub);
     }
@@ -308,14 +312,18 @@ async fn push_batches_are_enqueued_for_subscribed_followers_who_want_push(store:
     // Re-subscribing an endpoint replaces its keys; unsubscribing and a gone
     // endpoint remove it.
     let again = store
-        .add_push_subscription(NewPushSubscription {
-            id: Uuid::now_v7(),
-            user_id: fans[0].id,
-            endpoint: subscriptions[0].endpoint.clone(),
-            p256dh: "new".into(),
-            auth: "new".into(),
-        })
+        .add_push_subscription(
+            NewPushSubscription {
+                id: Uuid::now_v7(),
+                user_id: fans[0].id,
+                endpoint: subscriptions[0].endpoint.clone(),
+                p256dh: "new".into(),
+                auth: "new".into(),
+            },
+            10,
+        )
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         (again.id, again.p256dh.as_str()),
