@@ -81,6 +81,24 @@ impl Outbound {
     }
 }
 
+/// A failed call to a user's URL, fit for logs and stored job errors: reqwest's message
+/// and causes without the URL, whose path and query carry secrets (push endpoints,
+/// webhook callbacks); the host, which does not, says where it went.
+pub fn describe_failure(url: &str, error: reqwest::Error) -> String {
+    let host = Url::parse(url)
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    let error = error.without_url();
+    let mut text = format!("{host}: {error}");
+    let mut cause = std::error::Error::source(&error);
+    while let Some(source) = cause {
+        text.push_str(&format!(": {source}"));
+        cause = source.source();
+    }
+    text
+}
+
 /// Whether the URL's host is a private address literal or a local name.
 fn literal_is_private(url: &Url) -> bool {
     match url.host() {

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use web_push_native::{Auth, WebPushBuilder, p256};
 
-use super::outbound::Outbound;
+use super::outbound::{Outbound, describe_failure};
 use crate::jobs::{JobFailure, JobHandler, LeaseClock};
 
 /// Pushes sent at once by one batch job.
@@ -106,7 +106,10 @@ impl WebPush {
             Ok(response) => {
                 PushOutcome::Failed(format!("push service answered {}", response.status()))
             }
-            Err(e) => PushOutcome::Failed(format!("push service unreachable: {e}")),
+            Err(e) => PushOutcome::Failed(format!(
+                "push service unreachable: {}",
+                describe_failure(&subscription.endpoint, e)
+            )),
         }
     }
 
@@ -122,7 +125,7 @@ impl WebPush {
             .with_vapid(&self.key, &self.contact)
             .build(payload.to_vec())
             .map_err(|e| e.to_string())?;
-        reqwest::Request::try_from(request).map_err(|e| e.to_string())
+        reqwest::Request::try_from(request).map_err(|e| describe_failure(&subscription.endpoint, e))
     }
 }
 

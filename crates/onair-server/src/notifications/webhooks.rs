@@ -20,7 +20,7 @@ use onair_store::{Store, StreamView, Webhook, WebhookEvent};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::outbound::Outbound;
+use super::outbound::{Outbound, describe_failure};
 use crate::jobs::{JobFailure, JobHandler, LeaseClock};
 
 /// `sha256=<hex>` over `message_id || timestamp || body`.
@@ -78,7 +78,10 @@ impl JobHandler for WebhookHandler {
         let failure = match sent {
             Ok(response) if response.status().is_success() => None,
             Ok(response) => Some(format!("callback answered {}", response.status())),
-            Err(e) => Some(format!("callback unreachable: {e}")),
+            Err(e) => Some(format!(
+                "callback unreachable: {}",
+                describe_failure(&hook.callback_url, e)
+            )),
         };
         let outcome = if failure.is_some() {
             "failed"

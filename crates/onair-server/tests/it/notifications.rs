@@ -35,7 +35,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     #[redis] the_live_feed_spans_nodes_through_redis,
 );
 
-fn quick_jobs(config: &mut Config) {
+pub(crate) fn quick_jobs(config: &mut Config) {
     config.jobs.poll_ms = 50;
     config.jobs.backoff_base_ms = 50;
     config.jobs.backoff_max_secs = 1;
@@ -55,7 +55,7 @@ async fn follow(app: &TestApp, fan: &User, star: &User) {
 }
 
 /// A creator "star" followed by `n` users "fan0"….
-async fn audience(app: &TestApp, n: usize) -> (User, Vec<User>) {
+pub(crate) async fn audience(app: &TestApp, n: usize) -> (User, Vec<User>) {
     let star = app.signup("star").await;
     let mut fans = Vec::new();
     for i in 0..n {
@@ -66,7 +66,7 @@ async fn audience(app: &TestApp, n: usize) -> (User, Vec<User>) {
     (star, fans)
 }
 
-async fn go_live(app: &TestApp, star: &User) -> String {
+pub(crate) async fn go_live(app: &TestApp, star: &User) -> String {
     let (status, body) = app
         .post(
             "/api/streams/start",

@@ -6,12 +6,13 @@ use onair_store::DbConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::notifications::browser_key;
+use crate::notifications::{audience, browser_key, go_live, quick_jobs, store_of};
 use crate::support::{TestApp, User, assert_error};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     invisible_formatting_is_refused_but_emoji_joiners_stay,
     push_endpoints_stay_with_their_subscriber_and_are_capped,
+    failed_deliveries_keep_their_urls_secrets_out_of_job_errors,
 );
 
 async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
@@ -85,7 +86,7 @@ async fn push_endpoints_stay_with_their_subscriber_and_are_capped(db: DbConfig) 
         )
         .await;
     assert_error(&not_theirs, 404, "not_found");
-    let store = crate::notifications::store_of(&app).await;
+    let store = store_of(&app).await;
     let id = first["id"].as_str().unwrap().parse().unwrap();
     let kept = store.push_subscription(id).await.unwrap().unwrap();
     assert_eq!(kept.user_id.to_string(), victim.id, "still the victim's");
@@ -105,4 +106,46 @@ async fn push_endpoints_stay_with_their_subscriber_and_are_capped(db: DbConfig) 
     // Another user's cap is their own.
     let (status, body) = push_subscribe(&app, &thief, "https://push.example.com/send/own").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn failed_deliveries_keep_their_urls_secrets_out_of_job_errors(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        quick_jobs(config);
+        config.jobs.max_attempts = 1;
+    })
+    .await;
+    // A server that hangs up on every request: reqwest's error would name the URL.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            drop(socket);
+        }
+    });
+    let (star, fans) = audience(&app, 1).await;
+    let hook = json!({
+        "channel_id": star.id, "event": "stream.online", "secret": "webhook-secret-123",
+        "callback_url": format!("http://{addr}/hook/SECRET-PATH?token=SECRET-QUERY"),
+    });
+    let (status, body) = app.post("/api/webhooks", Some(&fans[0].access), hook).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let endpoint = format!("http://{addr}/push/SECRET-PUSH-PATH?auth=SECRET-PUSH-QUERY");
+    let (status, body) = push_subscribe(&app, &fans[0], &endpoint).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    go_live(&app, &star).await;
+    let store = store_of(&app).await;
+    let dead = crate::support::eventually("both deliveries to die", || async {
+        let page = store
+            .dead_jobs(onair_core::Limit::default(), None)
+            .await
+            .unwrap();
+        (page.items.len() == 2).then_some(page.items)
+    })
+    .await;
+    for job in dead {
+        let error = job.last_error.unwrap_or_default();
+        assert!(error.contains("127.0.0.1"), "names the host: {error}");
+        assert!(!error.contains("SECRET"), "{}: {error}", job.kind);
+    }
 }
