@@ -283,6 +283,7 @@ async fn stopped(mut signal: watch::Receiver<bool>) {
 /// store, the metrics recorder.
 async fn open(config: &Config) -> Result<(Vec<u8>, Arc<dyn Store>), StartupError> {
     config.validate()?;
+    config.create_data_dir()?;
     let secret = config.resolve_secret()?;
     let store = onair_store::connect(&config.db()?).await?;
     if config.database.migrate_on_start {

@@ -3,6 +3,7 @@
 //! SQLITE_BUSY), reads through a pool of read-only connections that WAL lets run
 //! alongside the writer and that see every committed write.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -26,17 +27,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.statement_timeout)
             .foreign_keys(true);
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!(
-                    "cannot create database directory {}: {e}",
-                    dir.display()
-                ))
-            })?;
+        if !(config.url.contains(":memory:") || config.url.contains("mode=memory")) {
+            create_private(options.get_filename())?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -59,6 +51,30 @@ impl SqliteStore {
 
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.reader
+    }
+}
+
+/// Creates the database file (and its directory) when missing, readable by this user
+/// only: 0600 in a 0700 directory on Unix. SQLite gives the `-wal` and `-shm` files the
+/// database file's mode, so they are private too. Existing files keep their modes.
+fn create_private(file: &Path) -> Result<(), StoreError> {
+    let failed = |what: &Path, e: std::io::Error| {
+        StoreError::Config(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| failed(dir, e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(failed(file, e)),
+        _ => Ok(()),
     }
 }
 

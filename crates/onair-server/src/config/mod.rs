@@ -268,6 +268,18 @@ impl Config {
         self.data_dir.join("media")
     }
 
+    /// Creates `data_dir` when missing, readable by this user only (0700 on Unix): it
+    /// holds the database, the generated secret and media not yet published.
+    pub fn create_data_dir(&self) -> Result<(), ConfigError> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.data_dir)
+            .map_err(|e| ConfigError(format!("cannot create {}: {e}", self.data_dir.display())))
+    }
+
     /// The configured secret, or in embedded mode the one kept in `data_dir` (created on
     /// first start, readable only by its owner).
     pub fn resolve_secret(&self) -> Result<Vec<u8>, ConfigError> {
@@ -294,7 +306,6 @@ impl Config {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
             Err(_) => {}
         }
-        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
         let secret = crate::secrets::random_token();
         write_private(&path, &secret).map_err(io)?;
         tracing::info!(path = %path.display(), "generated a new secret key");

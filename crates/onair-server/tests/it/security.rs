@@ -149,3 +149,29 @@ async fn failed_deliveries_keep_their_urls_secrets_out_of_job_errors(db: DbConfi
         assert!(!error.contains("SECRET"), "{}: {error}", job.kind);
     }
 }
+
+/// An embedded server on a data directory it creates: the directory 0700, the database
+/// (with its WAL files) and the generated secret 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_database_and_secret_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = TestApp::spawn_configured(DbConfig::default(), |config| {
+        config.data_dir = config.data_dir.join("fresh/data");
+        config.database.url = None;
+        config.auth.secret_key = None;
+    })
+    .await;
+    app.signup("writer").await;
+    let mode = |name: &str| {
+        let path = app.config.data_dir.join(name);
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        meta.permissions().mode() & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "data dir");
+    assert_eq!(mode(".."), 0o700, "a parent it created");
+    for file in ["onair.db", "onair.db-wal", "onair.db-shm", "secret_key"] {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+}
