@@ -132,6 +132,7 @@ impl Application {
                 Arc::clone(&access_tokens),
                 Duration::from_secs(config.auth.refresh_token_ttl_secs),
                 PasswordHashing::new(config.auth.max_concurrent_hashes),
+                Duration::from_secs(config.auth.session_max_age_secs),
             )),
             users: Arc::new(Users::new(
                 store.clone(),

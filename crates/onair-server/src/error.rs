@@ -49,6 +49,8 @@ pub enum ApiError {
     InvalidRefreshToken,
     #[error("the refresh token was already used: every session of that login is revoked")]
     RefreshTokenReused,
+    #[error("the session is older than its maximum age: log in again")]
+    SessionExpired,
     #[error(
         "no refresh token: send {{\"refresh_token\": …}}, or the session cookie with x-onair-client: web"
     )]
@@ -112,6 +114,7 @@ impl ApiError {
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
+            | Self::SessionExpired
             | Self::MissingRefreshToken
             | Self::InvalidHookSecret => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_)
@@ -146,6 +149,7 @@ impl ApiError {
             Self::InvalidCredentials => "invalid_credentials",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::SessionExpired => "session_expired",
             Self::MissingRefreshToken => "missing_refresh_token",
             Self::CrossOriginRefused => "cross_origin_refused",
             Self::Forbidden(_) => "forbidden",

@@ -22,12 +22,14 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> Result<()>;
     /// Spends `presented` and stores `replacement` in its family, atomically. Presenting
-    /// a spent token revokes its family (refresh-token reuse detection).
+    /// a spent token revokes its family (refresh-token reuse detection); a family whose
+    /// login was at or before `started_by` has outlived the sessions' absolute lifetime.
     async fn rotate_refresh_token(
         &self,
         presented: &[u8],
         replacement: &[u8],
         expires_at: Timestamp,
+        started_by: Timestamp,
     ) -> Result<RefreshRotation>;
     /// Revokes the family of the given token (logout). Unknown tokens are ignored.
     async fn revoke_refresh_family(&self, token_hash: &[u8]) -> Result<()>;
@@ -41,16 +43,25 @@ pub enum RefreshRotation {
     /// The token had already been spent or revoked: someone replayed it, so the whole
     /// family (every token descended from that login) has been revoked.
     Reused,
+    /// The login that started the family is older than the sessions' absolute lifetime.
+    SessionExpired,
     /// Unknown or expired.
     Invalid,
 }
 
-/// Stores a refresh token of `user_id` in `family_id`, or in a new family (a new login)
+/// A family of refresh tokens: one login's session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family {
+    family_id: Uuid,
+    session_started_at: Timestamp,
+}
+
+/// Stores a refresh token of `user_id` in `family`, or in a new family (a new login, now)
 /// when `None`. Signup calls it inside the transaction that creates the user.
 pub(crate) async fn insert_token<'e, DB: Db>(
     exec: impl Executor<'e, Database = DB>,
     user_id: Uuid,
-    family_id: Option<Uuid>,
+    family: Option<Family>,
     token_hash: &[u8],
     expires_at: Timestamp,
 ) -> Result<()>
@@ -59,15 +70,22 @@ where
     Timestamp: Bind<DB>,
     for<'b> &'b [u8]: Bind<DB>,
 {
+    let now = Timestamp::now();
+    let family = family.unwrap_or_else(|| Family {
+        family_id: Uuid::now_v7(),
+        session_started_at: now,
+    });
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at, created_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO refresh_tokens
+             (token_hash, family_id, user_id, expires_at, created_at, session_started_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(token_hash)
-    .bind(family_id.unwrap_or_else(Uuid::now_v7))
+    .bind(family.family_id)
     .bind(user_id)
     .bind(expires_at)
-    .bind(Timestamp::now())
+    .bind(now)
+    .bind(family.session_started_at)
     .execute(exec)
     .await?;
     Ok(())
@@ -91,34 +109,43 @@ macro_rules! impl_session_store {
                 presented: &[u8],
                 replacement: &[u8],
                 expires_at: Timestamp,
+                started_by: Timestamp,
             ) -> Result<RefreshRotation> {
                 let now = Timestamp::now();
                 let mut tx = self.writer().begin().await?;
-                let spent: Option<(Uuid, Uuid)> = sqlx::query_as(
+                let spent: Option<(Uuid, Family)> = sqlx::query_as(
                     "UPDATE refresh_tokens SET used_at = $2
                      WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
-                       AND expires_at > $2
-                     RETURNING user_id, family_id",
+                       AND expires_at > $2 AND session_started_at > $3
+                     RETURNING user_id, family_id, session_started_at",
                 )
                 .bind(presented)
                 .bind(now)
+                .bind(started_by)
                 .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((user_id, family_id)) = spent {
-                    insert_token(&mut *tx, user_id, Some(family_id), replacement, expires_at)
+                .await?
+                .map(|(user_id, family_id, session_started_at)| {
+                    (user_id, Family { family_id, session_started_at })
+                });
+                if let Some((user_id, family)) = spent {
+                    insert_token(&mut *tx, user_id, Some(family), replacement, expires_at)
                         .await?;
                     tx.commit().await?;
                     return Ok(RefreshRotation::Rotated { user_id });
                 }
-                let replayed: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT family_id FROM refresh_tokens
-                     WHERE token_hash = $1 AND (used_at IS NOT NULL OR revoked_at IS NOT NULL)",
+                let refused: Option<(Uuid, bool, bool)> = sqlx::query_as(
+                    "SELECT family_id, used_at IS NOT NULL OR revoked_at IS NOT NULL,
+                            session_started_at <= $2
+                     FROM refresh_tokens WHERE token_hash = $1",
                 )
                 .bind(presented)
+                .bind(started_by)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(family_id) = replayed else {
-                    return Ok(RefreshRotation::Invalid);
+                let family_id = match refused {
+                    Some((family_id, true, _)) => family_id,
+                    Some((_, false, true)) => return Ok(RefreshRotation::SessionExpired),
+                    _ => return Ok(RefreshRotation::Invalid),
                 };
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = $2

@@ -95,6 +95,9 @@ pub struct Accounts {
     access_tokens: Arc<AccessTokens>,
     refresh_token_ttl: Duration,
     passwords: PasswordHashing,
+    /// No refresh beyond this after the login (the sliding refresh alone would let a
+    /// stolen token live forever).
+    session_max_age: Duration,
 }
 
 impl Accounts {
@@ -104,6 +107,7 @@ impl Accounts {
         access_tokens: Arc<AccessTokens>,
         refresh_token_ttl: Duration,
         passwords: PasswordHashing,
+        session_max_age: Duration,
     ) -> Self {
         Self {
             users,
@@ -111,6 +115,7 @@ impl Accounts {
             access_tokens,
             refresh_token_ttl,
             passwords,
+            session_max_age,
         }
     }
 
@@ -162,6 +167,7 @@ impl Accounts {
                 &hash_token(presented),
                 &hash_token(&replacement),
                 self.refresh_expiry(),
+                Timestamp::from(chrono::Utc::now() - self.session_max_age),
             )
             .await?;
         match rotation {
@@ -170,6 +176,7 @@ impl Accounts {
                 tracing::warn!("refresh token reuse detected; token family revoked");
                 Err(ApiError::RefreshTokenReused)
             }
+            RefreshRotation::SessionExpired => Err(ApiError::SessionExpired),
             RefreshRotation::Invalid => Err(ApiError::InvalidRefreshToken),
         }
     }
@@ -245,14 +252,15 @@ async fn login(
 }
 
 /// Trade a refresh token for a new pair. Each refresh token works once; presenting a
-/// spent one revokes every session descended from the same login. The web UI sends no
+/// spent one revokes every session descended from the same login. No refresh works
+/// beyond the sessions' maximum age after the login (`session_expired`). The web UI sends no
 /// body: its token comes from the cookie, which is rotated (or cleared when refused).
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth",
     request_body(content = Option<RefreshRequest>, description = "Optional with `x-onair-client: web` (then the cookie is used)"),
     params(("x-onair-client" = Option<String>, Header, description = WEB_CLIENT_DOC)),
     responses(
         (status = 200, body = Session, headers(("set-cookie" = String, description = "The rotated refresh cookie, for `x-onair-client: web`"))),
-        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused` or `missing_refresh_token`", body = ErrorBody),
+        (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused`, `session_expired` or `missing_refresh_token`", body = ErrorBody),
         (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
 async fn refresh(
     State(accounts): State<Arc<Accounts>>,

@@ -23,6 +23,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("ACCESS_TOKEN_TTL_SECS", "auth.access_token_ttl_secs"),
     ("REFRESH_TOKEN_TTL_SECS", "auth.refresh_token_ttl_secs"),
     ("MAX_CONCURRENT_HASHES", "auth.max_concurrent_hashes"),
+    ("SESSION_MAX_AGE_SECS", "auth.session_max_age_secs"),
     ("OBJECT_STORE_URL", "media.object_store_url"),
     ("S3_ENDPOINT", "media.s3_endpoint"),
     ("S3_REGION", "media.s3_region"),

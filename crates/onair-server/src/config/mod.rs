@@ -149,6 +149,9 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: u64,
     /// Password hashes computed at once (19 MiB each); 0: one per core.
     pub max_concurrent_hashes: usize,
+    /// A login's absolute lifetime: its refresh tokens stop working this long after it,
+    /// however often they were rotated.
+    pub session_max_age_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -158,6 +161,7 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 3_600,
             refresh_token_ttl_secs: 7 * 24 * 3_600,
             max_concurrent_hashes: 0,
+            session_max_age_secs: 30 * 24 * 3_600,
         }
     }
 }

@@ -152,6 +152,11 @@ impl Config {
             "must be longer than a positive ONAIR_ACCESS_TOKEN_TTL_SECS",
         )?;
         check(
+            auth.session_max_age_secs > 0,
+            "auth.session_max_age_secs",
+            "must be positive",
+        )?;
+        check(
             auth.secret_key.as_ref().is_none_or(|s| s.len() >= 32),
             "auth.secret_key",
             "must be at least 32 bytes",

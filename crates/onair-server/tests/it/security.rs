@@ -13,6 +13,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     invisible_formatting_is_refused_but_emoji_joiners_stay,
     push_endpoints_stay_with_their_subscriber_and_are_capped,
     failed_deliveries_keep_their_urls_secrets_out_of_job_errors,
+    sessions_end_at_their_maximum_age_however_often_refreshed,
 );
 
 async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
@@ -148,6 +149,35 @@ async fn failed_deliveries_keep_their_urls_secrets_out_of_job_errors(db: DbConfi
         assert!(error.contains("127.0.0.1"), "names the host: {error}");
         assert!(!error.contains("SECRET"), "{}: {error}", job.kind);
     }
+}
+
+async fn refresh(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    app.post("/api/auth/refresh", None, json!({"refresh_token": token}))
+        .await
+}
+
+async fn sessions_end_at_their_maximum_age_however_often_refreshed(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.auth.session_max_age_secs = 1;
+    })
+    .await;
+    let user = app.signup("brief").await;
+    let (status, body) = refresh(&app, &user.refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let (status, body) = refresh(&app, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"]["code"], "session_expired");
+
+    let login = json!({"login": "brief", "password": "correct horse battery"});
+    let (status, body) = app.post("/api/auth/login", None, login).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = refresh(&app, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a new login is a new session: {body}"
+    );
 }
 
 /// An embedded server on a data directory it creates: the directory 0700, the database

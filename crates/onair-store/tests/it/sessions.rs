@@ -13,10 +13,16 @@ onair_store::backend_tests!(crate::support::on_store =>
     unknown_and_expired_tokens_are_invalid,
     logout_revokes_the_current_token_of_the_family_only,
     concurrent_presentations_of_one_token_rotate_it_once,
+    a_session_cannot_be_refreshed_past_its_absolute_lifetime,
 );
 
 fn in_a_week() -> Timestamp {
     from_now(Duration::days(7))
+}
+
+/// Sessions started before this have expired (the default absolute lifetime).
+fn a_month_ago() -> Timestamp {
+    from_now(-Duration::days(30))
 }
 
 /// A new login: the first token of a new family.
@@ -29,7 +35,7 @@ async fn login(store: &Arc<dyn Store>, user_id: Uuid, token: &[u8]) {
 
 async fn rotate(store: &Arc<dyn Store>, presented: &[u8], replacement: &[u8]) -> RefreshRotation {
     store
-        .rotate_refresh_token(presented, replacement, in_a_week())
+        .rotate_refresh_token(presented, replacement, in_a_week(), a_month_ago())
         .await
         .unwrap()
 }
@@ -172,4 +178,28 @@ async fn concurrent_presentations_of_one_token_rotate_it_once(store: Arc<dyn Sto
     // The loser's presentation was a replay: the winner's replacement is revoked.
     assert_unusable(&store, b"copy-a").await;
     assert_unusable(&store, b"copy-b").await;
+}
+
+async fn a_session_cannot_be_refreshed_past_its_absolute_lifetime(store: Arc<dyn Store>) {
+    let ivy = user(&store, "ivy").await;
+    login(&store, ivy.id, b"first").await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let after_login = Timestamp::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let rotated = RefreshRotation::Rotated { user_id: ivy.id };
+    assert_eq!(rotate(&store, b"first", b"second").await, rotated);
+    // The replacement carries the login's start, not its own.
+    let expired = store
+        .rotate_refresh_token(b"second", b"third", in_a_week(), after_login)
+        .await
+        .unwrap();
+    assert_eq!(expired, RefreshRotation::SessionExpired);
+    // Refused, not spent: it is not reuse, and a later login is a new session.
+    assert_eq!(rotate(&store, b"second", b"third").await, rotated);
+    login(&store, ivy.id, b"again").await;
+    let fresh = store
+        .rotate_refresh_token(b"again", b"again-2", in_a_week(), after_login)
+        .await
+        .unwrap();
+    assert_eq!(fresh, rotated);
 }

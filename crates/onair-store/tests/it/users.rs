@@ -199,7 +199,12 @@ async fn signup_stores_the_user_and_its_session_together(store: Arc<dyn Store>) 
     assert_eq!(store.profile(id).await.unwrap(), Some(dora));
     // The session's refresh token was stored with the user: it rotates.
     let rotated = store
-        .rotate_refresh_token(b"dora-first", b"dora-second", in_a_week())
+        .rotate_refresh_token(
+            b"dora-first",
+            b"dora-second",
+            in_a_week(),
+            from_now(-Duration::days(30)),
+        )
         .await
         .unwrap();
     assert_eq!(rotated, RefreshRotation::Rotated { user_id: id });
@@ -233,7 +238,12 @@ async fn signup_with_a_taken_username_or_email_stores_neither_user_nor_session(
     }
     // No session row: the token is unknown.
     let outcome = store
-        .rotate_refresh_token(b"refused", b"next", in_a_week())
+        .rotate_refresh_token(
+            b"refused",
+            b"next",
+            in_a_week(),
+            from_now(-Duration::days(30)),
+        )
         .await
         .unwrap();
     assert_eq!(outcome, RefreshRotation::Invalid);
@@ -257,7 +267,12 @@ async fn signup_whose_session_cannot_be_stored_leaves_no_user(store: Arc<dyn Sto
     assert!(store.credentials("gina").await.unwrap().is_none());
     // Frank's session is untouched.
     let rotated = store
-        .rotate_refresh_token(b"shared-hash", b"frank-next", in_a_week())
+        .rotate_refresh_token(
+            b"shared-hash",
+            b"frank-next",
+            in_a_week(),
+            from_now(-Duration::days(30)),
+        )
         .await
         .unwrap();
     assert_eq!(rotated, RefreshRotation::Rotated { user_id: frank.id });
