@@ -60,6 +60,8 @@ pub enum StartupError {
 pub struct Application {
     listener: tokio::net::TcpListener,
     router: Router,
+    /// `/metrics` on a listener of its own (`http.metrics_bind`).
+    metrics: Option<(tokio::net::TcpListener, Router)>,
     store: Arc<dyn Store>,
     ingest: Option<IngestServer>,
     viewers: Arc<Viewers>,
@@ -177,12 +179,14 @@ impl Application {
             store: Arc::clone(&store),
         };
         let router = router(state, &config.http);
-        let listener = tokio::net::TcpListener::bind(config.http.bind)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.http.bind,
-                source,
-            })?;
+        let listener = bind(config.http.bind).await?;
+        let metrics = match config.http.metrics_bind {
+            Some(addr) => Some((
+                bind(addr).await?,
+                observability::metrics_only(store.clone()),
+            )),
+            None => None,
+        };
         let ingest = if config.media.rtmp_enabled {
             warn_if_missing(&config.media.ffmpeg_path);
             let ingest =
@@ -199,6 +203,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            metrics,
             store,
             ingest,
             viewers,
@@ -212,6 +217,16 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The metrics listener's address, when `/metrics` has one of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.metrics.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
     }
 
     /// The whole router, e.g. for a test to list the routes it answers.
@@ -234,7 +249,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let url = crate::web::open_url(self.local_addr());
-        tracing::info!(addr = %self.local_addr(), backend = ?self.store.backend(), "listening: open {url} in a browser");
+        tracing::info!(addr = %self.local_addr(), metrics = ?self.metrics_addr(), backend = ?self.store.backend(), "listening: open {url} in a browser");
         let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
         // Front: what takes new work (HTTP, ingest, job claims). Back: the loops that
         // flush what the front collected, stopped once the front is done.
@@ -259,7 +274,14 @@ impl Application {
         let jobs = self
             .jobs
             .map(|runner| tokio::spawn(runner.run(front.clone())));
+        let metrics = self.metrics.map(|(listener, router)| {
+            let stop = stopped(front.clone());
+            tokio::spawn(crate::serve::serve(listener, router, stop, grace))
+        });
         let served = crate::serve::serve(self.listener, self.router, stopped(front), grace).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         self.chat.close_all(grace).await;
         let _ = chat_housekeeping.await;
         for task in ingest.into_iter().chain(jobs) {
@@ -273,6 +295,12 @@ impl Application {
         self.store.close().await;
         served
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartupError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// Resolves once `signal` turns true.

@@ -3,6 +3,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
@@ -75,15 +76,31 @@ pub async fn deadline(State(limit): State<Duration>, request: Request, next: Nex
     }
 }
 
-pub fn router<S>() -> OpenApiRouter<S>
+/// `/healthz`, `/readyz`, and `/metrics` unless it has a listener of its own.
+pub fn router<S>(with_metrics: bool) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<dyn Store>: FromRef<S>,
 {
-    OpenApiRouter::new()
+    let probes = OpenApiRouter::new()
         .routes(routes!(healthz))
-        .routes(routes!(readyz))
+        .routes(routes!(readyz));
+    if with_metrics {
+        probes.routes(routes!(metrics_endpoint))
+    } else {
+        probes
+    }
+}
+
+/// What the metrics listener (`http.metrics_bind`) serves: `/metrics` and nothing else.
+pub fn metrics_only(store: Arc<dyn Store>) -> Router {
+    let (routes, _) = OpenApiRouter::new()
         .routes(routes!(metrics_endpoint))
+        .split_for_parts();
+    routes
+        .fallback(|| async { ApiError::RouteNotFound })
+        .with_state(store)
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
 }
 
 /// Liveness: the process is up and serving.

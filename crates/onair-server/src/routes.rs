@@ -91,7 +91,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(notifications::router());
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
-        .merge(observability::router())
+        .merge(observability::router(http.metrics_bind.is_none()))
         .merge(media::router())
         .merge(avatars::files_router())
         .merge(clips::files_router())

@@ -9,6 +9,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
     ("MAX_BODY_BYTES", "http.max_body_bytes"),
     ("SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs"),
+    ("METRICS_BIND", "http.metrics_bind"),
     ("DATABASE_URL", "database.url"),
     ("DATABASE_REPLICA_URLS", "database.replica_urls"),
     ("DB_MAX_CONNECTIONS", "database.max_connections"),
@@ -132,6 +133,7 @@ mod tests {
             jail.set_env("ONAIR_NOTIFY_BATCH_SIZE", "20");
             jail.set_env("ONAIR_MEDIA_HOOK_SECRET", "0123456789abcdef");
             jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
+            jail.set_env("ONAIR_METRICS_BIND", "127.0.0.1:9090");
             jail.set_env("ONAIR_TEST_POSTGRES_URL", "ignored: a test setting");
             let config = Config::load(None).expect("loads");
             assert_eq!(config.chat.max_connections, 42);
@@ -143,6 +145,10 @@ mod tests {
                 Some("0123456789abcdef")
             );
             assert_eq!(config.redis.url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(
+                config.http.metrics_bind,
+                Some(([127, 0, 0, 1], 9090).into())
+            );
             Ok(())
         });
     }

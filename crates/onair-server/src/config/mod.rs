@@ -76,6 +76,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long a shutdown waits for open requests, sockets and background work.
     pub shutdown_grace_secs: u64,
+    /// When set, `/metrics` is served on this address only (not on `bind`), so it can
+    /// stay on a private interface.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for HttpConfig {
@@ -85,6 +88,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 10,
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
+            metrics_bind: None,
         }
     }
 }

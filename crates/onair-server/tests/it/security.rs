@@ -14,6 +14,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     push_endpoints_stay_with_their_subscriber_and_are_capped,
     failed_deliveries_keep_their_urls_secrets_out_of_job_errors,
     sessions_end_at_their_maximum_age_however_often_refreshed,
+    metrics_can_have_a_listener_of_their_own,
 );
 
 async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
@@ -178,6 +179,58 @@ async fn sessions_end_at_their_maximum_age_however_often_refreshed(db: DbConfig)
         StatusCode::OK,
         "a new login is a new session: {body}"
     );
+}
+
+async fn metrics_can_have_a_listener_of_their_own(db: DbConfig) {
+    let shared = TestApp::spawn(db.clone()).await;
+    let response = shared
+        .client
+        .get(shared.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "on the main listener by default"
+    );
+    assert!(shared.metrics.is_none());
+    shared.shutdown().await;
+
+    let app = TestApp::spawn_configured(db, |config| {
+        config.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    assert_error(&app.get("/metrics").await, 404, "route_not_found");
+    let (_, openapi) = app.get("/api/openapi.json").await;
+    assert!(
+        openapi["paths"].get("/metrics").is_none(),
+        "not documented there"
+    );
+    let metrics = format!("http://{}", app.metrics.expect("a metrics listener"));
+    let response = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("db_pool_connections"), "{text}");
+    let api = app
+        .client
+        .get(format!("{metrics}/api/streams"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND, "only /metrics there");
+    let healthz = app
+        .client
+        .get(format!("{metrics}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), StatusCode::NOT_FOUND);
 }
 
 /// An embedded server on a data directory it creates: the directory 0700, the database

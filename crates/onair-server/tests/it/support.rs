@@ -16,6 +16,8 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub rtmp: Option<SocketAddr>,
+    /// The metrics listener, when `http.metrics_bind` was set.
+    pub metrics: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub db: DbConfig,
     /// The settings it runs with, for a worker beside it.
@@ -68,6 +70,7 @@ impl TestApp {
             .expect("server starts");
         let addr = app.local_addr();
         let rtmp = app.rtmp_addr();
+        let metrics = app.metrics_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -75,6 +78,7 @@ impl TestApp {
         Self {
             addr,
             rtmp,
+            metrics,
             client: reqwest::Client::new(),
             db,
             config,
