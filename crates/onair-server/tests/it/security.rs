@@ -15,6 +15,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     failed_deliveries_keep_their_urls_secrets_out_of_job_errors,
     sessions_end_at_their_maximum_age_however_often_refreshed,
     metrics_can_have_a_listener_of_their_own,
+    security_headers_are_on_errors_and_media_too,
 );
 
 async fn invisible_formatting_is_refused_but_emoji_joiners_stay(db: DbConfig) {
@@ -231,6 +232,53 @@ async fn metrics_can_have_a_listener_of_their_own(db: DbConfig) {
         .await
         .unwrap();
     assert_eq!(healthz.status(), StatusCode::NOT_FOUND);
+}
+
+async fn security_headers_are_on_errors_and_media_too(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let requests = [
+        (Method::GET, "/api/nowhere"),
+        (Method::GET, "/api/users/me"),
+        (Method::DELETE, "/api/streams"),
+        (Method::GET, "/api/users/not-a-uuid"),
+        (
+            Method::GET,
+            "/live/00000000-0000-0000-0000-000000000000/master.m3u8",
+        ),
+        (
+            Method::GET,
+            "/vod/00000000-0000-0000-0000-000000000000/1/master.m3u8",
+        ),
+        (Method::GET, "/healthz"),
+        (Method::GET, "/metrics"),
+        (Method::GET, "/api/openapi.json"),
+    ];
+    for (method, path) in requests {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let what = format!("{method} {path} ({})", response.status());
+        assert_eq!(
+            header("x-content-type-options").as_deref(),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            header("referrer-policy").as_deref(),
+            Some("strict-origin-when-cross-origin"),
+            "{what}"
+        );
+    }
 }
 
 /// An embedded server on a data directory it creates: the directory 0700, the database
