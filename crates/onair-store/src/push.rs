@@ -9,6 +9,7 @@ use crate::notifications::{FANOUT_RANGE, fanout_bounds};
 use crate::postgres::PgStore;
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
+use crate::users::lock_user;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -64,12 +65,7 @@ macro_rules! impl_push_store {
                 max_per_user: i64,
             ) -> Result<Option<PushSubscription>> {
                 let mut tx = self.writer().begin().await?;
-                // Holding the user's row serializes their subscriptions: two at once
-                // cannot both count one under the cap and both insert.
-                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                    .bind(sub.user_id)
-                    .execute(&mut *tx)
-                    .await?;
+                lock_user(&mut *tx, sub.user_id).await?;
                 let renewed = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "UPDATE push_subscriptions SET p256dh = $3, auth = $4
                      WHERE endpoint = $1 AND user_id = $2

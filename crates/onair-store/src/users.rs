@@ -2,15 +2,34 @@
 
 use async_trait::async_trait;
 use onair_core::{AvatarUrl, Bio, DisplayName, Email, Username};
+use sqlx::Executor;
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::postgres::PgStore;
 use crate::sessions;
+use crate::sql::{Bind, Db};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// Holds the user's row until the transaction ends. A user's capped registrations
+/// (webhooks, push subscriptions) take it first: two at once cannot both count one
+/// under the cap and both insert.
+pub(crate) async fn lock_user<'e, DB: Db>(
+    exec: impl Executor<'e, Database = DB>,
+    user_id: Uuid,
+) -> Result<()>
+where
+    Uuid: Bind<DB>,
+{
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(user_id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
 
 #[async_trait]
 pub trait UserStore: Send + Sync {

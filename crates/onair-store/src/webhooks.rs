@@ -12,6 +12,7 @@ use crate::postgres::PgStore;
 use crate::sql::{Bind, Db, Row, keyset_page};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
+use crate::users::lock_user;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -143,12 +144,7 @@ macro_rules! impl_webhook_store {
                 max_per_owner: i64,
             ) -> Result<Option<Webhook>> {
                 let mut tx = self.writer().begin().await?;
-                // Holding the owner's row serializes their registrations: two at once
-                // cannot both count one under the cap and both insert.
-                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                    .bind(hook.owner_id)
-                    .execute(&mut *tx)
-                    .await?;
+                lock_user(&mut *tx, hook.owner_id).await?;
                 let created = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO webhooks (id, owner_id, channel_id, event, callback_url, secret, created_at)
                      SELECT $1, $2, $3, $4, $5, $6, $7
