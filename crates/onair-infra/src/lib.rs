@@ -1,6 +1,6 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
 //! mode) and a Redis or object-storage one (scale-out): viewer counting, the media
-//! store, and a rate limit shared by every node.
+//! store, rate limits (per client, and one shared by every worker).
 
 mod bus;
 mod media_store;
@@ -12,7 +12,7 @@ mod viewers;
 
 pub use bus::{Handler, RedisBus};
 pub use media_store::{MediaStore, MediaStoreError, S3Options, StoredObject};
-pub use rate::SharedRateLimit;
+pub use rate::{Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit};
 pub use redis_pool::RedisPool;
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,

@@ -2,11 +2,12 @@
 //! (`redis::<case>`, keys under a random prefix, so the shared server is safe), and the
 //! rate limit Redis shares between nodes. Redis cases are ignored, and counted so in the
 //! closing line, unless ONAIR_TEST_REDIS_URL was set when they were built (the cfg comes
-//! from scripts/test-backends.rs). The media store contract and the S3 lifecycle rules are
-//! in their own modules.
+//! from scripts/test-backends.rs). The media store contract, the S3 lifecycle rules and the
+//! per-key rate limits are in their own modules.
 
 mod lifecycle;
 mod media_store;
+mod rate_limits;
 
 use std::sync::Arc;
 
