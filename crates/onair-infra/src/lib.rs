@@ -12,7 +12,9 @@ mod viewers;
 
 pub use bus::{Handler, RedisBus};
 pub use media_store::{MediaStore, MediaStoreError, S3Options, StoredObject};
-pub use rate::{Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit};
+pub use rate::{
+    Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
+};
 pub use redis_pool::RedisPool;
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,

@@ -25,6 +25,7 @@ use crate::media::{Broadcasts, Media, MediaAccess};
 use crate::notifications::{Notifications, NotificationsError, NotifyStores};
 use crate::pagination::{Cursors, UserLists};
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
+use crate::rate_limit::RateLimits;
 use crate::routes::{AppState, router};
 use crate::shutdown::signalled;
 use crate::streams::{StreamKeys, Streams};
@@ -104,6 +105,12 @@ impl Application {
             Arc::clone(&wake_jobs),
             config.media.storage_quota_bytes,
         ));
+        let rate_limits = Arc::new(RateLimits::new(
+            &config.rate_limit,
+            config.trusted_proxies()?,
+            Arc::clone(&access_tokens),
+            redis.as_ref().map(|(_, pool)| pool),
+        ));
         let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
@@ -135,6 +142,7 @@ impl Application {
                 Duration::from_secs(config.auth.refresh_token_ttl_secs),
                 PasswordHashing::new(config.auth.max_concurrent_hashes),
                 Duration::from_secs(config.auth.session_max_age_secs),
+                Arc::clone(&rate_limits),
             )),
             users: Arc::new(Users::new(
                 store.clone(),
@@ -176,6 +184,7 @@ impl Application {
                 config.media.hook_secret.clone(),
             )),
             access_tokens,
+            rate_limits,
             store: Arc::clone(&store),
         };
         let router = router(state, &config.http);

@@ -5,7 +5,7 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::{CursorError, LimitError, ValidationError};
 use onair_store::{Conflict, StoreError};
@@ -83,6 +83,8 @@ pub enum ApiError {
     BannedFromChat,
     #[error("this endpoint speaks WebSocket: send an Upgrade request")]
     WebSocketRequired,
+    #[error("too many requests: retry in {} s", .0.reset_secs)]
+    RateLimited(RateLimitState),
     #[error("this server has no room for more live connections, retry shortly")]
     TooManyConnections,
     #[error("the request took too long")]
@@ -124,6 +126,7 @@ impl ApiError {
             Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive | Self::LimitReached(_) => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Unavailable | Self::TooManyConnections => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -169,11 +172,53 @@ impl ApiError {
             Self::UnsupportedImage => "unsupported_image",
             Self::BannedFromChat => "banned",
             Self::WebSocketRequired => "websocket_required",
+            Self::RateLimited(_) => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",
             Self::Unavailable => "service_unavailable",
             Self::Internal => "internal",
         }
+    }
+}
+
+/// A rate limit as the `RateLimit-Policy` and `RateLimit` headers tell it (IETF draft
+/// httpapi-ratelimit-headers): `"name";q=quota;w=window` and `"name";r=remaining;t=reset`.
+#[derive(Debug, Clone, Default)]
+pub struct RateLimitState {
+    pub policy: &'static str,
+    pub quota: u32,
+    pub window_secs: u64,
+    pub remaining: u32,
+    /// Seconds, rounded up: until the quota is whole again, or on a refusal until a
+    /// request fits (then also the `Retry-After`).
+    pub reset_secs: u64,
+}
+
+impl RateLimitState {
+    pub const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    pub const STATE: HeaderName = HeaderName::from_static("ratelimit");
+
+    pub fn write(&self, headers: &mut HeaderMap) {
+        let Self {
+            policy,
+            quota,
+            window_secs,
+            remaining,
+            reset_secs,
+        } = self;
+        let mut set = |name, value: String| {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name, value);
+            }
+        };
+        set(
+            Self::POLICY,
+            format!("\"{policy}\";q={quota};w={window_secs}"),
+        );
+        set(
+            Self::STATE,
+            format!("\"{policy}\";r={remaining};t={reset_secs}"),
+        );
     }
 }
 
@@ -208,6 +253,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited(state) = &self {
+            state.write(response.headers_mut());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(state.reset_secs));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

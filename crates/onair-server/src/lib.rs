@@ -1,6 +1,6 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
+//! `openapi`, `rate_limit`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
 //! `archives`, `viewers`, `media`, `chat`, `notifications`), each with its routes, its
 //! DTOs and a service type that owns its logic, and the web UI's pages (`web`); on top,
 //! `routes` (the state and the router), `config` and `app`, which assemble them. Handlers
@@ -24,6 +24,7 @@ mod observability;
 mod openapi;
 mod pagination;
 mod processing;
+mod rate_limit;
 mod routes;
 mod secrets;
 mod serve;

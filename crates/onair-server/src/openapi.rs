@@ -5,8 +5,9 @@
 //! added here from the operation's own shape, so no handler can leave it out:
 //! `invalid_path` for path parameters; `invalid_query` for query parameters, and
 //! `invalid_limit` / `invalid_cursor` with their bounds for pages; `invalid_json`, 413, 415
-//! and `invalid_body` for JSON bodies; 401 for authenticated operations; 503 (`timeout`,
-//! `service_unavailable`) for every one.
+//! and `invalid_body` for JSON bodies; 401 for authenticated operations; 429
+//! (`rate_limited`) for every `/api` operation; 503 (`timeout`, `service_unavailable`) for
+//! every one.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,7 @@ use utoipa::openapi::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::error::{ApiError, JSON_BODY};
+use crate::error::{ApiError, JSON_BODY, RateLimitState};
 
 /// Where the document is served.
 pub const DOCUMENT: &str = "/api/openapi.json";
@@ -39,7 +40,9 @@ const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
 /// answer, the bounds of the pagination parameters, and the docs routes themselves.
 pub fn complete(mut openapi: OpenApi) -> OpenApi {
     describe_docs(&mut openapi);
-    for item in openapi.paths.paths.values_mut() {
+    for (path, item) in &mut openapi.paths.paths {
+        // The rate limits sit on the API's router; the docs are merged beside it.
+        let limited = path.starts_with("/api/") && path != DOCUMENT && !path.starts_with(DOCS);
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -50,7 +53,7 @@ pub fn complete(mut openapi: OpenApi) -> OpenApi {
         for operation in operations.into_iter().flat_map(Option::as_mut) {
             bound_pagination(operation);
             let mut by_status = BTreeMap::<StatusCode, Vec<&'static str>>::new();
-            for error in shared_errors(operation) {
+            for error in shared_errors(operation, limited) {
                 by_status
                     .entry(error.status())
                     .or_default()
@@ -91,8 +94,11 @@ async fn json_not_found(response: Response) -> Response {
 }
 
 /// Errors every operation of this shape can answer before or around its handler.
-fn shared_errors(operation: &Operation) -> Vec<ApiError> {
+fn shared_errors(operation: &Operation, limited: bool) -> Vec<ApiError> {
     let mut errors = vec![ApiError::Timeout, ApiError::Unavailable];
+    if limited {
+        errors.push(ApiError::RateLimited(RateLimitState::default()));
+    }
     let parameters: Vec<&Parameter> = operation
         .parameters
         .iter()
@@ -172,18 +178,37 @@ fn add_errors(operation: &mut Operation, status: StatusCode, codes: &[&str]) {
             RefOr::T(Content::new(Some(Ref::from_schema_name("ErrorBody")))),
         );
     }
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers
-            .entry("Retry-After".to_owned())
-            .or_insert_with(|| {
-                RefOr::T(
-                    HeaderBuilder::new()
-                        .schema(Some(Object::with_type(Type::Integer)))
-                        .description(Some("Seconds to wait before retrying"))
-                        .build(),
-                )
-            });
+    let retry_after = (
+        "Retry-After",
+        Type::Integer,
+        "Seconds to wait before retrying",
+    );
+    let headers = match status {
+        StatusCode::SERVICE_UNAVAILABLE => vec![retry_after],
+        StatusCode::TOO_MANY_REQUESTS => vec![
+            retry_after,
+            (
+                "RateLimit-Policy",
+                Type::String,
+                "The quota refused, e.g. `\"user\";q=100;w=60` (IETF draft httpapi-ratelimit-headers)",
+            ),
+            (
+                "RateLimit",
+                Type::String,
+                "Where the client stands, e.g. `\"user\";r=0;t=7` (also on every counted answer)",
+            ),
+        ],
+        _ => Vec::new(),
+    };
+    for (name, schema, description) in headers {
+        response.headers.entry(name.to_owned()).or_insert_with(|| {
+            RefOr::T(
+                HeaderBuilder::new()
+                    .schema(Some(Object::with_type(schema)))
+                    .description(Some(description))
+                    .build(),
+            )
+        });
     }
 }
 

@@ -27,12 +27,13 @@ use crate::error::ApiError;
 use crate::identity::AccessTokens;
 use crate::media::Media;
 use crate::notifications::Notifications;
+use crate::rate_limit::RateLimits;
 use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
     accounts, archives, avatars, chat, clips, media, notifications, observability, openapi,
-    streams, users, viewers, web,
+    rate_limit, streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -49,6 +50,7 @@ pub struct AppState {
     pub notifications: Arc<Notifications>,
     pub media: Arc<Media>,
     pub access_tokens: Arc<AccessTokens>,
+    pub rate_limits: Arc<RateLimits>,
     /// Readiness and pool metrics.
     pub store: Arc<dyn Store>,
 }
@@ -88,7 +90,12 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(clips::router())
         .merge(viewers::router())
         .merge(chat::router())
-        .merge(notifications::router());
+        .merge(notifications::router())
+        // Only the API: media, pages, docs and probes are never limited.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.rate_limits),
+            rate_limit::limit,
+        ));
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router(http.metrics_bind.is_none()))

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::dto::ProfileDto;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::identity::AccessTokens;
+use crate::rate_limit::RateLimits;
 use crate::secrets::{hash_token, random_token};
 use web_session::WebClient;
 
@@ -98,6 +99,8 @@ pub struct Accounts {
     /// No refresh beyond this after the login (the sliding refresh alone would let a
     /// stolen token live forever).
     session_max_age: Duration,
+    /// Login attempts per account (the middleware counts them per client address).
+    limits: Arc<RateLimits>,
 }
 
 impl Accounts {
@@ -108,6 +111,7 @@ impl Accounts {
         refresh_token_ttl: Duration,
         passwords: PasswordHashing,
         session_max_age: Duration,
+        limits: Arc<RateLimits>,
     ) -> Self {
         Self {
             users,
@@ -116,6 +120,7 @@ impl Accounts {
             refresh_token_ttl,
             passwords,
             session_max_age,
+            limits,
         }
     }
 
@@ -148,6 +153,11 @@ impl Accounts {
         let login = request.login.trim().to_lowercase();
         let credentials = self.users.credentials(&login).await?;
         let (user_id, stored) = credentials.map(|c| (c.id, c.password_hash)).unzip();
+        // Counted here rather than in a middleware, which would have to buffer and parse
+        // the body again: once the account is known (its username and email share one
+        // quota), before the password is hashed.
+        let account = user_id.map_or(login, |id| id.to_string());
+        self.limits.check_login(&account).await?;
         if !self.passwords.verify(request.password, stored).await? {
             return Err(ApiError::InvalidCredentials);
         }

@@ -10,6 +10,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("MAX_BODY_BYTES", "http.max_body_bytes"),
     ("SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs"),
     ("METRICS_BIND", "http.metrics_bind"),
+    ("TRUSTED_PROXIES", "http.trusted_proxies"),
     ("DATABASE_URL", "database.url"),
     ("DATABASE_REPLICA_URLS", "database.replica_urls"),
     ("DB_MAX_CONNECTIONS", "database.max_connections"),
@@ -79,6 +80,30 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("VOD_LADDER", "processing.ladder"),
     ("VOD_NICE", "processing.nice"),
     ("ARCHIVE_RETENTION_DAYS", "processing.retention_days"),
+    ("RATE_LIMIT_ENABLED", "rate_limit.enabled"),
+    ("RATE_LIMIT_FAIL_OPEN", "rate_limit.fail_open"),
+    ("RATE_LIMIT_KEY_PREFIX", "rate_limit.key_prefix"),
+    ("RATE_LIMIT_USER_PER_MINUTE", "rate_limit.user_per_minute"),
+    (
+        "RATE_LIMIT_ANONYMOUS_PER_MINUTE",
+        "rate_limit.anonymous_per_minute",
+    ),
+    (
+        "RATE_LIMIT_AUTH_IP_PER_MINUTE",
+        "rate_limit.auth_ip_per_minute",
+    ),
+    (
+        "RATE_LIMIT_AUTH_ACCOUNT_PER_MINUTE",
+        "rate_limit.auth_account_per_minute",
+    ),
+    (
+        "RATE_LIMIT_HEARTBEAT_PER_MINUTE",
+        "rate_limit.heartbeat_per_minute",
+    ),
+    (
+        "RATE_LIMIT_REGISTRATION_PER_MINUTE",
+        "rate_limit.registration_per_minute",
+    ),
 ];
 
 /// Conventional names that are read without the `ONAIR_` prefix too.
@@ -135,6 +160,9 @@ mod tests {
             jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
             jail.set_env("ONAIR_METRICS_BIND", "127.0.0.1:9090");
             jail.set_env("ONAIR_TEST_POSTGRES_URL", "ignored: a test setting");
+            jail.set_env("ONAIR_RATE_LIMIT_ENABLED", "false");
+            jail.set_env("ONAIR_RATE_LIMIT_AUTH_ACCOUNT_PER_MINUTE", "3");
+            jail.set_env("ONAIR_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1");
             let config = Config::load(None).expect("loads");
             assert_eq!(config.chat.max_connections, 42);
             assert_eq!(config.chat.history_len, 7, "from the file");
@@ -149,6 +177,9 @@ mod tests {
                 config.http.metrics_bind,
                 Some(([127, 0, 0, 1], 9090).into())
             );
+            assert!(!config.rate_limit.enabled);
+            assert_eq!(config.rate_limit.auth_account_per_minute.get(), 3);
+            assert_eq!(config.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
             Ok(())
         });
     }

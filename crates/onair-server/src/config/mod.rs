@@ -1,6 +1,6 @@
 //! Configuration: defaults ← optional TOML file ← environment, in sections (`[http]`,
 //! `[database]`, `[redis]`, `[auth]`, `[media]`, `[viewers]`, `[chat]`, `[jobs]`,
-//! `[notify]`, `[processing]`) that deserialize straight into each domain's settings
+//! `[notify]`, `[processing]`, `[rate_limit]`) that deserialize straight into each domain's settings
 //! type. Every setting
 //! also has an `ONAIR_*` variable whose name predates the sections (`env.rs` maps them);
 //! the database, Redis and object-store URLs also answer to their conventional names
@@ -24,6 +24,8 @@ pub use crate::jobs::JobsSettings;
 pub use crate::media::MediaConfig;
 pub use crate::notifications::NotifyConfig;
 pub use crate::processing::ProcessingConfig;
+pub use crate::rate_limit::RateLimitConfig;
+use crate::rate_limit::TrustedProxies;
 pub use crate::viewers::ViewerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,7 @@ pub struct Config {
     pub jobs: JobsSettings,
     pub notify: NotifyConfig,
     pub processing: ProcessingConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             jobs: JobsSettings::default(),
             notify: NotifyConfig::default(),
             processing: ProcessingConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -79,6 +83,10 @@ pub struct HttpConfig {
     /// When set, `/metrics` is served on this address only (not on `bind`), so it can
     /// stay on a private interface.
     pub metrics_bind: Option<SocketAddr>,
+    /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client
+    /// (comma-separated in the environment); from anyone else those headers are ignored.
+    #[serde(deserialize_with = "comma_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -89,6 +97,7 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
             metrics_bind: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -270,6 +279,12 @@ impl Config {
             acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
         })
+    }
+
+    /// `http.trusted_proxies`, read.
+    pub(crate) fn trusted_proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(|why| ConfigError::setting("http.trusted_proxies", &why))
     }
 
     pub fn media_root(&self) -> PathBuf {

@@ -144,6 +144,7 @@ impl Config {
             "http.max_body_bytes",
             "must be at least 1024",
         )?;
+        self.trusted_proxies()?;
         let auth = &self.auth;
         check(
             auth.access_token_ttl_secs > 0
@@ -288,7 +289,7 @@ mod tests {
     #[test]
     fn bad_settings_are_named_by_variable_and_key() {
         type Change = Box<dyn FnOnce(&mut Config)>;
-        let cases: [(&str, Change); 8] = [
+        let cases: [(&str, Change); 9] = [
             (
                 "DATABASE_URL (database.url)",
                 Box::new(|c| c.database.url = Some("mysql://x".into())),
@@ -316,6 +317,10 @@ mod tests {
             (
                 "ONAIR_CHAT_MAX_CONNECTIONS (chat.max_connections)",
                 Box::new(|c| c.chat.max_connections = 0),
+            ),
+            (
+                "ONAIR_TRUSTED_PROXIES (http.trusted_proxies)",
+                Box::new(|c| c.http.trusted_proxies = vec!["10.0.0.0/33".into()]),
             ),
             (
                 "ONAIR_NOTIFY_PART_SIZE (notify.part_size)",

@@ -168,6 +168,24 @@ async fn every_operation_documents_what_its_extractors_and_middleware_answer(db:
         assert_documents(operation, &what, "503", "timeout");
         assert_documents(operation, &what, "503", "service_unavailable");
         assert!(response(operation, "503")["headers"]["Retry-After"].is_object());
+        // The rate limits: the API's operations, not the docs, probes or media.
+        if path.starts_with("/api/")
+            && !path.starts_with("/api/docs")
+            && path != "/api/openapi.json"
+        {
+            assert_documents(operation, &what, "429", "rate_limited");
+            for header in ["Retry-After", "RateLimit", "RateLimit-Policy"] {
+                assert!(
+                    response(operation, "429")["headers"][header].is_object(),
+                    "{what}: 429 without {header}"
+                );
+            }
+        } else {
+            assert!(
+                response(operation, "429").is_null(),
+                "{what}: never limited"
+            );
+        }
 
         let parameters = operation["parameters"]
             .as_array()

@@ -18,6 +18,7 @@ mod moderation;
 mod notifications;
 mod operations;
 mod private_media;
+mod rate_limits;
 mod recordings;
 mod security;
 mod streams;
