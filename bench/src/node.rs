@@ -84,6 +84,8 @@ impl Node {
             .env("ONAIR_SECRET_KEY", crate::server::SECRET)
             .env("ONAIR_RTMP_ENABLED", "false")
             .envs(settings.iter().copied())
+            // Thousands of sockets join, and floods come, from one address.
+            .env("ONAIR_RATE_LIMIT_ENABLED", "false")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true);

@@ -32,6 +32,8 @@ pub async fn serve_on(
     config.database.url = Some(database_url.to_owned());
     config.auth.secret_key = Some(SECRET.into());
     config.media.rtmp_enabled = false;
+    // The load comes from one address at rates no client is allowed.
+    config.rate_limit.enabled = false;
     match role {
         Role::Serve { rows_per_second } => config.notify.rows_per_second = rows_per_second,
         Role::Api => config.jobs.enabled = false,
@@ -59,6 +61,7 @@ pub async fn with_ingest(data: &Path, max_ingests: usize) -> anyhow::Result<Appl
     config.auth.secret_key = Some(SECRET.into());
     config.media.max_ingests = max_ingests;
     config.media.reconnect_grace_secs = 1;
+    config.rate_limit.enabled = false;
     Application::build(config)
         .await
         .context("starting the server")

@@ -1,8 +1,9 @@
-//! A real S3-compatible server for tests: moto's server mode (from PyPI, installed by
-//! `scripts/setup` under `target/tools/moto`), one per test on a free loopback port,
-//! with a bucket of its own. Tests that use it are built ignored unless
+//! Servers of a test's own, each on a free loopback port. A real S3-compatible server:
+//! moto's server mode (from PyPI, installed by `scripts/setup` under `target/tools/moto`),
+//! with a bucket of its own; tests that use it are built ignored unless
 //! `ONAIR_TEST_MOTO_SERVER` names the `moto_server` program (the `onair_test_s3` cfg from
-//! scripts/test-backends.rs); CI sets it.
+//! scripts/test-backends.rs); CI sets it. And a `redis-server` for a test that stops
+//! Redis, never the shared one.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -16,6 +17,55 @@ use crate::{MediaStore, S3Options};
 pub const MOTO_SERVER_VAR: &str = "ONAIR_TEST_MOTO_SERVER";
 /// How long moto may take to answer on a busy machine.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A running `redis-server` without persistence; killed by [`RedisServer::stop`] or
+/// when dropped.
+pub struct RedisServer {
+    server: Child,
+    url: String,
+}
+
+impl RedisServer {
+    /// Starts it and waits until it accepts connections.
+    pub async fn start() -> Self {
+        let port = free_port();
+        let server = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed by scripts/setup");
+        let deadline = Instant::now() + START_TIMEOUT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "redis-server never listened");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            server,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Kills it, as a crashed or unreachable Redis.
+    pub async fn stop(&mut self) {
+        self.server.kill().await.expect("redis-server killed");
+    }
+}
 
 /// A running moto server with one bucket; the server is killed when this is dropped.
 pub struct MotoS3 {
@@ -36,10 +86,7 @@ impl MotoS3 {
                     panic!("{MOTO_SERVER_VAR} must name moto_server (scripts/setup installs it)")
                 }),
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        let port = free_port();
         let mut server = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())

@@ -6,10 +6,10 @@
 //! `invalid_path` for path parameters; `invalid_query` for query parameters, and
 //! `invalid_limit` / `invalid_cursor` with their bounds for pages; `invalid_json`, 413, 415
 //! and `invalid_body` for JSON bodies; 401 for authenticated operations; 429
-//! (`rate_limited`) for every `/api` operation; 503 (`timeout`, `service_unavailable`) for
+//! (`rate_limited`) for the operations behind the rate limits; 503 (`timeout`, `service_unavailable`) for
 //! every one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -37,12 +37,12 @@ pub const DOCS: &str = "/api/docs";
 const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
 
 /// Adds to every operation of `openapi` what its extractors and the middleware can
-/// answer, the bounds of the pagination parameters, and the docs routes themselves.
-pub fn complete(mut openapi: OpenApi) -> OpenApi {
+/// answer (`limited`: the paths behind the rate limits), the bounds of the pagination
+/// parameters, and the docs routes themselves.
+pub fn complete(mut openapi: OpenApi, limited: &BTreeSet<String>) -> OpenApi {
     describe_docs(&mut openapi);
     for (path, item) in &mut openapi.paths.paths {
-        // The rate limits sit on the API's router; the docs are merged beside it.
-        let limited = path.starts_with("/api/") && path != DOCUMENT && !path.starts_with(DOCS);
+        let limited = limited.contains(path);
         let operations = [
             &mut item.get,
             &mut item.put,

@@ -96,6 +96,13 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
             Arc::clone(&state.rate_limits),
             rate_limit::limit,
         ));
+    let limited = api
+        .get_openapi()
+        .paths
+        .paths
+        .keys()
+        .map(|path| format!("/api{path}"))
+        .collect();
     let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
         .merge(observability::router(http.metrics_bind.is_none()))
@@ -108,7 +115,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
 
     routes
-        .merge(openapi::routes(openapi::complete(openapi)))
+        .merge(openapi::routes(openapi::complete(openapi, &limited)))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -178,31 +178,11 @@ async fn a_shared_rate_limit_holds_across_nodes() {
 #[cfg_attr(not(onair_test_redis), ignore = "set ONAIR_TEST_REDIS_URL")]
 async fn a_shared_rate_limit_reports_a_lost_redis_instead_of_waiting() {
     // A Redis of its own, stopped mid-test (never the shared one).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = tokio::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server is installed by scripts/setup");
-    let url = format!("redis://127.0.0.1:{port}");
-    // Started within 30 s, however busy the machine.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let pool = loop {
-        match RedisPool::connect(&url, 1).await {
-            Ok(connected) => break connected,
-            Err(error) => assert!(Instant::now() < deadline, "redis-server: {error}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut server = onair_infra::testing::RedisServer::start().await;
+    let pool = RedisPool::connect(server.url(), 1).await.unwrap();
     let limit = SharedRateLimit::new(pool, "rate", NonZeroU32::MIN);
     assert_eq!(limit.try_take(1).await.unwrap(), Duration::ZERO);
-    server.kill().await.unwrap();
+    server.stop().await;
     // Waiting would never end: 30 s tells the two apart on any machine.
     let lost = tokio::time::timeout(Duration::from_secs(30), limit.take(1)).await;
     assert!(matches!(lost, Ok(Err(_))), "an error, not a wait: {lost:?}");

@@ -3,9 +3,9 @@
 //! webhook / push registrations per caller; everything else per user (`user`) or, for
 //! anonymous calls, per client address (`anonymous`). Logins also count per target
 //! account (`auth_account`), from wherever they come, so a guesser spread over many
-//! addresses is slowed too. HLS media, the web UI, the docs, `/healthz`, `/readyz` and
-//! `/metrics` are outside `/api` and never limited; chat messages have their own per-user
-//! limit (`chat`).
+//! addresses is slowed too. HLS media, the web UI, the docs, the media server's callbacks
+//! (`/api/hooks`, with their secret), `/healthz`, `/readyz` and `/metrics` are outside the
+//! API's router and never limited; chat messages have their own per-user limit (`chat`).
 //!
 //! Buckets live in this process (embedded) or in Redis, shared by every node. A Redis
 //! that does not answer lets requests through (`fail_open`, the default) or refuses them

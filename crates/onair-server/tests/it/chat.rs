@@ -684,33 +684,9 @@ async fn rooms_span_nodes_through_redis(db: DbConfig) {
 async fn a_message_redis_does_not_take_gets_an_error_frame(db: DbConfig) {
     let app = TestApp::spawn(db).await;
     // A Redis of its own, stopped mid-test (never the shared one).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = tokio::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("redis-server is installed by scripts/setup");
-    let url = format!("redis://127.0.0.1:{port}");
-    crate::support::eventually("the test's redis-server to listen", || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-    })
-    .await;
+    let mut redis = onair_infra::testing::RedisServer::start().await;
     let node = TestApp::spawn_configured(app.db.clone(), |config| {
-        config.redis.url = Some(url);
+        config.redis.url = Some(redis.url().to_owned());
     })
     .await;
     let owner = app.signup("bus_owner").await;
@@ -718,7 +694,7 @@ async fn a_message_redis_does_not_take_gets_an_error_frame(db: DbConfig) {
     say(&mut talker, "while Redis is up").await;
     heard(&mut talker, "while Redis is up").await;
 
-    redis.kill().await.unwrap();
+    redis.stop().await;
     say(&mut talker, "after Redis went away").await;
     let error = next_of(&mut talker, "error").await;
     assert_eq!(error["code"], "service_unavailable", "{error}");

@@ -222,6 +222,16 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The value of the header `name`, which must be there.
+#[track_caller]
+pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} in {headers:?}"))
+        .to_str()
+        .unwrap()
+}
+
 /// Asserts the JSON error envelope with a status and a stable code.
 #[track_caller]
 pub fn assert_error((status, body): &(StatusCode, Value), expected_status: u16, code: &str) {

@@ -5,7 +5,7 @@ use onair_store::DbConfig;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::support::{TestApp, assert_error, read};
+use crate::support::{TestApp, assert_error, header, read};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     client_routes_answer_with_the_page,
@@ -32,14 +32,6 @@ async fn fetch(app: &TestApp, path: &str) -> (StatusCode, HeaderMap, String) {
     let response = app.client.get(app.url(path)).send().await.unwrap();
     let headers = response.headers().clone();
     (response.status(), headers, response.text().await.unwrap())
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .unwrap()
 }
 
 fn assert_secured(path: &str, headers: &HeaderMap) {
