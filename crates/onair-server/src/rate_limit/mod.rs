@@ -17,6 +17,7 @@ mod client_ip;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{Method, request::Parts};
@@ -30,6 +31,10 @@ pub use client_ip::TrustedProxies;
 
 use crate::error::{ApiError, RateLimitState};
 use crate::identity::{AccessTokens, MaybeAuthUser};
+
+/// A limiter that has not answered by then has failed (open or closed, as configured):
+/// a stalled Redis must not hold every request up to its deadline.
+const BACKEND_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -167,17 +172,10 @@ impl RateLimits {
             return Ok(None);
         };
         let limiter = &limiters[class as usize];
-        let decision = match limiter.check(key).await {
-            Ok(decision) => decision,
-            Err(error) => {
-                metrics::counter!("onair_rate_limit_backend_errors_total").increment(1);
-                tracing::warn!(%error, fail_open = self.fail_open, "rate limit backend failed");
-                return if self.fail_open {
-                    Ok(None)
-                } else {
-                    Err(ApiError::Unavailable)
-                };
-            }
+        let decision = match tokio::time::timeout(BACKEND_TIMEOUT, limiter.check(key)).await {
+            Ok(Ok(decision)) => decision,
+            Ok(Err(error)) => return self.backend_failed(&error),
+            Err(_) => return self.backend_failed(&"no answer in time"),
         };
         let quota = limiter.quota();
         let state = RateLimitState {
@@ -185,13 +183,28 @@ impl RateLimits {
             quota: quota.limit.get(),
             window_secs: quota.window.as_secs(),
             remaining: decision.remaining,
-            reset_secs: decision.reset.as_micros().div_ceil(1_000_000) as u64,
+            // Rounded up, and a refused client never told to retry at once.
+            reset_secs: (decision.reset.as_micros().div_ceil(1_000_000) as u64)
+                .max(u64::from(!decision.allowed)),
         };
         if decision.allowed {
             Ok(Some(state))
         } else {
             metrics::counter!("onair_rate_limited_total", "class" => class.name()).increment(1);
             Err(ApiError::RateLimited(state))
+        }
+    }
+
+    fn backend_failed(
+        &self,
+        error: &dyn std::fmt::Display,
+    ) -> Result<Option<RateLimitState>, ApiError> {
+        metrics::counter!("onair_rate_limit_backend_errors_total").increment(1);
+        tracing::warn!(%error, fail_open = self.fail_open, "rate limit backend failed");
+        if self.fail_open {
+            Ok(None)
+        } else {
+            Err(ApiError::Unavailable)
         }
     }
 
