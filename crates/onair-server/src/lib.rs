@@ -1,6 +1,6 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `rate_limit`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
+//! `openapi`, `rate_limit`, `http_cache`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
 //! `archives`, `viewers`, `media`, `chat`, `notifications`), each with its routes, its
 //! DTOs and a service type that owns its logic, and the web UI's pages (`web`); on top,
 //! `routes` (the state and the router), `config` and `app`, which assemble them. Handlers
@@ -16,6 +16,7 @@ mod clips;
 pub mod config;
 mod dto;
 mod error;
+mod http_cache;
 mod identity;
 pub mod jobs;
 mod media;

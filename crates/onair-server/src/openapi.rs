@@ -6,8 +6,8 @@
 //! `invalid_path` for path parameters; `invalid_query` for query parameters, and
 //! `invalid_limit` / `invalid_cursor` with their bounds for pages; `invalid_json`, 413, 415
 //! and `invalid_body` for JSON bodies; 401 for authenticated operations; 429
-//! (`rate_limited`) for the operations behind the rate limits; 503 (`timeout`, `service_unavailable`) for
-//! every one.
+//! (`rate_limited`) and, on reads answering JSON, 304 with the HTTP cache's headers for
+//! the API router's operations; 503 (`timeout`, `service_unavailable`) for every one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use onair_core::{CursorError, Limit, LimitError, StreamSort, StreamStatus};
 use onair_store::{ArchiveStatus, ArchiveVisibility, WebhookEvent};
 use serde_json::json;
+use utoipa::openapi::header::Header;
 use utoipa::openapi::path::{
     Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
 };
@@ -37,12 +38,15 @@ pub const DOCS: &str = "/api/docs";
 const CURSOR_PATTERN: &str = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$";
 
 /// Adds to every operation of `openapi` what its extractors and the middleware can
-/// answer (`limited`: the paths behind the rate limits), the bounds of the pagination
-/// parameters, and the docs routes themselves.
-pub fn complete(mut openapi: OpenApi, limited: &BTreeSet<String>) -> OpenApi {
+/// answer (`api`: the paths of the API's router, behind the rate limits and the HTTP
+/// cache), the bounds of the pagination parameters, and the docs routes themselves.
+pub fn complete(mut openapi: OpenApi, api: &BTreeSet<String>) -> OpenApi {
     describe_docs(&mut openapi);
     for (path, item) in &mut openapi.paths.paths {
-        let limited = limited.contains(path);
+        let limited = api.contains(path);
+        if let Some(read) = item.get.as_mut().filter(|_| limited) {
+            add_validators(read);
+        }
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -201,15 +205,69 @@ fn add_errors(operation: &mut Operation, status: StatusCode, codes: &[&str]) {
         _ => Vec::new(),
     };
     for (name, schema, description) in headers {
-        response.headers.entry(name.to_owned()).or_insert_with(|| {
-            RefOr::T(
-                HeaderBuilder::new()
-                    .schema(Some(Object::with_type(schema)))
-                    .description(Some(description))
-                    .build(),
-            )
-        });
+        response
+            .headers
+            .entry(name.to_owned())
+            .or_insert_with(|| RefOr::T(described_header(schema, description)));
     }
+}
+
+fn described_header(schema: Type, description: &str) -> Header {
+    HeaderBuilder::new()
+        .schema(Some(Object::with_type(schema)))
+        .description(Some(description))
+        .build()
+}
+
+/// A read answering JSON gets an `ETag` and answers `If-None-Match` with 304 (the HTTP
+/// cache); both answers say how they may be cached.
+fn add_validators(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    let Some(RefOr::T(ok)) = responses.get_mut("200") else {
+        return;
+    };
+    if !ok.content.contains_key("application/json") {
+        return;
+    }
+    let headers = [
+        (
+            "ETag",
+            "A strong validator of this body, for `If-None-Match`",
+        ),
+        (
+            "Cache-Control",
+            "`public, max-age=…` or `public, no-cache` for public reads; \
+             `private, no-store` when the request carries credentials",
+        ),
+    ];
+    for (name, description) in headers {
+        ok.headers
+            .entry(name.to_owned())
+            .or_insert_with(|| RefOr::T(described_header(Type::String, description)));
+    }
+    let not_modified = headers.into_iter().fold(
+        ResponseBuilder::new()
+            .description("Not Modified: `If-None-Match` names the current `ETag`; no body"),
+        |response, (name, description)| {
+            response.header(name, described_header(Type::String, description))
+        },
+    );
+    responses
+        .entry(StatusCode::NOT_MODIFIED.as_str().to_owned())
+        .or_insert_with(|| RefOr::T(not_modified.build()));
+    let if_none_match = ParameterBuilder::new()
+        .name("If-None-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .schema(Some(Object::with_type(Type::String)))
+        .description(Some(
+            "`ETag`s seen before (weak `W/` forms match too) or `*`: answered 304 if current",
+        ))
+        .build();
+    operation
+        .parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(if_none_match));
 }
 
 /// Every list takes the same `limit` and `cursor`: their real bounds, from the rules.

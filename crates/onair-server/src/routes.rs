@@ -32,8 +32,8 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, avatars, chat, clips, media, notifications, observability, openapi,
-    rate_limit, streams, users, viewers, web,
+    accounts, archives, avatars, chat, clips, http_cache, media, notifications, observability,
+    openapi, rate_limit, streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -91,12 +91,15 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(viewers::router())
         .merge(chat::router())
         .merge(notifications::router())
-        // Only the API: media, pages, docs and probes are never limited.
+        // Only the API: media, pages, docs and probes are never limited, and media sets
+        // its own caching.
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.rate_limits),
             rate_limit::limit,
-        ));
-    let limited = api
+        ))
+        // Outside the limits: a 429 is no-store, a 304 keeps the RateLimit headers.
+        .layer(middleware::from_fn(http_cache::cache));
+    let api_paths = api
         .get_openapi()
         .paths
         .paths
@@ -115,7 +118,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
 
     routes
-        .merge(openapi::routes(openapi::complete(openapi, &limited)))
+        .merge(openapi::routes(openapi::complete(openapi, &api_paths)))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

@@ -171,7 +171,8 @@ async fn every_operation_documents_what_its_extractors_and_middleware_answer(db:
         // The rate limits: the API's operations, not the docs, probes or media (nor the
         // media server's callbacks, which carry the hook secret).
         let unlimited = ["/api/docs", "/api/openapi.json", "/api/hooks/"];
-        if path.starts_with("/api/") && !unlimited.iter().any(|p| path.starts_with(p)) {
+        let api = path.starts_with("/api/") && !unlimited.iter().any(|p| path.starts_with(p));
+        if api {
             assert_documents(operation, &what, "429", "rate_limited");
             for header in ["Retry-After", "RateLimit", "RateLimit-Policy"] {
                 assert!(
@@ -184,6 +185,27 @@ async fn every_operation_documents_what_its_extractors_and_middleware_answer(db:
                 response(operation, "429").is_null(),
                 "{what}: never limited"
             );
+        }
+        // The HTTP cache: the API's reads answering JSON (not WebSockets, not event streams).
+        let json_read = method == "get"
+            && response(operation, "200")["content"]["application/json"].is_object();
+        if api && json_read {
+            for header in ["ETag", "Cache-Control"] {
+                for status in ["200", "304"] {
+                    assert!(
+                        response(operation, status)["headers"][header].is_object(),
+                        "{what}: {status} without {header}"
+                    );
+                }
+            }
+            assert!(response(operation, "304")["content"].is_null(), "{what}");
+            let documented = operation["parameters"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["in"] == "header" && p["name"] == "If-None-Match")
+            });
+            assert!(documented, "{what}: no If-None-Match");
+        } else {
+            assert!(response(operation, "304").is_null(), "{what}: never 304");
         }
 
         let parameters = operation["parameters"]

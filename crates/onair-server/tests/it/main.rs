@@ -13,6 +13,7 @@ mod chat;
 mod contract;
 mod follows;
 mod hooks;
+mod http_cache;
 mod media;
 mod moderation;
 mod notifications;

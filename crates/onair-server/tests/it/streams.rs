@@ -33,7 +33,7 @@ async fn stream_keys_are_private_stable_and_rotatable(db: DbConfig) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["cache-control"], "private, no-store");
     let (status, first) = crate::support::read(response).await;
     assert_eq!(status, StatusCode::OK);
     let key = first["stream_key"].as_str().unwrap().to_owned();
