@@ -16,6 +16,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     credentials_make_answers_private,
     errors_are_not_stored_and_writes_are_untouched,
     event_streams_are_not_buffered,
+    a_304_keeps_the_rate_limit_headers,
 );
 
 async fn send(request: RequestBuilder) -> (StatusCode, HeaderMap, Value) {
@@ -260,4 +261,18 @@ async fn event_streams_are_not_buffered(db: onair_store::DbConfig) {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: unread"));
+}
+
+async fn a_304_keeps_the_rate_limit_headers(db: onair_store::DbConfig) {
+    let app = TestApp::spawn_configured(db, |c| c.rate_limit.enabled = true).await;
+    let list = || app.client.get(app.url("/api/streams"));
+    let (_, headers, _) = send(list()).await;
+    let tag = header(&headers, "etag").to_owned();
+    let (status, headers, _) = send(list().header("if-none-match", &tag)).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        header(&headers, "ratelimit-policy"),
+        "\"anonymous\";q=20;w=60"
+    );
+    assert!(header(&headers, "ratelimit").starts_with("\"anonymous\";r="));
 }
