@@ -4,11 +4,12 @@
 //! no-store`, errors `no-store`; other methods and streams go through untouched.
 
 use reqwest::header::HeaderMap;
-use reqwest::{Method, RequestBuilder, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{DEADLINE, TestApp, header, read};
+use crate::notifications::go_live;
+use crate::support::{DEADLINE, TestApp, header, send};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     the_live_list_is_cached_30_s_and_revalidated,
@@ -18,13 +19,6 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     event_streams_are_not_buffered,
     a_304_keeps_the_rate_limit_headers,
 );
-
-async fn send(request: RequestBuilder) -> (StatusCode, HeaderMap, Value) {
-    let response = request.send().await.expect("request sent");
-    let headers = response.headers().clone();
-    let (status, body) = read(response).await;
-    (status, headers, body)
-}
 
 /// A 304 for `tag`: no body, the same validator and caching as the 200.
 #[track_caller]
@@ -50,19 +44,12 @@ fn varies_with_authorization(headers: &HeaderMap) -> bool {
 async fn the_live_list_is_cached_30_s_and_revalidated(db: onair_store::DbConfig) {
     let app = TestApp::spawn(db).await;
     let star = app.signup("cachedstar").await;
-    let (status, stream) = app
-        .post(
-            "/api/streams/start",
-            Some(&star.access),
-            json!({"title": "First"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    let id = go_live(&app, &star).await;
     let list = || app.client.get(app.url("/api/streams"));
 
     let (status, headers, body) = send(list()).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["data"][0]["title"], "First");
+    assert_eq!(body["data"][0]["title"], "Hello");
     assert_eq!(header(&headers, "cache-control"), "public, max-age=30");
     assert!(varies_with_authorization(&headers), "{headers:?}");
     let tag = header(&headers, "etag").to_owned();
@@ -83,7 +70,6 @@ async fn the_live_list_is_cached_30_s_and_revalidated(db: onair_store::DbConfig)
     assert!(varies_with_authorization(&revalidated.1));
 
     // The title changes: a new body, a new tag.
-    let id = stream["id"].as_str().unwrap();
     let (status, _) = app
         .request(
             Method::PATCH,
@@ -101,14 +87,7 @@ async fn the_live_list_is_cached_30_s_and_revalidated(db: onair_store::DbConfig)
 
     // Another broadcast goes live: a new tag again.
     let other = app.signup("otherstar").await;
-    let (status, _) = app
-        .post(
-            "/api/streams/start",
-            Some(&other.access),
-            json!({"title": "Third"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
+    go_live(&app, &other).await;
     let (status, headers, body) = send(list().header("if-none-match", &retitled)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"].as_array().unwrap().len(), 2);

@@ -12,7 +12,7 @@ use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, assert_error, header, read, redis_url};
+use crate::support::{TestApp, assert_error, header, redis_url, send};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     anonymous_addresses_get_20_a_minute_and_users_100,
@@ -27,13 +27,6 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
 
 fn limited(config: &mut Config) {
     config.rate_limit.enabled = true;
-}
-
-async fn send(request: RequestBuilder) -> (StatusCode, HeaderMap, Value) {
-    let response = request.send().await.expect("request sent");
-    let headers = response.headers().clone();
-    let (status, body) = read(response).await;
-    (status, headers, body)
 }
 
 /// A 429 of `policy`: the error code, `Retry-After` within one refill of `interval_secs`,

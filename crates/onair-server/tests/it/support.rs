@@ -222,6 +222,16 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Sends `request`: status, headers, body.
+pub async fn send(
+    request: reqwest::RequestBuilder,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let response = request.send().await.expect("request sent");
+    let headers = response.headers().clone();
+    let (status, body) = read(response).await;
+    (status, headers, body)
+}
+
 /// The value of the header `name`, which must be there.
 #[track_caller]
 pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
