@@ -22,10 +22,10 @@ use crate::error::ApiError;
 const MAX_BUFFERED: u64 = 1 << 20;
 
 /// What a caller with credentials is answered, and any route not in [`POLICIES`].
-pub const PERSONAL: &str = "private, no-store";
+const PERSONAL: &str = "private, no-store";
 const ERROR: &str = "no-store";
-/// Where the web UI's session cookie is sent (only to `/api/auth`, but a path-less copy
-/// would be just as personal).
+/// The web UI's session cookie (`accounts::web_session`): browsers send it only to
+/// `/api/auth`, but a request that carries it anyway is as personal.
 const SESSION_COOKIE: &str = "onair_refresh=";
 
 /// The public reads (route templates) and how long shared caches may keep them. Anything
