@@ -65,6 +65,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("NOTIFY_MAX_FEEDS", "notify.max_feeds"),
     ("OUTBOUND_TIMEOUT_MS", "notify.outbound_timeout_ms"),
     ("OUTBOUND_ALLOW_PRIVATE", "notify.outbound_allow_private"),
+    ("OUTBOUND_PORTS", "notify.outbound_ports"),
     ("WEBHOOK_DISABLE_AFTER", "notify.webhook_disable_after"),
     ("WEBHOOKS_PER_USER", "notify.webhooks_per_user"),
     (
@@ -163,6 +164,7 @@ mod tests {
             jail.set_env("ONAIR_RATE_LIMIT_ENABLED", "false");
             jail.set_env("ONAIR_RATE_LIMIT_AUTH_ACCOUNT_PER_MINUTE", "3");
             jail.set_env("ONAIR_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1");
+            jail.set_env("ONAIR_OUTBOUND_PORTS", "443, 8443");
             let config = Config::load(None).expect("loads");
             assert_eq!(config.chat.max_connections, 42);
             assert_eq!(config.chat.history_len, 7, "from the file");
@@ -180,6 +182,10 @@ mod tests {
             assert!(!config.rate_limit.enabled);
             assert_eq!(config.rate_limit.auth_account_per_minute.get(), 3);
             assert_eq!(config.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
+            assert_eq!(config.notify.outbound_ports, [443, 8443]);
+            jail.set_env("ONAIR_OUTBOUND_PORTS", "8443");
+            let config = Config::load(None).expect("loads one port");
+            assert_eq!(config.notify.outbound_ports, [8443]);
             Ok(())
         });
     }

@@ -192,23 +192,31 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// Accepts `"a,b"` from an environment variable as well as `["a", "b"]` from TOML.
-fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+/// Accepts `"a,b"` from an environment variable (a lone number arrives parsed) as well as
+/// `["a", "b"]` from TOML.
+pub(crate) fn comma_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum List {
-        One(String),
-        Many(Vec<String>),
+    enum List<T> {
+        Text(String),
+        One(T),
+        Many(Vec<T>),
     }
-    Ok(match List::deserialize(deserializer)? {
-        List::One(s) => s
+    match List::<T>::deserialize(deserializer)? {
+        List::Text(s) => s
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(str::to_owned)
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
             .collect(),
-        List::Many(v) => v,
-    })
+        List::One(one) => Ok(vec![one]),
+        List::Many(v) => Ok(v),
+    }
 }
 
 impl Config {

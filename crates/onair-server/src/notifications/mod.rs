@@ -4,6 +4,7 @@
 //! announcing each batch to connected users and queueing Web Push for subscribers.
 //! The request that went live never waits for any of it.
 
+mod global_ip;
 mod inbox;
 mod outbound;
 mod push;

@@ -1,7 +1,9 @@
 //! The HTTP client for calls to addresses users gave us (webhook callbacks, push
 //! services). Users choose these URLs, so the client must not become a way into our
-//! private network (SSRF): targets must be public, names are resolved to public
-//! addresses only, redirects are followed only to public addresses (and at most 3),
+//! private network (SSRF): targets must be https on an allowed port (443 by default),
+//! every address a name resolves to is checked at each connection (so DNS rebinding
+//! cannot slip between check and connect), redirects are followed only to targets that
+//! pass the same checks (and at most 3), proxy settings in the environment are ignored,
 //! and every call has a deadline. Tests and private deployments can allow private
 //! targets explicitly.
 
@@ -13,12 +15,16 @@ use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
 
+use super::global_ip::is_global;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TargetError {
     #[error("not a valid absolute URL")]
     Invalid,
     #[error("must be an https:// URL")]
     NotHttps,
+    #[error("must use an allowed port")]
+    Port,
     #[error("must not point at a private, loopback or link-local address")]
     Private,
 }
@@ -26,16 +32,28 @@ pub enum TargetError {
 #[derive(Clone)]
 pub struct Outbound {
     client: reqwest::Client,
+    rules: Arc<Rules>,
+}
+
+/// What a target must satisfy.
+struct Rules {
     allow_private: bool,
+    /// Ports allowed; empty allows any.
+    ports: Vec<u16>,
 }
 
 impl Outbound {
-    pub fn new(timeout: Duration, allow_private: bool) -> Self {
+    pub fn new(timeout: Duration, allow_private: bool, ports: Vec<u16>) -> Self {
+        let rules = Arc::new(Rules {
+            allow_private,
+            ports,
+        });
+        let policy_rules = rules.clone();
         let redirects = Policy::custom(move |attempt| {
             if attempt.previous().len() >= 3 {
                 attempt.error("too many redirects")
-            } else if !allow_private && literal_is_private(attempt.url()) {
-                attempt.stop()
+            } else if let Err(e) = policy_rules.check(attempt.url()) {
+                attempt.error(format!("redirect refused: {e}"))
             } else {
                 attempt.follow()
             }
@@ -44,13 +62,14 @@ impl Outbound {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .redirect(redirects)
+            .no_proxy()
             .user_agent(concat!("OnAir/", env!("CARGO_PKG_VERSION")));
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }
         Self {
             client: builder.build().expect("the HTTP client builds"),
-            allow_private,
+            rules,
         }
     }
 
@@ -58,26 +77,33 @@ impl Outbound {
         &self.client
     }
 
-    /// Checks a URL a user wants us to call: https, and not obviously private (names
-    /// are checked again when resolved, at every call).
+    /// Checks a URL a user wants us to call: https on an allowed port, and not a private
+    /// address literal (names are checked again when resolved, at every call).
     pub fn check_target(&self, url: &str) -> Result<Url, TargetError> {
         let url = Url::parse(url).map_err(|_| TargetError::Invalid)?;
+        self.rules.check(&url)?;
+        Ok(url)
+    }
+}
+
+impl Rules {
+    fn check(&self, url: &Url) -> Result<(), TargetError> {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(TargetError::Invalid);
         }
-        if self.allow_private {
-            return match url.scheme() {
-                "https" | "http" => Ok(url),
-                _ => Err(TargetError::NotHttps),
-            };
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_private => {}
+            _ => return Err(TargetError::NotHttps),
         }
-        if url.scheme() != "https" {
-            return Err(TargetError::NotHttps);
+        let port = url.port_or_known_default().ok_or(TargetError::Invalid)?;
+        if !self.ports.is_empty() && !self.ports.contains(&port) {
+            return Err(TargetError::Port);
         }
-        if literal_is_private(&url) {
+        if !self.allow_private && literal_is_private(url) {
             return Err(TargetError::Private);
         }
-        Ok(url)
+        Ok(())
     }
 }
 
@@ -102,41 +128,13 @@ pub fn describe_failure(url: &str, error: reqwest::Error) -> String {
 /// Whether the URL's host is a private address literal or a local name.
 fn literal_is_private(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+        Some(url::Host::Ipv4(ip)) => !is_global(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_global(IpAddr::V6(ip)),
         Some(url::Host::Domain(name)) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             name == "localhost" || name.ends_with(".localhost") || name.ends_with(".internal")
         }
         None => true,
-    }
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(ip) => {
-            let [a, b, ..] = ip.octets();
-            ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.is_documentation()
-                || a == 0
-                // Carrier-grade NAT (100.64.0.0/10).
-                || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                // Unique local (fc00::/7) and link-local (fe80::/10).
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
     }
 }
 
@@ -148,7 +146,7 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let public: Vec<SocketAddr> = found.filter(|a| !is_private(a.ip())).collect();
+            let public: Vec<SocketAddr> = found.filter(|a| is_global(a.ip())).collect();
             if public.is_empty() {
                 return Err(format!("{} has no public address", name.as_str()).into());
             }
@@ -161,13 +159,26 @@ impl Resolve for PublicOnly {
 mod tests {
     use super::*;
 
+    fn strict() -> Outbound {
+        Outbound::new(Duration::from_secs(2), false, vec![443])
+    }
+
     #[test]
-    fn private_targets_are_refused_unless_allowed() {
-        let strict = Outbound::new(Duration::from_secs(1), false);
-        assert!(strict.check_target("https://hooks.example.com/x").is_ok());
+    fn targets_must_be_public_https_on_an_allowed_port() {
+        let strict = strict();
+        for url in [
+            "https://hooks.example.com/x",
+            "https://hooks.example.com:443/x",
+            "https://8.8.8.8/x",
+            "https://[2001:4860:4860::8888]/x",
+        ] {
+            assert!(strict.check_target(url).is_ok(), "{url}");
+        }
         for (url, err) in [
             ("http://hooks.example.com/x", TargetError::NotHttps),
             ("ftp://hooks.example.com/x", TargetError::NotHttps),
+            ("https://hooks.example.com:8443/x", TargetError::Port),
+            ("https://hooks.example.com:80/x", TargetError::Port),
             ("https://127.0.0.1/x", TargetError::Private),
             ("https://10.1.2.3/x", TargetError::Private),
             ("https://169.254.169.254/latest", TargetError::Private),
@@ -175,17 +186,65 @@ mod tests {
             ("https://[::1]/", TargetError::Private),
             ("https://[fd00::1]/", TargetError::Private),
             ("https://[::ffff:192.168.0.1]/", TargetError::Private),
+            ("https://[64:ff9b::7f00:1]/", TargetError::Private),
+            ("https://[2002:7f00:1::]/", TargetError::Private),
             ("https://localhost/", TargetError::Private),
             ("https://db.internal/", TargetError::Private),
             ("not a url", TargetError::Invalid),
         ] {
             assert_eq!(strict.check_target(url), Err(err), "{url}");
         }
-        let open = Outbound::new(Duration::from_secs(1), true);
+        let ports = Outbound::new(Duration::from_secs(1), false, vec![443, 8443]);
+        assert!(
+            ports
+                .check_target("https://hooks.example.com:8443/")
+                .is_ok()
+        );
+        let open = Outbound::new(Duration::from_secs(1), true, Vec::new());
         assert!(open.check_target("http://127.0.0.1:9000/hook").is_ok());
         assert_eq!(
             open.check_target("ftp://127.0.0.1/"),
             Err(TargetError::NotHttps)
         );
+    }
+
+    /// Answers every request with a redirect to `location`.
+    async fn redirecting_to(location: &'static str) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0; 4096];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: {location}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn redirects_are_checked_like_targets() {
+        // The first hop is a loopback literal, which only registration would refuse:
+        // the redirect it answers is what is under test.
+        for location in [
+            "http://hooks.example.com/x",
+            "https://hooks.example.com:8443/x",
+            "https://127.0.0.1/x",
+            "https://[64:ff9b::a00:1]/x",
+        ] {
+            let addr = redirecting_to(location).await;
+            let error = strict()
+                .client()
+                .get(format!("http://{addr}/"))
+                .send()
+                .await
+                .expect_err(location);
+            assert!(error.is_redirect(), "{location}: {error:?}");
+        }
     }
 }

@@ -118,8 +118,13 @@ impl WebPush {
         subscription: &PushSubscription,
         payload: &[u8],
     ) -> Result<reqwest::Request, String> {
+        // Stored before the rules were last tightened, an endpoint may no longer pass them.
+        let endpoint = self
+            .outbound
+            .check_target(&subscription.endpoint)
+            .map_err(|e| format!("endpoint refused: {e}"))?;
         let keys = BrowserKeys::parse(&subscription.p256dh, &subscription.auth)?;
-        let endpoint = subscription.endpoint.parse().map_err(|e| format!("{e}"))?;
+        let endpoint = endpoint.as_str().parse().map_err(|e| format!("{e}"))?;
         let request = WebPushBuilder::new(endpoint, keys.public, keys.auth)
             .with_valid_duration(PUSH_TTL)
             .with_vapid(&self.key, &self.contact)

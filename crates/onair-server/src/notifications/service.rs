@@ -62,6 +62,10 @@ pub struct NotifyConfig {
     pub outbound_timeout_ms: u64,
     /// Lets webhooks and push endpoints target private addresses (tests, intranets).
     pub outbound_allow_private: bool,
+    /// Ports outbound calls may use (comma-separated in the environment); empty allows
+    /// any.
+    #[serde(deserialize_with = "crate::config::comma_list")]
+    pub outbound_ports: Vec<u16>,
     /// Failed deliveries in a row after which a webhook is disabled.
     pub webhook_disable_after: i32,
     /// Webhooks one user may register.
@@ -85,6 +89,7 @@ impl Default for NotifyConfig {
             max_feeds: 10_000,
             outbound_timeout_ms: 5_000,
             outbound_allow_private: false,
+            outbound_ports: vec![443],
             webhook_disable_after: 10,
             webhooks_per_user: 25,
             push_subscriptions_per_user: 10,
@@ -131,6 +136,7 @@ impl Notifications {
         let outbound = Outbound::new(
             Duration::from_millis(config.outbound_timeout_ms),
             config.outbound_allow_private,
+            config.outbound_ports.clone(),
         );
         let rows_per_second = NonZeroU32::new(config.rows_per_second).unwrap_or(NonZeroU32::MIN);
         let push = WebPush::new(

@@ -60,28 +60,33 @@ impl JobHandler for WebhookHandler {
             .expect("webhook bodies serialize");
         let message_id = job.id.to_string();
         let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let sent = self
-            .outbound
-            .client()
-            .post(&hook.callback_url)
-            .header("content-type", "application/json")
-            .header("onair-message-id", &message_id)
-            .header("onair-message-timestamp", &timestamp)
-            .header(
-                "onair-message-signature",
-                signature(&hook.secret, &message_id, &timestamp, &body),
-            )
-            .header("onair-subscription-type", hook.event.as_str())
-            .body(body)
-            .send()
-            .await;
+        // Stored before the rules were last tightened, a URL may no longer pass them.
+        let sent = match self.outbound.check_target(&hook.callback_url) {
+            Ok(url) => Ok(self
+                .outbound
+                .client()
+                .post(url)
+                .header("content-type", "application/json")
+                .header("onair-message-id", &message_id)
+                .header("onair-message-timestamp", &timestamp)
+                .header(
+                    "onair-message-signature",
+                    signature(&hook.secret, &message_id, &timestamp, &body),
+                )
+                .header("onair-subscription-type", hook.event.as_str())
+                .body(body)
+                .send()
+                .await),
+            Err(e) => Err(e),
+        };
         let failure = match sent {
-            Ok(response) if response.status().is_success() => None,
-            Ok(response) => Some(format!("callback answered {}", response.status())),
-            Err(e) => Some(format!(
+            Ok(Ok(response)) if response.status().is_success() => None,
+            Ok(Ok(response)) => Some(format!("callback answered {}", response.status())),
+            Ok(Err(e)) => Some(format!(
                 "callback unreachable: {}",
                 describe_failure(&hook.callback_url, e)
             )),
+            Err(e) => Some(format!("callback_url refused: {e}")),
         };
         let outcome = if failure.is_some() {
             "failed"

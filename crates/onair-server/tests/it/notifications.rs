@@ -40,6 +40,7 @@ pub(crate) fn quick_jobs(config: &mut Config) {
     config.jobs.backoff_base_ms = 50;
     config.jobs.backoff_max_secs = 1;
     config.notify.outbound_allow_private = true;
+    config.notify.outbound_ports = Vec::new();
     config.notify.batch_size = 2;
 }
 
