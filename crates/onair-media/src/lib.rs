@@ -11,6 +11,7 @@ mod flv;
 mod master;
 mod mirror;
 mod playlist;
+mod publishers;
 mod recording;
 mod rtmp;
 mod transcoder;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 pub use clip::{ClipOutput, ClipRange, cut_clip};
 pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
 pub use playlist::playlist_duration;
+pub use publishers::Publishers;
 pub use recording::RECORDING_PLAYLIST;
 pub use rtmp::{IngestConfig, IngestServer};
 pub use transcoder::{
@@ -79,6 +81,9 @@ pub enum PublishEnd {
     PublisherLeft,
     /// ffmpeg failed; the broadcast ends.
     TranscoderFailed,
+    /// The application stopped it (stream key rotated, broadcast ended), having already
+    /// recorded the end.
+    Stopped,
 }
 
 /// What the media plane needs from the application: authenticate a stream key and move
@@ -87,6 +92,9 @@ pub enum PublishEnd {
 pub trait PublishHandler: Send + Sync + 'static {
     async fn publish_started(&self, stream_key: &str) -> Result<Publication, PublishRefused>;
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd);
+    /// Whether the publish may go on: its broadcast is still live with it. Asked every
+    /// few seconds, so that an end written by another node stops it too.
+    async fn still_live(&self, publication: &Publication) -> bool;
 }
 
 /// A live broadcast's HLS key prefix in the media store (and path under the spool).

@@ -1,7 +1,9 @@
 //! The RTMP listener. Each connection runs a scuffle-rtmp session whose handler checks the
 //! publish with the application, then turns audio/video messages into FLV on ffmpeg's
-//! stdin. Capacity is a semaphore of ingest slots; a refused or failed publish closes the
-//! connection.
+//! stdin. Capacity is a semaphore of ingest slots; a refused, failed or stopped publish
+//! closes the connection and frees its slot. A publish is stopped at once through
+//! `Publishers`, or within `RECHECK` when its broadcast is no longer live with it (ended
+//! or its key rotated through another node).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,14 +13,17 @@ use std::time::{Duration, Instant};
 use scuffle_rtmp::ServerSession;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::flv::{self, TagKind};
 use crate::master;
 use crate::mirror::Mirror;
 use crate::transcoder::{TranscodeSettings, Transcoder};
-use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, stream_key_of};
+use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, Publishers, stream_key_of};
+
+/// How often a session asks whether its broadcast is still live with it.
+const RECHECK: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -43,12 +48,14 @@ struct Shared {
     config: IngestConfig,
     handler: Arc<dyn PublishHandler>,
     slots: Arc<Semaphore>,
+    publishers: Publishers,
 }
 
 impl IngestServer {
     pub async fn bind(
         config: IngestConfig,
         handler: Arc<dyn PublishHandler>,
+        publishers: Publishers,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.bind).await?;
         let slots = Arc::new(Semaphore::new(config.max_ingests));
@@ -58,6 +65,7 @@ impl IngestServer {
                 config,
                 handler,
                 slots,
+                publishers,
             }),
         })
     }
@@ -114,9 +122,11 @@ async fn serve_connection(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
     let active = Arc::new(Mutex::new(None));
+    let stop = Arc::new(Notify::new());
     let handler = Session {
         shared: Arc::clone(&shared),
         active: Arc::clone(&active),
+        stop: Arc::clone(&stop),
     };
     let session = ServerSession::new(socket, handler);
     let ended = tokio::select! {
@@ -128,6 +138,7 @@ async fn serve_connection(
             }
         },
         _ = stopped.wait_for(|stop| *stop) => PublishEnd::PublisherLeft,
+        () = revoked(&shared, &active, &stop) => PublishEnd::Stopped,
     };
     // The connection is gone (closed by either side): finish whatever it was publishing.
     let active = active.lock().await.take();
@@ -136,8 +147,28 @@ async fn serve_connection(
     }
 }
 
+/// Resolves when the application stops this connection's publish, or when a re-check
+/// finds its broadcast no longer live with it.
+async fn revoked(shared: &Shared, active: &Mutex<Option<Active>>, stop: &Notify) {
+    let mut tick = tokio::time::interval(RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.notified() => return,
+            _ = tick.tick() => {}
+        }
+        let publication = active.lock().await.as_ref().map(|a| a.publication.clone());
+        if let Some(publication) = publication
+            && !shared.handler.still_live(&publication).await
+        {
+            return;
+        }
+    }
+}
+
 /// Stops ffmpeg and tells the application how the publish ended.
 async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
+    shared.publishers.unregister(&active.publication);
     let status = active.transcoder.finish(Duration::from_secs(5)).await;
     active.mirror.finish().await;
     let end = match status {
@@ -157,6 +188,8 @@ async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
 struct Session {
     shared: Arc<Shared>,
     active: Arc<Mutex<Option<Active>>>,
+    /// Wakes `revoked` when the application stops this publish.
+    stop: Arc<Notify>,
 }
 
 fn refuse(reason: PublishRefused) -> ServerSessionError {
@@ -238,6 +271,9 @@ impl SessionHandler for Session {
             Instant::now(),
             Duration::from_secs(30),
         ));
+        self.shared
+            .publishers
+            .register(&publication, Arc::clone(&self.stop));
         *active = Some(Active {
             rtmp_stream_id: stream_id,
             publication,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use onair_infra::{MediaStore, MemoryViewerCounter, RedisPool, RedisViewerCounter, ViewerCounter};
-use onair_media::IngestServer;
+use onair_media::{IngestServer, Publishers};
 use onair_store::Store;
 use tokio::sync::watch;
 
@@ -99,6 +99,7 @@ impl Application {
             .enabled
             .then(|| job_runner(&config, &store, &notifications, &files));
         let wake_jobs = notifications.waker();
+        let publishers = Publishers::default();
         let broadcasts = Arc::new(Broadcasts::new(
             store.clone(),
             store.clone(),
@@ -158,6 +159,7 @@ impl Application {
                 config.media.public_rtmp_url.clone(),
                 Arc::clone(&wake_jobs),
                 lists(),
+                publishers.clone(),
             )),
             archives: Arc::new(Archives::new(
                 store.clone(),
@@ -198,13 +200,16 @@ impl Application {
         };
         let ingest = if config.media.rtmp_enabled {
             warn_if_missing(&config.media.ffmpeg_path);
-            let ingest =
-                IngestServer::bind(config.media.ingest(files, config.media_root()), broadcasts)
-                    .await
-                    .map_err(|source| StartupError::BindRtmp {
-                        addr: config.media.rtmp_bind,
-                        source,
-                    })?;
+            let ingest = IngestServer::bind(
+                config.media.ingest(files, config.media_root()),
+                broadcasts,
+                publishers,
+            )
+            .await
+            .map_err(|source| StartupError::BindRtmp {
+                addr: config.media.rtmp_bind,
+                source,
+            })?;
             Some(ingest)
         } else {
             None

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::FromRef;
+use onair_core::StreamStatus;
 use onair_infra::{MediaStore, S3Options};
 use onair_media::{
     IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
@@ -194,6 +195,7 @@ impl Broadcasts {
         let result = match end {
             PublishEnd::PublisherLeft => self.streams.detach_publisher(session_id).await,
             PublishEnd::TranscoderFailed => self.streams.end_published_stream(session_id).await,
+            PublishEnd::Stopped => return,
         };
         self.jobs.notify_one();
         if let Err(e) = result {
@@ -211,6 +213,20 @@ impl PublishHandler for Broadcasts {
 
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd) {
         self.detach(publication.session_id, end).await;
+    }
+
+    async fn still_live(&self, publication: &Publication) -> bool {
+        match self.streams.stream(publication.stream_id).await {
+            // Only this publish can hold a live broadcast: a rotation or an end by hand
+            // detaches it.
+            Ok(Some(stream)) => stream.status == StreamStatus::Live && stream.publishing,
+            Ok(None) => false,
+            Err(e) => {
+                // An outage is no reason to cut a broadcast.
+                tracing::warn!(error = %e, "publish re-check failed");
+                true
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use onair_core::{Category, StreamSort, StreamStatus, StreamTitle};
+use onair_media::Publishers;
 use onair_store::{
     StoreError, StreamKeyRecord, StreamKeyStore, StreamPatch, StreamStore, StreamView,
 };
@@ -53,6 +54,8 @@ pub struct Streams {
     /// Wakes this node's job runners: going live and ending queue notifications.
     jobs: Arc<Notify>,
     lists: UserLists,
+    /// This node's running publishes, stopped when their key or broadcast ends.
+    publishers: Publishers,
 }
 
 impl Streams {
@@ -63,6 +66,7 @@ impl Streams {
         public_rtmp_url: String,
         jobs: Arc<Notify>,
         lists: UserLists,
+        publishers: Publishers,
     ) -> Self {
         Self {
             streams,
@@ -71,6 +75,7 @@ impl Streams {
             public_rtmp_url,
             jobs,
             lists,
+            publishers,
         }
     }
 
@@ -89,10 +94,14 @@ impl Streams {
             .ok_or(ApiError::NotFound("user"))
     }
 
+    /// A new key; the broadcast fed with the old one ends and its publisher is cut off.
     async fn rotate_key(&self, me: Uuid) -> Result<StreamKeyRecord, ApiError> {
         let record = self.keys.generate(me);
         self.key_store.put_stream_key(&record).await?;
-        Ok(record)
+        match self.end(me).await {
+            Ok(_) | Err(ApiError::StreamNotLive) => Ok(record),
+            Err(e) => Err(e),
+        }
     }
 
     fn key_response(&self, record: &StreamKeyRecord) -> Response {
@@ -129,9 +138,12 @@ impl Streams {
         Ok(stream)
     }
 
+    /// Ends the broadcast and disconnects its publisher: at once on this node, within the
+    /// ingest's re-check on another.
     async fn end(&self, me: Uuid) -> Result<StreamView, ApiError> {
         match self.streams.end_stream(me).await {
             Ok(stream) => {
+                self.publishers.stop(me);
                 self.jobs.notify_one();
                 Ok(stream)
             }
@@ -244,7 +256,8 @@ async fn get_stream_key(
     Ok(streams.key_response(&streams.key(me).await?))
 }
 
-/// Replace the caller's stream key; the old one stops working at once.
+/// Replace the caller's stream key; the old one stops working at once: a broadcast fed with
+/// it ends and its encoder is disconnected.
 #[utoipa::path(post, path = "/me/stream-key/rotate", tag = "streams", security(("bearer" = [])),
     responses((status = 200, body = StreamKeyDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody)))]
 async fn rotate_stream_key(
@@ -274,7 +287,7 @@ async fn start_stream(
     Ok((StatusCode::CREATED, Json(stream.into())))
 }
 
-/// End the caller's live broadcast.
+/// End the caller's live broadcast; its encoder, if any, is disconnected.
 #[utoipa::path(post, path = "/streams/end", tag = "streams", security(("bearer" = [])),
     responses((status = 200, body = StreamDto), (status = 401, body = ErrorBody),
         (status = 409, description = "`stream_not_live`", body = ErrorBody)))]

@@ -3,6 +3,7 @@
 
 use std::process::Stdio;
 use std::sync::Once;
+use std::time::Duration;
 
 use onair_infra::testing::MotoS3;
 use onair_infra::{MediaStore, S3Options};
@@ -11,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+use crate::notifications::store_of;
 use crate::support::{DEADLINE, TestApp, User, eventually};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
@@ -22,6 +24,8 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     bad_publishers_are_refused_without_harm,
     a_crashed_transcoder_ends_the_broadcast_and_drops_the_publisher,
     ingests_beyond_the_node_cap_are_refused,
+    rotating_the_key_cuts_off_its_publisher_and_frees_the_slot,
+    ending_the_broadcast_cuts_off_its_publisher_on_any_node,
 );
 
 /// ffmpeg comes from Debian's packages; install it if this machine lacks it.
@@ -475,4 +479,65 @@ async fn ingests_beyond_the_node_cap_are_refused(db: DbConfig) {
         (zombie_children() == 0).then_some(())
     })
     .await;
+}
+
+/// The server disconnects `publisher` within `limit`: ffmpeg fails on its own.
+async fn cut_off(publisher: &mut Child, limit: Duration) {
+    let status = tokio::time::timeout(limit, publisher.wait())
+        .await
+        .expect("the publisher is disconnected in time")
+        .unwrap();
+    assert!(!status.success());
+}
+
+/// Publishes with `key` until the ingest keeps it: the slot of a publish cut off a
+/// moment ago is free once its transcoder has stopped.
+async fn publish_when_free(app: &TestApp, user: &User, key: &str) -> (Child, Value) {
+    let publisher = eventually("a free ingest slot", || async {
+        let mut publisher = publish(app, key);
+        let refused = tokio::time::timeout(Duration::from_secs(3), publisher.wait()).await;
+        refused.is_err().then_some(publisher)
+    })
+    .await;
+    (publisher, broadcast_in(app, user, "live").await)
+}
+
+/// A creator publishing on a node with one ingest slot calls `path`: it succeeds, the
+/// publisher is cut off at once and the broadcast has ended. Returns the node, the
+/// creator, its key, the answer and the ended broadcast's id.
+async fn cut_off_by(db: DbConfig, path: &str) -> (TestApp, User, String, Value, Value) {
+    let app = TestApp::spawn_configured(db, |config| config.media.max_ingests = 1).await;
+    let creator = app.signup("cut_off").await;
+    let key = stream_key(&app, &creator).await;
+    let mut publisher = publish(&app, &key);
+    let first = broadcast_in(&app, &creator, "live").await;
+    let (status, answer) = app.post(path, Some(&creator.access), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    cut_off(&mut publisher, Duration::from_secs(5)).await;
+    let ended = broadcast_in(&app, &creator, "ended").await;
+    assert_eq!(ended["id"], first["id"]);
+    (app, creator, key, answer, first["id"].clone())
+}
+
+async fn rotating_the_key_cuts_off_its_publisher_and_frees_the_slot(db: DbConfig) {
+    let (app, creator, old_key, rotated, first) = cut_off_by(db, "/api/me/stream-key/rotate").await;
+    // The only slot is free again, for the new key.
+    let key = rotated["stream_key"].as_str().unwrap();
+    assert_ne!(key, old_key);
+    let (_publisher, second) = publish_when_free(&app, &creator, key).await;
+    assert_ne!(second["id"], first);
+}
+
+async fn ending_the_broadcast_cuts_off_its_publisher_on_any_node(db: DbConfig) {
+    let (app, creator, key, ended, first) = cut_off_by(db, "/api/streams/end").await;
+    assert_eq!(ended["id"], first);
+
+    // An end written by another node (straight to the store here) is noticed by the
+    // session's periodic re-check.
+    let (mut publisher, second) = publish_when_free(&app, &creator, &key).await;
+    assert_ne!(second["id"], first);
+    let user_id = creator.id.parse().unwrap();
+    store_of(&app).await.end_stream(user_id).await.unwrap();
+    cut_off(&mut publisher, Duration::from_secs(10)).await;
+    publish_when_free(&app, &creator, &key).await;
 }
