@@ -149,6 +149,9 @@ export async function call<T>(method: string, path: string, body?: unknown, retr
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
+    // Public reads may be cached (a CDN's business); the page polls, so it revalidates
+    // every time: an unchanged answer is a 304 on its ETag.
+    cache: 'no-cache',
   });
   if (response.status === 401 && session && !retried && (await refresh())) {
     return call(method, path, body, true);

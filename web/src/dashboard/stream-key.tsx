@@ -9,7 +9,7 @@ export function StreamKey({ channelId }: { channelId: string }) {
   const action = useAction();
   const run = (fetchKey: () => Promise<Key>) => action.run(async () => setKey(await fetchKey()));
   const rotate = () => {
-    if (confirm('The old key stops working at once. Rotate?')) run(api.rotateStreamKey);
+    if (confirm('The old key stops working at once, and a broadcast streaming with it ends. Rotate?')) run(api.rotateStreamKey);
   };
   return (
     <section aria-labelledby="obs-heading" class="dash-section">

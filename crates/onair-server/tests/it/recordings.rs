@@ -231,6 +231,7 @@ async fn assert_thumbnail(app: &TestApp, media: &Value) {
 async fn ready_clip(app: &TestApp, id: &str) -> (Value, f64) {
     let clip = eventually("the clip cut", || async {
         let (_, clip) = app.get(&format!("/api/clips/{id}")).await;
+        assert_ne!(clip["status"], "failed", "{clip}");
         (clip["status"] == "ready").then_some(clip)
     })
     .await;

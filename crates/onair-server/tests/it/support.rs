@@ -66,6 +66,9 @@ impl TestApp {
         config.media.rtmp_bind = "127.0.0.1:0".parse().unwrap();
         // Tests fire many requests from 127.0.0.1 at once; `rate_limits` turns them on.
         config.rate_limit.enabled = false;
+        // The suite runs tests side by side on two cores: a niced media job would wait
+        // behind them (priorities are the benchmark's business, not the tests').
+        config.processing.nice = 0;
         change(&mut config);
         let app = Application::build(config.clone())
             .await
