@@ -29,6 +29,7 @@ mod rate_limit;
 mod routes;
 mod secrets;
 mod serve;
+mod settings;
 mod shutdown;
 mod streams;
 mod users;

@@ -17,7 +17,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use onair_store::{Backend, DbConfig};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 pub use crate::chat::ChatConfig;
 pub use crate::jobs::JobsSettings;
@@ -85,7 +85,7 @@ pub struct HttpConfig {
     pub metrics_bind: Option<SocketAddr>,
     /// Proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name the client
     /// (comma-separated in the environment); from anyone else those headers are ignored.
-    #[serde(deserialize_with = "comma_list")]
+    #[serde(deserialize_with = "crate::settings::comma_list")]
     pub trusted_proxies: Vec<String>,
 }
 
@@ -109,7 +109,7 @@ pub struct DatabaseConfig {
     /// `data_dir`.
     pub url: Option<String>,
     /// PostgreSQL read replicas (comma-separated in the environment).
-    #[serde(deserialize_with = "comma_list")]
+    #[serde(deserialize_with = "crate::settings::comma_list")]
     pub replica_urls: Vec<String>,
     pub max_connections: u32,
     pub min_connections: u32,
@@ -189,33 +189,6 @@ impl std::fmt::Debug for Config {
             .field("replicas", &self.database.replica_urls.len())
             .field("redis", &self.redis.url.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// Accepts `"a,b"` from an environment variable (a lone number arrives parsed) as well as
-/// `["a", "b"]` from TOML.
-pub(crate) fn comma_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum List<T> {
-        Text(String),
-        One(T),
-        Many(Vec<T>),
-    }
-    match List::<T>::deserialize(deserializer)? {
-        List::Text(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.parse().map_err(serde::de::Error::custom))
-            .collect(),
-        List::One(one) => Ok(vec![one]),
-        List::Many(v) => Ok(v),
     }
 }
 

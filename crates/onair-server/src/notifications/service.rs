@@ -64,7 +64,7 @@ pub struct NotifyConfig {
     pub outbound_allow_private: bool,
     /// Ports outbound calls may use (comma-separated in the environment); empty allows
     /// any.
-    #[serde(deserialize_with = "crate::config::comma_list")]
+    #[serde(deserialize_with = "crate::settings::comma_list")]
     pub outbound_ports: Vec<u16>,
     /// Failed deliveries in a row after which a webhook is disabled.
     pub webhook_disable_after: i32,
