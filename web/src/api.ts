@@ -269,8 +269,11 @@ export const api = {
   channelClips: (channelId: string, limit: number): PageFetch<Clip> => (cursor) =>
     call('GET', `/users/${channelId}/clips?${pageQuery(limit, cursor)}`),
   deleteClip: (id: string) => call<void>('DELETE', `/clips/${id}`),
-  heartbeat: (streamId: string, viewerId: string) =>
-    call<void>('POST', `/streams/${streamId}/heartbeat`, { viewer_id: viewerId }),
+  viewerToken: (streamId: string) =>
+    call<{ viewer_token: string; expires_in: number }>('POST', `/streams/${streamId}/viewer-token`),
+  /** `viewerToken`: an anonymous viewer's (see heartbeat.ts); null when signed in. */
+  heartbeat: (streamId: string, viewerToken: string | null) =>
+    call<void>('POST', `/streams/${streamId}/heartbeat`, viewerToken ? { viewer_token: viewerToken } : {}),
 };
 
 export function displayName(user: UserSummary): string {

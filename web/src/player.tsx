@@ -1,14 +1,12 @@
 import type { RefObject } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type Hls from 'hls.js';
-import { api } from './api';
+import { heartbeat } from './heartbeat';
 import { parseMaster, qualityLabel } from './playlist';
 
 const HEARTBEAT_MS = 15_000;
 /** A playing live video whose clock stands still this long is reloaded. */
 const STALL_MS = 6_000;
-// One anonymous viewer id per page load: counted once however many tabs reload.
-const viewerId = crypto.randomUUID();
 
 interface Quality {
   label: string;
@@ -148,9 +146,9 @@ export function Player(
       }
     }, 1_000);
     const beat = setInterval(() => {
-      if (!element.paused && !element.ended) api.heartbeat(streamId, viewerId).catch(() => {});
+      if (!element.paused && !element.ended) heartbeat(streamId).catch(() => {});
     }, HEARTBEAT_MS);
-    const first = () => api.heartbeat(streamId, viewerId).catch(() => {});
+    const first = () => heartbeat(streamId).catch(() => {});
     element.addEventListener('playing', first, { once: true });
     return () => {
       disposed = true;

@@ -386,6 +386,16 @@ test('screenshot: a channel page playing a broadcast with its chat', async ({ br
     await expect(page.getByText(/^1 viewer$/)).toBeVisible({ timeout: 15_000 });
     await expect(chatLog(page)).toContainText('all night long');
     await page.screenshot({ path: `${SCREENSHOTS}channel-chat.png` });
+
+    // The anonymous player keeps its viewer token per tab and replaces one the server refuses.
+    const kept = `onair:viewer-token:${await liveStream()}`;
+    expect(await page.evaluate((k) => sessionStorage.getItem(k), kept)).toContain('"token"');
+    await page.evaluate((k) => sessionStorage.setItem(k, JSON.stringify({ token: 'forged', until: Date.now() + 3_600_000 })), kept);
+    const refused = page.waitForResponse((r) => r.url().endsWith('/heartbeat') && r.status() === 422);
+    const renewed = page.waitForResponse((r) => r.url().endsWith('/viewer-token') && r.status() === 200);
+    await page.reload();
+    await Promise.all([refused, renewed]);
+    await expect.poll(() => page.evaluate((k) => sessionStorage.getItem(k), kept)).not.toContain('forged');
   } finally {
     ffmpeg.kill('SIGKILL');
   }

@@ -47,6 +47,14 @@ export async function goLive(request: APIRequestContext, user: ApiUser, title: s
   return (await response.json()).id as string;
 }
 
+/** One new anonymous viewer's heartbeat: a viewer token of the stream, then a beat with it. */
+export async function anonymousHeartbeat(request: APIRequestContext, streamId: string): Promise<number> {
+  const minted = await request.post(`/api/streams/${streamId}/viewer-token`);
+  expect(minted.status()).toBe(200);
+  const { viewer_token } = await minted.json();
+  return (await request.post(`/api/streams/${streamId}/heartbeat`, { data: { viewer_token } })).status();
+}
+
 /** Signs up through the page and waits until the app shows the signed-in menu. */
 export async function signUpThroughPage(page: Page, username: string) {
   await page.goto('/signup');

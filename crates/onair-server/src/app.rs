@@ -116,7 +116,12 @@ impl Application {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
         };
-        let viewers = Arc::new(Viewers::new(store.clone(), viewer_counter, &secret));
+        let viewers = Arc::new(Viewers::new(
+            store.clone(),
+            viewer_counter,
+            &secret,
+            &config.viewers,
+        ));
         let chat_stores = ChatStores {
             chat: store.clone(),
             users: store.clone(),

@@ -71,6 +71,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(Conflict),
+    #[error(
+        "the viewer token is invalid, expired or for another stream: get a new one from POST /api/streams/{{id}}/viewer-token"
+    )]
+    InvalidViewerToken,
     #[error("you have no live stream")]
     StreamNotLive,
     #[error("you have reached the limit of {0}")]
@@ -107,6 +111,7 @@ impl ApiError {
             Self::InvalidBody(_)
             | Self::Validation(_)
             | Self::CannotFollowSelf
+            | Self::InvalidViewerToken
             | Self::UnsupportedImage => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -166,6 +171,7 @@ impl ApiError {
             Self::Conflict(Conflict::ActiveStream) => "stream_already_live",
             Self::Conflict(Conflict::PushEndpoint) => "push_endpoint_taken",
             Self::Conflict(Conflict::Other) => "conflict",
+            Self::InvalidViewerToken => "invalid_viewer_token",
             Self::StreamNotLive => "stream_not_live",
             Self::LimitReached(_) => "limit_reached",
             Self::CannotFollowSelf => "cannot_follow_self",

@@ -44,6 +44,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("STORAGE_QUOTA_BYTES", "media.storage_quota_bytes"),
     ("VIEWER_FLUSH_MS", "viewers.flush_ms"),
     ("VIEWER_PERSIST_MS", "viewers.persist_ms"),
+    ("VIEWER_TOKEN_TTL_SECS", "viewers.token_ttl_secs"),
     ("CHAT_MAX_CONNECTIONS", "chat.max_connections"),
     ("CHAT_SEND_QUEUE", "chat.send_queue"),
     ("CHAT_HISTORY_LEN", "chat.history_len"),

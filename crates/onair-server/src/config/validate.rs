@@ -201,6 +201,11 @@ impl Config {
             "viewers.persist_ms",
             "must be positive",
         )?;
+        check(
+            (1..=86_400).contains(&self.viewers.token_ttl_secs),
+            "viewers.token_ttl_secs",
+            "must be 1 to 86400",
+        )?;
         let chat = &self.chat;
         check(
             chat.max_connections > 0,

@@ -1,9 +1,9 @@
 //! API rate limits (review M1). Every `/api` request counts against one class's GCRA
 //! quota: sign-up, login and refresh per client address (`auth_ip`); heartbeats and
-//! webhook / push registrations per caller; everything else per user (`user`) or, for
-//! anonymous calls, per client address (`anonymous`). Logins also count per target
-//! account (`auth_account`), from wherever they come, so a guesser spread over many
-//! addresses is slowed too. HLS media, the web UI, the docs, the media server's callbacks
+//! viewer tokens, webhook / push registrations per caller; everything else per user
+//! (`user`) or, for anonymous calls, per client address (`anonymous`). Logins also count
+//! per target account (`auth_account`), from wherever they come, so a guesser spread over
+//! many addresses is slowed too. HLS media, the web UI, the docs, the media server's callbacks
 //! (`/api/hooks`, with their secret), `/healthz`, `/readyz` and `/metrics` are outside the
 //! API's router and never limited; chat messages have their own per-user limit (`chat`).
 //!
@@ -121,7 +121,9 @@ impl Class {
         }
         match path {
             "/api/auth/signup" | "/api/auth/login" | "/api/auth/refresh" => Some(Self::AuthIp),
-            "/api/streams/{id}/heartbeat" => Some(Self::Heartbeat),
+            "/api/streams/{id}/heartbeat" | "/api/streams/{id}/viewer-token" => {
+                Some(Self::Heartbeat)
+            }
             "/api/webhooks" | "/api/me/push-subscriptions" => Some(Self::Registration),
             _ => None,
         }
@@ -286,6 +288,11 @@ mod tests {
         assert_eq!(Class::of(&post, "/api/auth/logout"), None);
         assert_eq!(
             Class::of(&post, "/api/streams/{id}/heartbeat"),
+            Some(Class::Heartbeat)
+        );
+        // Minting viewer identities shares the heartbeat quota (issue 14).
+        assert_eq!(
+            Class::of(&post, "/api/streams/{id}/viewer-token"),
             Some(Class::Heartbeat)
         );
         assert_eq!(Class::of(&post, "/api/webhooks"), Some(Class::Registration));

@@ -131,7 +131,7 @@ async fn classes_have_quotas_of_their_own(db: DbConfig) {
     let heartbeat = || {
         app.client
             .post(app.url(&format!("/api/streams/{}/heartbeat", Uuid::now_v7())))
-            .json(&json!({"viewer_id": "viewer-0001"}))
+            .json(&json!({"viewer_token": "forged"}))
     };
     for _ in 0..2 {
         let (status, _, body) = send(heartbeat()).await;
