@@ -1,6 +1,6 @@
 //! A logged-in user on a chat socket, and what the room's rules let them do.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use onair_store::{ChatSettings, ChatStanding};
@@ -13,17 +13,11 @@ use super::protocol::{ChatUser, Role, ServerFrame};
 pub struct Member {
     pub user: ChatUser,
     pub standing: ChatStanding,
-    /// When this user last sent a message on this socket (slow mode).
-    pub last_sent: Option<Instant>,
 }
 
 impl Member {
     pub fn new(user: ChatUser, standing: ChatStanding) -> Self {
-        Self {
-            user,
-            standing,
-            last_sent: None,
-        }
+        Self { user, standing }
     }
 }
 
@@ -47,9 +41,10 @@ impl Member {
             .filter(|until| *until > Utc::now())
     }
 
-    /// The room's rules for this user: bans, timeouts, followers-only and slow mode (the
-    /// last two do not bind the owner and moderators).
-    pub fn may_say(&self, room: Uuid, settings: ChatSettings) -> Result<(), Frame> {
+    /// The room's rules for this user: bans, timeouts and followers-only; then the slow
+    /// mode interval that applies to them, which the service enforces across sockets
+    /// (neither followers-only nor slow mode binds the owner and moderators).
+    pub fn may_say(&self, room: Uuid, settings: ChatSettings) -> Result<Duration, Frame> {
         let refuse = |code, message: &str, wait: Option<Duration>| {
             Err(ServerFrame::Error {
                 code,
@@ -67,7 +62,7 @@ impl Member {
             return refuse("timed_out", "you are timed out", Some(left));
         }
         if self.role(room) != Role::Viewer {
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         if let Some(minutes) = settings.followers_only_minutes {
             let needed = chrono::Duration::minutes(i64::from(minutes));
@@ -83,13 +78,8 @@ impl Member {
                 );
             }
         }
-        let slow = Duration::from_secs(u64::try_from(settings.slow_mode_secs).unwrap_or(0));
-        let since_last = self.last_sent.map(|last| last.elapsed());
-        if let Some(since_last) = since_last
-            && since_last < slow
-        {
-            return refuse("slow_mode", "slow mode is on", Some(slow - since_last));
-        }
-        Ok(())
+        Ok(Duration::from_secs(
+            u64::try_from(settings.slow_mode_secs).unwrap_or(0),
+        ))
     }
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::protocol::ServerFrame;
 use super::rooms::RoomEvent;
-use super::service::Chat;
+use super::service::{Chat, MAX_SLOW_MODE};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::AuthUser;
 use crate::pagination::{PageBody, PageQuery};
@@ -194,7 +194,7 @@ impl Chat {
                 .await?;
             }
             Action::Settings(settings) => {
-                if !(0..=86_400).contains(&settings.slow_mode_secs)
+                if !(0..=MAX_SLOW_MODE.as_secs() as i32).contains(&settings.slow_mode_secs)
                     || settings
                         .followers_only_minutes
                         .is_some_and(|m| !(0..=129_600).contains(&m))

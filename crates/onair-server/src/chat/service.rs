@@ -1,10 +1,12 @@
 //! The chat service: this node's rooms and sockets, the Redis bus that joins rooms across
 //! nodes, per-user rate limits, and who may talk where.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use onair_infra::{InfraError, RedisPool};
 use onair_store::{ChatStore, StreamStore, UserStore};
@@ -67,6 +69,9 @@ impl ChatConfig {
     }
 }
 
+/// The longest slow mode a room may set.
+pub(super) const MAX_SLOW_MODE: Duration = Duration::from_secs(86_400);
+
 pub struct Chat {
     pub(super) store: Arc<dyn ChatStore>,
     users: Arc<dyn UserStore>,
@@ -76,7 +81,10 @@ pub struct Chat {
     rooms: Arc<Rooms>,
     /// Scale-out: rooms span nodes through Redis.
     redis: Option<RedisChat>,
-    pub(super) rate_limiter: DefaultKeyedRateLimiter<Uuid>,
+    /// Per user, across every socket and login on this node.
+    rate_limiter: DefaultKeyedRateLimiter<Uuid>,
+    /// Slow mode: when each (room, user) last sent, across every socket on this node.
+    last_sent: Mutex<HashMap<(Uuid, Uuid), Instant>>,
     pub(super) slots: Arc<Semaphore>,
     pub(super) send_queue: usize,
     max_connections: usize,
@@ -111,6 +119,7 @@ impl Chat {
             rooms,
             redis,
             rate_limiter: RateLimiter::keyed(quota),
+            last_sent: Mutex::default(),
             slots: Arc::new(Semaphore::new(config.max_connections)),
             send_queue: config.send_queue,
             max_connections: config.max_connections,
@@ -190,6 +199,10 @@ impl Chat {
                 }
             }
             self.rate_limiter.retain_recent();
+            self.last_sent
+                .lock()
+                .expect("slow mode lock")
+                .retain(|_, at| at.elapsed() < MAX_SLOW_MODE);
             metrics::gauge!("chat_rooms").set(open as f64);
         }
     }
@@ -205,6 +218,33 @@ impl Chat {
         {
             tracing::warn!("chat sockets still open after the shutdown grace period");
         }
+    }
+
+    /// Admits a message of `user` in `room`, whichever socket or login it comes from:
+    /// refused while their last one is less than `slow` old (slow mode), or past their
+    /// rate; the refusal's code, message and how long to wait.
+    pub(super) fn admit(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        slow: Duration,
+    ) -> Result<(), (&'static str, &'static str, Duration)> {
+        // Held across both checks so that two sockets cannot both pass slow mode.
+        let mut last_sent = self.last_sent.lock().expect("slow mode lock");
+        let now = Instant::now();
+        if let Some(since) = last_sent.get(&(room, user)).map(|at| now - *at)
+            && since < slow
+        {
+            return Err(("slow_mode", "slow mode is on", slow - since));
+        }
+        if let Err(not_until) = self.rate_limiter.check_key(&user) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(("rate_limited", "you are sending messages too fast", wait));
+        }
+        if !slow.is_zero() {
+            last_sent.insert((room, user), now);
+        }
+        Ok(())
     }
 
     /// Resolves when the node starts shutting down.

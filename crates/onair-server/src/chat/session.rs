@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::{SinkExt, StreamExt};
-use governor::clock::{Clock, DefaultClock};
 use onair_core::ChatText;
 use onair_store::ChatSettings;
 use tokio::sync::{OwnedSemaphorePermit, broadcast};
@@ -289,19 +288,17 @@ impl Session {
         };
         let text = ChatText::parse(text)
             .map_err(|e| ServerFrame::error("invalid_message", e.to_string()))?;
-        member.may_say(room, settings)?;
+        let slow = member.may_say(room, settings)?;
         let user = &member.user;
-        if let Err(not_until) = self.chat.rate_limiter.check_key(&user.id) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+        if let Err((code, message, wait)) = self.chat.admit(room, user.id, slow) {
             return Err(ServerFrame::Error {
-                code: "rate_limited",
-                message: "you are sending messages too fast".into(),
+                code,
+                message: message.to_owned(),
                 retry_after_ms: Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
             }
             .encode());
         }
         metrics::counter!("chat_messages_in_total").increment(1);
-        member.last_sent = Some(Instant::now());
         let id = Uuid::now_v7();
         let frame = ServerFrame::Message {
             id,

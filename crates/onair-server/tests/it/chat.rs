@@ -27,15 +27,15 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     a_node_shutting_down_closes_sockets_with_1001,
 );
 
-type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn open(app: &TestApp, path: &str) -> Socket {
+pub(crate) async fn open(app: &TestApp, path: &str) -> Socket {
     let url = format!("ws://{}{path}", app.addr);
     connect_async(url).await.expect("chat socket opens").0
 }
 
 /// The next JSON frame, skipping protocol pings.
-async fn next(socket: &mut Socket) -> Value {
+pub(crate) async fn next(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(DEADLINE, socket.next())
             .await
@@ -48,14 +48,14 @@ async fn next(socket: &mut Socket) -> Value {
     }
 }
 
-async fn send(socket: &mut Socket, frame: Value) {
+pub(crate) async fn send(socket: &mut Socket, frame: Value) {
     socket
         .send(Message::Text(frame.to_string().into()))
         .await
         .unwrap();
 }
 
-async fn say(socket: &mut Socket, text: &str) {
+pub(crate) async fn say(socket: &mut Socket, text: &str) {
     send(socket, json!({"type": "message", "text": text})).await;
 }
 
@@ -101,7 +101,7 @@ fn assert_retry_after(refusal: &Value, period: Duration, since: Instant) {
     );
 }
 
-fn room_of(user: &User) -> String {
+pub(crate) fn room_of(user: &User) -> String {
     format!("/api/channels/{}/chat", user.id)
 }
 
@@ -319,7 +319,7 @@ async fn unknown_rooms_and_bad_tokens_are_refused(db: DbConfig) {
 }
 
 /// A socket of `user` in `room`'s chat: its owner's, or a viewer's.
-async fn member_socket(app: &TestApp, room: &User, user: &User) -> Socket {
+pub(crate) async fn member_socket(app: &TestApp, room: &User, user: &User) -> Socket {
     let role = if room.id == user.id {
         "owner"
     } else {
@@ -348,7 +348,7 @@ async fn heard(socket: &mut Socket, text: &str) {
 }
 
 /// Skips frames until one of `kind` arrives.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     loop {
         let frame = next(socket).await;
         if frame["type"] == kind {
@@ -357,7 +357,7 @@ async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     }
 }
 
-async fn rest(
+pub(crate) async fn rest(
     app: &TestApp,
     method: reqwest::Method,
     path: &str,

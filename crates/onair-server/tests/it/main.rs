@@ -10,6 +10,7 @@ mod archives;
 mod auth;
 mod avatars;
 mod chat;
+mod chat_limits;
 mod contract;
 mod follows;
 mod hooks;
