@@ -17,6 +17,7 @@ mod socket;
 
 pub use self::service::{Chat, ChatConfig, ChatStores};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, State};
@@ -31,6 +32,7 @@ use self::session::Session;
 use self::socket::{SocketLimits, Upgrade};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 use crate::identity::AccessTokens;
+use crate::rate_limit::ClientIp;
 
 /// Largest WebSocket message accepted at the protocol level; the session answers frames
 /// over its own, smaller limit with an error frame.
@@ -74,9 +76,10 @@ async fn channel_chat(
     State(chat): State<Arc<Chat>>,
     Path(channel): Path<Uuid>,
     Query(query): Query<ChatQuery>,
+    ClientIp(client): ClientIp,
     upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
-    connect(chat, channel, query, upgrade).await
+    connect(chat, channel, query, client, upgrade).await
 }
 
 /// Join the chat of a stream's channel (WebSocket).
@@ -89,6 +92,7 @@ async fn stream_chat(
     State(chat): State<Arc<Chat>>,
     Path(stream_id): Path<Uuid>,
     Query(query): Query<ChatQuery>,
+    ClientIp(client): ClientIp,
     upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
     let stream = chat
@@ -96,7 +100,7 @@ async fn stream_chat(
         .stream(stream_id)
         .await?
         .ok_or(ApiError::NotFound("stream"))?;
-    connect(chat, stream.owner.id, query, upgrade).await
+    connect(chat, stream.owner.id, query, client, upgrade).await
 }
 
 /// Everything that can refuse a socket happens here, before the handshake.
@@ -104,12 +108,17 @@ async fn connect(
     chat: Arc<Chat>,
     channel: Uuid,
     query: ChatQuery,
+    client: IpAddr,
     upgrade: Upgrade,
 ) -> Result<Response, ApiError> {
-    let slot = Arc::clone(&chat.slots).try_acquire_owned().map_err(|_| {
+    let refused = |e| {
         metrics::counter!("chat_upgrades_rejected_total").increment(1);
-        ApiError::TooManyConnections
-    })?;
+        e
+    };
+    let client_slot = chat.per_client.acquire(client).map_err(refused)?;
+    let slot = Arc::clone(&chat.slots)
+        .try_acquire_owned()
+        .map_err(|_| refused(ApiError::TooManyConnections))?;
     chat.channel_exists(channel).await?;
     let member = match &query.access_token {
         Some(token) => Some(chat.member(channel, token).await?),
@@ -119,6 +128,6 @@ async fn connect(
         max_message: MAX_WEBSOCKET_MESSAGE,
         send_queue: chat.send_queue,
     };
-    let session = Session::new(chat, channel, member, slot);
+    let session = Session::new(chat, channel, member, (slot, client_slot));
     Ok(upgrade.on_upgrade(limits, move |socket| session.run(socket)))
 }

@@ -22,6 +22,7 @@ use super::rooms::{Joined, RoomEvent, RoomLimits, Rooms};
 use crate::error::ApiError;
 use crate::identity::AccessTokens;
 use crate::pagination::Cursors;
+use crate::rate_limit::PerClient;
 use crate::shutdown::signalled;
 
 /// The storage chat reads and writes.
@@ -37,6 +38,8 @@ pub struct ChatStores {
 pub struct ChatConfig {
     /// Sockets this node accepts (review S1); more upgrades are answered 503.
     pub max_connections: usize,
+    /// Sockets one client address (an IPv4 address, an IPv6 /64) may hold on this node.
+    pub max_connections_per_ip: usize,
     /// Writes a socket may have waiting for a slow reader before it is dropped.
     pub send_queue: usize,
     /// Messages replayed on join: at most this many, no older than `history_secs`.
@@ -51,6 +54,7 @@ impl Default for ChatConfig {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
+            max_connections_per_ip: 20,
             send_queue: 256,
             history_len: 100,
             history_secs: 300,
@@ -86,6 +90,7 @@ pub struct Chat {
     /// Slow mode: when each (room, user) last sent, across every socket on this node.
     last_sent: Mutex<HashMap<(Uuid, Uuid), Instant>>,
     pub(super) slots: Arc<Semaphore>,
+    pub(super) per_client: Arc<PerClient>,
     pub(super) send_queue: usize,
     max_connections: usize,
     /// Turns true when this node shuts down: every socket closes with 1001.
@@ -121,6 +126,7 @@ impl Chat {
             rate_limiter: RateLimiter::keyed(quota),
             last_sent: Mutex::default(),
             slots: Arc::new(Semaphore::new(config.max_connections)),
+            per_client: PerClient::new(config.max_connections_per_ip),
             send_queue: config.send_queue,
             max_connections: config.max_connections,
             closing: watch::Sender::new(false),

@@ -26,6 +26,7 @@ use super::rooms::RoomEvent;
 use super::service::Chat;
 use super::socket::ChatSocket;
 use crate::error::ApiError;
+use crate::rate_limit::ClientSlot;
 use crate::shutdown::signalled;
 
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -40,7 +41,8 @@ pub struct Session {
     member: Option<Member>,
     /// The room's modes: read once the socket is on the rule feed, then kept by it.
     settings: ChatSettings,
-    _slot: OwnedSemaphorePermit,
+    /// The node's slot and the client address's, both given back when the socket ends.
+    _slots: (OwnedSemaphorePermit, ClientSlot),
 }
 
 /// Why a socket stopped, for logs and metrics.
@@ -61,14 +63,14 @@ impl Session {
         chat: Arc<Chat>,
         room: Uuid,
         member: Option<Member>,
-        slot: OwnedSemaphorePermit,
+        slots: (OwnedSemaphorePermit, ClientSlot),
     ) -> Self {
         Self {
             chat,
             room,
             member,
             settings: ChatSettings::default(),
-            _slot: slot,
+            _slots: slots,
         }
     }
 

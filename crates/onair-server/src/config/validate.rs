@@ -212,6 +212,11 @@ impl Config {
             "chat.max_connections",
             "must be at least 1",
         )?;
+        check(
+            chat.max_connections_per_ip > 0,
+            "chat.max_connections_per_ip",
+            "must be at least 1",
+        )?;
         check(chat.send_queue > 0, "chat.send_queue", "must be at least 1")?;
         check(chat.rate_burst > 0, "chat.rate_burst", "must be at least 1")?;
         check(

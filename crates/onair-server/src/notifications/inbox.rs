@@ -17,6 +17,7 @@ use super::service::{NotificationDto, Notifications};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::AuthUser;
 use crate::pagination::{PageBody, PageQuery};
+use crate::rate_limit::ClientIp;
 
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/me/notifications", tag = "notifications", security(("bearer" = [])), params(PageQuery),
@@ -105,16 +106,20 @@ pub(super) async fn live_feed(
     State(notifications): State<Arc<Notifications>>,
     header: Result<AuthUser, ApiError>,
     Query(query): Query<FeedQuery>,
+    ClientIp(client): ClientIp,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let me = match (header, &query.access_token) {
         (Ok(AuthUser(me)), _) => me,
         (Err(ApiError::Unauthorized), Some(token)) => notifications.access_tokens.verify(token)?,
         (Err(e), _) => return Err(e),
     };
-    // Each feed holds a connection open: bounded per node, like chat sockets (review S1).
+    // Each feed holds a connection open: bounded per node and per client address, like
+    // chat sockets (review S1, issue 14).
+    let client_slot = notifications.feeds_per_client.acquire(client)?;
     let slot = Arc::clone(&notifications.feeds)
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyConnections)?;
+    let slot = (slot, client_slot);
     let listener = notifications.notifier.listen(me).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot start a notification feed");
         ApiError::Unavailable

@@ -25,6 +25,7 @@ use crate::dto::UserSummaryDto;
 use crate::identity::AccessTokens;
 use crate::jobs::{JobFailure, JobHandler, JobHandlers, LeaseClock};
 use crate::pagination::Cursors;
+use crate::rate_limit::PerClient;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotificationsError {
@@ -58,6 +59,8 @@ pub struct NotifyConfig {
     pub rows_per_second: u32,
     /// Live feeds (SSE connections) this node holds; more are answered 503.
     pub max_feeds: usize,
+    /// Live feeds one client address (an IPv4 address, an IPv6 /64) may hold on this node.
+    pub max_feeds_per_ip: usize,
     /// Deadline of each outbound call (webhooks, push services).
     pub outbound_timeout_ms: u64,
     /// Lets webhooks and push endpoints target private addresses (tests, intranets).
@@ -87,6 +90,7 @@ impl Default for NotifyConfig {
             cooldown_secs: 600,
             rows_per_second: 200_000,
             max_feeds: 10_000,
+            max_feeds_per_ip: 10,
             outbound_timeout_ms: 5_000,
             outbound_allow_private: false,
             outbound_ports: vec![443],
@@ -120,6 +124,7 @@ pub struct Notifications {
     shared_rate: Option<SharedRateLimit>,
     parts: tokio::sync::Semaphore,
     pub(super) feeds: Arc<tokio::sync::Semaphore>,
+    pub(super) feeds_per_client: Arc<PerClient>,
     /// Wakes this node's job runners when work was queued here.
     wake: Arc<Notify>,
 }
@@ -153,6 +158,7 @@ impl Notifications {
             shared_rate,
             parts: tokio::sync::Semaphore::new(config.parallel_parts.max(1)),
             feeds: Arc::new(tokio::sync::Semaphore::new(config.max_feeds)),
+            feeds_per_client: PerClient::new(config.max_feeds_per_ip),
             notifier: Notifier::new(redis)?,
             push: Arc::new(push),
             outbound,

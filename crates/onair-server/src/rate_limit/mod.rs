@@ -13,6 +13,7 @@
 //! 429 — and is counted in `onair_rate_limit_backend_errors_total` either way.
 
 mod client_ip;
+mod per_client;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use client_ip::TrustedProxies;
+pub use per_client::{ClientIp, ClientSlot, PerClient};
 
 use crate::error::{ApiError, RateLimitState};
 use crate::identity::{AccessTokens, MaybeAuthUser};
@@ -219,6 +221,15 @@ impl RateLimits {
         self.check(Class::AuthAccount, &key).await.map(drop)
     }
 
+    /// Who sent a request: its peer, or the client our trusted proxies forwarded.
+    fn client_ip(&self, parts: &Parts) -> IpAddr {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+        self.proxies.client_ip(peer, &parts.headers)
+    }
+
     /// The class and the key a request counts against.
     async fn classify(&self, parts: &mut Parts) -> (Class, String) {
         let path = parts
@@ -234,13 +245,7 @@ impl RateLimits {
                 .ok()
                 .and_then(|MaybeAuthUser(user)| user),
         };
-        let client = || {
-            let peer = parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
-            client_ip::client_key(self.proxies.client_ip(peer, &parts.headers))
-        };
+        let client = || client_ip::client_key(self.client_ip(parts));
         match (class, user) {
             (Some(class), Some(user)) => (class, user.to_string()),
             (Some(class), None) => (class, client()),
@@ -251,16 +256,20 @@ impl RateLimits {
 }
 
 /// The middleware on `/api`: refuses a request past its quota with `429 rate_limited`,
-/// and tells every counted one where it stands (`RateLimit`, `RateLimit-Policy`).
+/// and tells every counted one where it stands (`RateLimit`, `RateLimit-Policy`). Every
+/// request carries its [`ClientIp`] on from here.
 pub async fn limit(
     State(limits): State<Arc<RateLimits>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if limits.limiters.is_none() {
-        return next.run(request).await;
-    }
     let (mut parts, body) = request.into_parts();
+    // For the handlers that cap connections per client, limits on or off.
+    let client = ClientIp(limits.client_ip(&parts));
+    parts.extensions.insert(client);
+    if limits.limiters.is_none() {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let (class, key) = limits.classify(&mut parts).await;
     match limits.check(class, &key).await {
         Ok(state) => {

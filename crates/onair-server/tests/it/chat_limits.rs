@@ -1,13 +1,19 @@
-//! Chat limits that bind a user or a client address, not one socket (issue 14).
+//! Limits on chat and live feeds that bind a user or a client address, not one socket
+//! (issue 14).
 
 use onair_store::DbConfig;
-use serde_json::json;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::chat::{member_socket, next_of, open, rest, room_of, say, send};
-use crate::support::TestApp;
+use crate::chat::{Socket, member_socket, next_of, open, rest, room_of, say, send};
+use crate::support::{TestApp, assert_error, eventually};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     rate_and_slow_mode_bind_the_user_across_sockets,
+    chat_sockets_per_client_address_are_capped,
+    notifications_live_feeds_per_client_address_are_capped,
 );
 
 async fn rate_and_slow_mode_bind_the_user_across_sockets(db: DbConfig) {
@@ -54,4 +60,91 @@ async fn rate_and_slow_mode_bind_the_user_across_sockets(db: DbConfig) {
         assert_eq!(refused["code"], "slow_mode", "{refused}");
         assert!(refused["retry_after_ms"].as_u64().unwrap() > 50_000);
     }
+}
+
+/// A chat socket from `forwarded_for` through a trusted proxy (the test client itself),
+/// or straight from the test client; its refusal's status and error code.
+async fn connect_from(
+    app: &TestApp,
+    path: &str,
+    forwarded_for: Option<&str>,
+) -> Result<Socket, (u16, Value)> {
+    let mut request = format!("ws://{}{path}", app.addr)
+        .into_client_request()
+        .unwrap();
+    if let Some(client) = forwarded_for {
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
+    }
+    match connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            Err((response.status().as_u16(), body))
+        }
+        Err(e) => panic!("chat socket failed: {e}"),
+    }
+}
+
+async fn chat_sockets_per_client_address_are_capped(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.chat.max_connections_per_ip = 2;
+        config.http.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
+    })
+    .await;
+    let streamer = app.signup("crowded").await;
+    let room = room_of(&streamer);
+    let client = Some("203.0.113.7");
+    let first = connect_from(&app, &room, client).await.unwrap();
+    let _second = connect_from(&app, &room, client).await.unwrap();
+    let (status, body) = connect_from(&app, &room, client).await.err().unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("too_many_connections"))
+    );
+    // Another address behind the same proxy has its own slots; a /64 is one client.
+    let _other = connect_from(&app, &room, Some("203.0.113.8"))
+        .await
+        .unwrap();
+    let _v6 = connect_from(&app, &room, Some("2001:db8::1"))
+        .await
+        .unwrap();
+    let _v6b = connect_from(&app, &room, Some("2001:db8::2"))
+        .await
+        .unwrap();
+    assert!(
+        connect_from(&app, &room, Some("2001:db8::3"))
+            .await
+            .is_err()
+    );
+    // A socket that ends gives its slot back.
+    drop(first);
+    eventually("the client's slot to be freed", || async {
+        connect_from(&app, &room, client).await.ok()
+    })
+    .await;
+}
+
+async fn notifications_live_feeds_per_client_address_are_capped(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| config.notify.max_feeds_per_ip = 1).await;
+    let fan = app.signup("many_tabs").await;
+    let other = app.signup("other_tab").await;
+    let feed = |token: &str| {
+        app.client
+            .get(app.url("/api/me/notifications/live"))
+            .bearer_auth(token)
+            .send()
+    };
+    let open = feed(&fan.access).await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    // The cap is the address's, whoever is logged in.
+    let refused = crate::support::read(feed(&other.access).await.unwrap()).await;
+    assert_error(&refused, 503, "too_many_connections");
+    drop(open);
+    eventually("the address's slot to be freed", || async {
+        let again = feed(&fan.access).await.unwrap();
+        (again.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }
