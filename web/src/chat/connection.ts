@@ -1,5 +1,6 @@
 // One chat socket that stays connected: it reconnects with backoff whenever the socket
-// closes (a server restart closes it with 1001) and follows the session. The token goes in
+// closes (a server restart closes it with 1001), at once when the server closed it because
+// the token it logged in with expired (4001), and follows the session. The token goes in
 // the `auth` frame, never in the URL (URLs end up in logs and browser history).
 import { accessToken, api, onSessionChange, signedInAs } from '../api';
 import type { ClientFrame, ServerFrame } from './protocol';
@@ -15,6 +16,8 @@ export interface ChatConnection {
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 const EXPIRED = new Set(['invalid_token', 'token_expired']);
+/** The server's close code for a socket whose token expired. */
+const TOKEN_EXPIRED = 4001;
 
 export function connectChat(
   channelId: string,
@@ -66,10 +69,15 @@ export function connectChat(
       }
       onFrame(frame);
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       if (socket !== ws || disposed) return;
       socket = null;
       onState('closed');
+      // Not a failure: the new socket logs in with the current token (renewed if stale).
+      if (event.code === TOKEN_EXPIRED) {
+        open();
+        return;
+      }
       // Exponential backoff with jitter, so a restarted server is not stormed by every viewer.
       const delay = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** failures) * (0.5 + Math.random() / 2);
       failures += 1;

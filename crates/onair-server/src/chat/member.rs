@@ -13,11 +13,18 @@ use super::protocol::{ChatUser, Role, ServerFrame};
 pub struct Member {
     pub user: ChatUser,
     pub standing: ChatStanding,
+    /// When the token the user logged in with expires: the socket closes then (4001)
+    /// unless an `auth` frame with a fresher token moved it.
+    pub expires: tokio::time::Instant,
 }
 
 impl Member {
-    pub fn new(user: ChatUser, standing: ChatStanding) -> Self {
-        Self { user, standing }
+    pub fn new(user: ChatUser, standing: ChatStanding, expires_in: Duration) -> Self {
+        Self {
+            user,
+            standing,
+            expires: tokio::time::Instant::now() + expires_in,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! Client → server: `auth`, `message`, `ping`, and for moderators `delete`, `timeout`,
 //! `ban`, `unban`. Server → client: `welcome`, `authenticated`, `message`, `error`, `pong`,
 //! `message_deleted`, `user_timed_out`, `user_banned`, `user_unbanned`, `settings` (see
-//! the README's chat section for examples).
+//! the README's chat section for examples). A logged-in socket closes with 4001 when its
+//! token expires; an `auth` frame with a fresher token moves that deadline.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -281,7 +281,7 @@ impl Chat {
     /// The user behind an access token, with their standing in `room`. Banned users
     /// cannot log in to that room's chat (they may still read it anonymously).
     pub async fn member(&self, room: Uuid, token: &str) -> Result<Member, ApiError> {
-        let id = self.access_tokens.verify(token)?;
+        let (id, expires_in) = self.access_tokens.verify_expiring(token)?;
         let profile = self
             .users
             .profile(id)
@@ -296,6 +296,6 @@ impl Chat {
             username: profile.username,
             display_name: profile.display_name,
         };
-        Ok(Member::new(user, standing))
+        Ok(Member::new(user, standing, expires_in))
     }
 }

@@ -34,6 +34,8 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 const MAX_CLIENT_FRAME: usize = 4 * 1024;
 /// How long a closing socket's last frames may take to reach the peer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The close code of a socket whose user's token expired (an application code, 4000–4999).
+const TOKEN_EXPIRED: CloseCode = CloseCode::Library(4001);
 
 pub struct Session {
     chat: Arc<Chat>,
@@ -56,6 +58,7 @@ enum Closed {
     Unavailable,
     TooBig,
     ShuttingDown,
+    TokenExpired,
 }
 
 impl Session {
@@ -119,8 +122,14 @@ impl Session {
         let mut heard_from = Instant::now();
         let mut closing = self.chat.closing();
         loop {
+            let expires = self.member.as_ref().map(|member| member.expires);
             let reply = tokio::select! {
                 stop = outbox.drain() => return stopped(stop),
+                () = until(expires) => {
+                    let _ = ws.send(close(TOKEN_EXPIRED, "token expired: reconnect and log in again")).await;
+                    outbox.seal();
+                    return Closed::TokenExpired;
+                }
                 () = signalled(&mut closing) => {
                     let _ = ws.send(close(CloseCode::Away, "server shutting down: reconnect")).await;
                     outbox.seal();
@@ -322,6 +331,14 @@ fn unauthenticated() -> Frame {
         "unauthenticated",
         "log in to chat: send {\"type\":\"auth\",\"token\":…}",
     )
+}
+
+/// Resolves at `deadline`; never without one (an anonymous socket).
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn stopped(stop: Stop) -> Closed {

@@ -3,6 +3,7 @@
 //! can hand out the [`AccessTokens`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -17,6 +18,13 @@ pub struct AuthUser(pub Uuid);
 
 #[derive(Debug, Clone, Copy)]
 pub struct MaybeAuthUser(pub Option<Uuid>);
+
+/// `AuthUser` with how long its token has left, for a connection that must end with it.
+#[derive(Debug, Clone, Copy)]
+pub struct ExpiringAuthUser {
+    pub user: Uuid,
+    pub expires_in: Duration,
+}
 
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
@@ -41,8 +49,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = ExpiringAuthUser::from_request_parts(parts, state).await?;
+        Ok(Self(auth.user))
+    }
+}
+
+impl<S> FromRequestParts<S> for ExpiringAuthUser
+where
+    S: Send + Sync,
+    Arc<AccessTokens>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.ok_or(ApiError::Unauthorized)?;
-        Arc::<AccessTokens>::from_ref(state).verify(token).map(Self)
+        let (user, expires_in) = Arc::<AccessTokens>::from_ref(state).verify_expiring(token)?;
+        Ok(Self { user, expires_in })
     }
 }
 

@@ -5,5 +5,5 @@
 mod extract;
 mod tokens;
 
-pub use extract::{AuthUser, MaybeAuthUser};
+pub use extract::{AuthUser, ExpiringAuthUser, MaybeAuthUser};
 pub use tokens::AccessTokens;

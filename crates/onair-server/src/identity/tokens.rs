@@ -52,8 +52,18 @@ impl AccessTokens {
     }
 
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+        self.verify_expiring(token).map(|(user, _)| user)
+    }
+
+    /// The token's user and how long the token has left (zero within the leeway): a
+    /// connection opened with it ends then, unless a fresher token extends it.
+    pub fn verify_expiring(&self, token: &str) -> Result<(Uuid, Duration), ApiError> {
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
-            Ok(data) => Ok(data.claims.sub),
+            Ok(data) => {
+                let left = data.claims.exp.saturating_sub(Utc::now().timestamp());
+                let left = Duration::from_secs(u64::try_from(left).unwrap_or(0));
+                Ok((data.claims.sub, left))
+            }
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
                 Err(ApiError::TokenExpired)
             }

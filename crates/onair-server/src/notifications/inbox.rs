@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::service::{NotificationDto, Notifications};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
-use crate::identity::AuthUser;
+use crate::identity::{AuthUser, ExpiringAuthUser};
 use crate::pagination::{PageBody, PageQuery};
 use crate::rate_limit::ClientIp;
 
@@ -97,20 +97,22 @@ pub struct FeedQuery {
 
 /// Server-sent events: `unread` (the count, on connect) then a `notification` event per
 /// new notification, while connected. Authenticate with the Authorization header or
-/// `?access_token=`.
+/// `?access_token=`; the stream ends when the token expires (reconnect with a fresh one).
 #[utoipa::path(get, path = "/me/notifications/live", tag = "notifications", params(FeedQuery),
     responses((status = 200, description = "Server-sent events", body = String, content_type = "text/event-stream"),
         (status = 401, body = ErrorBody),
         (status = 503, description = "`too_many_connections`", body = ErrorBody)))]
 pub(super) async fn live_feed(
     State(notifications): State<Arc<Notifications>>,
-    header: Result<AuthUser, ApiError>,
+    header: Result<ExpiringAuthUser, ApiError>,
     Query(query): Query<FeedQuery>,
     ClientIp(client): ClientIp,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let me = match (header, &query.access_token) {
-        (Ok(AuthUser(me)), _) => me,
-        (Err(ApiError::Unauthorized), Some(token)) => notifications.access_tokens.verify(token)?,
+    let (me, expires_in) = match (header, &query.access_token) {
+        (Ok(auth), _) => (auth.user, auth.expires_in),
+        (Err(ApiError::Unauthorized), Some(token)) => {
+            notifications.access_tokens.verify_expiring(token)?
+        }
         (Err(e), _) => return Err(e),
     };
     // Each feed holds a connection open: bounded per node and per client address, like
@@ -134,7 +136,11 @@ pub(super) async fn live_feed(
         let event = Event::default().event("notification").data(&*event);
         Some((Ok(event), (listener, slot)))
     });
-    let events = futures_util::stream::once(async { Ok(first) }).chain(feed);
+    // The feed ends with its token (access tokens cannot be revoked one by one: their
+    // short life bounds a logged-out session's feed); the client reconnects with a fresh one.
+    let events = futures_util::stream::once(async { Ok(first) })
+        .chain(feed)
+        .take_until(tokio::time::sleep(expires_in));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -1,19 +1,25 @@
 //! Limits on chat and live feeds that bind a user or a client address, not one socket
 //! (issue 14).
 
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 use onair_store::DbConfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::chat::{Socket, member_socket, next_of, open, rest, room_of, say, send};
-use crate::support::{TestApp, assert_error, eventually};
+use crate::support::{DEADLINE, TestApp, assert_error, eventually};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     rate_and_slow_mode_bind_the_user_across_sockets,
     chat_sockets_per_client_address_are_capped,
     notifications_live_feeds_per_client_address_are_capped,
+    chat_sockets_close_when_their_token_expires_unless_renewed,
+    notifications_live_feeds_end_when_their_token_expires,
 );
 
 async fn rate_and_slow_mode_bind_the_user_across_sockets(db: DbConfig) {
@@ -126,25 +132,117 @@ async fn chat_sockets_per_client_address_are_capped(db: DbConfig) {
     .await;
 }
 
+/// A live notification feed opened with `token`.
+async fn live_feed(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .get(app.url("/api/me/notifications/live"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn notifications_live_feeds_per_client_address_are_capped(db: DbConfig) {
     let app = TestApp::spawn_configured(db, |config| config.notify.max_feeds_per_ip = 1).await;
     let fan = app.signup("many_tabs").await;
     let other = app.signup("other_tab").await;
-    let feed = |token: &str| {
-        app.client
-            .get(app.url("/api/me/notifications/live"))
-            .bearer_auth(token)
-            .send()
-    };
-    let open = feed(&fan.access).await.unwrap();
+    let feed = |token| live_feed(&app, token);
+    let open = feed(&fan.access).await;
     assert_eq!(open.status(), StatusCode::OK);
     // The cap is the address's, whoever is logged in.
-    let refused = crate::support::read(feed(&other.access).await.unwrap()).await;
+    let refused = crate::support::read(feed(&other.access).await).await;
     assert_error(&refused, 503, "too_many_connections");
     drop(open);
     eventually("the address's slot to be freed", || async {
-        let again = feed(&fan.access).await.unwrap();
+        let again = feed(&fan.access).await;
         (again.status() == StatusCode::OK).then_some(())
     })
     .await;
+}
+
+/// Access tokens live this long in the expiry tests.
+const TTL: Duration = Duration::from_secs(3);
+
+/// Reads `socket` until its close frame: the close code and when it came.
+async fn closed(socket: &mut Socket) -> (u16, Instant) {
+    loop {
+        let message = tokio::time::timeout(DEADLINE, socket.next())
+            .await
+            .expect("a close before the deadline");
+        if let Some(Ok(Message::Close(frame))) = message {
+            return (frame.map_or(1005, |f| f.code.into()), Instant::now());
+        }
+        assert!(message.is_some(), "the socket ended without a close frame");
+    }
+}
+
+async fn chat_sockets_close_when_their_token_expires_unless_renewed(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.auth.access_token_ttl_secs = TTL.as_secs();
+    })
+    .await;
+    let owner = app.signup("expiring_room").await;
+    let viewer = app.signup("expiring").await;
+    let issued = Instant::now();
+    let mut stale = member_socket(&app, &owner, &viewer).await;
+    let mut renewed = open(&app, &room_of(&owner)).await;
+    send(
+        &mut renewed,
+        json!({"type": "auth", "token": viewer.access}),
+    )
+    .await;
+    next_of(&mut renewed, "authenticated").await;
+    tokio::time::sleep(TTL / 2).await;
+    let (status, session) = app
+        .post(
+            "/api/auth/refresh",
+            None,
+            json!({"refresh_token": viewer.refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{session}");
+    let fresh = session["access_token"].as_str().unwrap();
+    send(&mut renewed, json!({"type": "auth", "token": fresh})).await;
+    next_of(&mut renewed, "authenticated").await;
+
+    let (code, at) = closed(&mut stale).await;
+    assert_eq!(code, 4001);
+    // Whole seconds in the token, so up to one early.
+    assert!(
+        at - issued >= TTL - Duration::from_secs(1),
+        "{:?}",
+        at - issued
+    );
+    // The socket that logged in again is still open, until its fresh token expires.
+    send(&mut renewed, json!({"type": "ping"})).await;
+    next_of(&mut renewed, "pong").await;
+    let (code, _) = closed(&mut renewed).await;
+    assert_eq!(code, 4001);
+    // An anonymous socket has no token to expire.
+    let mut anonymous = open(&app, &room_of(&owner)).await;
+    next_of(&mut anonymous, "welcome").await;
+    tokio::time::sleep(TTL).await;
+    send(&mut anonymous, json!({"type": "ping"})).await;
+    next_of(&mut anonymous, "pong").await;
+}
+
+async fn notifications_live_feeds_end_when_their_token_expires(db: DbConfig) {
+    let app = TestApp::spawn_configured(db, |config| {
+        config.auth.access_token_ttl_secs = TTL.as_secs();
+    })
+    .await;
+    let fan = app.signup("expiring_feed").await;
+    let started = Instant::now();
+    let feed = live_feed(&app, &fan.access).await;
+    assert_eq!(feed.status(), StatusCode::OK);
+    let body = tokio::time::timeout(DEADLINE, feed.text())
+        .await
+        .expect("the feed ends with its token")
+        .unwrap();
+    assert!(body.starts_with("event: unread"), "{body}");
+    assert!(started.elapsed() >= TTL - Duration::from_secs(1));
+    // The expired token opens no new feed.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let refused = app.get_as("/api/me/notifications/live", &fan.access).await;
+    assert_error(&refused, 401, "token_expired");
 }
