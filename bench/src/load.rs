@@ -79,25 +79,68 @@ pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report>
         latencies.extend(l);
         errors += e;
     }
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    Ok(Report {
-        name: target.name.clone(),
-        requests: latencies.len(),
-        errors,
-        per_second: latencies.len() as f64 / settings.duration.as_secs_f64(),
-        p50: pct(0.50),
-        p95: pct(0.95),
-        p99: pct(0.99),
-    })
+    Ok(Report::of(target, latencies, errors, settings.duration))
+}
+
+/// Open loop: `rate` requests a second for `duration` (after a second of warm-up),
+/// each sent when due whatever the earlier ones take, and timed from when it was due, so
+/// a stall shows in the percentiles instead of slowing the load (no coordinated
+/// omission).
+pub async fn run_at_rate(target: &Target, rate: u32, duration: Duration) -> anyhow::Result<Report> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    let period = Duration::from_secs(1) / rate;
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let warm_until = Instant::now() + WARM_UP;
+    let stop_at = warm_until + duration;
+    let mut sent = tokio::task::JoinSet::new();
+    loop {
+        let due = tick.tick().await.into_std();
+        if due >= stop_at {
+            break;
+        }
+        let (client, url) = (client.clone(), target.url.clone());
+        sent.spawn(async move {
+            let ok = match client.get(&url).send().await {
+                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (due >= warm_until).then(|| ok.then(|| due.elapsed()))
+        });
+    }
+    let (mut latencies, mut errors) = (Vec::new(), 0);
+    while let Some(outcome) = sent.join_next().await {
+        match outcome? {
+            Some(Some(latency)) => latencies.push(latency),
+            Some(None) => errors += 1,
+            None => {}
+        }
+    }
+    Ok(Report::of(target, latencies, errors, duration))
 }
 
 impl Report {
+    fn of(target: &Target, mut latencies: Vec<Duration>, errors: usize, window: Duration) -> Self {
+        latencies.sort_unstable();
+        let pct = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        Self {
+            name: target.name.clone(),
+            requests: latencies.len(),
+            errors,
+            per_second: latencies.len() as f64 / window.as_secs_f64(),
+            p50: pct(0.50),
+            p95: pct(0.95),
+            p99: pct(0.99),
+        }
+    }
+
     /// The Markdown cells `requests | errors | req/s | p50 ms | p95 ms | p99 ms`.
     pub fn cells(&self) -> String {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
@@ -112,13 +155,12 @@ impl Report {
         )
     }
 
-    /// A Markdown table; the last column compares throughput with the first row.
-    pub fn table(reports: &[Report], settings: &Settings) -> String {
+    /// A Markdown table under `heading`; the last column compares throughput with the
+    /// first row.
+    pub fn table(reports: &[Report], heading: &str) -> String {
         let ceiling = reports.first().map_or(1.0, |r| r.per_second);
         let mut out = format!(
-            "{} connections, {} s per target\n\n| target | requests | errors | req/s | p50 ms | p95 ms | p99 ms | vs ceiling |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
-            settings.concurrency,
-            settings.duration.as_secs()
+            "{heading}\n\n| target | requests | errors | req/s | p50 ms | p95 ms | p99 ms | vs first row |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
         );
         for r in reports {
             out.push_str(&format!(

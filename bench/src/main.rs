@@ -35,8 +35,8 @@ use serde_json::json;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use uuid::Uuid;
 
-use crate::load::{Report, Target, run};
-use crate::server::{Role, SECRET, default_fan_out, serve_on};
+use crate::load::{Report, Target, run, run_at_rate};
+use crate::server::{Role, SECRET, default_fan_out, serve_on, serve_with_caches};
 
 #[derive(Parser)]
 struct Cli {
@@ -278,19 +278,27 @@ async fn foundation(
     .await?;
     let cursor = Cursors::new(SECRET.as_bytes()).encode(Cursor::new(at.get(), id));
 
+    // The same server twice on the same database: caches on (the default) and off.
     let rows_per_second = default_fan_out().rows_per_second;
-    let (onair, _server) = serve_on(&db.url, Role::Serve { rows_per_second }).await?;
+    let role = Role::Serve { rows_per_second };
+    let (onair, _server) = serve_on(&db.url, role).await?;
+    let (uncached, _uncached_server) = serve_with_caches(&db.url, role, false).await?;
     let baseline = spawn_offset_baseline(pool.clone()).await?;
 
+    let live = |base| format!("http://{base}/api/streams");
+    let profile = |base| format!("http://{base}/api/users/{popular}");
     let targets = [
         Target::new(
             "bare route (GET /healthz), ceiling",
             format!("http://{onair}/healthz"),
         ),
+        Target::new("GET /api/streams (live list), caches off", live(uncached)),
+        Target::new("GET /api/streams (live list), caches on", live(onair)),
         Target::new(
-            "GET /api/streams (live list)",
-            format!("http://{onair}/api/streams"),
+            "GET /api/users/{id} (profile), caches off",
+            profile(uncached),
         ),
+        Target::new("GET /api/users/{id} (profile), caches on", profile(onair)),
         Target::new(
             format!("followers page at depth {depth}, by cursor"),
             format!("http://{onair}/api/users/{popular}/followers?limit=20&cursor={cursor}"),
@@ -300,14 +308,66 @@ async fn foundation(
             format!("http://{baseline}/offset/{popular}/{depth}"),
         ),
     ];
+    let before = cache_counts(onair).await?;
     let mut reports = Vec::new();
     for target in &targets {
         eprintln!("measuring {}…", target.name);
         reports.push(run(target, &settings).await?);
     }
-    println!("{}", Report::table(&reports, &settings));
+    let after = cache_counts(onair).await?;
+    let seconds = settings.duration.as_secs();
+    let closed = format!(
+        "{} connections, {seconds} s per target",
+        settings.concurrency
+    );
+    println!("{}", Report::table(&reports, &closed));
+
+    // The review's SLA point: a fixed 1 000 requests/s, whatever the answers take.
+    let rate = 1000;
+    let mut at_rate = Vec::new();
+    for target in &targets[..3] {
+        eprintln!("measuring {} at {rate} req/s…", target.name);
+        at_rate.push(run_at_rate(target, rate, settings.duration).await?);
+    }
+    let open = format!("open loop: {rate} requests/s offered, {seconds} s per target");
+    println!("{}", Report::table(&at_rate, &open));
+    println!("cache hit ratio while measured (hits / lookups):\n");
+    for cache in ["live_pages", "profiles"] {
+        let (hits, misses) = (
+            after.delta(&before, cache, "hits"),
+            after.delta(&before, cache, "misses"),
+        );
+        println!(
+            "- {cache}: {hits} hits, {misses} misses, {:.4}",
+            hits as f64 / (hits + misses).max(1) as f64
+        );
+    }
     pool.close().await;
     Ok(())
+}
+
+/// The caches' counters in a server's `/metrics` (the process's, shared by its servers).
+struct CacheCounts(String);
+
+impl CacheCounts {
+    /// How much `cache_<what>_total` of `cache` grew since `before`, over all layers.
+    fn delta(&self, before: &Self, cache: &str, what: &str) -> u64 {
+        let sum = |text: &str| -> u64 {
+            text.lines()
+                .filter(|line| line.starts_with(&format!("cache_{what}_total{{cache=\"{cache}\"")))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        };
+        sum(&self.0) - sum(&before.0)
+    }
+}
+
+async fn cache_counts(server: SocketAddr) -> anyhow::Result<CacheCounts> {
+    let text = reqwest::get(format!("http://{server}/metrics"))
+        .await?
+        .text()
+        .await?;
+    Ok(CacheCounts(text))
 }
 
 /// The review's naive pagination, `OFFSET n`, behind the same kind of HTTP handler: the

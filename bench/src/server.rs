@@ -27,7 +27,17 @@ pub async fn serve_on(
     database_url: &str,
     role: Role,
 ) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
+    serve_with_caches(database_url, role, true).await
+}
+
+/// [`serve_on`], with the server-side caches on or off.
+pub async fn serve_with_caches(
+    database_url: &str,
+    role: Role,
+    caches: bool,
+) -> anyhow::Result<(SocketAddr, tokio::sync::oneshot::Sender<()>)> {
     let mut config = Config::default();
+    config.cache.enabled = caches;
     config.http.bind = "127.0.0.1:0".parse()?;
     config.database.url = Some(database_url.to_owned());
     config.auth.secret_key = Some(SECRET.into());

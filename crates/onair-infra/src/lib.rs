@@ -1,8 +1,9 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
 //! mode) and a Redis or object-storage one (scale-out): viewer counting, the media
-//! store, rate limits (per client, and one shared by every worker).
+//! store, rate limits (per client, and one shared by every worker), read-through caches.
 
 mod bus;
+mod cache;
 mod media_store;
 mod rate;
 mod redis_pool;
@@ -11,6 +12,7 @@ pub mod testing;
 mod viewers;
 
 pub use bus::{Handler, RedisBus};
+pub use cache::{Cache, Miss, Scope, SharedLayer};
 pub use media_store::{MediaStore, MediaStoreError, S3Options, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
@@ -25,4 +27,6 @@ pub use viewers::{
 pub enum InfraError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("redis: no answer in time")]
+    Timeout,
 }

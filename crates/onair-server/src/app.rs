@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::accounts::{Accounts, PasswordHashing};
 use crate::archives::Archives;
 use crate::avatars::Avatars;
+use crate::caches::Caches;
 use crate::chat::{Chat, ChatStores};
 use crate::clips::{ClipSources, Clips};
 use crate::config::{Config, ConfigError};
@@ -65,6 +66,7 @@ pub struct Application {
     metrics: Option<(tokio::net::TcpListener, Router)>,
     store: Arc<dyn Store>,
     ingest: Option<IngestServer>,
+    caches: Arc<Caches>,
     viewers: Arc<Viewers>,
     chat: Arc<Chat>,
     jobs: Option<Arc<JobRunner>>,
@@ -100,11 +102,13 @@ impl Application {
             .then(|| job_runner(&config, &store, &notifications, &files));
         let wake_jobs = notifications.waker();
         let publishers = Publishers::default();
+        let caches = Caches::new(&config.cache, redis.clone()).await?;
         let broadcasts = Arc::new(Broadcasts::new(
             store.clone(),
             store.clone(),
             Arc::clone(&wake_jobs),
             config.media.storage_quota_bytes,
+            Arc::clone(&caches),
         ));
         let rate_limits = Arc::new(RateLimits::new(
             &config.rate_limit,
@@ -138,6 +142,7 @@ impl Application {
             store.clone(),
             files.clone(),
             config.media.ffmpeg_path.clone(),
+            Arc::clone(&caches),
         ));
         let media_access = Arc::new(MediaAccess::new(store.clone(), store.clone(), &secret));
         let state = AppState {
@@ -155,6 +160,7 @@ impl Application {
                 store.clone(),
                 Arc::clone(&avatars),
                 lists(),
+                Arc::clone(&caches),
             )),
             avatars,
             streams: Arc::new(Streams::new(
@@ -164,7 +170,7 @@ impl Application {
                 config.media.public_rtmp_url.clone(),
                 Arc::clone(&wake_jobs),
                 lists(),
-                publishers.clone(),
+                (publishers.clone(), Arc::clone(&caches)),
             )),
             archives: Arc::new(Archives::new(
                 store.clone(),
@@ -225,6 +231,7 @@ impl Application {
             metrics,
             store,
             ingest,
+            caches,
             viewers,
             chat,
             jobs,
@@ -279,7 +286,7 @@ impl Application {
             let _ = stop_front.send(true);
         });
         let sweeper = tokio::spawn(media::end_abandoned_broadcasts(
-            self.store.clone(),
+            (self.store.clone(), self.caches),
             Duration::from_secs(self.config.media.reconnect_grace_secs),
             back.clone(),
         ));

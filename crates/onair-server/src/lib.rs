@@ -11,6 +11,7 @@ mod accounts;
 mod app;
 mod archives;
 mod avatars;
+mod caches;
 mod chat;
 mod clips;
 pub mod config;

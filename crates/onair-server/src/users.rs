@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::avatars::Avatars;
+use crate::caches::Caches;
 use crate::dto::{ProfileDto, UserSummaryDto, parse_clearable};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser, MaybeAuthUser};
@@ -41,6 +42,7 @@ pub struct Users {
     /// Profile edits go through it: an edit may replace an uploaded avatar.
     avatars: Arc<Avatars>,
     lists: UserLists,
+    caches: Arc<Caches>,
 }
 
 impl Users {
@@ -49,25 +51,32 @@ impl Users {
         follows: Arc<dyn FollowStore>,
         avatars: Arc<Avatars>,
         lists: UserLists,
+        caches: Arc<Caches>,
     ) -> Self {
         Self {
             users,
             follows,
             avatars,
             lists,
+            caches,
         }
     }
 
-    async fn profile(&self, id: Uuid) -> Result<UserProfile, ApiError> {
+    /// The caller's own profile, from the database: they must see their own edits at once.
+    async fn own_profile(&self, me: Uuid) -> Result<UserProfile, ApiError> {
         self.users
-            .profile(id)
+            .profile(me)
             .await?
             .ok_or(ApiError::NotFound("user"))
     }
 
     /// `viewer`'s view of `id`'s profile: whether they follow it, when logged in.
     async fn public_profile(&self, id: Uuid, viewer: Option<Uuid>) -> Result<ProfileDto, ApiError> {
-        let profile = self.profile(id).await?;
+        let profile = self
+            .caches
+            .profile(&*self.users, id)
+            .await?
+            .ok_or(ApiError::NotFound("user"))?;
         self.seen_by(profile, viewer).await
     }
 
@@ -81,8 +90,8 @@ impl Users {
         let not_found = || ApiError::NotFound("user");
         let username = Username::parse(username).map_err(|_| not_found())?;
         let profile = self
-            .users
-            .profile_by_username(&username)
+            .caches
+            .profile_by_username(&*self.users, &username)
             .await?
             .ok_or_else(not_found)?;
         self.seen_by(profile, viewer).await
@@ -118,7 +127,10 @@ impl Users {
             return Err(ApiError::CannotFollowSelf);
         }
         match self.follows.follow(me, id).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.counts_changed(me, id).await;
+                Ok(())
+            }
             Err(StoreError::NotFound) => Err(ApiError::NotFound("user")),
             Err(e) => Err(e.into()),
         }
@@ -126,7 +138,14 @@ impl Users {
 
     async fn unfollow(&self, me: Uuid, id: Uuid) -> Result<(), ApiError> {
         self.follows.unfollow(me, id).await?;
+        self.counts_changed(me, id).await;
         Ok(())
+    }
+
+    /// A follow changed both users' counts.
+    async fn counts_changed(&self, follower: Uuid, followed: Uuid) {
+        self.caches.profile_changed(follower).await;
+        self.caches.profile_changed(followed).await;
     }
 }
 
@@ -178,7 +197,7 @@ async fn get_me(
     State(users): State<Arc<Users>>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<ProfileDto>, ApiError> {
-    Ok(Json(ProfileDto::own(users.profile(me).await?)))
+    Ok(Json(ProfileDto::own(users.own_profile(me).await?)))
 }
 
 /// Edit the caller's profile.

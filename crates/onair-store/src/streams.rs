@@ -52,8 +52,8 @@ pub trait StreamStore: Send + Sync {
     /// Ends the broadcast `session_id` publishes, now (media failure).
     async fn end_published_stream(&self, session_id: Uuid) -> Result<bool>;
     /// Ends every broadcast that has been offline since before `cutoff` (its publisher
-    /// did not come back in time). Returns how many ended.
-    async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64>;
+    /// did not come back in time). Returns the owners of those that ended.
+    async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<Vec<Uuid>>;
     /// Stores a batch of viewer counts (one transaction; peak kept as the maximum seen).
     async fn record_viewer_counts(&self, counts: &[ViewerCountUpdate]) -> Result<()>;
     /// Reads from the primary: callers check ownership with it before writing.
@@ -252,7 +252,7 @@ macro_rules! impl_stream_store {
                 Ok(ended.is_some())
             }
 
-            async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<u64> {
+            async fn end_abandoned_streams(&self, cutoff: Timestamp) -> Result<Vec<Uuid>> {
                 // The broadcast ended when its publisher left, not when this sweep noticed.
                 let mut tx = self.writer().begin().await?;
                 let ended: Vec<(Uuid, Uuid, Timestamp)> = sqlx::query_as(
@@ -267,7 +267,7 @@ macro_rules! impl_stream_store {
                     Self::announce(&mut tx, stream_id, user_id, false, ended_at).await?;
                 }
                 tx.commit().await?;
-                Ok(ended.len() as u64)
+                Ok(ended.into_iter().map(|(_, user_id, _)| user_id).collect())
             }
 
             async fn record_viewer_counts(&self, counts: &[ViewerCountUpdate]) -> Result<()> {

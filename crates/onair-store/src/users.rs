@@ -67,8 +67,8 @@ pub struct Credentials {
     pub password_hash: String,
 }
 
-/// Everything public about a user.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+/// Everything public about a user (serializable for the caches).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct UserProfile {
     pub id: Uuid,
     pub username: String,

@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use self::encode::{EncodeError, Encoder, SourceFormat};
+use crate::caches::Caches;
 use crate::dto::ProfileDto;
 use crate::error::{ApiError, ErrorBody, Json, Path};
 use crate::identity::{AccessTokens, AuthUser};
@@ -57,14 +58,22 @@ pub struct Avatars {
     users: Arc<dyn UserStore>,
     files: MediaStore,
     encoder: Encoder,
+    /// Profiles and the live list show the picture.
+    caches: Arc<Caches>,
 }
 
 impl Avatars {
-    pub fn new(users: Arc<dyn UserStore>, files: MediaStore, ffmpeg: std::path::PathBuf) -> Self {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        files: MediaStore,
+        ffmpeg: std::path::PathBuf,
+        caches: Arc<Caches>,
+    ) -> Self {
         Self {
             users,
             files,
             encoder: Encoder::new(ffmpeg),
+            caches,
         }
     }
 
@@ -112,6 +121,12 @@ impl Avatars {
         me: Uuid,
         patch: ProfilePatch,
     ) -> Result<UserProfile, ApiError> {
+        let after = self.apply(me, patch).await?;
+        self.caches.channel_changed(me).await;
+        Ok(after)
+    }
+
+    async fn apply(&self, me: Uuid, patch: ProfilePatch) -> Result<UserProfile, ApiError> {
         if patch.avatar_url.is_none() {
             return Ok(self.users.update_profile(me, patch).await?);
         }

@@ -108,6 +108,12 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
         "RATE_LIMIT_REGISTRATION_PER_MINUTE",
         "rate_limit.registration_per_minute",
     ),
+    ("CACHE_ENABLED", "cache.enabled"),
+    ("CACHE_PROFILE_TTL_SECS", "cache.profile_ttl_secs"),
+    ("CACHE_LIVE_LIST_TTL_SECS", "cache.live_list_ttl_secs"),
+    ("CACHE_LOCAL_TTL_SECS", "cache.local_ttl_secs"),
+    ("CACHE_LOCAL_CAPACITY", "cache.local_capacity"),
+    ("CACHE_KEY_PREFIX", "cache.key_prefix"),
 ];
 
 /// Conventional names that are read without the `ONAIR_` prefix too.

@@ -1,6 +1,6 @@
 //! Configuration: defaults ← optional TOML file ← environment, in sections (`[http]`,
 //! `[database]`, `[redis]`, `[auth]`, `[media]`, `[viewers]`, `[chat]`, `[jobs]`,
-//! `[notify]`, `[processing]`, `[rate_limit]`) that deserialize straight into each domain's settings
+//! `[notify]`, `[processing]`, `[rate_limit]`, `[cache]`) that deserialize straight into each domain's settings
 //! type. Every setting
 //! also has an `ONAIR_*` variable whose name predates the sections (`env.rs` maps them);
 //! the database, Redis and object-store URLs also answer to their conventional names
@@ -19,6 +19,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use onair_store::{Backend, DbConfig};
 use serde::{Deserialize, Serialize};
 
+pub use crate::caches::CacheConfig;
 pub use crate::chat::ChatConfig;
 pub use crate::jobs::JobsSettings;
 pub use crate::media::MediaConfig;
@@ -48,6 +49,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub processing: ProcessingConfig,
     pub rate_limit: RateLimitConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             processing: ProcessingConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }

@@ -35,7 +35,24 @@ impl Config {
         self.validate_http_and_auth()?;
         self.validate_media()?;
         self.validate_jobs()?;
-        self.validate_processing()
+        self.validate_processing()?;
+        self.validate_cache()
+    }
+
+    fn validate_cache(&self) -> Checked {
+        let cache = &self.cache;
+        for (ttl, key) in [
+            (cache.profile_ttl_secs, "cache.profile_ttl_secs"),
+            (cache.live_list_ttl_secs, "cache.live_list_ttl_secs"),
+            (cache.local_ttl_secs, "cache.local_ttl_secs"),
+        ] {
+            check(ttl > 0, key, "must be positive")?;
+        }
+        check(
+            cache.local_capacity > 0,
+            "cache.local_capacity",
+            "must be at least 1",
+        )
     }
 
     fn validate_processing(&self) -> Checked {

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::Media;
 use crate::error::{ApiError, ErrorBody, Json, Path};
+use crate::streams::StreamKeys;
 
 /// The fields we read from any of the three servers' payloads; the rest is ignored.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -178,10 +179,13 @@ pub(super) async fn media_hook(
             }
         },
         _ => {
-            media
-                .broadcasts
-                .detach(session, PublishEnd::PublisherLeft)
-                .await;
+            // The key's owner is only claimed: an unknown session detaches nothing.
+            if let Some(user_id) = StreamKeys::claimed_user(key) {
+                media
+                    .broadcasts
+                    .detach(user_id, session, PublishEnd::PublisherLeft)
+                    .await;
+            }
             None
         }
     };

@@ -33,6 +33,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::caches::Caches;
 use crate::shutdown::signalled;
 use crate::streams::StreamKeys;
 
@@ -133,6 +134,8 @@ pub struct Broadcasts {
     jobs: Arc<Notify>,
     /// Storage past which a creator's broadcasts are not recorded.
     quota_bytes: Option<i64>,
+    /// The live list and profiles show broadcasts.
+    caches: Arc<Caches>,
 }
 
 impl Broadcasts {
@@ -141,12 +144,14 @@ impl Broadcasts {
         keys: Arc<dyn StreamKeyStore>,
         jobs: Arc<Notify>,
         quota_bytes: Option<u64>,
+        caches: Arc<Caches>,
     ) -> Self {
         Self {
             streams,
             keys,
             jobs,
             quota_bytes: quota_bytes.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+            caches,
         }
     }
 
@@ -173,6 +178,7 @@ impl Broadcasts {
         {
             Ok((stream, resumed)) => {
                 self.jobs.notify_one();
+                self.caches.channel_changed(user_id).await;
                 Ok(Publication {
                     user_id,
                     stream_id: stream.id,
@@ -189,15 +195,16 @@ impl Broadcasts {
         }
     }
 
-    /// Publisher `session_id` is gone. A publisher that left may reconnect within the
-    /// window, so its broadcast goes offline; a media failure ends it.
-    pub async fn detach(&self, session_id: Uuid, end: PublishEnd) {
+    /// `user_id`'s publisher `session_id` is gone. A publisher that left may reconnect
+    /// within the window, so its broadcast goes offline; a media failure ends it.
+    pub async fn detach(&self, user_id: Uuid, session_id: Uuid, end: PublishEnd) {
         let result = match end {
             PublishEnd::PublisherLeft => self.streams.detach_publisher(session_id).await,
             PublishEnd::TranscoderFailed => self.streams.end_published_stream(session_id).await,
             PublishEnd::Stopped => return,
         };
         self.jobs.notify_one();
+        self.caches.channel_changed(user_id).await;
         if let Err(e) = result {
             // The abandoned-broadcast sweep ends it later if it stays without a publisher.
             tracing::error!(error = %e, %session_id, "could not record the end of a publish");
@@ -212,7 +219,8 @@ impl PublishHandler for Broadcasts {
     }
 
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd) {
-        self.detach(publication.session_id, end).await;
+        self.detach(publication.user_id, publication.session_id, end)
+            .await;
     }
 
     async fn still_live(&self, publication: &Publication) -> bool {
@@ -234,7 +242,7 @@ impl PublishHandler for Broadcasts {
 /// true. Running as a sweep rather than a timer per broadcast means a restart or a
 /// crashed node loses nothing.
 pub async fn end_abandoned_broadcasts(
-    streams: Arc<dyn StreamStore>,
+    (streams, caches): (Arc<dyn StreamStore>, Arc<Caches>),
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -248,8 +256,16 @@ pub async fn end_abandoned_broadcasts(
         }
         let cutoff = chrono::Utc::now() - grace;
         match streams.end_abandoned_streams(Timestamp::from(cutoff)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(ended = n, "ended broadcasts whose publisher did not return"),
+            Ok(owners) if owners.is_empty() => {}
+            Ok(owners) => {
+                tracing::info!(
+                    ended = owners.len(),
+                    "ended broadcasts whose publisher did not return"
+                );
+                for owner in owners {
+                    caches.channel_changed(owner).await;
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "abandoned-broadcast sweep failed"),
         }
     }

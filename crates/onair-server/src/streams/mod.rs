@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::caches::Caches;
 use crate::dto::{UserSummaryDto, parse_clearable};
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
 use crate::identity::{AccessTokens, AuthUser};
@@ -56,6 +57,8 @@ pub struct Streams {
     lists: UserLists,
     /// This node's running publishes, stopped when their key or broadcast ends.
     publishers: Publishers,
+    /// The live list and profiles show broadcasts.
+    caches: Arc<Caches>,
 }
 
 impl Streams {
@@ -66,7 +69,7 @@ impl Streams {
         public_rtmp_url: String,
         jobs: Arc<Notify>,
         lists: UserLists,
-        publishers: Publishers,
+        (publishers, caches): (Publishers, Arc<Caches>),
     ) -> Self {
         Self {
             streams,
@@ -76,6 +79,7 @@ impl Streams {
             jobs,
             lists,
             publishers,
+            caches,
         }
     }
 
@@ -135,6 +139,7 @@ impl Streams {
             .await?;
         // Its fan-out was queued with it; run it now rather than at the next poll.
         self.jobs.notify_one();
+        self.caches.channel_changed(me).await;
         Ok(stream)
     }
 
@@ -145,6 +150,7 @@ impl Streams {
             Ok(stream) => {
                 self.publishers.stop(me);
                 self.jobs.notify_one();
+                self.caches.channel_changed(me).await;
                 Ok(stream)
             }
             Err(StoreError::NotFound) => Err(ApiError::StreamNotLive),
@@ -177,7 +183,9 @@ impl Streams {
         if self.stream(id).await?.owner.id != me {
             return Err(ApiError::Forbidden("only the stream's owner can change it"));
         }
-        Ok(self.streams.update_stream(id, patch).await?)
+        let stream = self.streams.update_stream(id, patch).await?;
+        self.caches.channel_changed(me).await;
+        Ok(stream)
     }
 }
 
@@ -315,12 +323,13 @@ pub struct StreamListQuery {
 }
 
 /// Broadcasts by state (live ones by default), most recently started or most watched first.
+/// The live list's first pages are cached (`cache.live_list_ttl_secs`).
 #[utoipa::path(get, path = "/streams", tag = "streams", params(StreamListQuery),
     responses((status = 200, body = PageBody<StreamDto>), (status = 400, body = ErrorBody)))]
 async fn list_streams(
     State(streams): State<Arc<Streams>>,
     Query(query): Query<StreamListQuery>,
-) -> Result<Json<PageBody<StreamDto>>, ApiError> {
+) -> Result<Response, ApiError> {
     let status = match query.status.as_deref() {
         None => StreamStatus::Live,
         Some(s) => s
@@ -328,17 +337,28 @@ async fn list_streams(
             .map_err(|e: onair_core::UnknownStatus| ApiError::InvalidQuery(e.to_string()))?,
     };
     let store = &streams.streams;
+    let cursors = streams.lists.cursors();
     let sort = query.sort.unwrap_or_default();
-    let fetch = async |limit, cursor| store.list_streams(status, sort, limit, cursor).await;
-    let page = PageQuery {
-        limit: query.limit,
-        cursor: query.cursor,
+    let (limit, cursor) = cursors.parse(query.limit, query.cursor.as_deref())?;
+    let render = async || {
+        let page = store.list_streams(status, sort, limit, cursor).await?;
+        let body = PageBody::from_page(cursors, page, StreamDto::from);
+        Ok::<_, StoreError>(serde_json::to_string(&body).expect("a page serializes"))
     };
-    streams
-        .lists
-        .cursors()
-        .page(&page, fetch, StreamDto::from)
-        .await
+    let body = if status == StreamStatus::Live && cursor.is_none() {
+        let key = format!("{}:{}", sort.as_str(), limit.get());
+        streams.caches.live_page(&key, render).await?
+    } else {
+        render().await?
+    };
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 /// One broadcast.

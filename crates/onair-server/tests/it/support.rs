@@ -69,6 +69,13 @@ impl TestApp {
         // The suite runs tests side by side on two cores: a niced media job would wait
         // behind them (priorities are the benchmark's business, not the tests').
         config.processing.nice = 0;
+        // Tests share one Redis: each test's nodes (one database) keep their caches apart.
+        config.cache.key_prefix = format!("test:{:x}:", {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            db.url.hash(&mut hasher);
+            hasher.finish()
+        });
         change(&mut config);
         let app = Application::build(config.clone())
             .await

@@ -99,12 +99,12 @@ async fn ending_a_recorded_broadcast_archives_it_once(store: Arc<dyn Store>) {
     let ended = store.end_stream(caster.id).await.unwrap();
     // Every other end path finds it ended already.
     assert!(!store.end_published_stream(session).await.unwrap());
-    assert_eq!(
+    assert!(
         store
             .end_abandoned_streams(from_now(Duration::seconds(1)))
             .await
-            .unwrap(),
-        0
+            .unwrap()
+            .is_empty()
     );
 
     let archives = every_archive(&store, caster.id).await;
@@ -164,7 +164,7 @@ async fn every_end_path_archives_the_broadcast(store: Arc<dyn Store>) {
         .end_abandoned_streams(from_now(Duration::seconds(1)))
         .await
         .unwrap();
-    assert_eq!(swept, 1);
+    assert_eq!(swept.len(), 1);
 
     for (owner, _, stream) in &streams {
         let archive = the_archive(&store, *owner, stream.id).await;
