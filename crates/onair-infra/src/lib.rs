@@ -1,7 +1,9 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
 //! mode) and a Redis or object-storage one (scale-out): viewer counting, the media
-//! store, rate limits (per client, and one shared by every worker), read-through caches.
+//! store, rate limits (per client, and one shared by every worker), read-through caches;
+//! and the circuit breakers of outbound dependencies.
 
+mod breaker;
 mod bus;
 mod cache;
 mod media_store;
@@ -11,9 +13,10 @@ mod redis_pool;
 pub mod testing;
 mod viewers;
 
+pub use breaker::{BreakerOpen, BreakerSettings, BreakerState, Breakers, CircuitBreaker, Permit};
 pub use bus::{Handler, RedisBus};
 pub use cache::{Cache, Miss, Scope, SharedLayer};
-pub use media_store::{MediaStore, MediaStoreError, S3Options, StoredObject};
+pub use media_store::{MediaStore, MediaStoreError, S3Limits, S3Options, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
 };

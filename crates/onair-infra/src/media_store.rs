@@ -3,19 +3,28 @@
 //! S3-compatible service in scale-out. ffmpeg always writes HLS to a local spool
 //! directory; when the store is not that directory, the ingest mirrors finished files
 //! into it.
+//!
+//! S3 is an outbound dependency like any other: every request has a deadline and a
+//! bounded number of retries ([`S3Limits`]), and a circuit breaker refuses calls at once
+//! while the store keeps failing ([`MediaStoreError::CircuitOpen`]).
 
 use std::cmp::Reverse;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::breaker::{BreakerOpen, BreakerSettings, CircuitBreaker};
 
 /// Files above this size are uploaded in parts of this size (S3 wants at least 5 MiB),
 /// so a 1 GB recording never sits in memory.
@@ -37,6 +46,31 @@ pub enum MediaStoreError {
     },
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    #[error(transparent)]
+    CircuitOpen(#[from] BreakerOpen),
+}
+
+impl MediaStoreError {
+    /// What the error says about the store's health, for its breaker: `Some(false)` when
+    /// the store did not answer or answered a server error (object_store's `Generic`,
+    /// after its retries), `Some(true)` when it answered about the object (not found, a
+    /// precondition, a refusal), `None` when the store was never asked or the failure
+    /// is ours (a bad key, a local file).
+    fn store_answered(&self) -> Option<bool> {
+        use object_store::Error as E;
+        match self {
+            Self::Store(E::Generic { .. }) => Some(false),
+            Self::Store(
+                E::NotFound { .. }
+                | E::AlreadyExists { .. }
+                | E::Precondition { .. }
+                | E::NotModified { .. }
+                | E::PermissionDenied { .. }
+                | E::Unauthenticated { .. },
+            ) => Some(true),
+            _ => None,
+        }
+    }
 }
 
 fn io_error(path: &FsPath) -> impl FnOnce(std::io::Error) -> MediaStoreError + '_ {
@@ -58,6 +92,33 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Plain HTTP to the endpoint (a local test server); HTTPS only otherwise.
     pub allow_http: Option<bool>,
+    pub limits: S3Limits,
+}
+
+/// How long S3 may take, and when to stop asking it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Limits {
+    /// Deadline of each HTTP request (a part of a multipart upload is one).
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Retries of a failed request (object_store backs off between them), all within
+    /// `retry_timeout` of the first try.
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    /// The store's circuit breaker.
+    pub breaker: BreakerSettings,
+}
+
+impl Default for S3Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(15),
+            breaker: BreakerSettings::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for S3Options {
@@ -71,13 +132,32 @@ impl std::fmt::Debug for S3Options {
                 &self.secret_access_key.as_ref().map(|_| "[redacted]"),
             )
             .field("allow_http", &self.allow_http)
+            .field("limits", &self.limits)
             .finish()
     }
 }
 
 impl S3Options {
     fn builder(&self, url: &str) -> AmazonS3Builder {
-        let mut builder = AmazonS3Builder::from_env().with_url(url);
+        let limits = &self.limits;
+        let millis = |d: Duration| format!("{}ms", d.as_millis());
+        // Set key by key: `with_client_options` would drop the client settings read from
+        // the `AWS_*` variables.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_url(url)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                millis(limits.timeout),
+            )
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                millis(limits.connect_timeout),
+            )
+            .with_retry(RetryConfig {
+                max_retries: limits.max_retries,
+                retry_timeout: limits.retry_timeout,
+                ..RetryConfig::default()
+            });
         if let Some(endpoint) = &self.endpoint {
             builder = builder.with_endpoint(endpoint);
         }
@@ -104,12 +184,24 @@ pub struct StoredObject {
     pub size: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MediaStore {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     /// True when the store is the spool directory itself: nothing to copy.
     is_spool: bool,
+    /// Remote stores only: a local directory fails for reasons a breaker cannot help.
+    breaker: Option<Arc<CircuitBreaker>>,
+}
+
+impl std::fmt::Debug for MediaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaStore")
+            .field("store", &self.store)
+            .field("prefix", &self.prefix)
+            .field("is_spool", &self.is_spool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl MediaStore {
@@ -130,21 +222,28 @@ impl MediaStore {
                 store: local(spool)?,
                 prefix: Path::default(),
                 is_spool: true,
+                breaker: None,
             });
         };
         let url =
             url::Url::parse(raw).map_err(|e| MediaStoreError::Config(format!("{raw}: {e}")))?;
         let prefix =
             Path::parse(url.path().trim_start_matches('/')).map_err(object_store::Error::from)?;
+        let mut breaker = None;
         let store: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => {
                 return Ok(Self {
                     store: local(FsPath::new(url.path()))?,
                     prefix: Path::default(),
                     is_spool: false,
+                    breaker: None,
                 });
             }
-            "s3" => Arc::new(s3.builder(raw).build()?),
+            "s3" => {
+                let bucket = url.host_str().unwrap_or_default();
+                breaker = Some(CircuitBreaker::new("s3", bucket, s3.limits.breaker));
+                Arc::new(s3.builder(raw).build()?)
+            }
             "memory" => Arc::new(InMemory::new()),
             other => {
                 return Err(MediaStoreError::Config(format!(
@@ -156,7 +255,30 @@ impl MediaStore {
             store,
             prefix,
             is_spool: false,
+            breaker,
         })
+    }
+
+    /// Runs one call to the store through its breaker: refused at once while it is
+    /// open, and its outcome counted.
+    async fn guarded<T>(
+        &self,
+        call: impl Future<Output = Result<T, MediaStoreError>>,
+    ) -> Result<T, MediaStoreError> {
+        let Some(breaker) = &self.breaker else {
+            return call.await;
+        };
+        let permit = breaker.try_call()?;
+        let result = call.await;
+        match result
+            .as_ref()
+            .map_or_else(|e| e.store_answered(), |_| Some(true))
+        {
+            Some(true) => permit.success(),
+            Some(false) => permit.failure(),
+            None => drop(permit),
+        }
+        result
     }
 
     /// Whether files written to the spool are already in the store.
@@ -187,99 +309,114 @@ impl MediaStore {
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), MediaStoreError> {
-        self.store
-            .put(&self.location(key)?, PutPayload::from(bytes))
-            .await?;
-        Ok(())
+        self.guarded(async {
+            self.store
+                .put(&self.location(key)?, PutPayload::from(bytes))
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Uploads a local file, streamed in parts when large; returns its size.
     pub async fn put_file(&self, key: &str, path: &FsPath) -> Result<u64, MediaStoreError> {
-        let location = self.location(key)?;
-        let mut file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
-        let size = file.metadata().await.map_err(io_error(path))?.len();
-        if size <= PART_BYTES as u64 {
-            let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes).await.map_err(io_error(path))?;
-            self.store.put(&location, bytes.into()).await?;
-            return Ok(size);
-        }
-        let mut upload = WriteMultipart::new_with_chunk_size(
-            self.store.put_multipart(&location).await?,
-            PART_BYTES,
-        );
-        let mut buffer = vec![0; 1 << 20];
-        loop {
-            let read = match file.read(&mut buffer).await {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(source) => {
-                    // The parts sent so far are dropped, not left to bill.
-                    let _ = upload.abort().await;
-                    return Err(io_error(path)(source));
-                }
-            };
-            if let Err(error) = upload.wait_for_capacity(PARALLEL_UPLOADS).await {
-                let _ = upload.abort().await;
-                return Err(error.into());
+        self.guarded(async {
+            let location = self.location(key)?;
+            let mut file = tokio::fs::File::open(path).await.map_err(io_error(path))?;
+            let size = file.metadata().await.map_err(io_error(path))?.len();
+            if size <= PART_BYTES as u64 {
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.read_to_end(&mut bytes).await.map_err(io_error(path))?;
+                self.store.put(&location, bytes.into()).await?;
+                return Ok(size);
             }
-            upload.write(&buffer[..read]);
-        }
-        // `finish` aborts the upload itself when a part or the completion fails.
-        upload.finish().await?;
-        Ok(size)
+            let mut upload = WriteMultipart::new_with_chunk_size(
+                self.store.put_multipart(&location).await?,
+                PART_BYTES,
+            );
+            let mut buffer = vec![0; 1 << 20];
+            loop {
+                let read = match file.read(&mut buffer).await {
+                    Ok(0) => break,
+                    Ok(read) => read,
+                    Err(source) => {
+                        // The parts sent so far are dropped, not left to bill.
+                        let _ = upload.abort().await;
+                        return Err(io_error(path)(source));
+                    }
+                };
+                if let Err(error) = upload.wait_for_capacity(PARALLEL_UPLOADS).await {
+                    let _ = upload.abort().await;
+                    return Err(error.into());
+                }
+                upload.write(&buffer[..read]);
+            }
+            // `finish` aborts the upload itself when a part or the completion fails.
+            upload.finish().await?;
+            Ok(size)
+        })
+        .await
     }
 
     /// Removes the object; one that is not there is no error.
     pub async fn delete(&self, key: &str) -> Result<(), MediaStoreError> {
-        match self.store.delete(&self.location(key)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.guarded(async {
+            match self.store.delete(&self.location(key)?).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Removes every object under `prefix` (whole path segments: `vod/a` is not a prefix
     /// of `vod/ab/x`) and returns how many; nothing there is no error, so a retried
     /// delete succeeds. The empty prefix (the whole store) is refused.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, MediaStoreError> {
-        let prefix = self.prefix_location(prefix)?;
-        // The whole listing (paged through by object_store) first: deleting while a local
-        // directory walk is under way would pull directories from under it.
-        let listed: Vec<Result<Path, object_store::Error>> = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|object| object.location)
-            .try_collect::<Vec<_>>()
-            .await?
-            .into_iter()
-            .map(Ok)
-            .collect();
-        // S3 deletes in batches of up to 1000 keys.
-        let mut deleted = self
-            .store
-            .delete_stream(futures_util::stream::iter(listed).boxed());
-        let mut count = 0;
-        while let Some(result) = deleted.next().await {
-            match result {
-                Ok(_) => count += 1,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+        self.guarded(async {
+            let prefix = self.prefix_location(prefix)?;
+            // The whole listing (paged through by object_store) first: deleting while a local
+            // directory walk is under way would pull directories from under it.
+            let listed: Vec<Result<Path, object_store::Error>> = self
+                .store
+                .list(Some(&prefix))
+                .map_ok(|object| object.location)
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .map(Ok)
+                .collect();
+            // S3 deletes in batches of up to 1000 keys.
+            let mut deleted = self
+                .store
+                .delete_stream(futures_util::stream::iter(listed).boxed());
+            let mut count = 0;
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) => count += 1,
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-        }
-        Ok(count)
+            Ok(count)
+        })
+        .await
     }
 
     /// Every object under `prefix`, in no particular order.
     pub async fn list(&self, prefix: &str) -> Result<Vec<StoredObject>, MediaStoreError> {
-        let prefix = self.prefix_location(prefix)?;
-        let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
-        Ok(objects
-            .into_iter()
-            .map(|object| StoredObject {
-                key: self.key_of(&object.location),
-                size: object.size,
-            })
-            .collect())
+        self.guarded(async {
+            let prefix = self.prefix_location(prefix)?;
+            let objects: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+            Ok(objects
+                .into_iter()
+                .map(|object| StoredObject {
+                    key: self.key_of(&object.location),
+                    size: object.size,
+                })
+                .collect())
+        })
+        .await
     }
 
     /// Bytes stored under `prefix` (storage accounting).
@@ -289,11 +426,14 @@ impl MediaStore {
 
     /// The object's bytes, or None if there is no such object.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, MediaStoreError> {
-        match self.store.get(&self.location(key)?).await {
-            Ok(result) => Ok(Some(result.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.guarded(async {
+            match self.store.get(&self.location(key)?).await {
+                Ok(result) => Ok(Some(result.bytes().await?)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     /// Copies every object under `prefix` to `dir` (`prefix/a/b` → `dir/a/b`), streamed;
@@ -303,30 +443,33 @@ impl MediaStore {
         prefix: &str,
         dir: &FsPath,
     ) -> Result<u64, MediaStoreError> {
-        let base = self.prefix_location(prefix)?;
-        let objects: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
-        let mut total = 0;
-        for object in objects {
-            let Some(parts) = object.location.prefix_match(&base) else {
-                continue;
-            };
-            let target = parts.fold(dir.to_owned(), |path, part| path.join(part.as_ref()));
-            if let Some(parent) = target.parent() {
-                tokio::fs::create_dir_all(parent)
+        self.guarded(async {
+            let base = self.prefix_location(prefix)?;
+            let objects: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
+            let mut total = 0;
+            for object in objects {
+                let Some(parts) = object.location.prefix_match(&base) else {
+                    continue;
+                };
+                let target = parts.fold(dir.to_owned(), |path, part| path.join(part.as_ref()));
+                if let Some(parent) = target.parent() {
+                    tokio::fs::create_dir_all(parent)
+                        .await
+                        .map_err(io_error(parent))?;
+                }
+                let mut file = tokio::fs::File::create(&target)
                     .await
-                    .map_err(io_error(parent))?;
+                    .map_err(io_error(&target))?;
+                let mut body = self.store.get(&object.location).await?.into_stream();
+                while let Some(chunk) = body.try_next().await? {
+                    file.write_all(&chunk).await.map_err(io_error(&target))?;
+                    total += chunk.len() as u64;
+                }
+                file.flush().await.map_err(io_error(&target))?;
             }
-            let mut file = tokio::fs::File::create(&target)
-                .await
-                .map_err(io_error(&target))?;
-            let mut body = self.store.get(&object.location).await?.into_stream();
-            while let Some(chunk) = body.try_next().await? {
-                file.write_all(&chunk).await.map_err(io_error(&target))?;
-                total += chunk.len() as u64;
-            }
-            file.flush().await.map_err(io_error(&target))?;
-        }
-        Ok(total)
+            Ok(total)
+        })
+        .await
     }
 
     /// Publishes a local directory under `prefix` so that a reader never sees a playlist

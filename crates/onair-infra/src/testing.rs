@@ -151,6 +151,7 @@ impl MotoS3 {
             access_key_id: Some("testing".into()),
             secret_access_key: Some("testing".into()),
             allow_http: Some(true),
+            ..S3Options::default()
         }
     }
 

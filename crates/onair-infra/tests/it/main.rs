@@ -2,9 +2,11 @@
 //! (`redis::<case>`, keys under a random prefix, so the shared server is safe), and the
 //! rate limit Redis shares between nodes. Redis cases are ignored, and counted so in the
 //! closing line, unless ONAIR_TEST_REDIS_URL was set when they were built (the cfg comes
-//! from scripts/test-backends.rs). The media store contract, the S3 lifecycle rules and the
-//! per-key rate limits and the read-through cache are in their own modules.
+//! from scripts/test-backends.rs). The media store contract, the S3 lifecycle rules, the
+//! object store's circuit breaker, the per-key rate limits and the read-through cache are
+//! in their own modules.
 
+mod breaker;
 mod cache;
 mod lifecycle;
 mod media_store;
