@@ -53,7 +53,7 @@ impl BreakerState {
 
 /// A call the breaker refused without making it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{dependency} {target}: circuit breaker open after repeated failures, call not made (next try in {} s)", .retry_after.as_secs().max(1))]
+#[error("{dependency} {target}: circuit breaker open after repeated failures (next try in {} s)", .retry_after.as_secs().max(1))]
 pub struct BreakerOpen {
     pub dependency: &'static str,
     pub target: String,

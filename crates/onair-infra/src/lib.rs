@@ -9,6 +9,7 @@ mod cache;
 mod media_store;
 mod rate;
 mod redis_pool;
+mod s3;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod viewers;
@@ -16,11 +17,12 @@ mod viewers;
 pub use breaker::{BreakerOpen, BreakerSettings, BreakerState, Breakers, CircuitBreaker, Permit};
 pub use bus::{Handler, RedisBus};
 pub use cache::{Cache, Miss, Scope, SharedLayer};
-pub use media_store::{MediaStore, MediaStoreError, S3Limits, S3Options, StoredObject};
+pub use media_store::{MediaStore, MediaStoreError, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
 };
 pub use redis_pool::RedisPool;
+pub use s3::{S3Limits, S3Options};
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,
     ViewerId,

@@ -79,7 +79,7 @@ impl Application {
         let files = MediaStore::open_with(
             config.media.object_store_url.as_deref(),
             &config.media_root(),
-            &config.media.s3(),
+            &config.media.s3(config.breaker.settings()),
         )?;
         let redis = connect_redis(&config).await?;
         let access_tokens = Arc::new(AccessTokens::new(
@@ -374,6 +374,7 @@ fn notifications(
     };
     Notifications::new(
         &config.notify,
+        config.breaker.settings(),
         config.jobs.backoff_base(),
         stores,
         (Arc::clone(access_tokens), Arc::clone(cursors)),
@@ -445,7 +446,7 @@ pub async fn run_worker(
     let files = MediaStore::open_with(
         config.media.object_store_url.as_deref(),
         &config.media_root(),
-        &config.media.s3(),
+        &config.media.s3(config.breaker.settings()),
     )?;
     let runner = job_runner(&config, &store, &notifications, &files);
     let (stop, stopped) = watch::channel(false);

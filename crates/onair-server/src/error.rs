@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request}
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::{CursorError, LimitError, ValidationError};
+use onair_infra::MediaStoreError;
 use onair_store::{Conflict, StoreError};
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -95,6 +96,9 @@ pub enum ApiError {
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
     Unavailable,
+    /// A dependency's circuit breaker is open: retry in this many seconds.
+    #[error("a service this needs is failing, retry in {0} s")]
+    UnavailableFor(u64),
     #[error("internal error")]
     Internal,
 }
@@ -132,9 +136,10 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive | Self::LimitReached(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout | Self::Unavailable | Self::TooManyConnections => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Timeout
+            | Self::Unavailable
+            | Self::UnavailableFor(_)
+            | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -181,7 +186,7 @@ impl ApiError {
             Self::RateLimited(_) => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",
-            Self::Unavailable => "service_unavailable",
+            Self::Unavailable | Self::UnavailableFor(_) => "service_unavailable",
             Self::Internal => "internal",
         }
     }
@@ -266,11 +271,31 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(state.reset_secs));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
+            let secs = match self {
+                Self::UnavailableFor(secs) => secs,
+                _ => 1,
+            };
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl From<MediaStoreError> for ApiError {
+    /// The media store failed (retry shortly), or its breaker is open (retry when it
+    /// lets a call through again).
+    fn from(err: MediaStoreError) -> Self {
+        match err {
+            MediaStoreError::CircuitOpen(open) => {
+                Self::UnavailableFor(open.retry_after.as_secs().max(1))
+            }
+            other => {
+                tracing::warn!(error = %other, "media store unavailable");
+                Self::Unavailable
+            }
+        }
     }
 }
 

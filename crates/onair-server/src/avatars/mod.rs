@@ -12,7 +12,7 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::AvatarUrl;
-use onair_infra::{MediaStore, MediaStoreError};
+use onair_infra::MediaStore;
 use onair_store::{ProfilePatch, UserProfile, UserStore};
 use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
@@ -97,10 +97,7 @@ impl Avatars {
                 }
             })?;
         let key = stored_key(me, &avatar);
-        self.files
-            .put(&key, avatar)
-            .await
-            .map_err(store_unavailable)?;
+        self.files.put(&key, avatar).await?;
         self.set(me, Some(AvatarUrl::stored(format!("/media/{key}"))))
             .await
     }
@@ -178,11 +175,6 @@ fn is_file_name(file: &str) -> bool {
         })
 }
 
-fn store_unavailable(error: MediaStoreError) -> ApiError {
-    tracing::warn!(%error, "media store unavailable for an avatar");
-    ApiError::Unavailable
-}
-
 /// The picture format a request declares, or 415.
 fn declared_format(headers: &HeaderMap) -> Result<SourceFormat, ApiError> {
     headers
@@ -243,12 +235,7 @@ async fn avatar_file(
         return Err(not_found());
     }
     let key = format!("{KEY_PREFIX}/{user}/{file}");
-    let picture = avatars
-        .files
-        .get(&key)
-        .await
-        .map_err(store_unavailable)?
-        .ok_or_else(not_found)?;
+    let picture = avatars.files.get(&key).await?.ok_or_else(not_found)?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/webp")),

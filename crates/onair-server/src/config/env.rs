@@ -32,6 +32,10 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("S3_ACCESS_KEY_ID", "media.s3_access_key_id"),
     ("S3_SECRET_ACCESS_KEY", "media.s3_secret_access_key"),
     ("S3_ALLOW_HTTP", "media.s3_allow_http"),
+    ("S3_TIMEOUT_MS", "media.s3_timeout_ms"),
+    ("S3_CONNECT_TIMEOUT_MS", "media.s3_connect_timeout_ms"),
+    ("S3_MAX_RETRIES", "media.s3_max_retries"),
+    ("S3_RETRY_TIMEOUT_MS", "media.s3_retry_timeout_ms"),
     ("PUBLIC_RTMP_URL", "media.public_rtmp_url"),
     ("RTMP_ENABLED", "media.rtmp_enabled"),
     ("RTMP_BIND", "media.rtmp_bind"),
@@ -69,6 +73,9 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("OUTBOUND_TIMEOUT_MS", "notify.outbound_timeout_ms"),
     ("OUTBOUND_ALLOW_PRIVATE", "notify.outbound_allow_private"),
     ("OUTBOUND_PORTS", "notify.outbound_ports"),
+    ("OUTBOUND_BREAKER_HOSTS", "notify.outbound_breaker_hosts"),
+    ("BREAKER_FAILURE_THRESHOLD", "breaker.failure_threshold"),
+    ("BREAKER_COOL_DOWN_MS", "breaker.cool_down_ms"),
     ("WEBHOOK_DISABLE_AFTER", "notify.webhook_disable_after"),
     ("WEBHOOKS_PER_USER", "notify.webhooks_per_user"),
     (
@@ -174,6 +181,7 @@ mod tests {
             jail.set_env("ONAIR_RATE_LIMIT_AUTH_ACCOUNT_PER_MINUTE", "3");
             jail.set_env("ONAIR_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1");
             jail.set_env("ONAIR_OUTBOUND_PORTS", "443, 8443");
+            jail.set_env("ONAIR_BREAKER_COOL_DOWN_MS", "1500");
             let config = Config::load(None).expect("loads");
             assert_eq!(config.chat.max_connections, 42);
             assert_eq!(config.chat.history_len, 7, "from the file");
@@ -192,6 +200,10 @@ mod tests {
             assert_eq!(config.rate_limit.auth_account_per_minute.get(), 3);
             assert_eq!(config.http.trusted_proxies, ["10.0.0.0/8", "192.0.2.1"]);
             assert_eq!(config.notify.outbound_ports, [443, 8443]);
+            assert_eq!(
+                config.breaker.settings().cool_down,
+                std::time::Duration::from_millis(1500)
+            );
             jail.set_env("ONAIR_OUTBOUND_PORTS", "8443");
             let config = Config::load(None).expect("loads one port");
             assert_eq!(config.notify.outbound_ports, [8443]);

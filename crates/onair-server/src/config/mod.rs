@@ -1,6 +1,6 @@
 //! Configuration: defaults ← optional TOML file ← environment, in sections (`[http]`,
 //! `[database]`, `[redis]`, `[auth]`, `[media]`, `[viewers]`, `[chat]`, `[jobs]`,
-//! `[notify]`, `[processing]`, `[rate_limit]`, `[cache]`) that deserialize straight into each domain's settings
+//! `[notify]`, `[processing]`, `[rate_limit]`, `[cache]`, `[breaker]`) that deserialize straight into each domain's settings
 //! type. Every setting
 //! also has an `ONAIR_*` variable whose name predates the sections (`env.rs` maps them);
 //! the database, Redis and object-store URLs also answer to their conventional names
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use onair_infra::BreakerSettings;
 use onair_store::{Backend, DbConfig};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub processing: ProcessingConfig,
     pub rate_limit: RateLimitConfig,
+    pub breaker: BreakerConfig,
     pub cache: CacheConfig,
 }
 
@@ -67,6 +69,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             processing: ProcessingConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            breaker: BreakerConfig::default(),
             cache: CacheConfig::default(),
         }
     }
@@ -150,6 +153,36 @@ impl Default for RedisConfig {
         Self {
             url: None,
             pool_size: 20,
+        }
+    }
+}
+
+/// The `[breaker]` settings: the circuit breakers of every outbound dependency (the
+/// object store, each webhook host, each push service).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Failures in a row that open a breaker.
+    pub failure_threshold: u32,
+    /// How long an open breaker refuses calls before it lets one probe through.
+    pub cool_down_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        let defaults = BreakerSettings::default();
+        Self {
+            failure_threshold: defaults.failure_threshold,
+            cool_down_ms: defaults.cool_down.as_millis() as u64,
+        }
+    }
+}
+
+impl BreakerConfig {
+    pub fn settings(&self) -> BreakerSettings {
+        BreakerSettings {
+            failure_threshold: self.failure_threshold,
+            cool_down: Duration::from_millis(self.cool_down_ms),
         }
     }
 }

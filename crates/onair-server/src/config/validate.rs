@@ -35,6 +35,7 @@ impl Config {
         self.validate_http_and_auth()?;
         self.validate_media()?;
         self.validate_jobs()?;
+        self.validate_outbound()?;
         self.validate_processing()?;
         self.validate_cache()
     }
@@ -51,6 +52,28 @@ impl Config {
         check(
             cache.local_capacity > 0,
             "cache.local_capacity",
+            "must be at least 1",
+        )
+    }
+
+    /// Deadlines and circuit breakers of outbound calls.
+    fn validate_outbound(&self) -> Checked {
+        let media = &self.media;
+        for (value, key) in [
+            (media.s3_timeout_ms, "media.s3_timeout_ms"),
+            (media.s3_connect_timeout_ms, "media.s3_connect_timeout_ms"),
+            (self.breaker.cool_down_ms, "breaker.cool_down_ms"),
+        ] {
+            check(value > 0, key, "must be positive")?;
+        }
+        check(
+            self.breaker.failure_threshold > 0,
+            "breaker.failure_threshold",
+            "must be at least 1",
+        )?;
+        check(
+            self.notify.outbound_breaker_hosts > 0,
+            "notify.outbound_breaker_hosts",
             "must be at least 1",
         )
     }
@@ -316,7 +339,7 @@ mod tests {
     #[test]
     fn bad_settings_are_named_by_variable_and_key() {
         type Change = Box<dyn FnOnce(&mut Config)>;
-        let cases: [(&str, Change); 9] = [
+        let cases: [(&str, Change); 10] = [
             (
                 "DATABASE_URL (database.url)",
                 Box::new(|c| c.database.url = Some("mysql://x".into())),
@@ -352,6 +375,10 @@ mod tests {
             (
                 "ONAIR_NOTIFY_PART_SIZE (notify.part_size)",
                 Box::new(|c| c.notify.part_size = 1),
+            ),
+            (
+                "ONAIR_BREAKER_FAILURE_THRESHOLD (breaker.failure_threshold)",
+                Box::new(|c| c.breaker.failure_threshold = 0),
             ),
         ];
         for (setting, change) in cases {

@@ -120,10 +120,7 @@ pub(crate) async fn fetch(files: &MediaStore, key: &str) -> Result<Bytes, ApiErr
     match files.get(key).await {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(ApiError::NotFound("media file")),
-        Err(e) => {
-            tracing::warn!(error = %e, "media store read failed");
-            Err(ApiError::Unavailable)
-        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::extract::FromRef;
 use onair_core::StreamStatus;
-use onair_infra::{MediaStore, S3Options};
+use onair_infra::{BreakerSettings, MediaStore, S3Limits, S3Options};
 use onair_media::{
     IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
 };
@@ -51,6 +51,12 @@ pub struct MediaConfig {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub s3_allow_http: Option<bool>,
+    /// Deadline of each request to S3, and of its connection.
+    pub s3_timeout_ms: u64,
+    pub s3_connect_timeout_ms: u64,
+    /// Retries of a failed S3 request, all within `s3_retry_timeout_ms` of the first try.
+    pub s3_max_retries: usize,
+    pub s3_retry_timeout_ms: u64,
     /// Ingest URL shown to creators next to their stream key.
     pub public_rtmp_url: String,
     /// Built-in RTMP ingest; off when an external media server calls the hooks instead.
@@ -81,6 +87,10 @@ impl Default for MediaConfig {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_allow_http: None,
+            s3_timeout_ms: 10_000,
+            s3_connect_timeout_ms: 3_000,
+            s3_max_retries: 3,
+            s3_retry_timeout_ms: 15_000,
             public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
             rtmp_enabled: true,
             rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
@@ -96,14 +106,22 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
-    /// The S3 settings given in the configuration (the rest come from `AWS_*`).
-    pub fn s3(&self) -> S3Options {
+    /// The S3 settings given in the configuration (the rest come from `AWS_*`), with
+    /// the store's circuit breaker.
+    pub fn s3(&self, breaker: BreakerSettings) -> S3Options {
         S3Options {
             endpoint: self.s3_endpoint.clone(),
             region: self.s3_region.clone(),
             access_key_id: self.s3_access_key_id.clone(),
             secret_access_key: self.s3_secret_access_key.clone(),
             allow_http: self.s3_allow_http,
+            limits: S3Limits {
+                timeout: Duration::from_millis(self.s3_timeout_ms),
+                connect_timeout: Duration::from_millis(self.s3_connect_timeout_ms),
+                max_retries: self.s3_max_retries,
+                retry_timeout: Duration::from_millis(self.s3_retry_timeout_ms),
+                breaker,
+            },
         }
     }
 

@@ -6,14 +6,20 @@
 //! pass the same checks (and at most 3), proxy settings in the environment are ignored,
 //! and every call has a deadline. Tests and private deployments can allow private
 //! targets explicitly.
+//!
+//! Each destination host has a circuit breaker: a host that keeps failing (no answer in
+//! time, or 502/503/504/429) is not called for a cool-down, so its deliveries fail fast
+//! and go back to the job queue's backoff instead of holding workers for the whole
+//! deadline. One breaker per host, so one user's broken endpoint cuts off only its host.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Url;
+use onair_infra::{BreakerOpen, Breakers};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect::Policy;
+use reqwest::{StatusCode, Url};
 
 use super::global_ip::is_global;
 
@@ -29,10 +35,22 @@ pub enum TargetError {
     Private,
 }
 
+/// A call that did not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    /// The host's breaker is open: nothing was sent.
+    #[error(transparent)]
+    Open(#[from] BreakerOpen),
+    /// Sent, but no answer: [`describe_failure`]'s text, without the URL.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
 #[derive(Clone)]
 pub struct Outbound {
     client: reqwest::Client,
     rules: Arc<Rules>,
+    breakers: Breakers,
 }
 
 /// What a target must satisfy.
@@ -43,7 +61,12 @@ struct Rules {
 }
 
 impl Outbound {
-    pub fn new(timeout: Duration, allow_private: bool, ports: Vec<u16>) -> Self {
+    pub fn new(
+        timeout: Duration,
+        allow_private: bool,
+        ports: Vec<u16>,
+        breakers: Breakers,
+    ) -> Self {
         let rules = Arc::new(Rules {
             allow_private,
             ports,
@@ -70,11 +93,46 @@ impl Outbound {
         Self {
             client: builder.build().expect("the HTTP client builds"),
             rules,
+            breakers,
         }
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// Sends a request built on [`Outbound::client`] through its host's breaker: refused
+    /// at once while the breaker is open; no answer, or an answer that the host is
+    /// unwell, counts against the host. Any other answer, an error status included, is
+    /// the endpoint's business (one user's endpoint on a shared host).
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CallFailure> {
+        let (_, request) = request.build_split();
+        let request = request.map_err(|e| CallFailure::Unreachable(describe_failure("", e)))?;
+        let url = request.url().clone();
+        let permit = self.breakers.get(&host_of(&url)).try_call()?;
+        match self.client.execute(request).await {
+            Ok(response) => {
+                if host_unwell(response.status()) {
+                    permit.failure();
+                } else {
+                    permit.success();
+                }
+                Ok(response)
+            }
+            Err(error) => {
+                // A redirect our rules refused says nothing about the host's health.
+                if !error.is_redirect() {
+                    permit.failure();
+                }
+                Err(CallFailure::Unreachable(describe_failure(
+                    url.as_str(),
+                    error,
+                )))
+            }
+        }
     }
 
     /// Checks a URL a user wants us to call: https on an allowed port, and not a private
@@ -125,6 +183,27 @@ pub fn describe_failure(url: &str, error: reqwest::Error) -> String {
     text
 }
 
+/// The breaker's key and label: the host, with its port unless the scheme's default.
+fn host_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// Answers that speak for the host rather than one endpoint: a gateway that cannot reach
+/// it, overload, or rate limiting.
+fn host_unwell(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+    )
+}
+
 /// Whether the URL's host is a private address literal or a local name.
 fn literal_is_private(url: &Url) -> bool {
     match url.host() {
@@ -159,8 +238,12 @@ impl Resolve for PublicOnly {
 mod tests {
     use super::*;
 
+    fn breakers() -> Breakers {
+        Breakers::new("test", onair_infra::BreakerSettings::default(), 10)
+    }
+
     fn strict() -> Outbound {
-        Outbound::new(Duration::from_secs(2), false, vec![443])
+        Outbound::new(Duration::from_secs(2), false, vec![443], breakers())
     }
 
     #[test]
@@ -194,13 +277,13 @@ mod tests {
         ] {
             assert_eq!(strict.check_target(url), Err(err), "{url}");
         }
-        let ports = Outbound::new(Duration::from_secs(1), false, vec![443, 8443]);
+        let ports = Outbound::new(Duration::from_secs(1), false, vec![443, 8443], breakers());
         assert!(
             ports
                 .check_target("https://hooks.example.com:8443/")
                 .is_ok()
         );
-        let open = Outbound::new(Duration::from_secs(1), true, Vec::new());
+        let open = Outbound::new(Duration::from_secs(1), true, Vec::new(), breakers());
         assert!(open.check_target("http://127.0.0.1:9000/hook").is_ok());
         assert_eq!(
             open.check_target("ftp://127.0.0.1/"),

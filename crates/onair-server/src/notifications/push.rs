@@ -1,8 +1,9 @@
 //! Web Push (RFC 8030 with VAPID, RFC 8292, and aes128gcm payloads, RFC 8291): the
 //! browser subscribes with our VAPID public key, and each go-live batch's subscribers
 //! get an encrypted push through their push service. A push that fails is retried on
-//! its own with the queue's backoff; a subscription the push service reports gone
-//! (404/410) is deleted.
+//! its own with the queue's backoff (so is one not sent because the push service's
+//! circuit breaker is open); a subscription the push service reports gone (404/410) is
+//! deleted.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use uuid::Uuid;
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use web_push_native::{Auth, WebPushBuilder, p256};
 
-use super::outbound::{Outbound, describe_failure};
+use super::outbound::{CallFailure, Outbound, describe_failure};
 use crate::jobs::{JobFailure, JobHandler, LeaseClock};
 
 /// Pushes sent at once by one batch job.
@@ -41,6 +42,8 @@ pub enum PushOutcome {
     /// The push service no longer knows the subscription.
     Gone,
     Failed(String),
+    /// Not sent: the push service's circuit breaker is open. Retried like a failure.
+    Refused(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +96,8 @@ impl WebPush {
             // does is useless.
             Err(e) => return PushOutcome::Failed(format!("cannot build the push: {e}")),
         };
-        match self.outbound.client().execute(request).await {
+        let request = reqwest::RequestBuilder::from_parts(self.outbound.client().clone(), request);
+        match self.outbound.send(request).await {
             Ok(response) if response.status().is_success() => PushOutcome::Delivered,
             Ok(response)
                 if matches!(
@@ -106,10 +110,10 @@ impl WebPush {
             Ok(response) => {
                 PushOutcome::Failed(format!("push service answered {}", response.status()))
             }
-            Err(e) => PushOutcome::Failed(format!(
-                "push service unreachable: {}",
-                describe_failure(&subscription.endpoint, e)
-            )),
+            Err(CallFailure::Open(open)) => PushOutcome::Refused(format!("push not sent: {open}")),
+            Err(CallFailure::Unreachable(e)) => {
+                PushOutcome::Failed(format!("push service unreachable: {e}"))
+            }
         }
     }
 
@@ -232,7 +236,7 @@ impl JobHandler for PushBatchHandler {
             match outcome {
                 PushOutcome::Delivered => {}
                 PushOutcome::Gone => self.store.delete_push_subscription(subscription).await?,
-                PushOutcome::Failed(error) => {
+                PushOutcome::Failed(error) | PushOutcome::Refused(error) => {
                     tracing::info!(%subscription, %error, "push failed; retrying it alone");
                     self.retry(batch.stream_id, subscription, self.retry_after)
                         .await?;
@@ -293,7 +297,9 @@ impl JobHandler for PushRetryHandler {
         match outcome {
             PushOutcome::Delivered => Ok(()),
             PushOutcome::Gone => Ok(self.store.delete_push_subscription(target.id).await?),
-            PushOutcome::Failed(error) => Err(JobFailure::Retry(error)),
+            PushOutcome::Failed(error) | PushOutcome::Refused(error) => {
+                Err(JobFailure::Retry(error))
+            }
         }
     }
 }
@@ -303,6 +309,7 @@ fn record(outcome: &PushOutcome) {
         PushOutcome::Delivered => "delivered",
         PushOutcome::Gone => "gone",
         PushOutcome::Failed(_) => "failed",
+        PushOutcome::Refused(_) => "refused",
     };
     metrics::counter!("onair_push_deliveries_total", "outcome" => label).increment(1);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use onair_infra::{RedisPool, SharedRateLimit};
+use onair_infra::{BreakerSettings, Breakers, RedisPool, SharedRateLimit};
 use onair_store::jobs::{ClaimedJob, GoLiveJob, kinds};
 use onair_store::{Notification, NotificationStore, PushStore, Store, StreamView, WebhookStore};
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,9 @@ pub struct NotifyConfig {
     /// any.
     #[serde(deserialize_with = "crate::settings::comma_list")]
     pub outbound_ports: Vec<u16>,
+    /// Hosts whose circuit breakers are kept, per kind (webhook callbacks, push
+    /// services); the least recently called beyond it are forgotten.
+    pub outbound_breaker_hosts: u64,
     /// Failed deliveries in a row after which a webhook is disabled.
     pub webhook_disable_after: i32,
     /// Webhooks one user may register.
@@ -94,6 +97,7 @@ impl Default for NotifyConfig {
             outbound_timeout_ms: 5_000,
             outbound_allow_private: false,
             outbound_ports: vec![443],
+            outbound_breaker_hosts: 10_000,
             webhook_disable_after: 10,
             webhooks_per_user: 25,
             push_subscriptions_per_user: 10,
@@ -117,6 +121,7 @@ pub struct Notifications {
     push_retry_after: Duration,
     pub(super) notifier: Arc<Notifier>,
     pub(super) push: Arc<WebPush>,
+    /// Webhook calls (and the target checks of registrations).
     pub(super) outbound: Outbound,
     /// Paces this node's fan-outs; with Redis, `shared_rate` paces every node's together
     /// and this one takes over only while Redis cannot be reached.
@@ -132,23 +137,28 @@ pub struct Notifications {
 impl Notifications {
     pub fn new(
         config: &NotifyConfig,
+        breaker: BreakerSettings,
         push_retry_after: Duration,
         stores: NotifyStores,
         access: (Arc<AccessTokens>, Arc<Cursors>),
         root_secret: &[u8],
         redis: Option<(&str, RedisPool)>,
     ) -> Result<Arc<Self>, NotificationsError> {
-        let outbound = Outbound::new(
-            Duration::from_millis(config.outbound_timeout_ms),
-            config.outbound_allow_private,
-            config.outbound_ports.clone(),
-        );
+        // Webhooks and push services apart: the same host may serve both.
+        let outbound = |dependency| {
+            Outbound::new(
+                Duration::from_millis(config.outbound_timeout_ms),
+                config.outbound_allow_private,
+                config.outbound_ports.clone(),
+                Breakers::new(dependency, breaker, config.outbound_breaker_hosts),
+            )
+        };
         let rows_per_second = NonZeroU32::new(config.rows_per_second).unwrap_or(NonZeroU32::MIN);
         let push = WebPush::new(
             root_secret,
             config.vapid_private_key.as_deref(),
             config.vapid_contact.clone(),
-            outbound.clone(),
+            outbound("push"),
         )?;
         let shared_rate = redis
             .as_ref()
@@ -161,7 +171,7 @@ impl Notifications {
             feeds_per_client: PerClient::new(config.max_feeds_per_ip),
             notifier: Notifier::new(redis)?,
             push: Arc::new(push),
-            outbound,
+            outbound: outbound("webhook"),
             config: config.clone(),
             inbox: stores.inbox,
             subscriptions: stores.subscriptions,

@@ -1,7 +1,9 @@
 //! Outbound webhooks, in the manner of Twitch EventSub: a user registers a callback for
 //! `stream.online` or `stream.offline` of a channel; each event is delivered as a job
 //! (enqueued with the change itself), retried with the queue's backoff, and a webhook
-//! that keeps failing is disabled.
+//! that keeps failing is disabled. While its host's circuit breaker is open a delivery
+//! is not attempted: the job fails at once and is retried with the same backoff, and
+//! since nothing was sent, it does not count towards disabling the webhook.
 //!
 //! Every delivery is signed. Headers:
 //! - `OnAir-Message-Id`: the same for every retry of one delivery (drop duplicates);
@@ -20,7 +22,7 @@ use onair_store::{Store, StreamView, Webhook, WebhookEvent};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::outbound::{Outbound, describe_failure};
+use super::outbound::{CallFailure, Outbound};
 use crate::jobs::{JobFailure, JobHandler, LeaseClock};
 
 /// `sha256=<hex>` over `message_id || timestamp || body`.
@@ -64,28 +66,32 @@ impl JobHandler for WebhookHandler {
         let sent = match self.outbound.check_target(&hook.callback_url) {
             Ok(url) => Ok(self
                 .outbound
-                .client()
-                .post(url)
-                .header("content-type", "application/json")
-                .header("onair-message-id", &message_id)
-                .header("onair-message-timestamp", &timestamp)
-                .header(
-                    "onair-message-signature",
-                    signature(&hook.secret, &message_id, &timestamp, &body),
+                .send(
+                    self.outbound
+                        .client()
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .header("onair-message-id", &message_id)
+                        .header("onair-message-timestamp", &timestamp)
+                        .header(
+                            "onair-message-signature",
+                            signature(&hook.secret, &message_id, &timestamp, &body),
+                        )
+                        .header("onair-subscription-type", hook.event.as_str())
+                        .body(body),
                 )
-                .header("onair-subscription-type", hook.event.as_str())
-                .body(body)
-                .send()
                 .await),
             Err(e) => Err(e),
         };
         let failure = match sent {
             Ok(Ok(response)) if response.status().is_success() => None,
             Ok(Ok(response)) => Some(format!("callback answered {}", response.status())),
-            Ok(Err(e)) => Some(format!(
-                "callback unreachable: {}",
-                describe_failure(&hook.callback_url, e)
-            )),
+            Ok(Err(CallFailure::Open(open))) => {
+                metrics::counter!("onair_webhook_deliveries_total", "outcome" => "refused")
+                    .increment(1);
+                return Err(JobFailure::Retry(format!("callback not called: {open}")));
+            }
+            Ok(Err(CallFailure::Unreachable(e))) => Some(format!("callback unreachable: {e}")),
             Err(e) => Some(format!("callback_url refused: {e}")),
         };
         let outcome = if failure.is_some() {

@@ -9,6 +9,7 @@ mod support;
 mod archives;
 mod auth;
 mod avatars;
+mod breakers;
 mod caches;
 mod chat;
 mod chat_limits;
