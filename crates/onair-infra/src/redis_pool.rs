@@ -1,9 +1,30 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::InfraError;
+
+/// How many connections and how long any call may wait for Redis.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisOptions {
+    pub size: usize,
+    /// Per command: a Redis that does not answer fails the call instead of stalling it.
+    pub response_timeout: Duration,
+    /// Per connection attempt.
+    pub connect_timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            size: 20,
+            response_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
 
 /// A fixed set of multiplexed, self-reconnecting Redis connections used round-robin
 /// (review C4: bounded, 20 per node by default). Each connection pipelines many requests,
@@ -12,24 +33,61 @@ use crate::InfraError;
 pub struct RedisPool {
     connections: Arc<[ConnectionManager]>,
     next: Arc<AtomicUsize>,
+    options: RedisOptions,
 }
 
 impl RedisPool {
+    /// A pool of `size` with the default deadlines.
     pub async fn connect(url: &str, size: usize) -> Result<Self, InfraError> {
+        Self::connect_with(
+            url,
+            RedisOptions {
+                size,
+                ..RedisOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Opens the connections lazily, so a node starts (degraded) while Redis is down;
+    /// only a malformed URL fails here. Each connection reconnects on its own, one
+    /// attempt per call while Redis is away: a caller gets an error within the connect
+    /// timeout rather than waiting through a backoff.
+    pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, InfraError> {
         let client = redis::Client::open(url)?;
-        let mut connections = Vec::with_capacity(size.max(1));
-        for _ in 0..size.max(1) {
-            connections.push(ConnectionManager::new(client.clone()).await?);
-        }
-        Ok(Self {
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_response_timeout(Some(options.response_timeout))
+            .set_connection_timeout(Some(options.connect_timeout));
+        let connections = (0..options.size.max(1))
+            .map(|_| ConnectionManager::new_lazy_with_config(client.clone(), config.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let pool = Self {
             connections: connections.into(),
             next: Arc::new(AtomicUsize::new(0)),
-        })
+            options,
+        };
+        if let Err(error) = pool.ping().await {
+            tracing::warn!(%error, "Redis does not answer; starting degraded, retrying on use");
+        }
+        Ok(pool)
     }
 
     /// A connection handle (cheap to clone; requests on it are multiplexed).
     pub fn get(&self) -> ConnectionManager {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         self.connections[n % self.connections.len()].clone()
+    }
+
+    /// The longest a single Redis call should take, for what is not sent through
+    /// [`Self::get`] (the subscriber connection).
+    pub fn deadline(&self) -> Duration {
+        self.options.connect_timeout + self.options.response_timeout
+    }
+
+    /// One round trip (readiness).
+    pub async fn ping(&self) -> Result<(), InfraError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.get()).await?;
+        Ok(())
     }
 }

@@ -24,6 +24,7 @@ use crate::identity::AccessTokens;
 use crate::jobs::JobRunner;
 use crate::media::{Broadcasts, Media, MediaAccess};
 use crate::notifications::{Notifications, NotificationsError, NotifyStores};
+use crate::observability::Readiness;
 use crate::pagination::{Cursors, UserLists};
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
 use crate::rate_limit::RateLimits;
@@ -82,6 +83,10 @@ impl Application {
             &config.media.s3(config.breaker.settings()),
         )?;
         let redis = connect_redis(&config).await?;
+        let readiness = Arc::new(Readiness {
+            store: store.clone(),
+            redis: redis.as_ref().map(|(_, pool)| pool.clone()),
+        });
         let access_tokens = Arc::new(AccessTokens::new(
             &secret,
             Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -199,6 +204,7 @@ impl Application {
             access_tokens,
             rate_limits,
             store: Arc::clone(&store),
+            readiness,
         };
         let router = router(state, &config.http);
         let listener = bind(config.http.bind).await?;
@@ -353,7 +359,7 @@ async fn connect_redis(config: &Config) -> Result<Option<(&str, RedisPool)>, Sta
     match &config.redis.url {
         Some(url) => Ok(Some((
             url.as_str(),
-            RedisPool::connect(url, config.redis.pool_size as usize).await?,
+            RedisPool::connect_with(url, config.redis.options()).await?,
         ))),
         None => Ok(None),
     }

@@ -1,4 +1,5 @@
-//! Request metrics and logs, `/metrics`, `/healthz` and `/readyz` (review C5).
+//! Request metrics and logs, `/metrics`, `/healthz` and `/readyz` (review C5), which
+//! tells a degraded node (Redis down, still serving) from one that cannot serve.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -9,11 +10,14 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use onair_infra::RedisPool;
 use onair_store::Store;
+use serde::Serialize;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, Json};
 
 const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
@@ -81,6 +85,7 @@ pub fn router<S>(with_metrics: bool) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<dyn Store>: FromRef<S>,
+    Arc<Readiness>: FromRef<S>,
 {
     let probes = OpenApiRouter::new()
         .routes(routes!(healthz))
@@ -110,16 +115,78 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: every database pool answers.
+/// What readiness checks: the database, without which nothing is served, and Redis
+/// when configured, without which the node still serves, degraded (chat node-local,
+/// rate limits per `rate_limit.fail_open`).
+#[derive(Clone)]
+pub struct Readiness {
+    pub store: Arc<dyn Store>,
+    pub redis: Option<RedisPool>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+enum ReadyStatus {
+    /// Every dependency answers.
+    Ready,
+    /// A dependency the node can serve without (Redis) does not answer.
+    Degraded,
+}
+
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Check {
+    Up,
+    Down,
+}
+
+/// Each dependency's state.
+#[derive(Serialize, ToSchema)]
+struct Checks {
+    database: Check,
+    /// Absent in embedded mode (no Redis configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<Check>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReadyBody {
+    status: ReadyStatus,
+    checks: Checks,
+}
+
+/// Readiness: 200 while the database answers, `degraded` naming what else does not.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready", body = String, content_type = "text/plain"),
+    responses((status = 200, description = "`ready`, or `degraded` when Redis does not answer (served without it)", body = ReadyBody),
         (status = 503, description = "`service_unavailable`: a database does not answer", body = ErrorBody)))]
-async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
-    store.ping().await.map_err(|e| {
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Result<Json<ReadyBody>, ApiError> {
+    let redis = async {
+        let pool = readiness.redis.as_ref()?;
+        Some(match pool.ping().await {
+            Ok(()) => Check::Up,
+            Err(error) => {
+                tracing::warn!(%error, "readiness: Redis does not answer");
+                Check::Down
+            }
+        })
+    };
+    let (database, redis) = tokio::join!(readiness.store.ping(), redis);
+    database.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::Unavailable
     })?;
-    Ok("ready")
+    let status = if redis == Some(Check::Down) {
+        ReadyStatus::Degraded
+    } else {
+        ReadyStatus::Ready
+    };
+    Ok(Json(ReadyBody {
+        status,
+        checks: Checks {
+            database: Check::Up,
+            redis,
+        },
+    }))
 }
 
 /// Prometheus metrics: request latency per route and status, database pool usage.

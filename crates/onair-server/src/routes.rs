@@ -27,6 +27,7 @@ use crate::error::ApiError;
 use crate::identity::AccessTokens;
 use crate::media::Media;
 use crate::notifications::Notifications;
+use crate::observability::Readiness;
 use crate::rate_limit::RateLimits;
 use crate::streams::Streams;
 use crate::users::Users;
@@ -51,8 +52,9 @@ pub struct AppState {
     pub media: Arc<Media>,
     pub access_tokens: Arc<AccessTokens>,
     pub rate_limits: Arc<RateLimits>,
-    /// Readiness and pool metrics.
+    /// Pool metrics.
     pub store: Arc<dyn Store>,
+    pub readiness: Arc<Readiness>,
 }
 
 #[derive(OpenApi)]

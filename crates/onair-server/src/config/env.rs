@@ -21,6 +21,8 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("MIGRATE_ON_START", "database.migrate_on_start"),
     ("REDIS_URL", "redis.url"),
     ("REDIS_POOL_SIZE", "redis.pool_size"),
+    ("REDIS_RESPONSE_TIMEOUT_MS", "redis.response_timeout_ms"),
+    ("REDIS_CONNECT_TIMEOUT_MS", "redis.connect_timeout_ms"),
     ("SECRET_KEY", "auth.secret_key"),
     ("ACCESS_TOKEN_TTL_SECS", "auth.access_token_ttl_secs"),
     ("REFRESH_TOKEN_TTL_SECS", "auth.refresh_token_ttl_secs"),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use onair_infra::BreakerSettings;
+use onair_infra::{BreakerSettings, RedisOptions};
 use onair_store::{Backend, DbConfig};
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +146,10 @@ pub struct RedisConfig {
     /// Scale-out: Redis shared by every node (chat, viewer counts, rate limits).
     pub url: Option<String>,
     pub pool_size: u32,
+    /// Deadlines of every Redis call: a Redis that is down or stalled costs a request
+    /// at most this, then the node serves degraded.
+    pub response_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -153,6 +157,18 @@ impl Default for RedisConfig {
         Self {
             url: None,
             pool_size: 20,
+            response_timeout_ms: 500,
+            connect_timeout_ms: 500,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub fn options(&self) -> RedisOptions {
+        RedisOptions {
+            size: self.pool_size as usize,
+            response_timeout: Duration::from_millis(self.response_timeout_ms),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
         }
     }
 }

@@ -167,6 +167,16 @@ impl Config {
             )?;
         }
         check(
+            self.redis.response_timeout_ms > 0,
+            "redis.response_timeout_ms",
+            "must be positive",
+        )?;
+        check(
+            self.redis.connect_timeout_ms > 0,
+            "redis.connect_timeout_ms",
+            "must be positive",
+        )?;
+        check(
             self.redis.pool_size > 0,
             "redis.pool_size",
             "must be at least 1",
