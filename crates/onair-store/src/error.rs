@@ -53,13 +53,24 @@ pub enum StoreError {
 /// PostgreSQL's code for `statement_timeout` cancellations.
 const QUERY_CANCELED: &str = "57014";
 
+/// PostgreSQL codes that say the server is going, starting, or full, not that the
+/// request is wrong: `admin_shutdown`, `crash_shutdown`, `cannot_connect_now`,
+/// `too_many_connections`; and the whole `connection_exception` class (08).
+fn server_unavailable(code: &str) -> bool {
+    code.starts_with("08") || ["57P01", "57P02", "57P03", "53300"].contains(&code)
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::RowNotFound => Self::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                Self::Unavailable(err)
-            }
+            // A connection lost mid-query or refused on connect: the pool replaces it.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 // PostgreSQL names the constraint; SQLite names the columns in the message.
                 let what = db.constraint().unwrap_or(db.message()).to_owned();
@@ -74,7 +85,11 @@ impl From<sqlx::Error> for StoreError {
                 })
             }
             sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::NotFound,
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|code| code == QUERY_CANCELED || server_unavailable(&code)) =>
+            {
                 Self::Unavailable(err)
             }
             _ => Self::Database(err),
