@@ -44,7 +44,14 @@ impl RedisBus {
         Ok(())
     }
 
-    /// Starts receiving `topic` (no-op if already subscribed).
+    /// Whether the subscriber connection is up: while it is not, this node hears nothing
+    /// published on the bus, its own messages included.
+    pub fn is_listening(&self) -> bool {
+        self.shared.sink.lock().expect("sink lock").is_some()
+    }
+
+    /// Starts receiving `topic` (no-op if already subscribed). On an error the topic
+    /// stays wanted: the supervisor subscribes it when it reconnects.
     pub async fn subscribe(&self, topic: &str) -> Result<(), InfraError> {
         if !self
             .shared
@@ -58,7 +65,7 @@ impl RedisBus {
         let sink = self.shared.sink.lock().expect("sink lock").clone();
         // Without a connection right now, the supervisor subscribes on reconnect.
         if let Some(mut sink) = sink {
-            sink.subscribe(topic).await?;
+            self.bounded(sink.subscribe(topic)).await?;
         }
         Ok(())
     }
@@ -75,8 +82,19 @@ impl RedisBus {
         }
         let sink = self.shared.sink.lock().expect("sink lock").clone();
         if let Some(mut sink) = sink {
-            sink.unsubscribe(topic).await?;
+            self.bounded(sink.unsubscribe(topic)).await?;
         }
+        Ok(())
+    }
+
+    /// The subscriber connection has no response timeout of its own.
+    async fn bounded(
+        &self,
+        call: impl Future<Output = redis::RedisResult<()>>,
+    ) -> Result<(), InfraError> {
+        tokio::time::timeout(self.pool.deadline(), call)
+            .await
+            .map_err(|_| InfraError::Timeout)??;
         Ok(())
     }
 }

@@ -29,6 +29,7 @@ fn free_port() -> u16 {
 /// when dropped.
 pub struct RedisServer {
     server: Child,
+    port: u16,
     url: String,
 }
 
@@ -36,6 +37,14 @@ impl RedisServer {
     /// Starts it and waits until it accepts connections.
     pub async fn start() -> Self {
         let port = free_port();
+        Self {
+            server: Self::spawn(port).await,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn spawn(port: u16) -> Child {
         let server = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -51,10 +60,7 @@ impl RedisServer {
             assert!(Instant::now() < deadline, "redis-server never listened");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self {
-            server,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
+        server
     }
 
     pub fn url(&self) -> &str {
@@ -64,6 +70,11 @@ impl RedisServer {
     /// Kills it, as a crashed or unreachable Redis.
     pub async fn stop(&mut self) {
         self.server.kill().await.expect("redis-server killed");
+    }
+
+    /// Starts it again, empty, on the same port (a Redis that came back).
+    pub async fn restart(&mut self) {
+        self.server = Self::spawn(self.port).await;
     }
 }
 

@@ -2,6 +2,8 @@
 //! Scale-out (review S1): PUBLISH on the room's Redis channel, which every node with
 //! sockets in the room subscribes to (this one included), and the replay history in a
 //! Redis sorted set per room, trimmed by age and length and expiring with the room.
+//! While Redis is away, events go straight to this node's sockets (chat continues
+//! node-locally); fan-out across nodes resumes when Redis returns.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -127,9 +129,11 @@ pub enum Reply {
 
 struct Outgoing {
     room: Uuid,
-    /// The frame, if it also goes into the room's history.
-    keep: Option<Frame>,
+    event: RoomEvent,
+    /// A chat message's id: its frame also goes into the room's history.
+    message_id: Option<Uuid>,
     payload: Vec<u8>,
+    received: Instant,
     reply: Reply,
 }
 
@@ -138,6 +142,14 @@ pub struct RedisChat {
     pool: RedisPool,
     limits: RoomLimits,
     outgoing: mpsc::Sender<Outgoing>,
+}
+
+/// What the publisher task needs: Redis, and this node's rooms to fall back on.
+struct Publisher {
+    pool: RedisPool,
+    bus: RedisBus,
+    rooms: Arc<Rooms>,
+    limits: RoomLimits,
 }
 
 impl RedisChat {
@@ -149,6 +161,7 @@ impl RedisChat {
         rooms: Arc<Rooms>,
         limits: RoomLimits,
     ) -> Result<Self, InfraError> {
+        let local = Arc::clone(&rooms);
         let deliver = move |channel: &str, payload: &[u8]| {
             let room = channel
                 .strip_prefix(TOPIC_PREFIX)
@@ -159,7 +172,7 @@ impl RedisChat {
                     let received = Instant::now()
                         .checked_sub(Duration::from_millis(in_flight))
                         .unwrap_or_else(Instant::now);
-                    if let Err(busy) = rooms.publish(room, wire.event.into(), None, received) {
+                    if let Err(busy) = local.publish(room, wire.event.into(), None, received) {
                         tracing::warn!(%room, %busy, "dropped a chat event from the bus");
                     }
                 }
@@ -168,7 +181,13 @@ impl RedisChat {
         };
         let bus = RedisBus::start(url, pool.clone(), Arc::new(deliver))?;
         let (outgoing, queue) = mpsc::channel(PUBLISH_BACKLOG);
-        tokio::spawn(publish_batches(queue, pool.clone(), limits));
+        let publisher = Publisher {
+            pool: pool.clone(),
+            bus: bus.clone(),
+            rooms,
+            limits,
+        };
+        tokio::spawn(publisher.run(queue));
         Ok(Self {
             bus,
             pool,
@@ -192,23 +211,25 @@ impl RedisChat {
         self.bus.unsubscribe(&topic(room)).await
     }
 
-    /// Queues `event` for every node's sockets in the room (and, with `keep`, for the
-    /// room's history). With [`Reply::Wait`] the outcome arrives once Redis has it.
+    /// Queues `event` for every node's sockets in the room (and, with `message_id`, for
+    /// the room's history). With [`Reply::Wait`] the outcome arrives once Redis has it.
     pub fn publish(
         &self,
         room: Uuid,
-        event: &RoomEvent,
-        keep: bool,
+        event: RoomEvent,
+        message_id: Option<Uuid>,
         reply: Reply,
     ) -> Result<(), BusUnavailable> {
         let wire = Wire {
             received_ms: now_ms(),
-            event: Envelope::from(event),
+            event: Envelope::from(&event),
         };
         let outgoing = Outgoing {
             room,
-            keep: keep.then(|| event.frame().clone()),
             payload: serde_json::to_vec(&wire).expect("envelopes serialize"),
+            event,
+            message_id,
+            received: Instant::now(),
             reply,
         };
         self.outgoing.try_send(outgoing).map_err(|_| BusUnavailable)
@@ -227,23 +248,56 @@ impl RedisChat {
     }
 }
 
-/// Sends queued events to Redis, as many as are waiting in one round trip (a sender's
-/// session never waits for Redis, and Redis sees one pipeline, not one call per message),
-/// in queue order, so each room's messages keep their order.
-async fn publish_batches(mut queue: mpsc::Receiver<Outgoing>, pool: RedisPool, limits: RoomLimits) {
-    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
-    let history_len = isize::try_from(limits.history_len).unwrap_or(isize::MAX);
-    // History scores (ms) strictly increase, so messages kept in the same millisecond
-    // replay in the order they were sent, not sorted by their text.
-    let mut last_score = f64::MIN;
-    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+impl Publisher {
+    /// Sends queued events to Redis, as many as are waiting in one round trip (a
+    /// sender's session never waits for Redis, and Redis sees one pipeline, not one call
+    /// per message), in queue order, so each room's messages keep their order.
+    async fn run(self, mut queue: mpsc::Receiver<Outgoing>) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        // History scores (ms) strictly increase, so messages kept in the same millisecond
+        // replay in the order they were sent, not sorted by their text.
+        let mut last_score = f64::MIN;
+        while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+            // Read before publishing: a subscriber that reconnects meanwhile may deliver a
+            // message here twice, never zero times.
+            let listening = self.bus.is_listening();
+            let published = self.pipeline(&batch, &mut last_score).await;
+            if let Err(error) = &published {
+                tracing::warn!(%error, events = batch.len(), "chat events not published; delivered on this node only");
+            }
+            let local_only = published.is_err() || !listening;
+            if local_only {
+                metrics::counter!("chat_bus_local_only_total").increment(batch.len() as u64);
+            }
+            for outgoing in batch.drain(..) {
+                let delivered = if local_only {
+                    self.rooms
+                        .publish(
+                            outgoing.room,
+                            outgoing.event,
+                            outgoing.message_id,
+                            outgoing.received,
+                        )
+                        .map_err(|_| BusUnavailable)
+                } else {
+                    Ok(())
+                };
+                reply(outgoing.reply, delivered);
+            }
+        }
+    }
+
+    async fn pipeline(&self, batch: &[Outgoing], last_score: &mut f64) -> redis::RedisResult<()> {
+        let limits = self.limits;
+        let history_len = isize::try_from(limits.history_len).unwrap_or(isize::MAX);
         let mut pipe = redis::pipe();
         let now = now_ms();
-        for outgoing in &batch {
-            if let Some(frame) = &outgoing.keep {
+        for outgoing in batch {
+            if outgoing.message_id.is_some() {
                 let key = history_key(outgoing.room);
-                last_score = (now as f64).max(last_score + 0.001);
-                pipe.zadd(&key, frame.as_str(), last_score).ignore();
+                *last_score = (now as f64).max(*last_score + 0.001);
+                pipe.zadd(&key, outgoing.event.frame().as_str(), *last_score)
+                    .ignore();
                 pipe.zrembyscore(&key, "-inf", now - millis(limits.history_age))
                     .ignore();
                 pipe.zremrangebyrank(&key, 0, -(history_len + 1)).ignore();
@@ -252,24 +306,23 @@ async fn publish_batches(mut queue: mpsc::Receiver<Outgoing>, pool: RedisPool, l
             pipe.publish(topic(outgoing.room), &outgoing.payload)
                 .ignore();
         }
-        let published = pipe.query_async::<()>(&mut pool.get()).await;
-        if let Err(error) = &published {
-            tracing::warn!(%error, events = batch.len(), "chat events not published");
+        pipe.query_async::<()>(&mut self.pool.get()).await
+    }
+}
+
+/// Tells the sender how its event went: a waiting caller gets the outcome, a socket an
+/// error frame on failure.
+fn reply(reply: Reply, delivered: Result<(), BusUnavailable>) {
+    match reply {
+        Reply::Wait(done) => {
+            let _ = done.send(delivered);
         }
-        for outgoing in batch.drain(..) {
-            match outgoing.reply {
-                Reply::Wait(done) => {
-                    let _ = done.send(published.as_ref().map(|_| ()).map_err(|_| BusUnavailable));
-                }
-                Reply::Socket(socket) => {
-                    if published.is_err()
-                        && let Some(socket) = socket.upgrade()
-                    {
-                        let error = BusUnavailable;
-                        let frame = ServerFrame::error("service_unavailable", error.to_string());
-                        let _ = socket.send(encode(&frame));
-                    }
-                }
+        Reply::Socket(socket) => {
+            if let Err(error) = delivered
+                && let Some(socket) = socket.upgrade()
+            {
+                let frame = ServerFrame::error("service_unavailable", error.to_string());
+                let _ = socket.send(encode(&frame));
             }
         }
     }

@@ -113,7 +113,7 @@ impl Chat {
         let mut details = None;
         match &action {
             Action::Delete { message_id } => {
-                chat.forget(channel, *message_id).await?;
+                chat.forget(channel, *message_id).await;
                 let frame = ServerFrame::MessageDeleted { id: *message_id }.encode();
                 chat.publish(channel, RoomEvent::Frame(frame), None, None)
                     .await?;

@@ -138,7 +138,12 @@ impl Chat {
     pub(super) async fn join(&self, room: Uuid, outbox: &Arc<Outbox>) -> Result<Joined, ApiError> {
         let mut joined = self.rooms.join(room, outbox);
         if let Some(redis) = &self.redis {
-            joined.history = redis.joined(room).await.map_err(unavailable)?;
+            match redis.joined(room).await {
+                Ok(history) => joined.history = history,
+                // Served node-locally (the room is subscribed once Redis returns), with
+                // what this node kept meanwhile.
+                Err(error) => tracing::warn!(%error, %room, "chat joined without Redis"),
+            }
         }
         Ok(joined)
     }
@@ -159,14 +164,15 @@ impl Chat {
                 .publish(room, event, message_id, std::time::Instant::now())
                 .map_err(|_| ApiError::Unavailable);
         };
-        let keep = message_id.is_some();
         if let Some(socket) = reply_to {
             let reply = Reply::Socket(Arc::downgrade(socket));
-            return redis.publish(room, &event, keep, reply).map_err(bus_down);
+            return redis
+                .publish(room, event, message_id, reply)
+                .map_err(bus_down);
         }
         let (done, outcome) = oneshot::channel();
         redis
-            .publish(room, &event, keep, Reply::Wait(done))
+            .publish(room, event, message_id, Reply::Wait(done))
             .map_err(bus_down)?;
         outcome
             .await
@@ -174,12 +180,16 @@ impl Chat {
             .map_err(bus_down)
     }
 
-    pub(super) async fn forget(&self, room: Uuid, message_id: Uuid) -> Result<(), ApiError> {
-        match &self.redis {
-            None => self.rooms.forget(room, message_id),
-            Some(redis) => redis.forget(room, message_id).await.map_err(unavailable)?,
+    /// Removes a deleted message from replay, here (kept while Redis was away) and in
+    /// Redis. Without Redis the deletion still goes out; its history there expires
+    /// within `chat.history_secs`.
+    pub(super) async fn forget(&self, room: Uuid, message_id: Uuid) {
+        self.rooms.forget(room, message_id);
+        if let Some(redis) = &self.redis
+            && let Err(error) = redis.forget(room, message_id).await
+        {
+            tracing::warn!(%error, %room, "deleted message left in the Redis history");
         }
-        Ok(())
     }
 
     /// Forgets empty rooms (and their Redis subscriptions) and idle rate-limit entries,
@@ -261,11 +271,6 @@ impl Chat {
 
 fn bus_down(_: BusUnavailable) -> ApiError {
     ApiError::Unavailable // the publisher logged why
-}
-
-fn unavailable(error: InfraError) -> ApiError {
-    tracing::warn!(%error, "chat bus unavailable");
-    ApiError::Unavailable
 }
 
 impl Chat {

@@ -122,10 +122,7 @@ pub(super) async fn live_feed(
         .try_acquire_owned()
         .map_err(|_| ApiError::TooManyConnections)?;
     let slot = (slot, client_slot);
-    let listener = notifications.notifier.listen(me).await.map_err(|e| {
-        tracing::warn!(error = %e, "cannot start a notification feed");
-        ApiError::Unavailable
-    })?;
+    let listener = notifications.notifier.listen(me).await;
     let unread = notifications.inbox.unread_notifications(me).await?;
     let first = Event::default()
         .event("unread")

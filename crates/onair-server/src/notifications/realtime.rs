@@ -70,8 +70,9 @@ impl Notifier {
         }))
     }
 
-    /// Starts a feed for `user` on this node.
-    pub async fn listen(self: &Arc<Self>, user: Uuid) -> Result<Listener, InfraError> {
+    /// Starts a feed for `user` on this node. Without Redis it hears this node's
+    /// announcements, and the others' once the bus subscribes again.
+    pub async fn listen(self: &Arc<Self>, user: Uuid) -> Listener {
         let (sender, events) = mpsc::channel(LISTENER_QUEUE);
         let id = self
             .next_id
@@ -88,10 +89,13 @@ impl Notifier {
             id,
             notifier: Arc::downgrade(self),
         };
-        if first && let Some(bus) = &self.bus {
-            bus.subscribe(TOPIC).await?;
+        if first
+            && let Some(bus) = &self.bus
+            && let Err(error) = bus.subscribe(TOPIC).await
+        {
+            tracing::warn!(%error, "notification feed without Redis for now");
         }
-        Ok(listener)
+        listener
     }
 
     fn remove(&self, user: Uuid, id: u64) {
@@ -121,11 +125,18 @@ impl Notifier {
         }
         match &self.bus {
             Some(bus) => {
-                let payload = serde_json::to_vec(&Announcement { recipients, event })
-                    .expect("announcements serialize");
-                if let Err(e) = bus.publish(TOPIC, &payload).await {
-                    // Realtime is best effort: the inbox holds every notification.
-                    tracing::warn!(error = %e, "cannot announce notifications");
+                let announcement = Announcement { recipients, event };
+                let payload = serde_json::to_vec(&announcement).expect("announcements serialize");
+                // Realtime is best effort (the inbox holds every notification): without
+                // Redis, this node's listeners still hear it.
+                let listening = bus.is_listening();
+                let published = bus.publish(TOPIC, &payload).await;
+                if let Err(e) = &published {
+                    tracing::warn!(error = %e, "cannot announce notifications across nodes");
+                }
+                if published.is_err() || !listening {
+                    let Announcement { recipients, event } = announcement;
+                    deliver(&self.listeners, &recipients, &Arc::from(event));
                 }
             }
             None => deliver(&self.listeners, &recipients, &Arc::from(event)),

@@ -21,7 +21,6 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     bans_close_sockets_and_survive_reconnects,
     slow_mode_and_followers_only,
     #[redis] rooms_span_nodes_through_redis,
-    #[redis] a_message_redis_does_not_take_gets_an_error_frame,
     a_reader_that_never_reads_is_dropped_while_others_keep_up,
     a_message_over_the_size_limit_closes_with_1009,
     a_node_shutting_down_closes_sockets_with_1001,
@@ -343,7 +342,7 @@ async fn member_socket_as(app: &TestApp, room: &User, user: &User, role: &str) -
 }
 
 /// Skips frames until the message with `text` arrives.
-async fn heard(socket: &mut Socket, text: &str) {
+pub(crate) async fn heard(socket: &mut Socket, text: &str) {
     while next_of(socket, "message").await["text"] != text {}
 }
 
@@ -679,26 +678,6 @@ async fn rooms_span_nodes_through_redis(db: DbConfig) {
         "{closed:?}"
     );
     node_b.shutdown().await;
-}
-
-async fn a_message_redis_does_not_take_gets_an_error_frame(db: DbConfig) {
-    let app = TestApp::spawn(db).await;
-    // A Redis of its own, stopped mid-test (never the shared one).
-    let mut redis = onair_infra::testing::RedisServer::start().await;
-    let node = TestApp::spawn_configured(app.db.clone(), |config| {
-        config.redis.url = Some(redis.url().to_owned());
-    })
-    .await;
-    let owner = app.signup("bus_owner").await;
-    let mut talker = member_socket(&node, &owner, &owner).await;
-    say(&mut talker, "while Redis is up").await;
-    heard(&mut talker, "while Redis is up").await;
-
-    redis.stop().await;
-    say(&mut talker, "after Redis went away").await;
-    let error = next_of(&mut talker, "error").await;
-    assert_eq!(error["code"], "service_unavailable", "{error}");
-    node.shutdown().await;
 }
 
 async fn a_reader_that_never_reads_is_dropped_while_others_keep_up(db: DbConfig) {

@@ -14,6 +14,7 @@ mod caches;
 mod chat;
 mod chat_limits;
 mod contract;
+mod degradation;
 mod follows;
 mod hooks;
 mod http_cache;
