@@ -135,7 +135,7 @@ impl Chat {
 
     /// Puts a socket in `room`: live frames go to its outbox from now on; the history to
     /// replay comes with the membership.
-    pub(super) async fn join(&self, room: Uuid, outbox: &Arc<Outbox>) -> Result<Joined, ApiError> {
+    pub(super) async fn join(&self, room: Uuid, outbox: &Arc<Outbox>) -> Joined {
         let mut joined = self.rooms.join(room, outbox);
         if let Some(redis) = &self.redis {
             match redis.joined(room).await {
@@ -145,7 +145,7 @@ impl Chat {
                 Err(error) => tracing::warn!(%error, %room, "chat joined without Redis"),
             }
         }
-        Ok(joined)
+        joined
     }
 
     /// Delivers `event` to the room on every node; a chat message (`message_id`) is also

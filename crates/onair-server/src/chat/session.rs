@@ -93,13 +93,7 @@ impl Session {
     }
 
     async fn serve(&mut self, ChatSocket { mut ws, outbox }: ChatSocket) -> Closed {
-        let mut joined = match self.chat.join(self.room, &outbox).await {
-            Ok(joined) => joined,
-            Err(e) => {
-                outbox.open([encode(&ServerFrame::error(e.code(), e.to_string()))]);
-                return Closed::Unavailable;
-            }
-        };
+        let mut joined = self.chat.join(self.room, &outbox).await;
         // The rule feed is live from the join on; the modes, and a ban made since the
         // check before the handshake, are read now so that no change falls in between.
         if let Err(e) = self.refresh_rules().await {
