@@ -155,7 +155,8 @@ struct ReadyBody {
     checks: Checks,
 }
 
-/// Readiness: 200 while the database answers, `degraded` naming what else does not.
+/// Readiness: 200 while the primary database answers (a read replica's loss moves reads
+/// elsewhere), `degraded` naming what else does not.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "`ready`, or `degraded` when Redis does not answer (served without it)", body = ReadyBody),
         (status = 503, description = "`service_unavailable`: a database does not answer", body = ErrorBody)))]
@@ -189,7 +190,8 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Result<Json<ReadyBod
     }))
 }
 
-/// Prometheus metrics: request latency per route and status, database pool usage.
+/// Prometheus metrics: request latency per route and status, database pool usage, read
+/// replicas' lag and rotation.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoResponse {
@@ -199,6 +201,13 @@ async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoRespo
             .set(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.name, "state" => "in_use")
             .set(in_use);
+    }
+    for replica in store.replica_status() {
+        // NaN: a replica that did not answer has no lag to tell.
+        let lag = replica.lag.map_or(f64::NAN, |lag| lag.as_secs_f64());
+        metrics::gauge!("db_replica_lag_seconds", "replica" => replica.name.clone()).set(lag);
+        metrics::gauge!("db_replica_in_rotation", "replica" => replica.name)
+            .set(f64::from(u8::from(replica.in_rotation)));
     }
     (
         [(

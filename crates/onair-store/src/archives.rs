@@ -394,7 +394,7 @@ macro_rules! impl_archive_store {
             ) -> Result<Page<Archive>> {
                 let sql = archive_page(&format!("$1 IS NULL AND {LISTED}"));
                 keyset_page(
-                    self.reader(),
+                    &mut *self.reader().await?,
                     sql,
                     None::<Uuid>,
                     limit,
@@ -416,11 +416,19 @@ macro_rules! impl_archive_store {
                 } else {
                     archive_page(&format!("a.user_id = $1 AND {LISTED}"))
                 };
-                keyset_page(self.reader(), sql, user_id, limit, after, Archive::cursor).await
+                keyset_page(
+                    &mut *self.reader().await?,
+                    sql,
+                    user_id,
+                    limit,
+                    after,
+                    Archive::cursor,
+                )
+                .await
             }
 
             async fn storage_used(&self, user_id: Uuid) -> Result<i64> {
-                storage_used(self.reader(), user_id).await
+                storage_used(&mut *self.reader().await?, user_id).await
             }
 
             async fn expired_archives(
@@ -433,7 +441,7 @@ macro_rules! impl_archive_store {
                 )))
                 .bind(created_before)
                 .bind(i64::from(limit))
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.reader().await?)
                 .await
                 .map_err(Into::into)
             }

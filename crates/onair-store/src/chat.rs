@@ -297,7 +297,7 @@ macro_rules! impl_chat_store {
                                   details, created_at
                            FROM moderation_log WHERE channel_id = $1 AND (created_at, id) < ($2, $3)
                            ORDER BY created_at DESC, id DESC LIMIT $4";
-                keyset_page(self.reader(), sql.to_owned(), channel, limit, after, ModerationEntry::cursor)
+                keyset_page(&mut *self.reader().await?, sql.to_owned(), channel, limit, after, ModerationEntry::cursor)
                     .await
             }
         }

@@ -184,7 +184,7 @@ macro_rules! impl_clip_store {
                     "{CLIP_VIEW} WHERE c.channel_id = $1 AND (c.created_at, c.id) < ($2, $3)
                      ORDER BY c.created_at DESC, c.id DESC LIMIT $4"
                 );
-                keyset_page(self.reader(), sql, channel_id, limit, after, Clip::cursor).await
+                keyset_page(&mut *self.reader().await?, sql, channel_id, limit, after, Clip::cursor).await
             }
 
             async fn delete_clip(&self, id: Uuid, by: Uuid) -> Result<bool> {

@@ -144,7 +144,7 @@ macro_rules! impl_follow_store {
                 )
                 .bind(follower)
                 .bind(followed)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.reader().await?)
                 .await?;
                 Ok(found.is_some())
             }
@@ -156,7 +156,15 @@ macro_rules! impl_follow_store {
                 after: Option<Cursor>,
             ) -> Result<Page<FollowEntry>> {
                 let sql = follow_page(FOLLOWERS);
-                keyset_page(self.reader(), sql, user, limit, after, FollowEntry::cursor).await
+                keyset_page(
+                    &mut *self.reader().await?,
+                    sql,
+                    user,
+                    limit,
+                    after,
+                    FollowEntry::cursor,
+                )
+                .await
             }
 
             async fn following(
@@ -166,7 +174,15 @@ macro_rules! impl_follow_store {
                 after: Option<Cursor>,
             ) -> Result<Page<FollowEntry>> {
                 let sql = follow_page(FOLLOWING);
-                keyset_page(self.reader(), sql, user, limit, after, FollowEntry::cursor).await
+                keyset_page(
+                    &mut *self.reader().await?,
+                    sql,
+                    user,
+                    limit,
+                    after,
+                    FollowEntry::cursor,
+                )
+                .await
             }
         }
     };

@@ -359,7 +359,7 @@ macro_rules! impl_job_store {
                 let sql = "SELECT id, kind, payload, attempts, last_error, created_at FROM jobs
                      WHERE state = $1 AND (created_at, id) < ($2, $3)
                      ORDER BY created_at DESC, id DESC LIMIT $4";
-                keyset_page(self.reader(), sql.to_owned(), "dead", limit, after, |job: &DeadJob| {
+                keyset_page(&mut *self.reader().await?, sql.to_owned(), "dead", limit, after, |job: &DeadJob| {
                     Cursor::new(job.created_at.get(), job.id)
                 })
                 .await

@@ -6,9 +6,10 @@
 //! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
 //! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`) holds its
 //! trait, its models, its SQL and its implementation for both backends: "how is X stored"
-//! is one file. `sqlite` and `postgres` hold only pools, pragmas, migrations and replicas;
-//! `sql` the helpers every domain uses (keyset pages, insert-or-delete toggles); `models`
-//! the owner columns several domains join in.
+//! is one file. `sqlite` and `postgres` hold only pools, pragmas and migrations;
+//! `replicas` the read replicas' health checks and rotation; `sql` the helpers every
+//! domain uses (keyset pages, insert-or-delete toggles); `models` the owner columns
+//! several domains join in.
 //!
 //! Both backends share each query's text: SQLite accepts PostgreSQL's `$N` placeholders,
 //! row values, `ON CONFLICT` and `RETURNING`. A domain implements its trait with a small
@@ -34,6 +35,7 @@ mod models;
 mod notifications;
 mod postgres;
 mod push;
+mod replicas;
 mod sessions;
 mod sql;
 mod sqlite;
@@ -61,6 +63,7 @@ pub use jobs::JobStore;
 pub use models::StreamOwner;
 pub use notifications::{FanoutBatch, Notification, NotificationStore};
 pub use push::{NewPushSubscription, PushStore, PushSubscription};
+pub use replicas::{ReplicaPolicy, ReplicaStatus, reading_primary};
 pub use sessions::{RefreshRotation, SessionStore};
 pub use stream_keys::{StreamKeyRecord, StreamKeyStore};
 pub use streams::{StreamPatch, StreamStore, StreamView, ViewerCountUpdate};
@@ -87,9 +90,14 @@ pub trait Store:
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;
-    /// Round-trips to every pool (readiness).
+    /// Round-trips to the pools writes need (readiness); not to read replicas, whose
+    /// loss only moves reads to the primary.
     async fn ping(&self) -> Result<(), StoreError>;
     fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Each read replica's lag and whether reads go to it (none on SQLite).
+    fn replica_status(&self) -> Vec<ReplicaStatus> {
+        Vec::new()
+    }
     /// Closes every pool, waiting for connections in use to be returned.
     async fn close(&self);
 }
@@ -97,7 +105,7 @@ pub trait Store:
 /// Size of one connection pool, for the metrics endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolStats {
-    /// `primary`, `replica0`…, or `writer` / `reader` on SQLite.
+    /// `primary`, each replica's `host:port`, or `writer` / `reader` on SQLite.
     pub name: String,
     pub size: u32,
     pub idle: u32,
@@ -125,6 +133,8 @@ pub struct DbConfig {
     pub max_lifetime: Duration,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
+    /// When a replica leaves and rejoins the read rotation.
+    pub replica_policy: ReplicaPolicy,
 }
 
 impl Default for DbConfig {
@@ -137,6 +147,10 @@ impl Default for DbConfig {
             max_lifetime: Duration::from_secs(300),
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(3),
+            replica_policy: ReplicaPolicy {
+                max_lag: Duration::from_secs(1),
+                check_interval: Duration::from_millis(500),
+            },
         }
     }
 }

@@ -334,7 +334,7 @@ macro_rules! impl_notification_store {
                 .bind(user)
                 .bind(before)
                 .bind(limit.fetch())
-                .fetch_all(self.reader())
+                .fetch_all(&mut *self.reader().await?)
                 .await?;
                 Ok(Page::from_rows(rows, limit, Notification::cursor))
             }
@@ -344,7 +344,7 @@ macro_rules! impl_notification_store {
                     "SELECT COUNT(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL",
                 )
                 .bind(user)
-                .fetch_one(self.reader())
+                .fetch_one(&mut *self.reader().await?)
                 .await
                 .map_err(Into::into)
             }

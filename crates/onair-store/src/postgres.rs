@@ -1,64 +1,73 @@
 //! Scale-out backend: a PostgreSQL primary for writes and for reads that must see them,
-//! and optional read replicas (review S6) for the public read paths, picked round-robin.
-//! Every connection carries a `statement_timeout` (review M3) and every pool is bounded
-//! (review C4).
+//! and optional read replicas (review S6) for the public read paths, picked round-robin
+//! among those the health checks keep in rotation (`replicas`). Every connection carries
+//! a `statement_timeout` (review M3) and every pool is bounded (review C4).
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 
 use crate::error::StoreError;
+use crate::replicas::{ReplicaStatus, Replicas};
 use crate::{Backend, DbConfig, PoolStats};
 
 pub(crate) struct PgStore {
     primary: PgPool,
-    replicas: Vec<PgPool>,
-    next_replica: AtomicUsize,
+    replicas: Replicas,
 }
 
 impl PgStore {
     pub(crate) async fn connect(config: &DbConfig) -> Result<Self, StoreError> {
-        let primary = Self::pool(config, &config.url, "DATABASE_URL").await?;
-        let mut replicas = Vec::with_capacity(config.replica_urls.len());
+        let primary = Self::pool_options(config)
+            .connect_with(Self::connect_options(config, &config.url, "DATABASE_URL")?)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        // A replica that is down when the node starts only stays out of rotation.
+        let mut pools = Vec::with_capacity(config.replica_urls.len());
         for url in &config.replica_urls {
-            replicas.push(Self::pool(config, url, "DATABASE_REPLICA_URLS").await?);
+            let options = Self::connect_options(config, url, "DATABASE_REPLICA_URLS")?;
+            // Named by address in logs and metrics: the URL may hold a password.
+            let name = format!("{}:{}", options.get_host(), options.get_port());
+            pools.push((name, Self::pool_options(config).connect_lazy_with(options)));
         }
-        Ok(Self {
-            primary,
-            replicas,
-            next_replica: AtomicUsize::new(0),
-        })
+        let replicas = Replicas::start(&primary, pools, config.replica_policy).await;
+        Ok(Self { primary, replicas })
     }
 
-    async fn pool(config: &DbConfig, url: &str, setting: &str) -> Result<PgPool, StoreError> {
-        let timeout_ms = config.statement_timeout.as_millis().to_string();
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Config(format!("{setting}: {e}")))?
-            .application_name("onair")
-            .options([("statement_timeout", timeout_ms.as_str())]);
+    fn pool_options(config: &DbConfig) -> PgPoolOptions {
         PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections.min(config.max_connections))
             .max_lifetime(config.max_lifetime)
             .acquire_timeout(config.acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(StoreError::Unavailable)
+    }
+
+    fn connect_options(
+        config: &DbConfig,
+        url: &str,
+        setting: &str,
+    ) -> Result<PgConnectOptions, StoreError> {
+        let timeout_ms = config.statement_timeout.as_millis().to_string();
+        Ok(PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Config(format!("{setting}: {e}")))?
+            .application_name("onair")
+            .options([("statement_timeout", timeout_ms.as_str())]))
     }
 
     pub(crate) fn writer(&self) -> &PgPool {
         &self.primary
     }
 
-    /// Reads that tolerate replication lag (public listings and profiles).
-    pub(crate) fn reader(&self) -> &PgPool {
-        if self.replicas.is_empty() {
-            return &self.primary;
+    /// A connection for reads that tolerate replication lag (public listings and
+    /// profiles): on a replica in rotation, else on the primary (also inside
+    /// [`crate::reading_primary`]).
+    pub(crate) async fn reader(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        match self.replicas.connection().await {
+            Some(connection) => Ok(connection),
+            None => Ok(self.primary.acquire().await?),
         }
-        let n = self.next_replica.fetch_add(1, Ordering::Relaxed);
-        &self.replicas[n % self.replicas.len()]
     }
 }
 
@@ -77,9 +86,9 @@ impl crate::Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        for pool in std::iter::once(&self.primary).chain(&self.replicas) {
-            sqlx::query("SELECT 1").execute(pool).await?;
-        }
+        // The primary only: reads leave a replica that is down for the others or the
+        // primary, so a replica alone never makes the node unready.
+        sqlx::query("SELECT 1").execute(&self.primary).await?;
         Ok(())
     }
 
@@ -87,17 +96,18 @@ impl crate::Store for PgStore {
         std::iter::once(PoolStats::of("primary", &self.primary))
             .chain(
                 self.replicas
-                    .iter()
-                    .enumerate()
-                    .map(|(i, pool)| PoolStats::of(&format!("replica{i}"), pool)),
+                    .pools()
+                    .map(|(name, pool)| PoolStats::of(name, pool)),
             )
             .collect()
     }
 
+    fn replica_status(&self) -> Vec<ReplicaStatus> {
+        self.replicas.status()
+    }
+
     async fn close(&self) {
-        for pool in &self.replicas {
-            pool.close().await;
-        }
+        self.replicas.stop().await;
         self.primary.close().await;
     }
 }

@@ -7,8 +7,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 
 use crate::error::StoreError;
@@ -49,8 +51,9 @@ impl SqliteStore {
         &self.writer
     }
 
-    pub(crate) fn reader(&self) -> &SqlitePool {
-        &self.reader
+    /// A read-only connection: on SQLite it sees every committed write.
+    pub(crate) async fn reader(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        Ok(self.reader.acquire().await?)
     }
 }
 

@@ -326,13 +326,13 @@ macro_rules! impl_stream_store {
                 match sort {
                     StreamSort::Started => {
                         let sql = stream_page(LIVE_LIST_FILTER);
-                        keyset_page(self.reader(), sql, status, limit, after, StreamView::cursor)
+                        keyset_page(&mut *self.reader().await?, sql, status, limit, after, StreamView::cursor)
                             .await
                     }
                     StreamSort::Viewers => {
                         let start = count_keyset(after)?;
                         let sql = streams_by_viewers();
-                        page_from(self.reader(), sql, status, start, limit, StreamView::viewers_cursor)
+                        page_from(&mut *self.reader().await?, sql, status, start, limit, StreamView::viewers_cursor)
                             .await
                     }
                 }
@@ -345,7 +345,7 @@ macro_rules! impl_stream_store {
                 after: Option<Cursor>,
             ) -> Result<Page<StreamView>> {
                 let sql = stream_page("s.user_id = $1");
-                keyset_page(self.reader(), sql, user_id, limit, after, StreamView::cursor).await
+                keyset_page(&mut *self.reader().await?, sql, user_id, limit, after, StreamView::cursor).await
             }
         }
     };

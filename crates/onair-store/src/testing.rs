@@ -1,6 +1,9 @@
 //! Throwaway databases for tests (feature `testing`): a fresh SQLite file, or a fresh
 //! database on the PostgreSQL server at `ONAIR_TEST_POSTGRES_URL`, dropped after the test
-//! whether it passed or not; and `backend_tests!`, which declares a test once per backend.
+//! whether it passed or not; `backend_tests!`, which declares a test once per backend;
+//! and a streaming replica of the PostgreSQL server ([`StreamingReplica`]).
+
+mod replica;
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,6 +12,8 @@ use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 use crate::DbConfig;
+
+pub use replica::StreamingReplica;
 
 /// The database a backend test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -175,7 +175,7 @@ macro_rules! impl_user_store {
             async fn profile(&self, id: Uuid) -> Result<Option<UserProfile>> {
                 sqlx::query_as(PROFILE)
                     .bind(id)
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(Into::into)
             }
@@ -186,7 +186,7 @@ macro_rules! impl_user_store {
             ) -> Result<Option<UserProfile>> {
                 sqlx::query_as(PROFILE_BY_USERNAME)
                     .bind(username.as_str())
-                    .fetch_optional(self.reader())
+                    .fetch_optional(&mut *self.reader().await?)
                     .await
                     .map_err(Into::into)
             }

@@ -186,7 +186,7 @@ macro_rules! impl_webhook_store {
                      WHERE owner_id = $1 AND (created_at, id) < ($2, $3)
                      ORDER BY created_at DESC, id DESC LIMIT $4"
                 );
-                keyset_page(self.reader(), sql, owner, limit, after, Webhook::cursor).await
+                keyset_page(&mut *self.reader().await?, sql, owner, limit, after, Webhook::cursor).await
             }
 
             async fn delete_webhook(&self, owner: Uuid, id: Uuid) -> Result<bool> {

@@ -19,6 +19,11 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("DB_ACQUIRE_TIMEOUT_MS", "database.acquire_timeout_ms"),
     ("DB_STATEMENT_TIMEOUT_MS", "database.statement_timeout_ms"),
     ("MIGRATE_ON_START", "database.migrate_on_start"),
+    ("DB_REPLICA_MAX_LAG_MS", "database.replica_max_lag_ms"),
+    (
+        "DB_REPLICA_CHECK_INTERVAL_MS",
+        "database.replica_check_interval_ms",
+    ),
     ("REDIS_URL", "redis.url"),
     ("REDIS_POOL_SIZE", "redis.pool_size"),
     ("REDIS_RESPONSE_TIMEOUT_MS", "redis.response_timeout_ms"),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use onair_infra::{BreakerSettings, RedisOptions};
-use onair_store::{Backend, DbConfig};
+use onair_store::{Backend, DbConfig, ReplicaPolicy};
 use serde::{Deserialize, Serialize};
 
 pub use crate::caches::CacheConfig;
@@ -123,6 +123,21 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
     pub migrate_on_start: bool,
+    /// A replica further behind than this (or not answering) serves no reads until it
+    /// catches up; a user's reads stay on the primary for a moment after they write.
+    pub replica_max_lag_ms: u64,
+    /// How often each replica's lag is measured.
+    pub replica_check_interval_ms: u64,
+}
+
+impl DatabaseConfig {
+    /// How read replicas are judged.
+    pub fn replica_policy(&self) -> ReplicaPolicy {
+        ReplicaPolicy {
+            max_lag: Duration::from_millis(self.replica_max_lag_ms),
+            check_interval: Duration::from_millis(self.replica_check_interval_ms),
+        }
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -136,6 +151,8 @@ impl Default for DatabaseConfig {
             acquire_timeout_ms: 3_000,
             statement_timeout_ms: 3_000,
             migrate_on_start: true,
+            replica_max_lag_ms: 1_000,
+            replica_check_interval_ms: 500,
         }
     }
 }
@@ -311,6 +328,7 @@ impl Config {
             max_lifetime: Duration::from_secs(database.max_lifetime_secs),
             acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+            replica_policy: database.replica_policy(),
         })
     }
 

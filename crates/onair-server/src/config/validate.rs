@@ -159,6 +159,16 @@ impl Config {
             "database.statement_timeout_ms",
             "must be positive",
         )?;
+        check(
+            db.replica_max_lag_ms > 0,
+            "database.replica_max_lag_ms",
+            "must be positive",
+        )?;
+        check(
+            db.replica_check_interval_ms > 0,
+            "database.replica_check_interval_ms",
+            "must be positive",
+        )?;
         if let Some(url) = &self.redis.url {
             check(
                 url.starts_with("redis://") || url.starts_with("rediss://"),
