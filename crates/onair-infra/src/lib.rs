@@ -1,11 +1,12 @@
 //! Infrastructure behind small traits, each with an in-process implementation (embedded
 //! mode) and a Redis or object-storage one (scale-out): viewer counting, the media
-//! store, rate limits (per client, and one shared by every worker), read-through caches;
-//! and the circuit breakers of outbound dependencies.
+//! store, rate limits (per client, and one shared by every worker), read-through caches,
+//! marks that expire (read-your-writes); and the circuit breakers of outbound dependencies.
 
 mod breaker;
 mod bus;
 mod cache;
+mod marks;
 mod media_store;
 mod rate;
 mod redis_pool;
@@ -17,6 +18,7 @@ mod viewers;
 pub use breaker::{BreakerOpen, BreakerSettings, BreakerState, Breakers, CircuitBreaker, Permit};
 pub use bus::{Handler, RedisBus};
 pub use cache::{Cache, Miss, Scope, SharedLayer};
+pub use marks::RecentMarks;
 pub use media_store::{MediaStore, MediaStoreError, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,

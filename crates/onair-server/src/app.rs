@@ -28,6 +28,7 @@ use crate::observability::Readiness;
 use crate::pagination::{Cursors, UserLists};
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
 use crate::rate_limit::RateLimits;
+use crate::read_your_writes::ReadYourWrites;
 use crate::routes::{AppState, router};
 use crate::shutdown::signalled;
 use crate::streams::{StreamKeys, Streams};
@@ -121,6 +122,12 @@ impl Application {
             Arc::clone(&access_tokens),
             redis.as_ref().map(|(_, pool)| pool),
         ));
+        let replicas = &config.database;
+        let read_your_writes = Arc::new(ReadYourWrites::new(
+            (!replicas.replica_urls.is_empty()).then(|| replicas.replica_policy()),
+            Arc::clone(&access_tokens),
+            redis.as_ref().map(|(_, pool)| pool),
+        ));
         let viewer_counter: Arc<dyn ViewerCounter> = match &redis {
             Some((_, pool)) => Arc::new(RedisViewerCounter::new(pool.clone(), "onair:")),
             None => Arc::new(MemoryViewerCounter::default()),
@@ -203,6 +210,7 @@ impl Application {
             )),
             access_tokens,
             rate_limits,
+            read_your_writes,
             store: Arc::clone(&store),
             readiness,
         };

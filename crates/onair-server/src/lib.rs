@@ -1,6 +1,6 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `rate_limit`, `http_cache`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
+//! `openapi`, `rate_limit`, `read_your_writes`, `http_cache`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
 //! `archives`, `viewers`, `media`, `chat`, `notifications`), each with its routes, its
 //! DTOs and a service type that owns its logic, and the web UI's pages (`web`); on top,
 //! `routes` (the state and the router), `config` and `app`, which assemble them. Handlers
@@ -27,6 +27,7 @@ mod openapi;
 mod pagination;
 mod processing;
 mod rate_limit;
+mod read_your_writes;
 mod routes;
 mod secrets;
 mod serve;

@@ -29,12 +29,13 @@ use crate::media::Media;
 use crate::notifications::Notifications;
 use crate::observability::Readiness;
 use crate::rate_limit::RateLimits;
+use crate::read_your_writes::ReadYourWrites;
 use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
     accounts, archives, avatars, chat, clips, http_cache, media, notifications, observability,
-    openapi, rate_limit, streams, users, viewers, web,
+    openapi, rate_limit, read_your_writes, streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -52,7 +53,8 @@ pub struct AppState {
     pub media: Arc<Media>,
     pub access_tokens: Arc<AccessTokens>,
     pub rate_limits: Arc<RateLimits>,
-    /// Pool metrics.
+    pub read_your_writes: Arc<ReadYourWrites>,
+    /// Readiness and pool metrics.
     pub store: Arc<dyn Store>,
     pub readiness: Arc<Readiness>,
 }
@@ -93,6 +95,11 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(viewers::router())
         .merge(chat::router())
         .merge(notifications::router())
+        // Inside the limits: a refused request reads nothing.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.read_your_writes),
+            read_your_writes::route,
+        ))
         // Only the API: media, pages, docs and probes are never limited, and media sets
         // its own caching.
         .layer(middleware::from_fn_with_state(

@@ -25,6 +25,7 @@ mod operations;
 mod private_media;
 mod rate_limits;
 mod recordings;
+mod replicas;
 mod security;
 mod streams;
 mod users;
