@@ -3,15 +3,16 @@
 //! scale-out (`onair_infra::Cache`). Writes that change what they show invalidate them
 //! explicitly: a follow the two profiles, a profile edit or a broadcast starting, ending,
 //! going offline or being retitled the owner's profile and the live list (which shows
-//! owners' names and pictures). Viewer counts
-//! in the list are as fresh as the list's lifetime.
+//! owners' names and pictures). Viewer counts in the list are as fresh as the list's
+//! lifetime. A miss reads the primary: a replica may not have replayed the write whose
+//! invalidation caused it, and its stale answer would be kept for the whole lifetime.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use onair_core::Username;
 use onair_infra::{Cache, Handler, Miss, RedisBus, RedisPool, Scope, SharedLayer};
-use onair_store::{StoreError, UserProfile, UserStore};
+use onair_store::{StoreError, UserProfile, UserStore, reading_primary};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -137,7 +138,7 @@ impl Caches {
         };
         found(
             cache
-                .get_or_load(&id.to_string(), || users.profile(id))
+                .get_or_load(&id.to_string(), || reading_primary(users.profile(id)))
                 .await,
         )
     }
@@ -171,7 +172,7 @@ impl Caches {
             return Ok(render().await?);
         };
         let rendered = cache
-            .get_or_load(key, || async { render().await.map(Some) })
+            .get_or_load(key, || async { reading_primary(render()).await.map(Some) })
             .await;
         found(rendered)?.ok_or(ApiError::Internal)
     }

@@ -54,7 +54,7 @@ pub struct AppState {
     pub access_tokens: Arc<AccessTokens>,
     pub rate_limits: Arc<RateLimits>,
     pub read_your_writes: Arc<ReadYourWrites>,
-    /// Readiness and pool metrics.
+    /// Pool metrics.
     pub store: Arc<dyn Store>,
     pub readiness: Arc<Readiness>,
 }
