@@ -187,7 +187,8 @@ async fn postgres_lost_and_found(db: DbConfig) {
     assert_eq!(app.get("/api/streams").await.0, StatusCode::OK);
 
     proxy.cut();
-    for path in ["/api/streams", "/readyz"] {
+    // Not the live list's first page: the cache answers that without the database.
+    for path in ["/api/streams?status=ended", "/readyz"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(header(response.headers(), "retry-after"), "1", "{path}");
         assert_error(
@@ -215,7 +216,7 @@ async fn postgres_lost_and_found(db: DbConfig) {
     // No restart: the pool connects again by itself.
     proxy.restore();
     eventually("the database to answer again", || async {
-        (app.get("/api/streams").await.0 == StatusCode::OK).then_some(())
+        (app.get("/api/streams?status=ended").await.0 == StatusCode::OK).then_some(())
     })
     .await;
     let (status, me) = app.get_as("/api/users/me", &user.access).await;
