@@ -26,6 +26,7 @@ use crate::media::{Broadcasts, Media, MediaAccess};
 use crate::notifications::{Notifications, NotificationsError, NotifyStores};
 use crate::observability::Readiness;
 use crate::pagination::{Cursors, UserLists};
+use crate::payments::Payments;
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
 use crate::rate_limit::RateLimits;
 use crate::read_your_writes::ReadYourWrites;
@@ -202,6 +203,12 @@ impl Application {
             viewers: Arc::clone(&viewers),
             chat: Arc::clone(&chat),
             notifications,
+            payments: Arc::new(Payments::new(
+                &config.payments,
+                config.breaker.settings(),
+                store.clone(),
+                (Arc::clone(&chat), Arc::clone(&cursors)),
+            )),
             media: Arc::new(Media::new(
                 Arc::clone(&broadcasts),
                 files.clone(),

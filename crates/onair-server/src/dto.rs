@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use onair_core::ValidationError;
-use onair_store::{StreamOwner, UserProfile, UserSummary};
+use onair_store::{StreamOwner, TipSender, UserProfile, UserSummary};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -73,6 +73,17 @@ impl From<StreamOwner> for UserSummaryDto {
             username: owner.username,
             display_name: owner.display_name,
             avatar_url: owner.avatar_url,
+        }
+    }
+}
+
+impl From<TipSender> for UserSummaryDto {
+    fn from(sender: TipSender) -> Self {
+        Self {
+            id: sender.id,
+            username: sender.username,
+            display_name: sender.display_name,
+            avatar_url: sender.avatar_url,
         }
     }
 }

@@ -96,6 +96,18 @@ pub enum ApiError {
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
     Unavailable,
+    #[error("{0}")]
+    InvalidHeader(&'static str),
+    #[error("tipping is not enabled on this server")]
+    PaymentsDisabled,
+    /// A webhook whose `Stripe-Signature` does not prove it came from Stripe, now.
+    #[error("invalid Stripe-Signature: {0}")]
+    InvalidSignature(String),
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// Stripe refused the payment request; its message says why.
+    #[error("the payment was refused: {0}")]
+    PaymentRefused(String),
     /// A dependency's circuit breaker is open: retry in this many seconds.
     #[error("a service this needs is failing, retry in {0} s")]
     UnavailableFor(u64),
@@ -111,12 +123,16 @@ impl ApiError {
             | Self::InvalidPath(_)
             | Self::InvalidCursor(_)
             | Self::InvalidLimit(_)
-            | Self::WebSocketRequired => StatusCode::BAD_REQUEST,
+            | Self::WebSocketRequired
+            | Self::InvalidHeader(_)
+            | Self::InvalidSignature(_) => StatusCode::BAD_REQUEST,
             Self::InvalidBody(_)
             | Self::Validation(_)
             | Self::CannotFollowSelf
             | Self::InvalidViewerToken
-            | Self::UnsupportedImage => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::UnsupportedImage
+            | Self::IdempotencyKeyReused
+            | Self::PaymentRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthorized
@@ -132,7 +148,9 @@ impl ApiError {
             | Self::CrossOriginRefused
             | Self::PublishRefused(_)
             | Self::BannedFromChat => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::RouteNotFound | Self::PaymentsDisabled => {
+                StatusCode::NOT_FOUND
+            }
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::StreamNotLive | Self::LimitReached(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -187,6 +205,11 @@ impl ApiError {
             Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",
             Self::Unavailable | Self::UnavailableFor(_) => "service_unavailable",
+            Self::InvalidHeader(_) => "invalid_header",
+            Self::PaymentsDisabled => "payments_disabled",
+            Self::InvalidSignature(_) => "invalid_signature",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::PaymentRefused(_) => "payment_refused",
             Self::Internal => "internal",
         }
     }

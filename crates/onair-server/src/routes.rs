@@ -28,6 +28,7 @@ use crate::identity::AccessTokens;
 use crate::media::Media;
 use crate::notifications::Notifications;
 use crate::observability::Readiness;
+use crate::payments::Payments;
 use crate::rate_limit::RateLimits;
 use crate::read_your_writes::ReadYourWrites;
 use crate::streams::Streams;
@@ -35,7 +36,7 @@ use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
     accounts, archives, avatars, chat, clips, http_cache, media, notifications, observability,
-    openapi, rate_limit, read_your_writes, streams, users, viewers, web,
+    openapi, payments, rate_limit, read_your_writes, streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -50,6 +51,7 @@ pub struct AppState {
     pub viewers: Arc<Viewers>,
     pub chat: Arc<Chat>,
     pub notifications: Arc<Notifications>,
+    pub payments: Arc<Payments>,
     pub media: Arc<Media>,
     pub access_tokens: Arc<AccessTokens>,
     pub rate_limits: Arc<RateLimits>,
@@ -61,7 +63,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives, clips."),
+    info(title = "OnAir", description = "Live streaming: accounts, follows, streams, archives, clips, tips."),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;
@@ -95,6 +97,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .merge(viewers::router())
         .merge(chat::router())
         .merge(notifications::router())
+        .merge(payments::router())
         // Inside the limits: a refused request reads nothing.
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.read_your_writes),
@@ -119,6 +122,7 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .nest("/api", api)
         .merge(observability::router(http.metrics_bind.is_none()))
         .merge(media::router())
+        .merge(payments::hooks_router())
         .merge(avatars::files_router())
         .merge(clips::files_router())
         .split_for_parts();

@@ -4,7 +4,7 @@
 //! takes the domain traits it uses (`Arc<dyn Store>` upcasts to `Arc<dyn FollowStore>`…).
 //!
 //! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
-//! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`) holds its
+//! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`, `tips`) holds its
 //! trait, its models, its SQL and its implementation for both backends: "how is X stored"
 //! is one file. `sqlite` and `postgres` hold only pools, pragmas and migrations;
 //! `replicas` the read replicas' health checks and rotation; `sql` the helpers every
@@ -44,6 +44,7 @@ mod streams;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod timestamp;
+mod tips;
 mod users;
 mod webhooks;
 
@@ -68,6 +69,10 @@ pub use sessions::{RefreshRotation, SessionStore};
 pub use stream_keys::{StreamKeyRecord, StreamKeyStore};
 pub use streams::{StreamPatch, StreamStore, StreamView, ViewerCountUpdate};
 pub use timestamp::Timestamp;
+pub use tips::{
+    Earnings, EventOutcome, NewTip, PaymentChange, PaymentEvent, Tip, TipDirection, TipInsert,
+    TipSender, TipStatus, TipStore,
+};
 pub use users::{Credentials, NewUser, ProfilePatch, UserProfile, UserStore};
 pub use webhooks::{NewWebhook, Webhook, WebhookEvent, WebhookStore};
 
@@ -87,6 +92,7 @@ pub trait Store:
     + NotificationStore
     + PushStore
     + WebhookStore
+    + TipStore
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;

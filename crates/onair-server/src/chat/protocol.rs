@@ -2,7 +2,7 @@
 //!
 //! Client → server: `auth`, `message`, `ping`, and for moderators `delete`, `timeout`,
 //! `ban`, `unban`. Server → client: `welcome`, `authenticated`, `message`, `error`, `pong`,
-//! `message_deleted`, `user_timed_out`, `user_banned`, `user_unbanned`, `settings` (see
+//! `message_deleted`, `user_timed_out`, `user_banned`, `user_unbanned`, `settings`, `tip` (see
 //! the README's chat section for examples). A logged-in socket closes with 4001 when its
 //! token expires; an `auth` frame with a fresher token moves that deadline.
 
@@ -103,6 +103,17 @@ pub enum ServerFrame<'a> {
     },
     UserUnbanned {
         user_id: Uuid,
+    },
+    /// A tip to the channel was paid (Stripe confirmed it); replayed like a message.
+    Tip {
+        id: Uuid,
+        room: Uuid,
+        user: &'a ChatUser,
+        /// Minor units of `currency`.
+        amount: i64,
+        currency: &'a str,
+        message: Option<&'a str>,
+        sent_at: DateTime<Utc>,
     },
     /// The room's modes changed.
     Settings {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use onair_infra::{InfraError, RedisPool};
-use onair_store::{ChatStore, StreamStore, UserStore};
+use onair_store::{ChatStore, StreamStore, Tip, UserStore};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, oneshot, watch};
 use uuid::Uuid;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::distribution::{BusUnavailable, RedisChat, Reply};
 use super::member::Member;
 use super::outbox::Outbox;
-use super::protocol::ChatUser;
+use super::protocol::{ChatUser, ServerFrame};
 use super::rooms::{Joined, RoomEvent, RoomLimits, Rooms};
 use crate::error::ApiError;
 use crate::identity::AccessTokens;
@@ -178,6 +178,33 @@ impl Chat {
             .await
             .map_err(|_| ApiError::Unavailable)?
             .map_err(bus_down)
+    }
+
+    /// Announces a paid tip in its channel's room on every node, kept for replay like a
+    /// message. A failure is only logged: the tip is settled either way.
+    pub async fn announce_tip(&self, tip: &Tip) {
+        let user = ChatUser {
+            id: tip.sender.id,
+            username: tip.sender.username.clone(),
+            display_name: tip.sender.display_name.clone(),
+        };
+        let frame = ServerFrame::Tip {
+            id: tip.id,
+            room: tip.channel.id,
+            user: &user,
+            amount: tip.amount,
+            currency: &tip.currency,
+            message: tip.message.as_deref(),
+            sent_at: chrono::Utc::now(),
+        }
+        .encode();
+        let event = RoomEvent::Frame(frame);
+        if let Err(error) = self
+            .publish(tip.channel.id, event, Some(tip.id), None)
+            .await
+        {
+            tracing::warn!(%error, tip = %tip.id, "tip not announced in chat");
+        }
     }
 
     /// Removes a deleted message from replay, here (kept while Redis was away) and in

@@ -128,6 +128,16 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("CACHE_LOCAL_TTL_SECS", "cache.local_ttl_secs"),
     ("CACHE_LOCAL_CAPACITY", "cache.local_capacity"),
     ("CACHE_KEY_PREFIX", "cache.key_prefix"),
+    ("STRIPE_SECRET_KEY", "payments.stripe_secret_key"),
+    ("STRIPE_WEBHOOK_SECRET", "payments.stripe_webhook_secret"),
+    ("STRIPE_PUBLISHABLE_KEY", "payments.stripe_publishable_key"),
+    ("STRIPE_API_BASE", "payments.stripe_api_base"),
+    ("STRIPE_TIMEOUT_MS", "payments.stripe_timeout_ms"),
+    (
+        "STRIPE_WEBHOOK_TOLERANCE_SECS",
+        "payments.webhook_tolerance_secs",
+    ),
+    ("TIP_CURRENCIES", "payments.currencies"),
 ];
 
 /// Conventional names that are read without the `ONAIR_` prefix too.
@@ -136,6 +146,9 @@ pub(super) const PLAIN_VARS: &[(&str, &str)] = &[
     ("DATABASE_REPLICA_URLS", "database.replica_urls"),
     ("REDIS_URL", "redis.url"),
     ("OBJECT_STORE_URL", "media.object_store_url"),
+    ("STRIPE_SECRET_KEY", "payments.stripe_secret_key"),
+    ("STRIPE_WEBHOOK_SECRET", "payments.stripe_webhook_secret"),
+    ("STRIPE_PUBLISHABLE_KEY", "payments.stripe_publishable_key"),
 ];
 
 /// `ONAIR_*` variables that are not settings: the CLI's, and those of tests and

@@ -1,10 +1,11 @@
 //! Configuration: defaults ← optional TOML file ← environment, in sections (`[http]`,
 //! `[database]`, `[redis]`, `[auth]`, `[media]`, `[viewers]`, `[chat]`, `[jobs]`,
-//! `[notify]`, `[processing]`, `[rate_limit]`, `[cache]`, `[breaker]`) that deserialize straight into each domain's settings
+//! `[notify]`, `[processing]`, `[rate_limit]`, `[cache]`, `[breaker]`, `[payments]`) that deserialize straight into each domain's settings
 //! type. Every setting
 //! also has an `ONAIR_*` variable whose name predates the sections (`env.rs` maps them);
 //! the database, Redis and object-store URLs also answer to their conventional names
-//! `DATABASE_URL`, `DATABASE_REPLICA_URLS`, `REDIS_URL` and `OBJECT_STORE_URL`. Everything
+//! `DATABASE_URL`, `DATABASE_REPLICA_URLS`, `REDIS_URL` and `OBJECT_STORE_URL`, and Stripe's
+//! keys to theirs (`STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, `STRIPE_PUBLISHABLE_KEY`). Everything
 //! is validated once, in [`Config::validate`], and an error names the setting.
 
 mod env;
@@ -25,6 +26,7 @@ pub use crate::chat::ChatConfig;
 pub use crate::jobs::JobsSettings;
 pub use crate::media::MediaConfig;
 pub use crate::notifications::NotifyConfig;
+pub use crate::payments::PaymentsConfig;
 pub use crate::processing::ProcessingConfig;
 pub use crate::rate_limit::RateLimitConfig;
 use crate::rate_limit::TrustedProxies;
@@ -52,6 +54,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub breaker: BreakerConfig,
     pub cache: CacheConfig,
+    pub payments: PaymentsConfig,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             breaker: BreakerConfig::default(),
             cache: CacheConfig::default(),
+            payments: PaymentsConfig::default(),
         }
     }
 }

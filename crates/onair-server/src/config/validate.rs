@@ -37,7 +37,35 @@ impl Config {
         self.validate_jobs()?;
         self.validate_outbound()?;
         self.validate_processing()?;
-        self.validate_cache()
+        self.validate_cache()?;
+        self.validate_payments()
+    }
+
+    /// Stripe's keys come as a pair: a secret key without the webhook secret could take
+    /// payments it never learns the outcome of.
+    fn validate_payments(&self) -> Checked {
+        let payments = &self.payments;
+        check(
+            payments.stripe_secret_key.is_some() == payments.stripe_webhook_secret.is_some(),
+            "payments.stripe_webhook_secret",
+            "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET are set together (or neither: tipping off)",
+        )?;
+        check(
+            url::Url::parse(&payments.stripe_api_base)
+                .is_ok_and(|u| matches!(u.scheme(), "https" | "http")),
+            "payments.stripe_api_base",
+            "must be an http(s) URL",
+        )?;
+        check(
+            (1_000..=30_000).contains(&payments.stripe_timeout_ms),
+            "payments.stripe_timeout_ms",
+            "must be 1000 to 30000",
+        )?;
+        check(
+            payments.webhook_tolerance_secs > 0,
+            "payments.webhook_tolerance_secs",
+            "must be positive",
+        )
     }
 
     fn validate_cache(&self) -> Checked {
