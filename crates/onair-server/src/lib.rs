@@ -1,11 +1,12 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `rate_limit`, `read_your_writes`, `http_cache`, `serve`, `shutdown`); above it one module per domain (`accounts`, `users`, `streams`,
-//! `archives`, `viewers`, `media`, `chat`, `notifications`, `payments`), each with its routes, its
-//! DTOs and a service type that owns its logic, and the web UI's pages (`web`); on top,
-//! `routes` (the state and the router), `config` and `app`, which assemble them. Handlers
-//! take only the service they need (axum `FromRef` sub-states), and each service only
-//! the storage traits it uses.
+//! `openapi`, `rate_limit`, `read_your_writes`, `http_cache`, `serve`, `shutdown`); above
+//! it one module per domain (`accounts`, `users`, `streams`, `archives`, `viewers`,
+//! `media`, `chat`, `notifications`, `payments`), each with its routes, its DTOs and a
+//! service type that owns its logic, and the web UI's pages (`web`); on top, `routes`
+//! (the state and the router), `config` and `app`, which assemble them. Handlers take
+//! only the service they need (axum `FromRef` sub-states), and each service only the
+//! storage traits it uses.
 
 mod accounts;
 mod app;

@@ -4,8 +4,8 @@
 //! takes the domain traits it uses (`Arc<dyn Store>` upcasts to `Arc<dyn FollowStore>`…).
 //!
 //! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
-//! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`, `tips`) holds its
-//! trait, its models, its SQL and its implementation for both backends: "how is X stored"
+//! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`,
+//! `tips`) holds its trait, its models, its SQL and its implementation for both backends: "how is X stored"
 //! is one file. `sqlite` and `postgres` hold only pools, pragmas and migrations;
 //! `replicas` the read replicas' health checks and rotation; `sql` the helpers every
 //! domain uses (keyset pages, insert-or-delete toggles); `models` the owner columns

@@ -180,6 +180,25 @@ impl Chat {
             .map_err(bus_down)
     }
 
+    /// Refuses a tip whose announcement would speak in a chat its sender may not: banned
+    /// from it, or timed out (then a tip without a message is fine).
+    pub async fn check_tipper(
+        &self,
+        room: Uuid,
+        user: Uuid,
+        with_message: bool,
+    ) -> Result<(), ApiError> {
+        let standing = self.store.chat_standing(room, user).await?;
+        if standing.banned {
+            return Err(ApiError::BannedFromChat);
+        }
+        if with_message && standing.timed_out_until.is_some() {
+            let reason = "you are timed out in this chat: tip without a message";
+            return Err(onair_core::ValidationError::new("message", reason).into());
+        }
+        Ok(())
+    }
+
     /// Announces a paid tip in its channel's room on every node, kept for replay like a
     /// message. A failure is only logged: the tip is settled either way.
     pub async fn announce_tip(&self, tip: &Tip) {

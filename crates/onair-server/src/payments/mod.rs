@@ -198,8 +198,9 @@ async fn payments_config(State(payments): State<Arc<Payments>>) -> Json<Payments
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters, unique per tip")),
     request_body = CreateTipRequest,
     responses((status = 201, body = CreatedTipDto), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "`banned`: you are banned from the channel's chat", body = ErrorBody),
         (status = 404, description = "`not_found`: no such channel; `payments_disabled`: this server takes no tips", body = ErrorBody),
-        (status = 422, description = "`validation_failed` (`amount`, `currency`, `message`, `channel`: yourself); `idempotency_key_reused`; `payment_refused` by Stripe", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (`amount`, `currency`, `message` — also while timed out in the chat —, `channel`: yourself); `idempotency_key_reused`; `payment_refused` by Stripe", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: Stripe cannot be reached (see Retry-After)", body = ErrorBody)))]
 async fn create_tip(
     State(payments): State<Arc<Payments>>,

@@ -204,6 +204,9 @@ impl Payments {
     pub async fn create_tip(&self, me: Uuid, request: TipRequest) -> Result<CreatedTip, ApiError> {
         let stripe = self.stripe()?;
         let message = self.check(me, &request)?;
+        self.chat
+            .check_tipper(request.channel_id, me, message.is_some())
+            .await?;
         // Fail fast, before anything is written, while Stripe is known to be down.
         if let Some(open) = stripe.refusing() {
             return Err(unavailable(StripeError::Open(open)));

@@ -439,9 +439,39 @@ async fn bad_tips_get_clear_errors(db: DbConfig) {
         422,
         "invalid_body",
     );
-    let (status, _, body) = tip(&app, &fan, &creator.id, good, Some("bad key with spaces")).await;
+    let (status, _, body) = tip(
+        &app,
+        &fan,
+        &creator.id,
+        good.clone(),
+        Some("bad key with spaces"),
+    )
+    .await;
     assert_error(&(status, body), 400, "invalid_header");
+    // The chat's rules hold for what a tip would say there.
+    let bans = format!("/api/channels/{}/bans", creator.id);
+    let muted = app.signup("muted").await;
+    let timeout = json!({"user_id": muted.id, "duration_secs": 600});
+    assert_eq!(
+        app.post(&bans, Some(&creator.access), timeout).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let with_message = json!({"amount": 500, "currency": "usd", "message": "unmute me"});
+    let answer = app.post(&channel, Some(&muted.access), with_message).await;
+    assert_error(&answer, 422, "validation_failed");
+    assert_eq!(answer.1["error"]["field"], "message");
+    let troll = app.signup("troll").await;
+    let ban = json!({"user_id": troll.id});
+    assert_eq!(
+        app.post(&bans, Some(&creator.access), ban).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let answer = app.post(&channel, Some(&troll.access), good.clone()).await;
+    assert_error(&answer, 403, "banned");
     assert_eq!(stripe.intents_created(), 0, "nothing reached Stripe");
+    // A timed-out viewer may still tip without a message.
+    let (status, _, _) = tip(&app, &muted, &creator.id, good.clone(), None).await;
+    assert_eq!(status, StatusCode::CREATED);
     let bad_direction = app
         .get_as("/api/me/tips?direction=sideways", &fan.access)
         .await;
