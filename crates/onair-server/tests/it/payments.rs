@@ -78,10 +78,35 @@ async fn deliver_signed(
     (status, body)
 }
 
-async fn deliver(app: &TestApp, payload: &str) -> StatusCode {
+async fn deliver(app: &TestApp, payload: &str) {
     let (status, body) = deliver_signed(app, payload, WEBHOOK_SECRET, now()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    status
+}
+
+/// Stripe delivers event `id` of `kind` about `object`, signed now.
+async fn stripe_sends(app: &TestApp, id: &str, kind: &str, object: Value) {
+    deliver(app, &event(id, kind, object)).await;
+}
+
+async fn succeed(app: &TestApp, id: &str, tip: &Value) {
+    let intent = intent_object(tip, "succeeded");
+    stripe_sends(app, id, "payment_intent.succeeded", intent).await;
+}
+
+async fn fail(app: &TestApp, id: &str, tip: &Value) {
+    let intent = intent_object(tip, "requires_payment_method");
+    stripe_sends(app, id, "payment_intent.payment_failed", intent).await;
+}
+
+/// Stripe refunded `total` of `tip` so far.
+async fn refund(app: &TestApp, id: &str, tip: &Value, total: i64) {
+    stripe_sends(app, id, "charge.refunded", refunded_charge(tip, total)).await;
+}
+
+async fn assert_usd_earnings(app: &TestApp, user: &User, succeeded: i64, refunded: i64, tips: i64) {
+    let net = succeeded - refunded;
+    let expected = json!([{"currency": "usd", "succeeded": succeeded, "refunded": refunded, "net": net, "tips": tips}]);
+    assert_eq!(earnings(app, user).await, expected);
 }
 
 async fn earnings(app: &TestApp, user: &User) -> Value {
@@ -161,10 +186,7 @@ async fn a_paid_tip_reaches_the_ledger_the_earnings_and_the_chat(db: DbConfig) {
     assert_eq!(frame["currency"], "usd");
     assert_eq!(frame["message"], "great stream");
     assert_eq!(frame["user"]["username"], fan.username.as_str());
-    assert_eq!(
-        earnings(&app, &creator).await,
-        json!([{"currency": "usd", "succeeded": 500, "refunded": 0, "net": 500, "tips": 1}])
-    );
+    assert_usd_earnings(&app, &creator, 500, 0, 1).await;
     let (_, received) = app
         .get_as("/api/me/tips?direction=received", &creator.access)
         .await;
@@ -243,131 +265,49 @@ async fn webhooks_are_verified_and_applied_exactly_once_in_any_order(db: DbConfi
         assert_eq!(status, StatusCode::OK);
     }
     // Stripe may also send another event of the same success.
-    deliver(
-        &app,
-        &event(
-            "evt_a_paid_again",
-            "payment_intent.succeeded",
-            intent_object(&tip, "succeeded"),
-        ),
-    )
-    .await;
-    let one_tip =
-        json!([{"currency": "usd", "succeeded": 500, "refunded": 0, "net": 500, "tips": 1}]);
-    assert_eq!(earnings(&app, &creator).await, one_tip);
+    succeed(&app, "evt_a_paid_again", &tip).await;
+    assert_usd_earnings(&app, &creator, 500, 0, 1).await;
 
     // A failure after the success does not undo it.
-    deliver(
-        &app,
-        &event(
-            "evt_a_failed",
-            "payment_intent.payment_failed",
-            intent_object(&tip, "requires_payment_method"),
-        ),
-    )
-    .await;
+    fail(&app, "evt_a_failed", &tip).await;
     assert_eq!(tip_status(&app, &fan, &tip["id"]).await, "succeeded");
-    assert_eq!(earnings(&app, &creator).await, one_tip);
+    assert_usd_earnings(&app, &creator, 500, 0, 1).await;
 
     // Refunds: cumulative amounts, each applied once.
-    deliver(
-        &app,
-        &event(
-            "evt_a_refund_1",
-            "charge.refunded",
-            refunded_charge(&tip, 200),
-        ),
-    )
-    .await;
-    deliver(
-        &app,
-        &event(
-            "evt_a_refund_1",
-            "charge.refunded",
-            refunded_charge(&tip, 200),
-        ),
-    )
-    .await;
+    refund(&app, "evt_a_refund_1", &tip, 200).await;
+    refund(&app, "evt_a_refund_1", &tip, 200).await;
     assert_eq!(
         tip_status(&app, &fan, &tip["id"]).await,
         "partially_refunded"
     );
-    deliver(
-        &app,
-        &event(
-            "evt_a_refund_2",
-            "charge.refunded",
-            refunded_charge(&tip, 500),
-        ),
-    )
-    .await;
+    refund(&app, "evt_a_refund_2", &tip, 500).await;
     assert_eq!(tip_status(&app, &fan, &tip["id"]).await, "refunded");
-    assert_eq!(
-        earnings(&app, &creator).await,
-        json!([{"currency": "usd", "succeeded": 500, "refunded": 500, "net": 0, "tips": 1}])
-    );
+    assert_usd_earnings(&app, &creator, 500, 500, 1).await;
 
     // Out of order: the refund overtakes the success, which then changes nothing.
     let early = pending_tip(&app, &fan, &creator, 300, "b").await;
-    deliver(
-        &app,
-        &event(
-            "evt_b_refund",
-            "charge.refunded",
-            refunded_charge(&early, 300),
-        ),
-    )
-    .await;
-    deliver(
-        &app,
-        &event(
-            "evt_b_paid",
-            "payment_intent.succeeded",
-            intent_object(&early, "succeeded"),
-        ),
-    )
-    .await;
+    refund(&app, "evt_b_refund", &early, 300).await;
+    succeed(&app, "evt_b_paid", &early).await;
     assert_eq!(tip_status(&app, &fan, &early["id"]).await, "refunded");
-    assert_eq!(
-        earnings(&app, &creator).await,
-        json!([{"currency": "usd", "succeeded": 800, "refunded": 800, "net": 0, "tips": 2}])
-    );
+    assert_usd_earnings(&app, &creator, 800, 800, 2).await;
 
     // A failed payment, then another card that works.
     let retried = pending_tip(&app, &fan, &creator, 400, "c").await;
-    deliver(
-        &app,
-        &event(
-            "evt_c_failed",
-            "payment_intent.payment_failed",
-            intent_object(&retried, "requires_payment_method"),
-        ),
-    )
-    .await;
+    fail(&app, "evt_c_failed", &retried).await;
     assert_eq!(tip_status(&app, &fan, &retried["id"]).await, "failed");
-    deliver(
-        &app,
-        &event(
-            "evt_c_paid",
-            "payment_intent.succeeded",
-            intent_object(&retried, "succeeded"),
-        ),
-    )
-    .await;
+    succeed(&app, "evt_c_paid", &retried).await;
     assert_eq!(tip_status(&app, &fan, &retried["id"]).await, "succeeded");
 
     // Events about payments that are not tips, and event types we do not act on.
     let mut stranger = intent_object(&retried, "succeeded");
     stranger["id"] = json!("pi_someone_else");
     stranger["metadata"] = json!({});
-    deliver(
+    stripe_sends(&app, "evt_other", "payment_intent.succeeded", stranger).await;
+    stripe_sends(
         &app,
-        &event("evt_other", "payment_intent.succeeded", stranger),
-    )
-    .await;
-    deliver(
-        &app,
-        &event("evt_customer", "customer.created", json!({"id": "cus_1"})),
+        "evt_customer",
+        "customer.created",
+        json!({"id": "cus_1"}),
     )
     .await;
     // Signed but not an event: refused, nothing applied.
