@@ -30,6 +30,7 @@ use crate::payments::Payments;
 use crate::processing::{Processing, ProcessingStores, remove_expired_archives, work_dir};
 use crate::rate_limit::RateLimits;
 use crate::read_your_writes::ReadYourWrites;
+use crate::roles::Role;
 use crate::routes::{AppState, router};
 use crate::shutdown::signalled;
 use crate::streams::{StreamKeys, Streams};
@@ -103,9 +104,7 @@ impl Application {
             &cursors,
             redis.clone(),
         )?;
-        let jobs = config
-            .jobs
-            .enabled
+        let jobs = (config.jobs.enabled && config.runs(Role::Worker))
             .then(|| job_runner(&config, &store, &notifications, &files));
         let wake_jobs = notifications.waker();
         let publishers = Publishers::default();
@@ -221,7 +220,7 @@ impl Application {
             store: Arc::clone(&store),
             readiness,
         };
-        let router = router(state, &config.http);
+        let router = router(state, &config.http, &config.roles);
         let listener = bind(config.http.bind).await?;
         let metrics = match config.http.metrics_bind {
             Some(addr) => Some((
@@ -230,7 +229,7 @@ impl Application {
             )),
             None => None,
         };
-        let ingest = if config.media.rtmp_enabled {
+        let ingest = if config.media.rtmp_enabled && config.runs(Role::Ingest) {
             warn_if_missing(&config.media.ffmpeg_path);
             let ingest = IngestServer::bind(
                 config.media.ingest(files, config.media_root()),
@@ -295,8 +294,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let url = crate::web::open_url(self.local_addr());
-        tracing::info!(addr = %self.local_addr(), metrics = ?self.metrics_addr(), backend = ?self.store.backend(), "listening: open {url} in a browser");
+        let roles: Vec<String> = self.config.roles.iter().map(Role::to_string).collect();
+        let roles = roles.join(",");
+        let (addr, metrics, backend) =
+            (self.local_addr(), self.metrics_addr(), self.store.backend());
+        if self.config.runs(Role::Api) {
+            let url = crate::web::open_url(addr);
+            tracing::info!(%addr, ?metrics, ?backend, roles, "listening: open {url} in a browser");
+        } else {
+            tracing::info!(%addr, ?metrics, ?backend, roles, "listening");
+        }
         let grace = Duration::from_secs(self.config.http.shutdown_grace_secs);
         // Front: what takes new work (HTTP, ingest, job claims). Back: the loops that
         // flush what the front collected, stopped once the front is done.
@@ -306,14 +313,22 @@ impl Application {
             shutdown.await;
             let _ = stop_front.send(true);
         });
-        let sweeper = tokio::spawn(media::end_abandoned_broadcasts(
-            (self.store.clone(), self.caches),
-            Duration::from_secs(self.config.media.reconnect_grace_secs),
-            back.clone(),
-        ));
-        let retention = retention_sweep(&self.config, &self.store, back.clone());
-        let viewer_counts =
-            tokio::spawn(Arc::clone(&self.viewers).run(self.config.viewers.clone(), back));
+        let runs = |role| self.config.runs(role);
+        // Idempotent: on every node that is not only a chat node.
+        let sweeper = (runs(Role::Api) || runs(Role::Ingest) || runs(Role::Worker)).then(|| {
+            tokio::spawn(media::end_abandoned_broadcasts(
+                (self.store.clone(), Arc::clone(&self.caches)),
+                Duration::from_secs(self.config.media.reconnect_grace_secs),
+                back.clone(),
+            ))
+        });
+        let retention = runs(Role::Worker)
+            .then(|| retention_sweep(&self.config, &self.store, back.clone()))
+            .flatten();
+        // Heartbeats arrive at API nodes: they flush them.
+        let viewer_counts = runs(Role::Api).then(|| {
+            tokio::spawn(Arc::clone(&self.viewers).run(self.config.viewers.clone(), back))
+        });
         let chat_housekeeping = tokio::spawn(Arc::clone(&self.chat).housekeeping());
         let ingest = self
             .ingest
@@ -335,9 +350,8 @@ impl Application {
             let _ = task.await;
         }
         let _ = stop_back.send(true);
-        let _ = tokio::join!(sweeper, viewer_counts);
-        if let Some(retention) = retention {
-            let _ = retention.await;
+        for task in sweeper.into_iter().chain(viewer_counts).chain(retention) {
+            let _ = task.await;
         }
         self.store.close().await;
         served

@@ -1,6 +1,6 @@
 //! The OnAir HTTP server. Layered with no import cycle: at the bottom, what every domain
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
-//! `openapi`, `rate_limit`, `read_your_writes`, `http_cache`, `serve`, `shutdown`); above
+//! `openapi`, `rate_limit`, `read_your_writes`, `roles`, `http_cache`, `serve`, `shutdown`); above
 //! it one module per domain (`accounts`, `users`, `streams`, `archives`, `viewers`,
 //! `media`, `chat`, `notifications`, `payments`), each with its routes, its DTOs and a
 //! service type that owns its logic, and the web UI's pages (`web`); on top, `routes`
@@ -30,6 +30,7 @@ mod payments;
 mod processing;
 mod rate_limit;
 mod read_your_writes;
+mod roles;
 mod routes;
 mod secrets;
 mod serve;
@@ -43,5 +44,6 @@ mod web;
 pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
 pub use pagination::Cursors;
+pub use roles::Role;
 pub use streams::StreamKeys;
 pub use web::{ASSETS as UI_ASSETS, PAGES as UI_PAGES};

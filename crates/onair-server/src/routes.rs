@@ -31,6 +31,7 @@ use crate::observability::Readiness;
 use crate::payments::Payments;
 use crate::rate_limit::RateLimits;
 use crate::read_your_writes::ReadYourWrites;
+use crate::roles::Role;
 use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
@@ -85,19 +86,18 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The router with every route and middleware, and the OpenAPI document describing it.
-pub fn router(state: AppState, http: &HttpConfig) -> Router {
-    let api = OpenApiRouter::new()
-        .merge(accounts::router())
-        .merge(users::router())
-        .merge(avatars::router())
-        .merge(streams::router())
-        .merge(archives::router())
-        .merge(clips::router())
-        .merge(viewers::router())
-        .merge(chat::router())
-        .merge(notifications::router())
-        .merge(payments::router())
+/// The router with the routes of this node's roles and every middleware, and the OpenAPI
+/// document describing them. Probes and metrics are on every node.
+pub fn router(state: AppState, http: &HttpConfig, roles: &[Role]) -> Router {
+    let serves_api = roles.contains(&Role::Api);
+    let mut api = OpenApiRouter::new();
+    if serves_api {
+        api = api_routes();
+    }
+    if roles.contains(&Role::Chat) {
+        api = api.merge(chat::sockets());
+    }
+    let api = api
         // Inside the limits: a refused request reads nothing.
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.read_your_writes),
@@ -118,20 +118,26 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
         .keys()
         .map(|path| format!("/api{path}"))
         .collect();
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api", api)
-        .merge(observability::router(http.metrics_bind.is_none()))
-        .merge(media::router())
-        .merge(payments::hooks_router())
-        .merge(avatars::files_router())
-        .merge(clips::files_router())
-        .split_for_parts();
-    // The UI's pages and assets: outside the API document.
-    let routes = routes.merge(web::router());
+        .merge(observability::router(http.metrics_bind.is_none()));
+    if serves_api {
+        routes = routes
+            .merge(media::router())
+            .merge(payments::hooks_router())
+            .merge(avatars::files_router())
+            .merge(clips::files_router());
+    }
+    let (mut routes, openapi) = routes.split_for_parts();
+    if serves_api {
+        // The UI's pages and assets (outside the API document), and the document.
+        routes = routes
+            .merge(web::router())
+            .merge(openapi::routes(openapi::complete(openapi, &api_paths)));
+    }
     let request_id = HeaderName::from_static("x-request-id");
 
     routes
-        .merge(openapi::routes(openapi::complete(openapi, &api_paths)))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
@@ -159,4 +165,19 @@ pub fn router(state: AppState, http: &HttpConfig) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// What API nodes serve under `/api`.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(accounts::router())
+        .merge(users::router())
+        .merge(avatars::router())
+        .merge(streams::router())
+        .merge(archives::router())
+        .merge(clips::router())
+        .merge(viewers::router())
+        .merge(chat::router())
+        .merge(notifications::router())
+        .merge(payments::router())
 }

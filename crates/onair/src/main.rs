@@ -1,6 +1,7 @@
 //! `onair`: the whole platform in one binary.
 //!
-//! `onair` / `onair serve` runs the server (embedded SQLite by default);
+//! `onair` / `onair serve` runs the server (embedded SQLite by default), `--role` picks
+//! what a node runs (api, chat, ingest, worker);
 //! `onair worker` runs background jobs only (notification fan-out, Web Push, webhooks);
 //! `onair migrate` applies database migrations and exits;
 //! `onair jobs dead` lists dead-lettered jobs and `onair jobs revive <id>` queues one again.
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use onair_server::{Application, Config};
+use onair_server::{Application, Config, Role};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -26,7 +27,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve {
+        /// What this node runs, comma-separated: api, chat, ingest, worker (default: all,
+        /// or ONAIR_ROLE).
+        #[arg(long, value_delimiter = ',', value_parser = parse_role)]
+        role: Vec<Role>,
+    },
     /// Run background jobs only (no HTTP, no ingest); scale them apart from the web nodes.
     Worker,
     /// Apply database migrations, then exit.
@@ -47,6 +53,10 @@ enum JobsAction {
     },
     /// Queue a dead job again, with a fresh attempt count.
     Revive { id: uuid::Uuid },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
 }
 
 fn init_logging() {
@@ -75,9 +85,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref())?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
+    let mut config = Config::load(cli.config.as_deref())?;
+    match cli.command.unwrap_or(Command::Serve { role: Vec::new() }) {
+        Command::Serve { role } => {
+            if !role.is_empty() {
+                config.roles = role;
+            }
             let app = Application::build(config).await?;
             app.run_until(onair_server::shutdown_signal()).await?;
         }

@@ -38,6 +38,18 @@ use crate::rate_limit::ClientIp;
 /// over its own, smaller limit with an error frame.
 const MAX_WEBSOCKET_MESSAGE: usize = 64 * 1024;
 
+/// The chat sockets: what chat nodes serve.
+pub fn sockets<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Chat>: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(channel_chat))
+        .routes(routes!(stream_chat))
+}
+
+/// Moderation over HTTP (it reaches every node's sockets through the bus): API nodes.
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -47,8 +59,6 @@ where
     use self::moderation::*;
     use self::roster::*;
     OpenApiRouter::new()
-        .routes(routes!(channel_chat))
-        .routes(routes!(stream_chat))
         .routes(routes!(moderators))
         .routes(routes!(add_moderator, remove_moderator))
         .routes(routes!(bans, ban_user))

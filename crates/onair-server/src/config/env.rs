@@ -5,6 +5,7 @@
 /// `ONAIR_<NAME>` ↔ `section.key` in `onair.toml`.
 pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("DATA_DIR", "data_dir"),
+    ("ROLE", "roles"),
     ("BIND", "http.bind"),
     ("HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs"),
     ("MAX_BODY_BYTES", "http.max_body_bytes"),
@@ -182,6 +183,7 @@ mod tests {
     use figment::Jail;
 
     use crate::config::Config;
+    use crate::roles::Role;
 
     #[test]
     fn variables_keep_their_names_and_fill_sections() {
@@ -202,7 +204,9 @@ mod tests {
             jail.set_env("ONAIR_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1");
             jail.set_env("ONAIR_OUTBOUND_PORTS", "443, 8443");
             jail.set_env("ONAIR_BREAKER_COOL_DOWN_MS", "1500");
+            jail.set_env("ONAIR_ROLE", "api, chat");
             let config = Config::load(None).expect("loads");
+            assert_eq!(config.roles, [Role::Api, Role::Chat]);
             assert_eq!(config.chat.max_connections, 42);
             assert_eq!(config.chat.history_len, 7, "from the file");
             assert_eq!(config.notify.batch_size, 20, "the environment wins");
@@ -237,6 +241,12 @@ mod tests {
             jail.set_env("ONAIR_CHAT_MAX_CONECTIONS", "42");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("chat_max_conections"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("ONAIR_ROLE", "api,web");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("unknown role \"web\""), "{err}");
             Ok(())
         });
         Jail::expect_with(|jail| {

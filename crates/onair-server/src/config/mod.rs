@@ -30,6 +30,7 @@ pub use crate::payments::PaymentsConfig;
 pub use crate::processing::ProcessingConfig;
 pub use crate::rate_limit::RateLimitConfig;
 use crate::rate_limit::TrustedProxies;
+use crate::roles::Role;
 pub use crate::viewers::ViewerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +42,9 @@ pub struct ConfigError(String);
 pub struct Config {
     /// Where the embedded mode keeps its database, generated secret and media.
     pub data_dir: PathBuf,
+    /// What this node runs (comma-separated in the environment); every role by default.
+    #[serde(deserialize_with = "crate::settings::comma_list")]
+    pub roles: Vec<Role>,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
@@ -61,6 +65,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("data"),
+            roles: Role::ALL.to_vec(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
@@ -302,6 +307,11 @@ impl Config {
             .map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Whether this node runs `role`.
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
     }
 
     pub fn backend(&self) -> Backend {

@@ -31,6 +31,7 @@ fn check(ok: bool, key: &str, why: &str) -> Checked {
 
 impl Config {
     pub fn validate(&self) -> Checked {
+        check(!self.roles.is_empty(), "roles", "name at least one role")?;
         self.validate_storage()?;
         self.validate_http_and_auth()?;
         self.validate_media()?;

@@ -27,6 +27,7 @@ mod private_media;
 mod rate_limits;
 mod recordings;
 mod replicas;
+mod roles;
 mod security;
 mod streams;
 mod stripe_stand_in;
