@@ -107,12 +107,13 @@ interface SessionBody {
 // cannot send this header with the cookie (see README: Web UI, Tokens).
 const WEB_CLIENT = { 'x-onair-client': 'web' };
 
-/** An error answer of the API: its stable code and human message. */
+/** An error answer of the API: its stable code, human message and the field it is about. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly field: string | null = null,
   ) {
     super(message);
   }
@@ -140,23 +141,26 @@ function setSession(next: SessionBody | null) {
   listeners.forEach((l) => l());
 }
 
-/** One API call with the session's token; a 401 refreshes the session once and retries. */
-export async function call<T>(method: string, path: string, body?: unknown, retried = false): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (session) headers.authorization = `Bearer ${session.access_token}`;
-  const response = await fetch(`/api${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    // Public reads may be cached (a CDN's business); the page polls, so it revalidates
-    // every time: an unchanged answer is a 304 on its ETag.
-    cache: 'no-cache',
-  });
-  if (response.status === 401 && session && !retried && (await refresh())) {
-    return call(method, path, body, true);
-  }
-  return answer<T>(response);
+/**
+ * One API call with the session's token (and any extra `headers`); a 401 refreshes the
+ * session once and retries.
+ */
+export async function call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+  const send = () => {
+    const all = { ...headers };
+    if (body !== undefined) all['content-type'] = 'application/json';
+    if (session) all.authorization = `Bearer ${session.access_token}`;
+    return fetch(`/api${path}`, {
+      method,
+      headers: all,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      // Public reads may be cached (a CDN's business); the page polls, so it revalidates
+      // every time: an unchanged answer is a 304 on its ETag.
+      cache: 'no-cache',
+    });
+  };
+  const response = await send();
+  return answer<T>(response.status === 401 && session && (await refresh()) ? await send() : response);
 }
 
 async function answer<T>(response: Response): Promise<T> {
@@ -164,13 +168,14 @@ async function answer<T>(response: Response): Promise<T> {
   return response.status === 204 ? (undefined as T) : response.json();
 }
 
-/** A failed answer's `{"error":{code,message}}` as an `ApiError`. */
+/** A failed answer's `{"error":{code,message,field?}}` as an `ApiError`. */
 export async function errorOf(response: Response): Promise<ApiError> {
   const error = await response.json().catch(() => null);
   return new ApiError(
     response.status,
     error?.error?.code ?? 'http_error',
     error?.error?.message ?? `request failed (${response.status})`,
+    error?.error?.field ?? null,
   );
 }
 

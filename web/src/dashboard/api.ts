@@ -76,13 +76,25 @@ export const dashboardApi = {
   deleteWebhook: (id: string) => call<void>('DELETE', `/webhooks/${id}`),
 };
 
+/** A field's value refused before asking the server, shown as the server's refusals are. */
+export class FieldProblem extends Error {
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
 /**
- * The field a validation error names, if any: the server's messages for `validation_failed`
- * and `invalid_body` start with `<field>: `.
+ * The field a validation error names, if any: the server's `validation_failed` says it in
+ * `field`; its messages for `validation_failed` and `invalid_body` start with `<field>: `.
  */
 export function errorField(error: unknown): { field: string; reason: string } | null {
+  if (error instanceof FieldProblem) return { field: error.field, reason: error.message };
   if (!(error instanceof ApiError) || !['validation_failed', 'invalid_body'].includes(error.code)) return null;
   const match = error.message.match(/^([a-z_]+): (.+)$/s);
+  if (error.field) return { field: error.field, reason: match?.[1] === error.field ? match[2] : error.message };
   return match ? { field: match[1], reason: match[2] } : null;
 }
 
