@@ -5,6 +5,7 @@ import { PastBroadcasts } from '../channel/archives';
 import { ChannelClips } from '../channel/clips';
 import { ClipButton, CLIP_SECS } from '../clip-button';
 import { useChannel, type ChannelView } from '../channel/resolve';
+import { Tipping } from '../channel/tip';
 import { ChatPanel } from '../chat/panel';
 import { Player } from '../player';
 
@@ -103,6 +104,7 @@ function About({ profile, user, onChange }: { profile: Profile; user: string | n
           {profile.followed_by_you ? 'Unfollow' : 'Follow'}
         </button>
       )}
+      <Tipping channel={profile} user={user} />
       {!user && (
         <p>
           <a href="/login">Log in</a> to follow this channel.
