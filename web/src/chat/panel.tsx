@@ -2,6 +2,7 @@ import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { MessageMenu } from './menu';
 import { chatName, MAX_MESSAGE_CHARS, type ChatMessage, type ChatSettings } from './protocol';
 import { isModerator, untilText, type ChatState } from './state';
+import { TipText } from './tip-line';
 import { useChat, useNow, type Chat } from './use-chat';
 
 /** Within this many pixels of the bottom counts as reading the newest messages. */
@@ -77,7 +78,7 @@ function MessageList({ chat }: { chat: Chat }) {
   const list = useRef<HTMLDivElement>(null);
   // Autoscroll follows new messages unless the reader scrolled up to read older ones.
   const [following, setFollowing] = useState(true);
-  const count = state.messages.length;
+  const count = state.lines.length;
 
   useLayoutEffect(() => {
     const element = list.current;
@@ -100,14 +101,20 @@ function MessageList({ chat }: { chat: Chat }) {
           <p class="chat-empty">No messages yet.</p>
         ) : (
           <ol>
-            {state.messages.map((message) => (
-              <MessageItem
-                key={message.id}
-                message={message}
-                actions={moderating && message.user.id !== state.me?.id && message.user.id !== state.channelId}
-                send={send}
-              />
-            ))}
+            {state.lines.map((line) =>
+              line.type === 'tip' ? (
+                <li key={line.id} class="chat-tip">
+                  <SentAt value={line.sent_at} /> <TipText tip={line} />
+                </li>
+              ) : (
+                <MessageItem
+                  key={line.id}
+                  message={line}
+                  actions={moderating && line.user.id !== state.me?.id && line.user.id !== state.channelId}
+                  send={send}
+                />
+              ),
+            )}
           </ol>
         )}
       </div>
@@ -120,13 +127,19 @@ function MessageList({ chat }: { chat: Chat }) {
   );
 }
 
+function SentAt({ value }: { value: string }) {
+  const time = new Date(value);
+  return (
+    <time dateTime={value} title={time.toLocaleString()}>
+      {time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+    </time>
+  );
+}
+
 function MessageItem({ message, actions, send }: { message: ChatMessage; actions: boolean; send: Chat['send'] }) {
-  const time = new Date(message.sent_at);
   return (
     <li>
-      <time dateTime={message.sent_at} title={time.toLocaleString()}>
-        {time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
-      </time>{' '}
+      <SentAt value={message.sent_at} />{' '}
       <span class="chat-author">{chatName(message.user)}</span>: <span class="chat-text">{message.text}</span>
       {actions && <MessageMenu message={message} send={send} />}
     </li>

@@ -16,6 +16,20 @@ export interface ChatMessage {
   sent_at: string;
 }
 
+/** A paid tip, announced in the room once Stripe confirms it. */
+export interface ChatTip {
+  id: string;
+  user: ChatUser;
+  /** Minor units of `currency`. */
+  amount: number;
+  currency: string;
+  message: string | null;
+  sent_at: string;
+}
+
+/** What the chat log shows: messages and tips, in the order they came. */
+export type ChatLine = ({ type: 'message' } & ChatMessage) | ({ type: 'tip' } & ChatTip);
+
 export interface ChatSettings {
   slow_mode_secs: number;
   followers_only_minutes: number | null;
@@ -28,6 +42,7 @@ export type ServerFrame =
   | { type: 'welcome'; user: ChatUser | null; history: number; role: ChatRole; timed_out_until: string | null }
   | { type: 'authenticated'; user: ChatUser; role: Exclude<ChatRole, null>; timed_out_until: string | null }
   | ({ type: 'message' } & ChatMessage)
+  | ({ type: 'tip'; room: string } & ChatTip)
   | { type: 'error'; code: string; message: string; retry_after_ms?: number }
   | { type: 'pong' }
   | { type: 'message_deleted'; id: string }

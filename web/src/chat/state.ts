@@ -1,9 +1,9 @@
 // What a chat panel knows, folded from the server's frames (pure, so the panel and the
 // overlay share it).
-import { chatName, type ChatMessage, type ChatRole, type ChatSettings, type ChatUser, type ServerFrame } from './protocol';
+import { chatName, type ChatLine, type ChatRole, type ChatSettings, type ChatUser, type ServerFrame } from './protocol';
 
-/** Kept in memory; older messages scroll away. */
-const MAX_MESSAGES = 200;
+/** Kept in memory; older lines scroll away. */
+const MAX_LINES = 200;
 
 export interface Notice {
   text: string;
@@ -17,7 +17,8 @@ export interface ChatState {
   channelId: string;
   me: ChatUser | null;
   role: ChatRole;
-  messages: ChatMessage[];
+  /** Messages and tips, oldest first. */
+  lines: ChatLine[];
   settings: ChatSettings | null;
   notice: Notice | null;
   /** This user may not send before this moment (epoch ms): timed out. */
@@ -28,7 +29,7 @@ export interface ChatState {
 export type ChatEvent = ServerFrame | { type: 'settings_loaded'; settings: ChatSettings } | { type: 'unmute' };
 
 export function initialChat(channelId: string): ChatState {
-  return { channelId, me: null, role: null, messages: [], settings: null, notice: null, mutedUntil: null, banned: false };
+  return { channelId, me: null, role: null, lines: [], settings: null, notice: null, mutedUntil: null, banned: false };
 }
 
 export function untilText(until: number): string {
@@ -36,7 +37,7 @@ export function untilText(until: number): string {
 }
 
 function nameOf(state: ChatState, userId: string): string {
-  const said = state.messages.find((m) => m.user.id === userId);
+  const said = state.lines.find((line) => line.user.id === userId);
   return said ? chatName(said.user) : 'A user';
 }
 
@@ -68,6 +69,12 @@ function muted(state: ChatState, until: number): ChatState {
   return { ...state, mutedUntil: until, notice: null };
 }
 
+function added(state: ChatState, line: ChatLine): ChatState {
+  // History is replayed on every (re)connect: keep each line once.
+  if (state.lines.some((l) => l.id === line.id)) return state;
+  return { ...state, lines: [...state.lines, line].slice(-MAX_LINES) };
+}
+
 export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
   switch (event.type) {
     // A timeout outlives reconnects and reloads: the server says so on join.
@@ -80,14 +87,14 @@ export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
         banned: false,
         mutedUntil: event.timed_out_until ? Date.parse(event.timed_out_until) : null,
       };
-    case 'message': {
-      // History is replayed on every (re)connect: keep each message once.
-      if (state.messages.some((m) => m.id === event.id)) return state;
-      const { type: _, ...message } = event;
-      return { ...state, messages: [...state.messages, message].slice(-MAX_MESSAGES) };
+    case 'message':
+      return added(state, event);
+    case 'tip': {
+      const { room: _, ...tip } = event;
+      return added(state, tip);
     }
     case 'message_deleted':
-      return { ...state, messages: state.messages.filter((m) => m.id !== event.id) };
+      return { ...state, lines: state.lines.filter((line) => line.id !== event.id) };
     case 'user_timed_out': {
       const until = Date.parse(event.until);
       if (event.user_id === state.me?.id) return muted(state, until);
