@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { Bans } from '../dashboard/bans';
 import { ChatSettings } from '../dashboard/chat-settings';
+import { Earnings } from '../dashboard/earnings';
 import { LiveStatus, useLiveStream } from '../dashboard/live-status';
 import { ModerationLog } from '../dashboard/moderation-log';
 import { Moderators } from '../dashboard/moderators';
@@ -43,6 +44,7 @@ function CreatorDashboard({ channelId }: { channelId: string }) {
         <Bans channelId={channelId} onChange={logChanged} />
         <ModerationLog channelId={channelId} version={logVersion} />
       </section>
+      <Earnings channelId={channelId} />
       <Webhooks channelId={channelId} />
     </div>
   );
