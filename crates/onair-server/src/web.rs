@@ -37,13 +37,17 @@ pub const ASSETS: &str = "/assets/{file}";
 
 /// Scripts, styles and media from this origin only; no inline scripts. hls.js feeds the
 /// video element through blob: URLs (MediaSource) and may run a blob: worker. Avatars
-/// may live elsewhere (https).
+/// may live elsewhere (https). The tip form's Stripe.js comes from js.stripe.com and
+/// talks to api.stripe.com, its card fields and 3-D Secure in frames of js.stripe.com and
+/// hooks.stripe.com (Stripe's documented CSP).
 macro_rules! csp {
     ($frame_ancestors:literal) => {
         concat!(
-            "default-src 'self'; script-src 'self'; style-src 'self'; ",
+            "default-src 'self'; script-src 'self' https://js.stripe.com; style-src 'self'; ",
             "img-src 'self' https: data:; media-src 'self' blob:; worker-src 'self' blob:; ",
-            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; ",
+            "connect-src 'self' https://api.stripe.com; ",
+            "frame-src https://js.stripe.com https://hooks.stripe.com; ",
+            "object-src 'none'; base-uri 'none'; form-action 'self'; ",
             "frame-ancestors ",
             $frame_ancestors
         )

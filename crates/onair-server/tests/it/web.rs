@@ -41,7 +41,14 @@ fn assert_secured(path: &str, headers: &HeaderMap) {
         "{path}"
     );
     let csp = header(headers, "content-security-policy");
-    assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+    // Scripts from the origin, plus Stripe.js (the tip form) and what it needs, no more.
+    for directive in [
+        "script-src 'self' https://js.stripe.com;",
+        "connect-src 'self' https://api.stripe.com;",
+        "frame-src https://js.stripe.com https://hooks.stripe.com;",
+    ] {
+        assert!(csp.contains(directive), "{path}: {csp}");
+    }
     assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
     if path.starts_with("/embed/") {
         assert!(csp.contains("frame-ancestors *"), "{path}: {csp}");
