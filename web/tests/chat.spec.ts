@@ -1,27 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { expect, test, type APIRequestContext, type Browser, type Page } from '@playwright/test';
-import { apiSignup, expectAccessible, goLive, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
-
-/** A client-side navigation: the session lives in the page's memory, a reload would drop it. */
-async function openInApp(page: Page, path: string) {
-  await page.evaluate((to) => {
-    history.pushState(null, '', to);
-    dispatchEvent(new PopStateEvent('popstate'));
-  }, path);
-}
-
-/** A page in a fresh browser context, logged in through the login page as `user`. */
-async function loggedInPage(browser: Browser, user: ApiUser): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await page.goto('/login');
-  await page.getByLabel('Username or email').fill(user.username);
-  await page.getByLabel('Password').fill('correct horse battery');
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
-  return page;
-}
+import { expect, test, type APIRequestContext, type Page } from '@playwright/test';
+import { apiSignup, chatLog, expectAccessible, goLive, loggedInPage, openInApp, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
 
 /** Sends chat messages as `user` over a socket of its own (from `page`'s origin), as any client would. */
 async function say(page: Page, channelId: string, user: ApiUser, ...texts: string[]) {
@@ -43,10 +24,6 @@ async function say(page: Page, channelId: string, user: ApiUser, ...texts: strin
       }),
     { channelId, token: user.token, texts },
   );
-}
-
-function chatLog(page: Page) {
-  return page.getByRole('log', { name: 'Chat messages' });
 }
 
 async function setChatSettings(request: APIRequestContext, owner: ApiUser, settings: object) {

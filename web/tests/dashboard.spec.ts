@@ -1,5 +1,5 @@
 import { expect, test, type APIRequestContext, type Page } from '@playwright/test';
-import { anonymousHeartbeat, apiSignup, expectAccessible, goLive, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
+import { anonymousHeartbeat, apiSignup, bearer, expectAccessible, goLive, region, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
 
 /** A creator signed up through the page (in-memory session), plus an API token of theirs. */
 async function creatorOnDashboard(page: Page, request: APIRequestContext, prefix: string): Promise<ApiUser> {
@@ -13,8 +13,6 @@ async function creatorOnDashboard(page: Page, request: APIRequestContext, prefix
   return { id: body.user_id, username, token: body.access_token };
 }
 
-const bearer = (user: ApiUser) => ({ authorization: `Bearer ${user.token}` });
-const region = (page: Page, name: string) => page.getByRole('region', { name, exact: true });
 
 /** Accepts the next native confirm() (destructive actions ask first). */
 const acceptNextDialog = (page: Page) => page.once('dialog', (dialog) => dialog.accept());

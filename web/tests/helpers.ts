@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import AxeBuilder from '@axe-core/playwright';
-import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Browser, type Locator, type Page } from '@playwright/test';
 
 /** Where the runs leave their screenshots (README: Web UI). */
 export const SCREENSHOTS = new URL('../screenshots/', import.meta.url).pathname;
@@ -53,6 +53,34 @@ export async function anonymousHeartbeat(request: APIRequestContext, streamId: s
   expect(minted.status()).toBe(200);
   const { viewer_token } = await minted.json();
   return (await request.post(`/api/streams/${streamId}/heartbeat`, { data: { viewer_token } })).status();
+}
+
+export const bearer = (user: ApiUser) => ({ authorization: `Bearer ${user.token}` });
+
+/** A page's section by its heading. */
+export const region = (page: Page, name: string) => page.getByRole('region', { name, exact: true });
+
+/** A client-side navigation: the session lives in the page's memory, a reload would drop it. */
+export async function openInApp(page: Page, path: string) {
+  await page.evaluate((to) => {
+    history.pushState(null, '', to);
+    dispatchEvent(new PopStateEvent('popstate'));
+  }, path);
+}
+
+/** A page in a fresh browser context, logged in through the login page as `user`. */
+export async function loggedInPage(browser: Browser, user: ApiUser): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto('/login');
+  await page.getByLabel('Username or email').fill(user.username);
+  await page.getByLabel('Password').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('button', { name: 'Log out' })).toBeVisible();
+  return page;
+}
+
+export function chatLog(page: Page) {
+  return page.getByRole('log', { name: 'Chat messages' });
 }
 
 /** Signs up through the page and waits until the app shows the signed-in menu. */
