@@ -163,6 +163,7 @@ test('a viewer tips $5.00 with a message: paid through Stripe, announced in chat
   // Stripe's Payment Element (in its frame from js.stripe.com), then Pay.
   const pay = form.getByRole('button', { name: 'Pay $5.00' });
   await expect(pay).toBeEnabled();
+  await expect(form.getByText(`$5.00 to ${creator.username} with “gg, great stream”`)).toBeFocused();
   await expect(form.frameLocator('iframe[title="Secure payment input frame"]').getByLabel('Card number')).toBeVisible();
   expect(keys).toHaveLength(2);
   expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);

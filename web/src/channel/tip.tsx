@@ -171,6 +171,9 @@ function Payment({ publishableKey, tip, onClose }: { publishableKey: string; tip
   const [ready, setReady] = useState<{ stripe: Stripe; elements: StripeElements } | null>(null);
   const [tries, setTries] = useState(0);
   const mountPoint = useRef<HTMLDivElement>(null);
+  // The details form is gone with its focused button: focus moves to what replaced it.
+  const summary = useRef<HTMLParagraphElement>(null);
+  useEffect(() => summary.current?.focus(), []);
 
   useEffect(() => {
     let mounted: { destroy(): void } | null = null;
@@ -206,7 +209,7 @@ function Payment({ publishableKey, tip, onClose }: { publishableKey: string; tip
   const amount = formatMoney(tip.amount, tip.currency);
   return (
     <form class="narrow" onSubmit={submit} aria-busy={!ready && !load.error}>
-      <p>
+      <p ref={summary} tabIndex={-1}>
         {amount} to {displayName(tip.channel)}
         {tip.message && <> with “{tip.message}”</>}
       </p>
