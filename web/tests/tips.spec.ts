@@ -125,7 +125,11 @@ test('a viewer tips $5.00 with a message: paid through Stripe, announced in chat
   const form = region(viewer, `Tip ${creator.username}`);
   const amount = form.getByLabel('Amount');
   await expect(amount).toBeFocused();
-  await expect(form.getByLabel('Currency')).toHaveValue('usd');
+  // Amounts are typed in the currency's major unit: yen have no decimals, dollars two.
+  await form.getByLabel('Currency').selectOption('jpy');
+  await expect(form.getByText('From ¥100 to ¥50,000.')).toBeVisible();
+  await form.getByLabel('Currency').selectOption('usd');
+  await expect(form.getByText('From $1.00 to $500.00.')).toBeVisible();
 
   // Refused amounts are explained at the field, in dollars.
   await amount.fill('0.50');
@@ -172,6 +176,7 @@ test('a viewer tips $5.00 with a message: paid through Stripe, announced in chat
   expect(others).toEqual([]);
   expect(intent.payment_intent).toMatchObject({ amount: 500, currency: 'usd', metadata: { channel_id: creator.id, sender_id: fan.id } });
   await expectAccessible(viewer, 'channel page with the payment form');
+  await form.screenshot({ path: `${SCREENSHOTS}tip-form.png` });
 
   // A declined card says why and lets the viewer pay again.
   await viewer.evaluate(() => ((window as unknown as { stripeTest: { decline: boolean } }).stripeTest.decline = true));
