@@ -113,7 +113,10 @@ impl Application {
             store.clone(),
             store.clone(),
             Arc::clone(&wake_jobs),
-            config.media.storage_quota_bytes,
+            (
+                config.media.storage_quota_bytes,
+                Duration::from_secs(config.media.ingest_lease_secs),
+            ),
             Arc::clone(&caches),
         ));
         let rate_limits = Arc::new(RateLimits::new(

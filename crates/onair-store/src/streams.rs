@@ -45,7 +45,16 @@ pub trait StreamStore: Send + Sync {
         session_id: Uuid,
         new_stream_id: Uuid,
         quota_bytes: Option<i64>,
+        lease_until: Option<Timestamp>,
     ) -> Result<(StreamView, bool)>;
+    /// Renews the lease of publisher `session_id` on its live broadcast until `until`.
+    /// False when it no longer publishes a live broadcast (ended, rotated out, or its
+    /// lease lapsed and the broadcast went offline): the publish should stop.
+    async fn renew_publisher_lease(&self, session_id: Uuid, until: Timestamp) -> Result<bool>;
+    /// Live broadcasts whose publisher's lease ran out before `now` (its ingest node
+    /// died) go offline as of the lease's end, as if the publisher had left. Returns
+    /// their owners.
+    async fn expire_publisher_leases(&self, now: Timestamp) -> Result<Vec<Uuid>>;
     /// The publisher left: its broadcast goes live → offline. False if `session_id`
     /// publishes nothing (any more).
     async fn detach_publisher(&self, session_id: Uuid) -> Result<bool>;
@@ -211,13 +220,45 @@ macro_rules! impl_stream_store {
                 session_id: Uuid,
                 new_stream_id: Uuid,
                 quota_bytes: Option<i64>,
+                lease_until: Option<Timestamp>,
             ) -> Result<(StreamView, bool)> {
                 let mut tx = self.writer().begin().await?;
                 let (stream_id, resumed) =
                     Self::attach(&mut tx, user_id, session_id, new_stream_id).await?;
+                sqlx::query("UPDATE streams SET publisher_lease_until = $2 WHERE id = $1")
+                    .bind(stream_id)
+                    .bind(lease_until)
+                    .execute(&mut *tx)
+                    .await?;
                 Self::decide_recording(&mut tx, stream_id, user_id, quota_bytes).await?;
                 tx.commit().await?;
                 Ok((self.stream_on_primary(stream_id).await?, resumed))
+            }
+
+            async fn renew_publisher_lease(&self, session_id: Uuid, until: Timestamp) -> Result<bool> {
+                let renewed = sqlx::query(
+                    "UPDATE streams SET publisher_lease_until = $2
+                     WHERE publisher_session = $1 AND status = 'live'",
+                )
+                .bind(session_id)
+                .bind(until)
+                .execute(self.writer())
+                .await?;
+                Ok(renewed.rows_affected() == 1)
+            }
+
+            async fn expire_publisher_leases(&self, now: Timestamp) -> Result<Vec<Uuid>> {
+                let owners = sqlx::query_scalar(
+                    "UPDATE streams SET status = 'offline', publisher_session = NULL,
+                            updated_at = publisher_lease_until, publisher_lease_until = NULL
+                     WHERE status = 'live' AND publisher_lease_until IS NOT NULL
+                       AND publisher_lease_until < $1
+                     RETURNING user_id",
+                )
+                .bind(now)
+                .fetch_all(self.writer())
+                .await?;
+                Ok(owners)
             }
 
             async fn detach_publisher(&self, session_id: Uuid) -> Result<bool> {

@@ -49,6 +49,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("RTMP_BIND", "media.rtmp_bind"),
     ("MAX_INGESTS", "media.max_ingests"),
     ("RECONNECT_GRACE_SECS", "media.reconnect_grace_secs"),
+    ("INGEST_LEASE_SECS", "media.ingest_lease_secs"),
     ("FFMPEG_PATH", "media.ffmpeg_path"),
     ("FFMPEG_THREADS", "media.ffmpeg_threads"),
     ("HLS_SEGMENT_SECS", "media.hls_segment_secs"),

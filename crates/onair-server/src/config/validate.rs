@@ -270,6 +270,12 @@ impl Config {
             "media.ffmpeg_threads",
             "must be at least 1",
         )?;
+        // Renewed every 3 s (the ingest's re-check): room for a missed renewal or two.
+        check(
+            media.ingest_lease_secs >= 6,
+            "media.ingest_lease_secs",
+            "must be at least 6 (renewals come every 3 s)",
+        )?;
         check(
             (1..=10).contains(&media.hls_segment_secs),
             "media.hls_segment_secs",

@@ -170,7 +170,7 @@ pub(super) async fn media_hook(
     })?;
     let session = session_for(key);
     let stream_id = match event {
-        Event::Publish => match media.broadcasts.attach(key, session).await {
+        Event::Publish => match media.broadcasts.attach(key, session, false).await {
             Ok(publication) => Some(publication.stream_id),
             Err(PublishRefused::Unavailable) => return Err(ApiError::Unavailable),
             Err(refused) => {

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::FromRef;
-use onair_core::StreamStatus;
 use onair_infra::{BreakerSettings, MediaStore, S3Limits, S3Options};
 use onair_media::{
     IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
@@ -66,6 +65,10 @@ pub struct MediaConfig {
     pub max_ingests: usize,
     /// How long a broadcast waits for its publisher to reconnect before it ends.
     pub reconnect_grace_secs: u64,
+    /// How long a broadcast of the built-in ingest stays live without its ingest node
+    /// renewing it (every 3 s while the publish runs): a node that dies takes at most
+    /// this to show its broadcasts offline.
+    pub ingest_lease_secs: u64,
     pub ffmpeg_path: PathBuf,
     /// Encoder threads per ingest.
     pub ffmpeg_threads: u32,
@@ -96,6 +99,7 @@ impl Default for MediaConfig {
             rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
             max_ingests: 4,
             reconnect_grace_secs: 60,
+            ingest_lease_secs: 15,
             ffmpeg_path: PathBuf::from("ffmpeg"),
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
@@ -154,6 +158,8 @@ pub struct Broadcasts {
     quota_bytes: Option<i64>,
     /// The live list and profiles show broadcasts.
     caches: Arc<Caches>,
+    /// How long this node's publishes stay live without a renewal.
+    lease: Duration,
 }
 
 impl Broadcasts {
@@ -161,7 +167,7 @@ impl Broadcasts {
         streams: Arc<dyn StreamStore>,
         keys: Arc<dyn StreamKeyStore>,
         jobs: Arc<Notify>,
-        quota_bytes: Option<u64>,
+        (quota_bytes, lease): (Option<u64>, Duration),
         caches: Arc<Caches>,
     ) -> Self {
         Self {
@@ -170,15 +176,22 @@ impl Broadcasts {
             jobs,
             quota_bytes: quota_bytes.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
             caches,
+            lease,
         }
     }
 
+    fn lease_until(&self) -> Timestamp {
+        Timestamp::from(chrono::Utc::now() + self.lease)
+    }
+
     /// Authenticates `stream_key` and attaches publisher `session_id` to its owner's
-    /// broadcast (continuing one within the reconnect window, else starting one).
+    /// broadcast (continuing one within the reconnect window, else starting one). A
+    /// `leased` publish (this node's ingest) must be renewed to stay live.
     pub async fn attach(
         &self,
         stream_key: &str,
         session_id: Uuid,
+        leased: bool,
     ) -> Result<Publication, PublishRefused> {
         let user_id = StreamKeys::claimed_user(stream_key).ok_or(PublishRefused::InvalidKey)?;
         let unavailable = |e: StoreError| {
@@ -191,7 +204,13 @@ impl Broadcasts {
         }
         match self
             .streams
-            .attach_publisher(user_id, session_id, Uuid::now_v7(), self.quota_bytes)
+            .attach_publisher(
+                user_id,
+                session_id,
+                Uuid::now_v7(),
+                self.quota_bytes,
+                leased.then(|| self.lease_until()),
+            )
             .await
         {
             Ok((stream, resumed)) => {
@@ -233,7 +252,7 @@ impl Broadcasts {
 #[async_trait]
 impl PublishHandler for Broadcasts {
     async fn publish_started(&self, stream_key: &str) -> Result<Publication, PublishRefused> {
-        self.attach(stream_key, Uuid::now_v7()).await
+        self.attach(stream_key, Uuid::now_v7(), true).await
     }
 
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd) {
@@ -241,12 +260,16 @@ impl PublishHandler for Broadcasts {
             .await;
     }
 
+    /// Also renews the publish's lease: only this publish can hold its live broadcast
+    /// (a rotation or an end by hand detaches it, a lapsed lease took it offline).
     async fn still_live(&self, publication: &Publication) -> bool {
-        match self.streams.stream(publication.stream_id).await {
-            // Only this publish can hold a live broadcast: a rotation or an end by hand
-            // detaches it.
-            Ok(Some(stream)) => stream.status == StreamStatus::Live && stream.publishing,
-            Ok(None) => false,
+        let session = publication.session_id;
+        match self
+            .streams
+            .renew_publisher_lease(session, self.lease_until())
+            .await
+        {
+            Ok(live) => live,
             Err(e) => {
                 // An outage is no reason to cut a broadcast.
                 tracing::warn!(error = %e, "publish re-check failed");
@@ -271,6 +294,19 @@ pub async fn end_abandoned_broadcasts(
         tokio::select! {
             () = signalled(&mut stop) => return,
             _ = tick.tick() => {}
+        }
+        match streams.expire_publisher_leases(Timestamp::now()).await {
+            Ok(owners) if owners.is_empty() => {}
+            Ok(owners) => {
+                tracing::warn!(
+                    offline = owners.len(),
+                    "broadcasts went offline: their ingest node stopped renewing them"
+                );
+                for owner in owners {
+                    caches.channel_changed(owner).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ingest lease sweep failed"),
         }
         let cutoff = chrono::Utc::now() - grace;
         match streams.end_abandoned_streams(Timestamp::from(cutoff)).await {

@@ -1,7 +1,6 @@
 //! The payments service: tips are created as Stripe PaymentIntents, and their state
 //! follows Stripe's signed webhooks only (never the client's word).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,7 +139,8 @@ pub struct Payments {
     stripe: Option<Stripe>,
     webhook_secret: String,
     publishable_key: Option<String>,
-    currencies: BTreeMap<String, CurrencyBounds>,
+    /// In the configured order (the UI offers the first one first).
+    currencies: Vec<CurrencyBounds>,
     tolerance: Duration,
 }
 
@@ -167,11 +167,7 @@ impl Payments {
             stripe,
             webhook_secret: config.stripe_webhook_secret.clone().unwrap_or_default(),
             publishable_key: config.stripe_publishable_key.clone(),
-            currencies: config
-                .currencies
-                .iter()
-                .map(|c| (c.currency.clone(), c.clone()))
-                .collect(),
+            currencies: config.currencies.clone(),
             tolerance: Duration::from_secs(config.webhook_tolerance_secs),
         }
     }
@@ -185,7 +181,7 @@ impl Payments {
     }
 
     pub fn currencies(&self) -> impl Iterator<Item = &CurrencyBounds> {
-        self.currencies.values()
+        self.currencies.iter()
     }
 
     fn stripe(&self) -> Result<&Stripe, ApiError> {
@@ -275,8 +271,16 @@ impl Payments {
     /// The request's rules: a currency we take, an amount within its bounds, a message
     /// like a chat message, someone else's channel. Returns the cleaned message.
     fn check(&self, me: Uuid, request: &TipRequest) -> Result<Option<String>, ApiError> {
-        let bounds = self.currencies.get(&request.currency).ok_or_else(|| {
-            let known: Vec<&str> = self.currencies.keys().map(String::as_str).collect();
+        let bounds = self
+            .currencies
+            .iter()
+            .find(|c| c.currency == request.currency);
+        let bounds = bounds.ok_or_else(|| {
+            let known: Vec<&str> = self
+                .currencies
+                .iter()
+                .map(|c| c.currency.as_str())
+                .collect();
             ValidationError::new("currency", format!("must be one of {}", known.join(", ")))
         })?;
         if !(bounds.min..=bounds.max).contains(&request.amount) {

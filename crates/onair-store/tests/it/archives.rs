@@ -30,7 +30,7 @@ onair_store::backend_tests!(crate::support::on_store =>
 /// A broadcast of `owner` fed by a publisher (so recorded unless refused), still live.
 pub async fn publish(store: &Arc<dyn Store>, owner: Uuid, quota: Option<i64>) -> StreamView {
     let (stream, _) = store
-        .attach_publisher(owner, Uuid::now_v7(), Uuid::now_v7(), quota)
+        .attach_publisher(owner, Uuid::now_v7(), Uuid::now_v7(), quota, None)
         .await
         .expect("attach publisher");
     stream
@@ -92,7 +92,7 @@ async fn ending_a_recorded_broadcast_archives_it_once(store: Arc<dyn Store>) {
     let caster = user(&store, "caster").await;
     let session = Uuid::now_v7();
     let (stream, _) = store
-        .attach_publisher(caster.id, session, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, session, Uuid::now_v7(), None, None)
         .await
         .unwrap();
     assert!(stream.recording && stream.recording_refused.is_none());
@@ -150,7 +150,7 @@ async fn every_end_path_archives_the_broadcast(store: Arc<dyn Store>) {
         (&gone, Uuid::now_v7()),
     ] {
         let (stream, _) = store
-            .attach_publisher(owner.id, session, Uuid::now_v7(), None)
+            .attach_publisher(owner.id, session, Uuid::now_v7(), None, None)
             .await
             .unwrap();
         streams.push((owner.id, session, stream));
@@ -182,13 +182,13 @@ async fn a_reconnect_within_the_grace_window_is_one_archive(store: Arc<dyn Store
     let caster = user(&store, "caster").await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     let (stream, _) = store
-        .attach_publisher(caster.id, first, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, first, Uuid::now_v7(), None, None)
         .await
         .unwrap();
     store.detach_publisher(first).await.unwrap();
     // Over any quota by now: the broadcast being recorded stays so.
     let (again, resumed) = store
-        .attach_publisher(caster.id, second, Uuid::now_v7(), Some(0))
+        .attach_publisher(caster.id, second, Uuid::now_v7(), Some(0), None)
         .await
         .unwrap();
     assert!(resumed && again.id == stream.id);

@@ -19,6 +19,7 @@ onair_store::backend_tests!(crate::support::on_store =>
     live_list_by_viewers_pages_most_watched_first,
     ended_list_and_user_streams_paginate,
     publishers_attach_detach_resume_and_are_swept,
+    a_lapsed_ingest_lease_takes_the_broadcast_offline,
 );
 
 fn ids(streams: &[StreamView]) -> Vec<Uuid> {
@@ -211,7 +212,7 @@ async fn live_list_shows_only_live_streams_newest_first_in_pages(store: Arc<dyn 
             let dropped = user(&store, "dropped").await;
             let session = Uuid::now_v7();
             store
-                .attach_publisher(dropped.id, session, Uuid::now_v7(), None)
+                .attach_publisher(dropped.id, session, Uuid::now_v7(), None, None)
                 .await
                 .unwrap();
             assert!(store.detach_publisher(session).await.unwrap());
@@ -357,7 +358,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     let caster = user(&store, "publisher").await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     let (stream, resumed) = store
-        .attach_publisher(caster.id, first, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, first, Uuid::now_v7(), None, None)
         .await
         .unwrap();
     assert!(!resumed);
@@ -366,7 +367,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     // The same publisher again is a no-op; another one is refused.
     assert_eq!(
         store
-            .attach_publisher(caster.id, first, Uuid::now_v7(), None)
+            .attach_publisher(caster.id, first, Uuid::now_v7(), None, None)
             .await
             .unwrap()
             .0
@@ -374,7 +375,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
         stream.id
     );
     let taken = store
-        .attach_publisher(caster.id, second, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, second, Uuid::now_v7(), None, None)
         .await;
     assert!(matches!(
         taken,
@@ -392,7 +393,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     );
     // Back within the window: the same broadcast continues.
     let (again, resumed) = store
-        .attach_publisher(caster.id, second, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, second, Uuid::now_v7(), None, None)
         .await
         .unwrap();
     assert!(resumed);
@@ -415,7 +416,7 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     // A new broadcast is titled like the previous one.
     let third = Uuid::now_v7();
     let (next, resumed) = store
-        .attach_publisher(caster.id, third, Uuid::now_v7(), None)
+        .attach_publisher(caster.id, third, Uuid::now_v7(), None, None)
         .await
         .unwrap();
     assert!(!resumed);
@@ -428,8 +429,66 @@ async fn publishers_attach_detach_resume_and_are_swept(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .attach_publisher(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), None)
+            .attach_publisher(Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7(), None, None)
             .await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn a_lapsed_ingest_lease_takes_the_broadcast_offline(store: Arc<dyn Store>) {
+    let (leased, hooked) = (user(&store, "leased").await, user(&store, "hooked").await);
+    let (session, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let soon = from_now(Duration::seconds(10));
+    let (stream, _) = store
+        .attach_publisher(leased.id, session, Uuid::now_v7(), None, Some(soon))
+        .await
+        .unwrap();
+    // An external media server's publish holds no lease.
+    store
+        .attach_publisher(hooked.id, other, Uuid::now_v7(), None, None)
+        .await
+        .unwrap();
+    // Renewed while the publish runs; only by its own publisher.
+    let later = from_now(Duration::seconds(20));
+    assert!(store.renew_publisher_lease(session, later).await.unwrap());
+    assert!(
+        !store
+            .renew_publisher_lease(Uuid::now_v7(), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .expire_publisher_leases(from_now(Duration::seconds(15)))
+            .await
+            .unwrap(),
+        Vec::<Uuid>::new()
+    );
+    // The ingest node died: past the lease, the broadcast goes offline as of its end…
+    let owners = store
+        .expire_publisher_leases(from_now(Duration::seconds(25)))
+        .await
+        .unwrap();
+    assert_eq!(owners, [leased.id]);
+    let offline = store.stream(stream.id).await.unwrap().unwrap();
+    assert_eq!(offline.status, StreamStatus::Offline);
+    assert!(!offline.publishing);
+    // …its node, back, cannot renew it, and a new publish may take the broadcast over…
+    assert!(!store.renew_publisher_lease(session, later).await.unwrap());
+    let (resumed, continued) = store
+        .attach_publisher(leased.id, Uuid::now_v7(), Uuid::now_v7(), None, Some(later))
+        .await
+        .unwrap();
+    assert_eq!((resumed.id, continued), (stream.id, true));
+    // …and the lease-less broadcast stayed live throughout.
+    let far = from_now(Duration::days(365));
+    assert_eq!(
+        store.expire_publisher_leases(far).await.unwrap(),
+        [leased.id]
+    );
+    let hooked = store
+        .user_streams(hooked.id, Limit::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(hooked.items[0].status, StreamStatus::Live);
 }
