@@ -199,8 +199,9 @@ async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoRespo
         let in_use = pool.size.saturating_sub(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.name.clone(), "state" => "idle")
             .set(pool.idle);
-        metrics::gauge!("db_pool_connections", "pool" => pool.name, "state" => "in_use")
+        metrics::gauge!("db_pool_connections", "pool" => pool.name.clone(), "state" => "in_use")
             .set(in_use);
+        metrics::gauge!("db_pool_max_connections", "pool" => pool.name).set(pool.max);
     }
     for replica in store.replica_status() {
         // NaN: a replica that did not answer has no lag to tell.

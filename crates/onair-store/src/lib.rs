@@ -115,6 +115,8 @@ pub struct PoolStats {
     pub name: String,
     pub size: u32,
     pub idle: u32,
+    /// The configured ceiling, so usage can be alerted on as a share of it.
+    pub max: u32,
 }
 
 impl PoolStats {
@@ -123,6 +125,7 @@ impl PoolStats {
             name: name.to_owned(),
             size: pool.size(),
             idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
         }
     }
 }

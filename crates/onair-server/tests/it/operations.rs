@@ -41,6 +41,11 @@ async fn health_readiness_metrics_and_request_ids(db: DbConfig) {
     );
     assert!(metrics.contains("route=\"/api/streams\""), "{metrics}");
     assert!(metrics.contains("db_pool_connections"), "{metrics}");
+    // The ceiling the pool-usage alert divides by (deploy/prometheus/alerts.yml).
+    assert!(
+        metrics.contains("db_pool_max_connections{pool="),
+        "{metrics}"
+    );
 
     assert_error(&app.get("/api/no-such-thing").await, 404, "route_not_found");
     let wrong_method = app
