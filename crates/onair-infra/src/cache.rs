@@ -50,6 +50,8 @@ pub enum Miss<E> {
 
 pub struct Cache<V> {
     name: &'static str,
+    /// The bus topic of its invalidations (kept: compared on every message).
+    topic: String,
     scope: Scope,
     local: moka::future::Cache<String, V>,
     /// Bumped by every invalidation: a load that overlapped one is not kept locally.
@@ -124,9 +126,7 @@ impl Shared {
             pending.extend(left);
         }
     }
-}
 
-impl Shared {
     /// `<prefix>cache:<name>:<suffix>`; with an empty suffix, the cache's topic.
     fn key(&self, suffix: &str) -> String {
         let Self { name, layer, .. } = self;
@@ -156,6 +156,7 @@ where
     pub fn local(name: &'static str, scope: Scope, capacity: u64, ttl: Duration) -> Self {
         Self {
             name,
+            topic: name.to_owned(),
             scope,
             local: local_layer(capacity, ttl),
             epoch: AtomicU64::new(0),
@@ -173,28 +174,27 @@ where
         (local_ttl, ttl): (Duration, Duration),
         layer: SharedLayer,
     ) -> Self {
+        let shared = Shared {
+            name,
+            scope,
+            layer,
+            ttl,
+            pending: Mutex::default(),
+            replaying: false.into(),
+        };
         Self {
             name,
+            topic: shared.key(""),
             scope,
             local: local_layer(capacity, local_ttl.min(ttl)),
             epoch: AtomicU64::new(0),
-            shared: Some(Arc::new(Shared {
-                name,
-                scope,
-                layer,
-                ttl,
-                pending: Mutex::default(),
-                replaying: false.into(),
-            })),
+            shared: Some(Arc::new(shared)),
         }
     }
 
     /// The bus topic this cache's invalidations travel on.
-    pub fn topic(&self) -> String {
-        match &self.shared {
-            Some(shared) => shared.key(""),
-            None => self.name.to_owned(),
-        }
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// The value under `key`, loaded with `load` on a miss (once for concurrent callers).

@@ -196,7 +196,11 @@ impl Caches {
     fn topics(&self) -> Vec<String> {
         let profiles = self.profiles.as_ref().map(Cache::topic);
         let pages = self.live_pages.as_ref().map(Cache::topic);
-        profiles.into_iter().chain(pages).collect()
+        profiles
+            .into_iter()
+            .chain(pages)
+            .map(str::to_owned)
+            .collect()
     }
 
     fn forget_local(&self, topic: &str, key: &[u8]) {
@@ -215,14 +219,7 @@ fn found<V>(outcome: Result<V, Arc<Miss<StoreError>>>) -> Result<Option<V>, ApiE
         Ok(value) => Ok(Some(value)),
         Err(miss) => match &*miss {
             Miss::NotFound => Ok(None),
-            Miss::Failed(StoreError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "database unavailable");
-                Err(ApiError::Unavailable)
-            }
-            Miss::Failed(other) => {
-                tracing::error!(error = %other, "storage failure");
-                Err(ApiError::Internal)
-            }
+            Miss::Failed(error) => Err(error.into()),
         },
     }
 }

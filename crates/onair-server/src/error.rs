@@ -324,9 +324,16 @@ impl From<MediaStoreError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        Self::from(&err)
+    }
+}
+
+/// Also for a failure shared by several readers (a cache's coalesced load).
+impl From<&StoreError> for ApiError {
+    fn from(err: &StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound("resource"),
-            StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            StoreError::Conflict(conflict) => Self::Conflict(*conflict),
             StoreError::ForeignCursor => Self::InvalidCursor(CursorError),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");

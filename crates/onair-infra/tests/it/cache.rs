@@ -112,7 +112,7 @@ async fn node(url: &str, prefix: &str, scope: Scope) -> Arc<Cache<String>> {
         prefix: prefix.to_owned(),
     };
     let cache = Arc::new(Cache::shared("t", scope, 100, (HOUR, HOUR), layer));
-    bus.subscribe(&cache.topic()).await.unwrap();
+    bus.subscribe(cache.topic()).await.unwrap();
     let _ = cell.set(Arc::clone(&cache));
     cache
 }
@@ -161,7 +161,7 @@ async fn nodes_share_entries_and_invalidations_through_redis() {
             node(&url, &prefix, scope).await,
             node(&url, &prefix, scope).await,
         );
-        subscribed(&url, &a.topic(), 2).await;
+        subscribed(&url, a.topic(), 2).await;
         let loads = AtomicUsize::new(0);
         assert_eq!(value(a.get_or_load("k", || load(&loads, "v1")).await), "v1");
         // B finds A's entry in Redis: no second database read.
