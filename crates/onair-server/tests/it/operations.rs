@@ -46,6 +46,14 @@ async fn health_readiness_metrics_and_request_ids(db: DbConfig) {
         metrics.contains("db_pool_max_connections{pool="),
         "{metrics}"
     );
+    // The process itself (from /proc).
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+    ] {
+        assert!(metrics.contains(&format!("\n{name} ")), "{name}: {metrics}");
+    }
 
     assert_error(&app.get("/api/no-such-thing").await, 404, "route_not_found");
     let wrong_method = app
