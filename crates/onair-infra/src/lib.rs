@@ -23,7 +23,7 @@ pub use media_store::{MediaStore, MediaStoreError, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
 };
-pub use redis_pool::{RedisOptions, RedisPool};
+pub use redis_pool::{RedisMemory, RedisOptions, RedisPool};
 pub use s3::{S3Limits, S3Options};
 pub use viewers::{
     MemoryViewerCounter, RedisViewerCounter, VIEWER_WINDOW_MS, ViewerCounter, ViewerCounts,

@@ -90,4 +90,28 @@ impl RedisPool {
         let _: String = redis::cmd("PING").query_async(&mut self.get()).await?;
         Ok(())
     }
+
+    /// The server's memory use, its `maxmemory` (0: none) and the keys it has evicted,
+    /// from `INFO memory stats`.
+    pub async fn memory(&self) -> Result<RedisMemory, InfraError> {
+        let info: redis::InfoDict = redis::cmd("INFO")
+            .arg("memory")
+            .arg("stats")
+            .query_async(&mut self.get())
+            .await?;
+        let figure = |key: &str| info.get::<u64>(key).unwrap_or_default();
+        Ok(RedisMemory {
+            used_bytes: figure("used_memory"),
+            max_bytes: figure("maxmemory"),
+            evicted_keys: figure("evicted_keys"),
+        })
+    }
+}
+
+/// See [`RedisPool::memory`].
+#[derive(Debug, Clone, Copy)]
+pub struct RedisMemory {
+    pub used_bytes: u64,
+    pub max_bytes: u64,
+    pub evicted_keys: u64,
 }

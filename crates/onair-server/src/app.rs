@@ -221,15 +221,12 @@ impl Application {
             rate_limits,
             read_your_writes,
             store: Arc::clone(&store),
-            readiness,
+            readiness: readiness.clone(),
         };
         let router = router(state, &config.http, &config.roles);
         let listener = bind(config.http.bind).await?;
         let metrics = match config.http.metrics_bind {
-            Some(addr) => Some((
-                bind(addr).await?,
-                observability::metrics_only(store.clone()),
-            )),
+            Some(addr) => Some((bind(addr).await?, observability::metrics_only(readiness))),
             None => None,
         };
         let ingest = if config.media.rtmp_enabled && config.runs(Role::Ingest) {

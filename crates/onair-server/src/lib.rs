@@ -43,6 +43,7 @@ mod web;
 
 pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
+pub use observability::database_events;
 pub use pagination::Cursors;
 pub use roles::Role;
 pub use streams::StreamKeys;

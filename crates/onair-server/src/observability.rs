@@ -19,6 +19,10 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody, Json};
 
+mod database_events;
+
+pub use database_events::database_events;
+
 const REQUEST_DURATION: &str = "http_request_duration_seconds";
 
 /// The process-wide Prometheus recorder (installed once, shared by every app instance in
@@ -38,6 +42,14 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 Matcher::Full("chat_delivery_seconds".into()),
                 &[
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ],
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(database_events::POOL_ACQUIRE.into()),
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 3.0,
                 ],
             )
             .expect("bucket list is not empty")
@@ -84,7 +96,6 @@ pub async fn deadline(State(limit): State<Duration>, request: Request, next: Nex
 pub fn router<S>(with_metrics: bool) -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
-    Arc<dyn Store>: FromRef<S>,
     Arc<Readiness>: FromRef<S>,
 {
     let probes = OpenApiRouter::new()
@@ -98,13 +109,13 @@ where
 }
 
 /// What the metrics listener (`http.metrics_bind`) serves: `/metrics` and nothing else.
-pub fn metrics_only(store: Arc<dyn Store>) -> Router {
+pub fn metrics_only(readiness: Arc<Readiness>) -> Router {
     let (routes, _) = OpenApiRouter::new()
         .routes(routes!(metrics_endpoint))
         .split_for_parts();
     routes
         .fallback(|| async { ApiError::RouteNotFound })
-        .with_state(store)
+        .with_state(readiness)
         .layer(axum::middleware::from_fn(crate::web::security_headers))
 }
 
@@ -190,11 +201,13 @@ async fn readyz(State(readiness): State<Arc<Readiness>>) -> Result<Json<ReadyBod
     }))
 }
 
-/// Prometheus metrics: request latency per route and status, database pool usage, read
-/// replicas' lag and rotation, the process's CPU, memory and open files.
+/// Prometheus metrics: request latency per route and status, database pool usage and
+/// waits, slow queries, read replicas' lag and rotation, Redis memory and evictions, the
+/// process's CPU, memory and open files.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoResponse {
+async fn metrics_endpoint(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
+    let store = &readiness.store;
     for pool in store.pool_stats() {
         let in_use = pool.size.saturating_sub(pool.idle);
         metrics::gauge!("db_pool_connections", "pool" => pool.name.clone(), "state" => "idle")
@@ -211,6 +224,9 @@ async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoRespo
         metrics::gauge!("db_replica_in_rotation", "replica" => replica.name)
             .set(f64::from(u8::from(replica.in_rotation)));
     }
+    if let Some(redis) = &readiness.redis {
+        record_redis(redis).await;
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -218,6 +234,19 @@ async fn metrics_endpoint(State(store): State<Arc<dyn Store>>) -> impl IntoRespo
         )],
         prometheus().render(),
     )
+}
+
+/// Redis's memory against its `maxmemory`, and its evictions, under redis_exporter's
+/// names (so its alerts work without one). Every node reports the Redis it uses.
+async fn record_redis(redis: &RedisPool) {
+    match redis.memory().await {
+        Ok(memory) => {
+            metrics::gauge!("redis_memory_used_bytes").set(memory.used_bytes as f64);
+            metrics::gauge!("redis_memory_max_bytes").set(memory.max_bytes as f64);
+            metrics::counter!("redis_evicted_keys_total").absolute(memory.evicted_keys);
+        }
+        Err(error) => tracing::debug!(%error, "metrics: Redis INFO failed"),
+    }
 }
 
 /// The process's CPU time, resident memory and open files, read from `/proc` (Linux;

@@ -142,6 +142,9 @@ pub struct DbConfig {
     pub max_lifetime: Duration,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
+    /// A statement that runs longer is logged (warn, with its SQL) and counted in
+    /// `db_slow_queries_total`.
+    pub slow_statement: Duration,
     /// When a replica leaves and rejoins the read rotation.
     pub replica_policy: ReplicaPolicy,
 }
@@ -156,6 +159,7 @@ impl Default for DbConfig {
             max_lifetime: Duration::from_secs(300),
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(3),
+            slow_statement: Duration::from_millis(100),
             replica_policy: ReplicaPolicy {
                 max_lag: Duration::from_secs(1),
                 check_interval: Duration::from_millis(500),

@@ -6,6 +6,8 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use log::LevelFilter;
+use sqlx::ConnectOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 
@@ -42,6 +44,8 @@ impl PgStore {
             .min_connections(config.min_connections.min(config.max_connections))
             .max_lifetime(config.max_lifetime)
             .acquire_timeout(config.acquire_timeout)
+            // Every acquire's wait as a debug event: `db_pool_acquire_seconds`.
+            .acquire_time_level(LevelFilter::Debug)
     }
 
     fn connect_options(
@@ -53,7 +57,9 @@ impl PgStore {
         Ok(PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Config(format!("{setting}: {e}")))?
             .application_name("onair")
-            .options([("statement_timeout", timeout_ms.as_str())]))
+            .options([("statement_timeout", timeout_ms.as_str())])
+            .log_statements(LevelFilter::Off)
+            .log_slow_statements(LevelFilter::Warn, config.slow_statement))
     }
 
     pub(crate) fn writer(&self) -> &PgPool {

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use log::LevelFilter;
+use sqlx::ConnectOptions;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -28,19 +30,23 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.statement_timeout)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .log_statements(LevelFilter::Off)
+            .log_slow_statements(LevelFilter::Warn, config.slow_statement);
         if !(config.url.contains(":memory:") || config.url.contains("mode=memory")) {
             create_private(options.get_filename())?;
         }
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(config.acquire_timeout)
+            .acquire_time_level(LevelFilter::Debug)
             .connect_with(options.clone().create_if_missing(true))
             .await
             .map_err(StoreError::Unavailable)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(config.max_connections.max(1))
             .acquire_timeout(config.acquire_timeout)
+            .acquire_time_level(LevelFilter::Debug)
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::Unavailable)?;

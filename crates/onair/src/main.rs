@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use onair_server::{Application, Config, Role};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
 
 #[derive(Parser)]
 #[command(name = "onair", version, about = "OnAir live-streaming platform")]
@@ -62,12 +63,17 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn init_logging() {
     let filter = EnvFilter::try_from_env("ONAIR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("ONAIR_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
+    let log = if std::env::var("ONAIR_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt::layer().json().boxed()
     } else {
-        builder.init();
-    }
+        tracing_subscriber::fmt::layer().boxed()
+    };
+    // The log has its filter and the database metrics theirs: ONAIR_LOG cannot turn
+    // the metrics off, and their debug events are not logged.
+    tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(onair_server::database_events())
+        .init();
 }
 
 #[tokio::main]

@@ -19,6 +19,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("DB_MAX_LIFETIME_SECS", "database.max_lifetime_secs"),
     ("DB_ACQUIRE_TIMEOUT_MS", "database.acquire_timeout_ms"),
     ("DB_STATEMENT_TIMEOUT_MS", "database.statement_timeout_ms"),
+    ("DB_SLOW_QUERY_MS", "database.slow_query_ms"),
     ("MIGRATE_ON_START", "database.migrate_on_start"),
     ("DB_REPLICA_MAX_LAG_MS", "database.replica_max_lag_ms"),
     (

@@ -131,6 +131,8 @@ pub struct DatabaseConfig {
     pub max_lifetime_secs: u64,
     pub acquire_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// Statements slower than this are logged and counted (`db_slow_queries_total`).
+    pub slow_query_ms: u64,
     pub migrate_on_start: bool,
     /// A replica further behind than this (or not answering) serves no reads until it
     /// catches up; a user's reads stay on the primary for a moment after they write.
@@ -159,6 +161,7 @@ impl Default for DatabaseConfig {
             max_lifetime_secs: 300,
             acquire_timeout_ms: 3_000,
             statement_timeout_ms: 3_000,
+            slow_query_ms: 100,
             migrate_on_start: true,
             replica_max_lag_ms: 1_000,
             replica_check_interval_ms: 500,
@@ -342,6 +345,7 @@ impl Config {
             max_lifetime: Duration::from_secs(database.max_lifetime_secs),
             acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
             statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+            slow_statement: Duration::from_millis(database.slow_query_ms),
             replica_policy: database.replica_policy(),
         })
     }

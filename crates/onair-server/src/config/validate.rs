@@ -189,6 +189,11 @@ impl Config {
             "must be positive",
         )?;
         check(
+            db.slow_query_ms > 0,
+            "database.slow_query_ms",
+            "must be positive",
+        )?;
+        check(
             db.replica_max_lag_ms > 0,
             "database.replica_max_lag_ms",
             "must be positive",

@@ -141,7 +141,16 @@ async fn a_write_on_one_node_shows_on_the_other_at_once(db: DbConfig) {
     // A's first read finds B's entry in Redis.
     assert_eq!(profile(&node_a, &caster).await["display_name"], Value::Null);
     let shared_hit = "cache_hits_total{cache=\"profiles\",layer=\"shared\"}";
-    assert!(metrics(&node_a).await.contains(shared_hit));
+    let scraped = metrics(&node_a).await;
+    assert!(scraped.contains(shared_hit));
+    // The Redis each node uses, as redis_exporter would name it.
+    for name in [
+        "redis_memory_used_bytes",
+        "redis_memory_max_bytes",
+        "redis_evicted_keys_total",
+    ] {
+        assert!(scraped.contains(&format!("\n{name} ")), "{name}: {scraped}");
+    }
 
     rename(&node_a, &caster, "Renamed").await;
     eventually("node B shows the new name", || async {
