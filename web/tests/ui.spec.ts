@@ -137,16 +137,51 @@ test('a channel publishing video shows its live preview on the home page', async
   const ffmpeg = publishTestPattern(rtmp_url, stream_key);
   try {
     const preview = page.getByRole('img', { name: `Live preview of ${creator.username} is live` });
+    // The first preview takes a moment; the list reloads every 15 s, so each attempt
+    // checks one rendering of it, start to end.
     await expect(async () => {
       await page.goto('/');
       await expect(preview).toBeVisible({ timeout: 2_000 });
       expect(await preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
+      await expect(preview).toHaveAttribute('loading', 'lazy', { timeout: 0 });
+      // The box keeps 16:9 whatever the image: the card does not jump when it arrives.
+      const box = (await preview.boundingBox())!;
+      expect(Math.abs(box.width / box.height - 16 / 9)).toBeLessThan(0.02);
     }).toPass({ timeout: 30_000 });
-    await expect(preview).toHaveAttribute('loading', 'lazy');
-    // The box keeps 16:9 whatever the image: the card does not jump when it arrives.
-    const box = (await preview.boundingBox())!;
-    expect(Math.abs(box.width / box.height - 16 / 9)).toBeLessThan(0.02);
     await expectAccessible(page, 'home (with a preview)');
+  } finally {
+    ffmpeg.kill('SIGKILL');
+  }
+});
+
+test('a preview that failed to load comes back with the next reload of the list', async ({ page, request }) => {
+  const creator = await apiSignup(request, 'missed_');
+  const key = await request.get('/api/me/stream-key', { headers: { authorization: `Bearer ${creator.token}` } });
+  const { stream_key, rtmp_url } = await key.json();
+  const ffmpeg = publishTestPattern(rtmp_url, stream_key);
+  try {
+    // Wait for the first preview, then let the page's first request for it fail, as it
+    // does when a channel has just gone live.
+    let previewUrl = '';
+    await expect
+      .poll(async () => {
+        const live = await (await request.get('/api/streams?status=live&sort=viewers&limit=100')).json();
+        const stream = live.data.find((s: { owner: { id: string } }) => s.owner.id === creator.id);
+        previewUrl = stream?.preview_url ?? '';
+        return previewUrl ? (await request.get(previewUrl)).status() : 0;
+      }, { timeout: 30_000 })
+      .toBe(200);
+    let requests = 0;
+    await page.route(`**${previewUrl}?*`, (route) => (requests++ === 0 ? route.fulfill({ status: 404 }) : route.continue()));
+    await page.clock.install();
+    await page.goto('/');
+    const card = page.getByRole('listitem').filter({ hasText: `${creator.username} is live` });
+    await expect(card).toBeVisible();
+    await expect(card.getByRole('img')).toHaveCount(0);
+    await page.clock.fastForward('00:15');
+    const preview = card.getByRole('img', { name: `Live preview of ${creator.username} is live` });
+    await expect(preview).toBeVisible();
+    expect(await preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
   } finally {
     ffmpeg.kill('SIGKILL');
   }

@@ -34,6 +34,9 @@ export function Home() {
   const [error, setError] = useState<string | null>(null);
   // Each reload of the list asks for the previews anew (they change every ~10 s).
   const [loadedAt, setLoadedAt] = useState(0);
+  // Previews that failed to load, by URL: hidden until the next reload asks anew (a
+  // broadcast's first preview takes a moment, so an early request can miss it).
+  const [missing, setMissing] = useState<ReadonlySet<string>>(new Set());
   useEffect(() => {
     let current = true;
     const load = () =>
@@ -43,6 +46,7 @@ export function Home() {
             setStreams(list.streams);
             setNext(list.next);
             setLoadedAt(Date.now());
+            setMissing(new Set());
             setError(null);
           }
         })
@@ -67,35 +71,37 @@ export function Home() {
       {streams?.length === 0 && <p>Nobody is live right now. Go live from your dashboard.</p>}
       {streams && streams.length > 0 && (
         <ul class="cards">
-          {streams.map((s) => (
-            <li key={s.id} class="card">
-              {s.preview_url && (
-                // A fixed 16:9 box, so the card does not jump when the image arrives (or
-                // never does: a broadcast's first preview takes a moment).
-                <div class="card-preview">
-                  <img
-                    src={`${s.preview_url}?at=${loadedAt}`}
-                    alt={`Live preview of ${s.title}`}
-                    width={320}
-                    height={180}
-                    loading="lazy"
-                    decoding="async"
-                    onError={(event) => {
-                      event.currentTarget.hidden = true;
-                    }}
-                  />
-                </div>
-              )}
-              <a href={`/c/${s.owner.id}`}>
-                <span class="card-title">{s.title}</span>
-              </a>
-              <span class="card-creator">{displayName(s.owner)}</span>
-              {s.category && <span class="card-category">{s.category}</span>}
-              <span class="card-viewers">
-                {s.viewer_count} {s.viewer_count === 1 ? 'viewer' : 'viewers'}
-              </span>
-            </li>
-          ))}
+          {streams.map((s) => {
+            const preview = s.preview_url && `${s.preview_url}?at=${loadedAt}`;
+            return (
+              <li key={s.id} class="card">
+                {preview && (
+                  // A fixed 16:9 box, so the card does not jump when the image arrives (or
+                  // never does: a broadcast's first preview takes a moment).
+                  <div class="card-preview">
+                    <img
+                      src={preview}
+                      alt={`Live preview of ${s.title}`}
+                      width={320}
+                      height={180}
+                      loading="lazy"
+                      decoding="async"
+                      hidden={missing.has(preview)}
+                      onError={() => setMissing((failed) => new Set(failed).add(preview))}
+                    />
+                  </div>
+                )}
+                <a href={`/c/${s.owner.id}`}>
+                  <span class="card-title">{s.title}</span>
+                </a>
+                <span class="card-creator">{displayName(s.owner)}</span>
+                {s.category && <span class="card-category">{s.category}</span>}
+                <span class="card-viewers">
+                  {s.viewer_count} {s.viewer_count === 1 ? 'viewer' : 'viewers'}
+                </span>
+              </li>
+            );
+          })}
         </ul>
       )}
       {next && (
