@@ -150,10 +150,7 @@ impl Avatars {
 
 /// `avatars/<user>/<hash>.webp`: the content decides the name.
 fn stored_key(user: Uuid, avatar: &[u8]) -> String {
-    let hash: String = Sha256::digest(avatar)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let hash = hex::encode(Sha256::digest(avatar));
     format!("{KEY_PREFIX}/{user}/{}.{EXTENSION}", &hash[..HASH_DIGITS])
 }
 

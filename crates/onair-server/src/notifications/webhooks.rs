@@ -32,9 +32,7 @@ pub fn signature(secret: &str, message_id: &str, timestamp: &str, body: &[u8]) -
     mac.update(message_id.as_bytes());
     mac.update(timestamp.as_bytes());
     mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 pub struct WebhookHandler {

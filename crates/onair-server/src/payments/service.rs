@@ -365,10 +365,7 @@ fn request_digest(request: &TipRequest, message: Option<&str>) -> String {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    hash.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&hash.finalize()[..16])
 }
 
 /// Stripe could not take the payment now: 503 (with when to retry), or 422 when Stripe
