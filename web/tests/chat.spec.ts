@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect, test, type APIRequestContext, type Page } from '@playwright/test';
-import { apiSignup, chatLog, expectAccessible, goLive, loggedInPage, openInApp, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
+import { apiSignup, chatLog, expectAccessible, expectPlaying, goLive, loggedInPage, openInApp, publishTestPattern, SCREENSHOTS, signUpThroughPage, uniqueName, type ApiUser } from './helpers';
 
 /** Sends chat messages as `user` over a socket of its own (from `page`'s origin), as any client would. */
 async function say(page: Page, channelId: string, user: ApiUser, ...texts: string[]) {
@@ -332,13 +331,7 @@ test('screenshot: a channel page playing a broadcast with its chat', async ({ br
   test.setTimeout(90_000);
   const creator = await apiSignup(request, 'studio_');
   const key = await (await request.get('/api/me/stream-key', { headers: { authorization: `Bearer ${creator.token}` } })).json();
-  const ffmpeg = spawn(
-    'ffmpeg',
-    ['-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=640x360:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440',
-      '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-pix_fmt', 'yuv420p', '-c:a', 'aac',
-      '-f', 'flv', `${key.rtmp_url}/${key.stream_key}`],
-    { stdio: 'ignore' },
-  );
+  const ffmpeg = publishTestPattern(key.rtmp_url, key.stream_key);
   try {
     const guest = await apiSignup(request, 'guest_');
     const as = (user: ApiUser) => ({ authorization: `Bearer ${user.token}` });
@@ -354,8 +347,7 @@ test('screenshot: a channel page playing a broadcast with its chat', async ({ br
 
     const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
     await page.goto(`/c/${creator.id}`);
-    const clock = () => page.getByLabel(/Live video/).evaluate((v: HTMLVideoElement) => v.currentTime);
-    await expect.poll(clock, { timeout: 30_000 }).toBeGreaterThan(1);
+    await expectPlaying(page.getByLabel(/Live video/));
     await say(page, creator.id, creator, 'Welcome in! Today: a test pattern, live.');
     await say(page, creator.id, guest, 'Those colours look great', 'Is that 440 Hz I hear?');
     await say(page, creator.id, creator, 'It is. Tuning fork stream, all night long.');
