@@ -200,13 +200,13 @@ impl Payments {
     pub async fn create_tip(&self, me: Uuid, request: TipRequest) -> Result<CreatedTip, ApiError> {
         let stripe = self.stripe()?;
         let message = self.check(me, &request)?;
-        self.chat
-            .check_tipper(request.channel_id, me, message.is_some())
-            .await?;
-        // Fail fast, before anything is written, while Stripe is known to be down.
+        // Fail fast, before any lookup or write, while Stripe is known to be down.
         if let Some(open) = stripe.refusing() {
             return Err(unavailable(StripeError::Open(open)));
         }
+        self.chat
+            .check_tipper(request.channel_id, me, message.is_some())
+            .await?;
         let digest = request_digest(&request, message.as_deref());
         let idempotency_key = match &request.idempotency_key {
             Some(key) => format!("client:{key}"),
