@@ -79,7 +79,12 @@ pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report>
         latencies.extend(l);
         errors += e;
     }
-    Ok(Report::of(target, latencies, errors, settings.duration))
+    Ok(Report::of(
+        &target.name,
+        latencies,
+        errors,
+        settings.duration,
+    ))
 }
 
 /// Open loop: `rate` requests a second for `duration` (after a second of warm-up),
@@ -87,6 +92,23 @@ pub async fn run(target: &Target, settings: &Settings) -> anyhow::Result<Report>
 /// a stall shows in the percentiles instead of slowing the load (no coordinated
 /// omission).
 pub async fn run_at_rate(target: &Target, rate: u32, duration: Duration) -> anyhow::Result<Report> {
+    run_mix_at_rate(
+        &target.name,
+        std::slice::from_ref(&target.url),
+        rate,
+        duration,
+    )
+    .await
+}
+
+/// [`run_at_rate`] over several URLs, each request the next one in turn: a mix of pages
+/// at one combined rate, reported as one target named `name`.
+pub async fn run_mix_at_rate(
+    name: &str,
+    urls: &[String],
+    rate: u32,
+    duration: Duration,
+) -> anyhow::Result<Report> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(1024)
         .build()?;
@@ -96,12 +118,12 @@ pub async fn run_at_rate(target: &Target, rate: u32, duration: Duration) -> anyh
     let warm_until = Instant::now() + WARM_UP;
     let stop_at = warm_until + duration;
     let mut sent = tokio::task::JoinSet::new();
-    loop {
+    for url in urls.iter().cycle() {
         let due = tick.tick().await.into_std();
         if due >= stop_at {
             break;
         }
-        let (client, url) = (client.clone(), target.url.clone());
+        let (client, url) = (client.clone(), url.clone());
         sent.spawn(async move {
             let ok = match client.get(&url).send().await {
                 Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
@@ -118,11 +140,11 @@ pub async fn run_at_rate(target: &Target, rate: u32, duration: Duration) -> anyh
             None => {}
         }
     }
-    Ok(Report::of(target, latencies, errors, duration))
+    Ok(Report::of(name, latencies, errors, duration))
 }
 
 impl Report {
-    fn of(target: &Target, mut latencies: Vec<Duration>, errors: usize, window: Duration) -> Self {
+    fn of(name: &str, mut latencies: Vec<Duration>, errors: usize, window: Duration) -> Self {
         latencies.sort_unstable();
         let pct = |p: f64| {
             latencies
@@ -131,7 +153,7 @@ impl Report {
                 .unwrap_or_default()
         };
         Self {
-            name: target.name.clone(),
+            name: name.to_owned(),
             requests: latencies.len(),
             errors,
             per_second: latencies.len() as f64 / window.as_secs_f64(),
@@ -139,6 +161,21 @@ impl Report {
             p95: pct(0.95),
             p99: pct(0.99),
         }
+    }
+
+    /// Failed requests as a share of all requests sent in the window.
+    pub fn error_share(&self) -> f64 {
+        self.errors as f64 / (self.requests + self.errors).max(1) as f64
+    }
+
+    /// Successful requests in the window.
+    pub fn requests(&self) -> usize {
+        self.requests
+    }
+
+    /// The latency percentiles p50, p95 and p99 of the successful requests.
+    pub fn percentiles(&self) -> [Duration; 3] {
+        [self.p50, self.p95, self.p99]
     }
 
     /// The Markdown cells `requests | errors | req/s | p50 ms | p95 ms | p99 ms`.

@@ -8,8 +8,10 @@
 //! `cargo build --release -p onair && cargo run --release -p onair-bench -- notify`
 //! `cargo run --release -p onair-bench -- archive`
 //! `cargo run --release -p onair-bench -- login-flood`
+//! `cargo build --release -p onair && cargo run --release -p onair-bench -- platform`
 //!
-//! Chat's servers and notify's `onair worker` run as child processes (see each module).
+//! Chat's servers, notify's `onair worker` and platform's `onair serve` nodes run as child
+//! processes (see each module).
 
 mod archive;
 mod chat;
@@ -18,6 +20,7 @@ mod login;
 mod media;
 mod node;
 mod notify;
+mod platform;
 mod server;
 
 use std::net::SocketAddr;
@@ -162,6 +165,44 @@ enum Scenario {
         #[arg(long, default_value_t = 15)]
         settle_secs: u64,
     },
+    /// The whole platform under one mixed load (RTMP publishers, HLS viewers with
+    /// heartbeats, chat, API browsing) against real `onair serve` processes on PostgreSQL
+    /// and Redis: one node with every role, then a node per role, same load, same run.
+    /// Needs the release `onair` binary (cargo build --release -p onair) and ffmpeg.
+    Platform {
+        #[command(flatten)]
+        postgres: Postgres,
+        #[arg(
+            long,
+            env = "ONAIR_BENCH_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379/11"
+        )]
+        redis_url: String,
+        /// Seconds of measurement per topology.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Creators live for the whole window (each transcoded: ~a core each here).
+        #[arg(long, default_value_t = 2)]
+        publishers: usize,
+        /// No extra creator going live again and again (stream start under load).
+        #[arg(long)]
+        no_cycling: bool,
+        /// The publishers' test pattern size.
+        #[arg(long, default_value = "640x360")]
+        size: String,
+        /// HLS viewers per live channel.
+        #[arg(long, default_value_t = 20)]
+        viewers: usize,
+        /// Chat readers per live channel.
+        #[arg(long, default_value_t = 50)]
+        chatters: usize,
+        /// Chat messages per second per live channel.
+        #[arg(long, default_value_t = 2.0)]
+        chat_rate: f64,
+        /// API requests per second (live list, channel, stream, profile, archives).
+        #[arg(long, default_value_t = 50)]
+        api_rate: u32,
+    },
     /// A benchmark server (started by `chat` and `login-flood`, not by hand): serves like `onair
     /// serve`, configured from the environment, and answers `heap` on stdin.
     #[command(hide = true)]
@@ -242,6 +283,32 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let settle = Duration::from_secs(settle_secs);
             login::run(login::Settings { requests, settle }).await
+        }
+        Scenario::Platform {
+            postgres,
+            redis_url,
+            seconds,
+            publishers,
+            no_cycling,
+            size,
+            viewers,
+            chatters,
+            chat_rate,
+            api_rate,
+        } => {
+            platform::run(platform::Settings {
+                postgres_url: postgres.url,
+                redis_url,
+                seconds,
+                publishers,
+                cycling: !no_cycling,
+                size,
+                viewers,
+                chatters,
+                chat_rate,
+                api_rate,
+            })
+            .await
         }
         Scenario::Node => node::serve().await,
     }

@@ -86,30 +86,13 @@ impl Platform {
     /// broadcast and the time from starting the encoder to playable.
     async fn go_live(&self, user: &str, key: &str) -> anyhow::Result<(Broadcast, Duration)> {
         let started = Instant::now();
-        let publisher = Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-            .args([
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-                "-g",
-                "30",
-            ])
-            .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
-            .arg(format!("{}/{key}", self.rtmp))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
+        let publisher = test_pattern("1280x720", &format!("{}/{key}", self.rtmp))
             .spawn()
             .context("starting the ffmpeg publisher")?;
         let deadline = started + Duration::from_secs(30);
         loop {
-            if let Some(stream_id) = self.live_stream(user).await?
-                && self.playable(&stream_id).await?
+            if let Some(stream_id) = live_stream(&self.client, &self.http, user).await?
+                && playable(&self.client, &self.http, &stream_id).await?
             {
                 return Ok((
                     Broadcast {
@@ -126,50 +109,6 @@ impl Platform {
         }
     }
 
-    async fn live_stream(&self, user: &str) -> anyhow::Result<Option<String>> {
-        let page = self
-            .call(
-                reqwest::Method::GET,
-                &format!("/api/users/{user}/streams?limit=1"),
-                None,
-                Value::Null,
-            )
-            .await?;
-        let latest = &page["data"][0];
-        Ok((latest["status"] == "live")
-            .then(|| latest["id"].as_str().map(str::to_owned))
-            .flatten())
-    }
-
-    /// The master playlist is served and every rendition it names lists a segment.
-    async fn playable(&self, stream_id: &str) -> anyhow::Result<bool> {
-        let fetch = |path: String| async move {
-            let response = self
-                .client
-                .get(format!("{}/live/{stream_id}/{path}", self.http))
-                .send()
-                .await?;
-            anyhow::Ok(
-                response
-                    .status()
-                    .is_success()
-                    .then_some(response.text().await?),
-            )
-        };
-        let Some(master) = fetch("master.m3u8".into()).await? else {
-            return Ok(false);
-        };
-        for rendition in master.lines().filter(|l| l.ends_with(".m3u8")) {
-            if !fetch(rendition.to_owned())
-                .await?
-                .is_some_and(|p| p.contains(".ts"))
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
     fn segments(&self, stream_id: &str, rendition: &str) -> usize {
         let dir = self.media_root.join("live").join(stream_id).join(rendition);
         std::fs::read_dir(dir).map_or(0, |d| {
@@ -178,6 +117,84 @@ impl Platform {
                 .count()
         })
     }
+}
+
+/// An ffmpeg publisher (not started) sending a `size` 30 fps test pattern with a tone to
+/// the RTMP `url`, a keyframe every second, as OBS does when told to.
+pub fn test_pattern(size: &str, url: &str) -> Command {
+    let mut command = Command::new("ffmpeg");
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate=30"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            "30",
+        ])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// The id of `user`'s latest broadcast on the server at `http` (`http://host:port`), if
+/// it is live.
+pub async fn live_stream(
+    client: &reqwest::Client,
+    http: &str,
+    user: &str,
+) -> anyhow::Result<Option<String>> {
+    let page: Value = client
+        .get(format!("{http}/api/users/{user}/streams?limit=1"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let latest = &page["data"][0];
+    Ok((latest["status"] == "live")
+        .then(|| latest["id"].as_str().map(str::to_owned))
+        .flatten())
+}
+
+/// The master playlist is served and every rendition it names lists a segment.
+pub async fn playable(
+    client: &reqwest::Client,
+    http: &str,
+    stream_id: &str,
+) -> anyhow::Result<bool> {
+    let fetch = |path: String| async move {
+        let response = client
+            .get(format!("{http}/live/{stream_id}/{path}"))
+            .send()
+            .await?;
+        anyhow::Ok(
+            response
+                .status()
+                .is_success()
+                .then_some(response.text().await?),
+        )
+    };
+    let Some(master) = fetch("master.m3u8".into()).await? else {
+        return Ok(false);
+    };
+    for rendition in master.lines().filter(|l| l.ends_with(".m3u8")) {
+        if !fetch(rendition.to_owned())
+            .await?
+            .is_some_and(|p| p.contains(".ts"))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// CPU ticks used so far by this process and by its children, by kind.
@@ -217,21 +234,7 @@ pub fn cpu_ticks() -> CpuTicks {
             .map_or(0, |t| t.1),
         ..CpuTicks::default()
     };
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let path = entry.path();
-        let (Ok(stat), Ok(cmdline)) = (
-            std::fs::read_to_string(path.join("stat")),
-            std::fs::read(path.join("cmdline")),
-        ) else {
-            continue;
-        };
-        let Some((ppid, used)) = ticks_of(&stat) else {
-            continue;
-        };
-        if ppid != me {
-            continue;
-        }
-        let cmdline = String::from_utf8_lossy(&cmdline);
+    for (cmdline, used) in children(me) {
         if cmdline.contains("var_stream_map") {
             ticks.transcoders += used;
         } else if cmdline.contains("lavfi") {
@@ -241,7 +244,28 @@ pub fn cpu_ticks() -> CpuTicks {
     ticks
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The command line and CPU ticks of each running child of process `parent`.
+pub fn children(parent: u32) -> Vec<(String, u64)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let path = entry.path();
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(path.join("stat")),
+            std::fs::read(path.join("cmdline")),
+        ) else {
+            continue;
+        };
+        if let Some((ppid, used)) = ticks_of(&stat)
+            && ppid == parent
+        {
+            found.push((String::from_utf8_lossy(&cmdline).into_owned(), used));
+        }
+    }
+    found
+}
+
+/// The `p` percentile (0–1) of `sorted` samples, nearest rank; `sorted` must not be empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 

@@ -125,13 +125,7 @@ impl Node {
     /// The process's resident memory (`VmRSS`) and its allocator's heap in use.
     pub async fn usage(&mut self) -> anyhow::Result<Usage> {
         let pid = self.process.id().context("running")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let rss_kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .context("VmRSS")?;
+        let rss = resident_bytes(pid)?;
         self.questions.write_all(b"heap\n").await?;
         self.questions.flush().await?;
         let heap = self
@@ -140,10 +134,7 @@ impl Node {
             .await?
             .context("the node closed its output")?
             .parse()?;
-        Ok(Usage {
-            rss: rss_kb * 1024,
-            heap,
-        })
+        Ok(Usage { rss, heap })
     }
 
     /// The delivery-latency histogram's buckets (upper bound in seconds, count).
@@ -167,6 +158,18 @@ impl Node {
         }
         Ok(buckets)
     }
+}
+
+/// The resident memory (`VmRSS`) of process `pid`, in bytes.
+pub fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS")?;
+    Ok(kb * 1024)
 }
 
 /// The servers' own delivery-latency histogram (receive → the room's last socket write),

@@ -115,6 +115,18 @@ pub async fn serve_from_env(
     Ok(())
 }
 
+/// The release `onair` binary built from crates/onair, next to this one.
+pub fn onair_binary() -> anyhow::Result<PathBuf> {
+    let binary = std::env::current_exe()?.with_file_name("onair");
+    if !binary.exists() {
+        bail!(
+            "{} is missing: build it first (cargo build --release -p onair)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 /// `onair worker` — the release binary built from crates/onair, next to this one —
 /// running jobs from the PostgreSQL database at `database_url`, its go-live fan-out paced
 /// at `rows_per_second`.
@@ -123,14 +135,7 @@ pub fn onair_worker(
     data: &Path,
     rows_per_second: u32,
 ) -> anyhow::Result<Command> {
-    let binary = std::env::current_exe()?.with_file_name("onair");
-    if !binary.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build --release -p onair)",
-            binary.display()
-        );
-    }
-    let mut command = Command::new(binary);
+    let mut command = Command::new(onair_binary()?);
     command
         .arg("worker")
         .env("DATABASE_URL", database_url)
