@@ -50,7 +50,6 @@ fn common_settings(prefix: &str) -> Vec<(&'static str, String)> {
         ("ONAIR_CHAT_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
         ("ONAIR_RECONNECT_GRACE_SECS", "2".to_owned()),
         ("ONAIR_MAX_INGESTS", "8".to_owned()),
-        ("ONAIR_DB_MAX_CONNECTIONS", "10".to_owned()),
         ("ONAIR_CACHE_KEY_PREFIX", format!("{prefix}:cache:")),
         ("ONAIR_RATE_LIMIT_KEY_PREFIX", format!("{prefix}:rl:")),
     ]
