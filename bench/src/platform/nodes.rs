@@ -149,7 +149,7 @@ impl Cluster {
         let mut nodes = Vec::new();
         for roles in topology.roles() {
             nodes.push(
-                OnairNode::start(*roles, data.path(), database_url, redis_url, &prefix).await?,
+                OnairNode::start(roles, data.path(), database_url, redis_url, &prefix).await?,
             );
         }
         Ok(Self { nodes, _data: data })
