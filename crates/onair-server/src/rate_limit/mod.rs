@@ -217,7 +217,9 @@ impl RateLimits {
     pub async fn check_login(&self, account: &str) -> Result<(), ApiError> {
         // Hashed: the buckets in Redis need not hold anyone's email.
         let digest = Sha256::digest(account.as_bytes());
-        self.check(Class::AuthAccount, &hex::encode(&digest[..16])).await.map(drop)
+        self.check(Class::AuthAccount, &hex::encode(&digest[..16]))
+            .await
+            .map(drop)
     }
 
     /// Who sent a request: its peer, or the client our trusted proxies forwarded.
