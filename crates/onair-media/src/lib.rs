@@ -60,6 +60,8 @@ pub enum PublishRefused {
     AtCapacity,
     #[error("the platform could not accept the publish right now")]
     Unavailable,
+    #[error("the stream key's account is suspended")]
+    AccountSuspended,
 }
 
 impl PublishRefused {
@@ -70,6 +72,7 @@ impl PublishRefused {
             Self::AlreadyPublishing => "already_publishing",
             Self::AtCapacity => "at_capacity",
             Self::Unavailable => "unavailable",
+            Self::AccountSuspended => "account_suspended",
         }
     }
 }

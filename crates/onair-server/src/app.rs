@@ -14,6 +14,7 @@ use onair_store::Store;
 use tokio::sync::watch;
 
 use crate::accounts::{Accounts, PasswordHashing};
+use crate::admin::Admin;
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::caches::Caches;
@@ -160,6 +161,15 @@ impl Application {
             Arc::clone(&caches),
         ));
         let media_access = Arc::new(MediaAccess::new(store.clone(), store.clone(), &secret));
+        let streams = Arc::new(Streams::new(
+            store.clone(),
+            store.clone(),
+            StreamKeys::new(&secret),
+            config.media.public_rtmp_url.clone(),
+            Arc::clone(&wake_jobs),
+            lists(),
+            (publishers.clone(), Arc::clone(&caches)),
+        ));
         let state = AppState {
             accounts: Arc::new(Accounts::new(
                 store.clone(),
@@ -178,15 +188,8 @@ impl Application {
                 Arc::clone(&caches),
             )),
             avatars,
-            streams: Arc::new(Streams::new(
-                store.clone(),
-                store.clone(),
-                StreamKeys::new(&secret),
-                config.media.public_rtmp_url.clone(),
-                Arc::clone(&wake_jobs),
-                lists(),
-                (publishers.clone(), Arc::clone(&caches)),
-            )),
+            admin: Arc::new(Admin::new(store.clone(), Some(Arc::clone(&streams)))),
+            streams,
             archives: Arc::new(Archives::new(
                 store.clone(),
                 lists(),
@@ -219,6 +222,7 @@ impl Application {
             )),
             access_tokens,
             rate_limits,
+            cursors,
             read_your_writes,
             store: Arc::clone(&store),
             readiness: readiness.clone(),

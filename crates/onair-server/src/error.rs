@@ -60,6 +60,10 @@ pub enum ApiError {
     CrossOriginRefused,
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("this account is suspended")]
+    AccountSuspended,
+    #[error("an admin cannot suspend their own account")]
+    CannotSuspendSelf,
     #[error("publish refused: {0}")]
     PublishRefused(onair_media::PublishRefused),
     #[error("wrong or missing media hook secret")]
@@ -129,6 +133,7 @@ impl ApiError {
             Self::InvalidBody(_)
             | Self::Validation(_)
             | Self::CannotFollowSelf
+            | Self::CannotSuspendSelf
             | Self::InvalidViewerToken
             | Self::UnsupportedImage
             | Self::IdempotencyKeyReused
@@ -145,6 +150,7 @@ impl ApiError {
             | Self::MissingRefreshToken
             | Self::InvalidHookSecret => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_)
+            | Self::AccountSuspended
             | Self::CrossOriginRefused
             | Self::PublishRefused(_)
             | Self::BannedFromChat => StatusCode::FORBIDDEN,
@@ -184,6 +190,8 @@ impl ApiError {
             Self::MissingRefreshToken => "missing_refresh_token",
             Self::CrossOriginRefused => "cross_origin_refused",
             Self::Forbidden(_) => "forbidden",
+            Self::AccountSuspended => "account_suspended",
+            Self::CannotSuspendSelf => "cannot_suspend_self",
             Self::PublishRefused(_) => "publish_refused",
             Self::InvalidHookSecret => "invalid_hook_secret",
             Self::NotFound(_) => "not_found",
@@ -193,6 +201,8 @@ impl ApiError {
             Self::Conflict(Conflict::Email) => "email_taken",
             Self::Conflict(Conflict::ActiveStream) => "stream_already_live",
             Self::Conflict(Conflict::PushEndpoint) => "push_endpoint_taken",
+            Self::Conflict(Conflict::AlreadySuspended) => "already_suspended",
+            Self::Conflict(Conflict::NotSuspended) => "not_suspended",
             Self::Conflict(Conflict::Other) => "conflict",
             Self::InvalidViewerToken => "invalid_viewer_token",
             Self::StreamNotLive => "stream_not_live",
@@ -334,6 +344,7 @@ impl From<&StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("resource"),
             StoreError::Conflict(conflict) => Self::Conflict(*conflict),
+            StoreError::Suspended => Self::AccountSuspended,
             StoreError::ForeignCursor => Self::InvalidCursor(CursorError),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");

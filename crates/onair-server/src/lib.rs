@@ -2,13 +2,14 @@
 //! shares (`error`, `secrets`, `identity`, `pagination`, `dto`, `jobs`, `observability`,
 //! `openapi`, `rate_limit`, `read_your_writes`, `roles`, `http_cache`, `serve`, `shutdown`); above
 //! it one module per domain (`accounts`, `users`, `streams`, `archives`, `viewers`,
-//! `media`, `chat`, `notifications`, `payments`), each with its routes, its DTOs and a
+//! `media`, `chat`, `notifications`, `payments`, and `admin` above `streams`), each with its routes, its DTOs and a
 //! service type that owns its logic, and the web UI's pages (`web`); on top, `routes`
 //! (the state and the router), `config` and `app`, which assemble them. Handlers take
 //! only the service they need (axum `FromRef` sub-states), and each service only the
 //! storage traits it uses.
 
 mod accounts;
+mod admin;
 mod app;
 mod archives;
 mod avatars;
@@ -41,8 +42,10 @@ mod users;
 mod viewers;
 mod web;
 
+pub use admin::{Admin, AdminCreated, AuditEntryDto, DeadJobDto};
 pub use app::{Application, StartupError, run_worker, shutdown_signal};
 pub use config::{Config, ConfigError};
+pub use error::ApiError;
 pub use observability::database_events;
 pub use pagination::Cursors;
 pub use roles::Role;

@@ -18,6 +18,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::accounts::Accounts;
+use crate::admin::Admin;
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::chat::Chat;
@@ -28,6 +29,7 @@ use crate::identity::AccessTokens;
 use crate::media::Media;
 use crate::notifications::Notifications;
 use crate::observability::Readiness;
+use crate::pagination::Cursors;
 use crate::payments::Payments;
 use crate::rate_limit::RateLimits;
 use crate::read_your_writes::ReadYourWrites;
@@ -36,8 +38,8 @@ use crate::streams::Streams;
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
-    accounts, archives, avatars, chat, clips, http_cache, media, notifications, observability,
-    openapi, payments, rate_limit, read_your_writes, streams, users, viewers, web,
+    accounts, admin, archives, avatars, chat, clips, http_cache, media, notifications,
+    observability, openapi, payments, rate_limit, read_your_writes, streams, users, viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -53,9 +55,12 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub notifications: Arc<Notifications>,
     pub payments: Arc<Payments>,
+    pub admin: Arc<Admin>,
     pub media: Arc<Media>,
     pub access_tokens: Arc<AccessTokens>,
     pub rate_limits: Arc<RateLimits>,
+    /// Signs the lists' cursors.
+    pub cursors: Arc<Cursors>,
     pub read_your_writes: Arc<ReadYourWrites>,
     /// Pool metrics.
     pub store: Arc<dyn Store>,
@@ -180,4 +185,5 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(chat::router())
         .merge(notifications::router())
         .merge(payments::router())
+        .merge(admin::router())
 }

@@ -9,6 +9,10 @@ pub enum Conflict {
     ActiveStream,
     /// The push endpoint is subscribed by another user.
     PushEndpoint,
+    /// The account is suspended already.
+    AlreadySuspended,
+    /// The account is not suspended.
+    NotSuspended,
     Other,
 }
 
@@ -19,6 +23,8 @@ impl fmt::Display for Conflict {
             Self::Email => "email is already registered",
             Self::ActiveStream => "a stream is already live",
             Self::PushEndpoint => "the push endpoint is registered by another account",
+            Self::AlreadySuspended => "the account is suspended already",
+            Self::NotSuspended => "the account is not suspended",
             Self::Other => "the row already exists",
         })
     }
@@ -34,6 +40,9 @@ pub enum StoreError {
     ForeignCursor,
     #[error("conflict: {0}")]
     Conflict(Conflict),
+    /// The account is suspended: it may not log in, refresh or go live.
+    #[error("the account is suspended")]
+    Suspended,
     /// The database could not be reached in time (pool exhausted, statement timeout,
     /// connection refused): the request may succeed if retried.
     #[error("database unavailable: {0}")]

@@ -248,6 +248,27 @@ where
     }
 }
 
+/// Queues dead job `id` again with a fresh attempt count; false if there is no such dead
+/// job. An admin's revival calls it in the transaction that audits it.
+pub(crate) async fn revive<'e, DB: Db>(
+    exec: impl Executor<'e, Database = DB>,
+    id: Uuid,
+) -> Result<bool>
+where
+    Uuid: Bind<DB>,
+    Timestamp: Bind<DB>,
+{
+    let revived = sqlx::query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2
+         WHERE id = $1 AND state = 'dead'",
+    )
+    .bind(id)
+    .bind(Timestamp::now())
+    .execute(exec)
+    .await?;
+    Ok(revived.rows_affected() == 1)
+}
+
 /// `$skip_locked`: how a claim skips the jobs another worker is claiming.
 macro_rules! impl_job_store {
     ($store:ty, $db:ty, skip_locked = $skip_locked:literal) => {
@@ -370,15 +391,7 @@ macro_rules! impl_job_store {
             }
 
             async fn revive_job(&self, id: Uuid) -> Result<bool> {
-                let revived = sqlx::query(
-                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $2
-                     WHERE id = $1 AND state = 'dead'",
-                )
-                .bind(id)
-                .bind(Timestamp::now())
-                .execute(self.writer())
-                .await?;
-                Ok(revived.rows_affected() == 1)
+                revive(self.writer(), id).await
             }
         }
     };

@@ -5,7 +5,7 @@
 //!
 //! Layout: one module per domain (`users`, `sessions`, `follows`, `stream_keys`,
 //! `streams`, `archives`, `clips`, `chat`, `jobs`, `notifications`, `push`, `webhooks`,
-//! `tips`) holds its trait, its models, its SQL and its implementation for both backends: "how is X stored"
+//! `tips`, `admin`) holds its trait, its models, its SQL and its implementation for both backends: "how is X stored"
 //! is one file. `sqlite` and `postgres` hold only pools, pragmas and migrations;
 //! `replicas` the read replicas' health checks and rotation; `sql` the helpers every
 //! domain uses (keyset pages, insert-or-delete toggles); `models` the owner columns
@@ -25,6 +25,7 @@
 //! `archives::record_archive`, which enqueue through `jobs::enqueue`; signup calls
 //! `sessions::insert_token`).
 
+mod admin;
 mod archives;
 mod chat;
 mod clips;
@@ -53,6 +54,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use admin::{AccountStatus, Actor, AdminStore, AuditEntry, Suspension};
 pub use archives::{Archive, ArchiveStatus, ArchiveStore, ArchiveVisibility, ReadyArchive};
 pub use chat::{
     ActiveBan, ChatSettings, ChatStanding, ChatStore, ModerationEntry, Moderator, NewBan,
@@ -93,6 +95,7 @@ pub trait Store:
     + PushStore
     + WebhookStore
     + TipStore
+    + AdminStore
 {
     fn backend(&self) -> Backend;
     async fn migrate(&self) -> Result<(), StoreError>;

@@ -47,6 +47,8 @@ pub enum RefreshRotation {
     SessionExpired,
     /// Unknown or expired.
     Invalid,
+    /// The account is suspended (its tokens were revoked with the suspension).
+    Suspended,
 }
 
 /// A family of refresh tokens: one login's session.
@@ -117,6 +119,9 @@ macro_rules! impl_session_store {
                     "UPDATE refresh_tokens SET used_at = $2
                      WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL
                        AND expires_at > $2 AND session_started_at > $3
+                       AND NOT EXISTS (SELECT 1 FROM users u
+                                       WHERE u.id = refresh_tokens.user_id
+                                         AND u.suspended_at IS NOT NULL)
                      RETURNING user_id, family_id, session_started_at",
                 )
                 .bind(presented)
@@ -133,18 +138,20 @@ macro_rules! impl_session_store {
                     tx.commit().await?;
                     return Ok(RefreshRotation::Rotated { user_id });
                 }
-                let refused: Option<(Uuid, bool, bool)> = sqlx::query_as(
-                    "SELECT family_id, used_at IS NOT NULL OR revoked_at IS NOT NULL,
-                            session_started_at <= $2
-                     FROM refresh_tokens WHERE token_hash = $1",
+                let refused: Option<(Uuid, bool, bool, bool)> = sqlx::query_as(
+                    "SELECT t.family_id, t.used_at IS NOT NULL OR t.revoked_at IS NOT NULL,
+                            t.session_started_at <= $2, u.suspended_at IS NOT NULL
+                     FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+                     WHERE t.token_hash = $1",
                 )
                 .bind(presented)
                 .bind(started_by)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let family_id = match refused {
-                    Some((family_id, true, _)) => family_id,
-                    Some((_, false, true)) => return Ok(RefreshRotation::SessionExpired),
+                    Some((_, _, _, true)) => return Ok(RefreshRotation::Suspended),
+                    Some((family_id, true, _, _)) => family_id,
+                    Some((_, false, true, _)) => return Ok(RefreshRotation::SessionExpired),
                     _ => return Ok(RefreshRotation::Invalid),
                 };
                 sqlx::query(

@@ -16,6 +16,7 @@ use crate::postgres::PgStore;
 use crate::sql::{count_keyset, keyset_page, page_from, row_by_id};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
+use crate::users;
 use crate::webhooks::{self, WebhookEvent};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -163,6 +164,32 @@ pub(crate) fn streams_by_viewers() -> String {
     format!("{STREAM_VIEW} {STREAMS_BY_VIEWERS}")
 }
 
+/// Which active (live or offline) broadcast to end.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Active {
+    /// The user's, whichever it is.
+    OfUser(Uuid),
+    /// This one.
+    Stream(Uuid),
+}
+
+/// Ends the active broadcast matching `$1` (`$2`: now); returns its id and owner.
+macro_rules! end_active_where {
+    ($condition:literal) => {
+        concat!(
+            "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2,
+                    publisher_session = NULL
+             WHERE ",
+            $condition,
+            " AND status IN ('live', 'offline')
+             RETURNING id, user_id"
+        )
+    };
+}
+
+const END_ACTIVE_OF_USER: &str = end_active_where!("user_id = $1");
+const END_ACTIVE_STREAM: &str = end_active_where!("id = $1");
+
 macro_rules! impl_stream_store {
     ($store:ty) => {
         impl $store {
@@ -184,6 +211,7 @@ macro_rules! impl_stream_store {
             ) -> Result<StreamView> {
                 let now = Timestamp::now();
                 let mut tx = self.writer().begin().await?;
+                users::ensure_active(&mut *tx, user_id).await?;
                 sqlx::query(
                     "INSERT INTO streams (id, user_id, title, category, status, started_at, updated_at)
                      VALUES ($1, $2, $3, $4, 'live', $5, $5)",
@@ -199,19 +227,12 @@ macro_rules! impl_stream_store {
             }
 
             async fn end_stream(&self, user_id: Uuid) -> Result<StreamView> {
-                let now = Timestamp::now();
                 let mut tx = self.writer().begin().await?;
-                let id: Uuid = sqlx::query_scalar(
-                    "UPDATE streams SET status = 'ended', ended_at = $2, updated_at = $2,
-                            publisher_session = NULL
-                     WHERE user_id = $1 AND status IN ('live', 'offline')
-                     RETURNING id",
-                )
-                .bind(user_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                self.commit_change(tx, id, user_id, false, now).await
+                let (id, _) = Self::end_active(&mut tx, Active::OfUser(user_id))
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                tx.commit().await?;
+                self.stream_on_primary(id).await
             }
 
             async fn attach_publisher(
@@ -416,6 +437,28 @@ macro_rules! impl_stream_steps {
                 webhooks::enqueue_deliveries(tx, channel_id, stream_id, event, at).await
             }
 
+            /// Ends the active broadcast `which` names, now, with what that causes (see
+            /// [`Self::announce`]); its id and owner, or `None` when it is not active.
+            pub(crate) async fn end_active(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                which: Active,
+            ) -> Result<Option<(Uuid, Uuid)>> {
+                let now = Timestamp::now();
+                let (sql, id) = match which {
+                    Active::OfUser(user_id) => (END_ACTIVE_OF_USER, user_id),
+                    Active::Stream(stream_id) => (END_ACTIVE_STREAM, stream_id),
+                };
+                let ended: Option<(Uuid, Uuid)> = sqlx::query_as(sql)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if let Some((stream_id, user_id)) = ended {
+                    Self::announce(tx, stream_id, user_id, false, now).await?;
+                }
+                Ok(ended)
+            }
+
             /// Announces broadcast `id` of `user_id` going online (`online`) or offline,
             /// commits `tx`, and reads the broadcast back.
             async fn commit_change(
@@ -472,6 +515,7 @@ macro_rules! impl_stream_steps {
                 new_stream_id: Uuid,
             ) -> Result<(Uuid, bool)> {
                 let now = Timestamp::now();
+                users::ensure_active(&mut **tx, user_id).await?;
                 let active: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
                     "SELECT id, publisher_session FROM streams
                      WHERE user_id = $1 AND status IN ('live', 'offline')",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::postgres::PgStore;
 use crate::sessions;
-use crate::sql::{Bind, Db};
+use crate::sql::{Bind, Db, Row};
 use crate::sqlite::SqliteStore;
 use crate::timestamp::Timestamp;
 
@@ -28,6 +28,54 @@ where
         .bind(user_id)
         .execute(exec)
         .await?;
+    Ok(())
+}
+
+/// `Suspended` when the user's account is suspended, `NotFound` when there is no such
+/// user. A write only an active account may make (going live) checks it in its
+/// transaction.
+pub(crate) async fn ensure_active<'e, DB: Db>(
+    exec: impl Executor<'e, Database = DB>,
+    user_id: Uuid,
+) -> Result<()>
+where
+    Uuid: Bind<DB>,
+    (bool,): Row<DB>,
+{
+    let suspended: Option<(bool,)> =
+        sqlx::query_as("SELECT suspended_at IS NOT NULL FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(exec)
+            .await?;
+    match suspended.map(|(s,)| s) {
+        None => Err(StoreError::NotFound),
+        Some(true) => Err(StoreError::Suspended),
+        Some(false) => Ok(()),
+    }
+}
+
+/// Inserts `user`'s row (no session). Signup and `onair admin create` call it in their
+/// transaction.
+pub(crate) async fn insert_user_row<'e, DB: Db>(
+    exec: impl Executor<'e, Database = DB>,
+    user: &NewUser,
+) -> Result<()>
+where
+    Uuid: Bind<DB>,
+    Timestamp: Bind<DB>,
+    for<'s> &'s str: Bind<DB>,
+{
+    sqlx::query(
+        "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(user.id)
+    .bind(user.username.as_str())
+    .bind(user.email.as_str())
+    .bind(user.password_hash.as_str())
+    .bind(user.created_at)
+    .execute(exec)
+    .await?;
     Ok(())
 }
 
@@ -60,11 +108,12 @@ pub struct NewUser {
     pub created_at: Timestamp,
 }
 
-/// What login needs to verify a password.
+/// What login needs to verify a password, and whether the account may log in.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Credentials {
     pub id: Uuid,
     pub password_hash: String,
+    pub suspended: bool,
 }
 
 /// Everything public about a user (serializable for the caches).
@@ -123,17 +172,7 @@ macro_rules! impl_user_store {
                 session: Option<(&[u8], Timestamp)>,
             ) -> Result<UserProfile> {
                 let mut tx = self.writer().begin().await?;
-                sqlx::query(
-                    "INSERT INTO users (id, username, email, password_hash, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $5)",
-                )
-                .bind(user.id)
-                .bind(user.username.as_str())
-                .bind(user.email.as_str())
-                .bind(&user.password_hash)
-                .bind(user.created_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_user_row(&mut *tx, &user).await?;
                 if let Some((token_hash, expires_at)) = session {
                     sessions::insert_token(&mut *tx, user.id, None, token_hash, expires_at).await?;
                 }
@@ -164,7 +203,8 @@ macro_rules! impl_user_store {
 
             async fn credentials(&self, login: &str) -> Result<Option<Credentials>> {
                 sqlx::query_as(
-                    "SELECT id, password_hash FROM users WHERE username = $1 OR email = $1",
+                    "SELECT id, password_hash, suspended_at IS NOT NULL AS suspended
+                     FROM users WHERE username = $1 OR email = $1",
                 )
                 .bind(login)
                 .fetch_optional(self.writer())

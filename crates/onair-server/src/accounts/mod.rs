@@ -152,6 +152,7 @@ impl Accounts {
     async fn login(&self, request: LoginRequest) -> Result<Session, ApiError> {
         let login = request.login.trim().to_lowercase();
         let credentials = self.users.credentials(&login).await?;
+        let suspended = credentials.as_ref().is_some_and(|c| c.suspended);
         let (user_id, stored) = credentials.map(|c| (c.id, c.password_hash)).unzip();
         // Counted here rather than in a middleware, which would have to buffer and parse
         // the body again: once the account is known (its username and email share one
@@ -162,6 +163,10 @@ impl Accounts {
             return Err(ApiError::InvalidCredentials);
         }
         let user_id = user_id.ok_or(ApiError::InvalidCredentials)?;
+        // Told only to whoever knows the password.
+        if suspended {
+            return Err(ApiError::AccountSuspended);
+        }
         let refresh_token = random_token();
         self.sessions
             .insert_refresh_token(user_id, &hash_token(&refresh_token), self.refresh_expiry())
@@ -188,6 +193,7 @@ impl Accounts {
             }
             RefreshRotation::SessionExpired => Err(ApiError::SessionExpired),
             RefreshRotation::Invalid => Err(ApiError::InvalidRefreshToken),
+            RefreshRotation::Suspended => Err(ApiError::AccountSuspended),
         }
     }
 
@@ -250,7 +256,7 @@ async fn signup(
     responses(
         (status = 200, body = Session, headers(("set-cookie" = String, description = "The refresh cookie, for `x-onair-client: web`"))),
         (status = 401, description = "`invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
+        (status = 403, description = "`cross_origin_refused`, or `account_suspended` (right password, suspended account)", body = ErrorBody)))]
 async fn login(
     State(accounts): State<Arc<Accounts>>,
     web: Option<WebClient>,
@@ -271,7 +277,7 @@ async fn login(
     responses(
         (status = 200, body = Session, headers(("set-cookie" = String, description = "The rotated refresh cookie, for `x-onair-client: web`"))),
         (status = 401, description = "`invalid_refresh_token`, `refresh_token_reused`, `session_expired` or `missing_refresh_token`", body = ErrorBody),
-        (status = 403, description = "`cross_origin_refused`", body = ErrorBody)))]
+        (status = 403, description = "`cross_origin_refused`, or `account_suspended`", body = ErrorBody)))]
 async fn refresh(
     State(accounts): State<Arc<Accounts>>,
     web: Option<WebClient>,

@@ -107,7 +107,7 @@ fn session_for(stream_key: &str) -> Uuid {
     request_body(description = "JSON or form fields as SRS, MediaMTX or Ant Media send them",
         content((HookPayload = "application/json"), (HookPayload = "application/x-www-form-urlencoded"))),
     responses((status = 200, body = HookAccepted), (status = 401, description = "`invalid_hook_secret`", body = ErrorBody),
-        (status = 403, description = "`publish_refused`", body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, description = "`publish_refused`, or `account_suspended`", body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn media_hook(
     State(media): State<Arc<Media>>,
     Path(event): Path<String>,
@@ -173,6 +173,7 @@ pub(super) async fn media_hook(
         Event::Publish => match media.broadcasts.attach(key, session, false).await {
             Ok(publication) => Some(publication.stream_id),
             Err(PublishRefused::Unavailable) => return Err(ApiError::Unavailable),
+            Err(PublishRefused::AccountSuspended) => return Err(ApiError::AccountSuspended),
             Err(refused) => {
                 tracing::warn!(reason = refused.reason(), "external publish refused");
                 return Err(ApiError::PublishRefused(refused));

@@ -228,6 +228,7 @@ impl Broadcasts {
                 Err(PublishRefused::AlreadyPublishing)
             }
             Err(StoreError::NotFound) => Err(PublishRefused::InvalidKey),
+            Err(StoreError::Suspended) => Err(PublishRefused::AccountSuspended),
             Err(e) => Err(unavailable(e)),
         }
     }

@@ -148,14 +148,21 @@ impl Streams {
     async fn end(&self, me: Uuid) -> Result<StreamView, ApiError> {
         match self.streams.end_stream(me).await {
             Ok(stream) => {
-                self.publishers.stop(me);
-                self.jobs.notify_one();
-                self.caches.channel_changed(me).await;
+                self.ended(me).await;
                 Ok(stream)
             }
             Err(StoreError::NotFound) => Err(ApiError::StreamNotLive),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// What `owner`'s broadcast having ended (by them or an admin) does on this node: its
+    /// publisher here is cut at once (on another node, at its ingest's re-check), the
+    /// jobs the end queued run now, the caches that show it are refreshed.
+    pub(crate) async fn ended(&self, owner: Uuid) {
+        self.publishers.stop(owner);
+        self.jobs.notify_one();
+        self.caches.channel_changed(owner).await;
     }
 
     async fn stream(&self, id: Uuid) -> Result<StreamView, ApiError> {
@@ -284,7 +291,8 @@ pub struct StartStreamRequest {
 
 /// Go live: starts a new broadcast for the caller.
 #[utoipa::path(post, path = "/streams/start", tag = "streams", security(("bearer" = [])), request_body = StartStreamRequest,
-    responses((status = 201, body = StreamDto), (status = 401, body = ErrorBody), (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
+    responses((status = 201, body = StreamDto), (status = 401, body = ErrorBody), (status = 403, description = "`account_suspended`", body = ErrorBody),
+        (status = 404, description = "`not_found`: the token's account no longer exists", body = ErrorBody),
         (status = 409, description = "`stream_already_live`", body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn start_stream(
     State(streams): State<Arc<Streams>>,

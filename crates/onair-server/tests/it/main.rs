@@ -6,6 +6,7 @@
 
 mod support;
 
+mod admin;
 mod archives;
 mod auth;
 mod avatars;
