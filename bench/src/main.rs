@@ -76,8 +76,9 @@ enum Scenario {
         depth: i64,
     },
     /// Chat fan-out: deliveries/s inside the window, delivery latency, and memory per
-    /// socket with one room and with all, one node and two nodes sharing Redis. The servers
-    /// are child processes of this binary (`node`).
+    /// socket with one room and with all, one node, two nodes sharing Redis and the Node
+    /// `ws` baseline (bench/baseline/chat-ws). The OnAir servers are child processes of
+    /// this binary (`node`), the baseline a `node` (Node.js) process.
     Chat {
         #[arg(long, default_value_t = 10_000)]
         sockets: usize,
@@ -97,6 +98,18 @@ enum Scenario {
         /// Node counts to measure (1: in-process rooms; 2: two nodes sharing Redis).
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         nodes: Vec<usize>,
+        /// Also run every server at this many messages/s (more than it can deliver): its
+        /// deliveries/s are its saturation throughput.
+        #[arg(long)]
+        saturation_rate: Option<u64>,
+        /// Leave out the Node `ws` baseline.
+        #[arg(long)]
+        no_baseline: bool,
+        /// Drive a server already running elsewhere at this WebSocket base URL
+        /// (ws://host:port) instead of starting any: no OnAir nodes, no baseline, and no
+        /// server memory or CPU figures.
+        #[arg(long, conflicts_with_all = ["nodes", "no_baseline"])]
+        server: Option<String>,
     },
     /// Go-live notifications on PostgreSQL: fan-out by batch size, batched vs the naive
     /// per-follower loop at 10 k / 100 k / 1 M followers (and the same fan-outs through an
@@ -249,14 +262,26 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             redis_url,
             nodes,
+            saturation_rate,
+            no_baseline,
+            server,
         } => {
+            let servers = match server {
+                Some(url) => vec![chat::Server::Remote(chat::Endpoint::parse(&url)?)],
+                None => nodes
+                    .into_iter()
+                    .map(|nodes| chat::Server::OnAir { nodes })
+                    .chain((!no_baseline).then_some(chat::Server::Baseline))
+                    .collect(),
+            };
             chat::run(chat::Settings {
                 sockets,
                 rooms,
                 rate,
+                saturation_rate,
                 seconds,
                 redis_url,
-                nodes,
+                servers,
             })
             .await
         }

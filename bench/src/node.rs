@@ -1,8 +1,9 @@
-//! A benchmark server: its own process, so its memory and CPU are its own. It is
+//! A benchmark server: its own process, so its memory and CPU are its own. An OnAir one is
 //! this benchmark binary run as `onair-bench node`, which serves exactly as `onair serve`
 //! does (same library, configuration from the same environment) and also answers `heap`
 //! on stdin with the allocator's heap in use: glibc can only report that from inside the
-//! process, and the load generator's own allocations must not count.
+//! process, and the load generator's own allocations must not count. [`Node::spawn`] runs
+//! any server that answers the same way (the chat baseline).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -41,16 +42,16 @@ fn heap_in_use() -> usize {
     info.uordblks + info.hblkhd
 }
 
-/// Resident memory and heap in use of a node, in bytes.
+/// Resident memory and heap in use of a node, in bytes (or bytes per socket).
 #[derive(Clone, Copy, Default)]
-pub struct Usage {
-    pub rss: u64,
-    pub heap: u64,
+pub struct Usage<T = u64> {
+    pub rss: T,
+    pub heap: T,
 }
 
-impl std::ops::Add for Usage {
-    type Output = Usage;
-    fn add(self, other: Usage) -> Usage {
+impl<T: std::ops::Add<Output = T>> std::ops::Add for Usage<T> {
+    type Output = Usage<T>;
+    fn add(self, other: Usage<T>) -> Usage<T> {
         Usage {
             rss: self.rss + other.rss,
             heap: self.heap + other.heap,
@@ -73,9 +74,7 @@ impl Node {
         redis: Option<&str>,
         settings: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let port = free_port()?;
         let mut command = Command::new(std::env::current_exe()?);
         command
             .arg("node")
@@ -85,13 +84,20 @@ impl Node {
             .env("ONAIR_RTMP_ENABLED", "false")
             .envs(settings.iter().copied())
             // Thousands of sockets join, and floods come, from one address.
-            .env("ONAIR_RATE_LIMIT_ENABLED", "false")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
+            .env("ONAIR_RATE_LIMIT_ENABLED", "false");
         if let Some(url) = redis {
             command.env("REDIS_URL", url);
         }
+        Self::spawn(command, port).await
+    }
+
+    /// Runs `command`, a server that listens on 127.0.0.1:`port`, answers `GET /healthz`
+    /// and `heap` on stdin, and exits when its stdin closes; returns once it answers.
+    pub async fn spawn(mut command: Command, port: u16) -> anyhow::Result<Self> {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
         let mut process = command.spawn()?;
         let questions = process.stdin.take().context("piped stdin")?;
         let answers = BufReader::new(process.stdout.take().context("piped stdout")?).lines();
@@ -170,6 +176,13 @@ pub fn resident_bytes(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.parse().ok())
         .context("VmRSS")?;
     Ok(kb * 1024)
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The servers' own delivery-latency histogram (receive → the room's last socket write),

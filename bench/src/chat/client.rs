@@ -3,17 +3,55 @@
 
 use std::time::Instant;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// A creator's (user id, access token).
-pub async fn creator(http: &str, n: usize) -> anyhow::Result<(String, String)> {
-    let body = json!({"username": format!("room{n}"), "email": format!("room{n}@bench.example"), "password": "benchmark password"});
+/// Where a chat server answers: its HTTP API and its WebSockets.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// `http://host:port`
+    pub http: String,
+    /// `ws://host:port`
+    pub ws: String,
+}
+
+impl Endpoint {
+    /// A server on `host:port`.
+    pub fn local(address: &str) -> Self {
+        Self {
+            http: format!("http://{address}"),
+            ws: format!("ws://{address}"),
+        }
+    }
+
+    /// A server given by its WebSocket base URL (`ws://host:port`, optionally with a path
+    /// prefix); its HTTP API is at the same place over `http://`. (`wss://` would need a
+    /// TLS-enabled WebSocket client, which the generator is not built with.)
+    pub fn parse(ws_base: &str) -> anyhow::Result<Self> {
+        let base = ws_base.trim_end_matches('/');
+        let Some(rest) = base.strip_prefix("ws://") else {
+            bail!("--server takes a ws:// base URL, e.g. ws://10.0.0.2:8080 (got {ws_base})");
+        };
+        if rest.is_empty() {
+            bail!("--server {ws_base} has no host");
+        }
+        Ok(Self {
+            http: format!("http://{rest}"),
+            ws: base.to_owned(),
+        })
+    }
+}
+
+/// A creator's (user id, access token). `run` keeps names apart between runs against the
+/// same long-lived server.
+pub async fn creator(server: &Endpoint, run: &str, n: usize) -> anyhow::Result<(String, String)> {
+    let username = format!("b{run}_{n}");
+    let body = json!({"username": username, "email": format!("{username}@bench.example"), "password": "benchmark password"});
     let session: Value = reqwest::Client::new()
-        .post(format!("http://{http}/api/auth/signup"))
+        .post(format!("{}/api/auth/signup", server.http))
         .json(&body)
         .send()
         .await?
@@ -32,8 +70,8 @@ pub async fn creator(http: &str, n: usize) -> anyhow::Result<(String, String)> {
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(http: &str, room: &str, token: Option<&str>) -> anyhow::Result<Socket> {
-    let mut url = format!("ws://{http}/api/channels/{room}/chat");
+pub async fn connect(server: &Endpoint, room: &str, token: Option<&str>) -> anyhow::Result<Socket> {
+    let mut url = format!("{}/api/channels/{room}/chat", server.ws);
     if let Some(token) = token {
         url.push_str(&format!("?access_token={token}"));
     }
@@ -115,5 +153,14 @@ mod tests {
         let frame = r#"{"type":"message","id":"x","text":"t12345","sent_at":"…"}"#;
         assert_eq!(super::message_text(frame), Some("t12345"));
         assert_eq!(super::message_text(r#"{"type":"welcome"}"#), None);
+    }
+
+    #[test]
+    fn a_server_is_given_by_its_websocket_base() {
+        let server = super::Endpoint::parse("ws://10.0.0.2:8080/").unwrap();
+        assert_eq!(server.http, "http://10.0.0.2:8080");
+        assert_eq!(server.ws, "ws://10.0.0.2:8080");
+        assert!(super::Endpoint::parse("http://10.0.0.2:8080").is_err());
+        assert!(super::Endpoint::parse("ws://").is_err());
     }
 }

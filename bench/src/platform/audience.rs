@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::chat_client::{Delivery, END, Socket, connect, read, stamp};
+use super::chat_client::{Delivery, END, Endpoint, Socket, connect, read, stamp};
 
 /// How often a player says it is still watching.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
@@ -161,6 +161,8 @@ impl Room {
         readers: usize,
         origin: Instant,
     ) -> anyhow::Result<Self> {
+        let chat = Endpoint::local(chat);
+        let chat = &chat;
         let mut handles = Vec::with_capacity(readers);
         for _ in 0..readers {
             let socket = connect(chat, channel, None).await?;

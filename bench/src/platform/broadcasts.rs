@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 use tokio::process::Child;
 
-use super::chat_client::creator;
+use super::chat_client::{Endpoint, creator};
 use crate::media::{live_stream, playable, test_pattern};
 
 /// A signed-up creator: the channel (user id), an access token and a stream key.
@@ -19,7 +19,9 @@ pub struct Creator {
 
 /// Signs up creator `n` on the API node (`http://…`).
 pub async fn sign_up(client: &reqwest::Client, api: &str, n: usize) -> anyhow::Result<Creator> {
-    let (id, token) = creator(api.trim_start_matches("http://"), n).await?;
+    // Each topology has a database of its own: the same names serve every run.
+    let server = Endpoint::local(api.trim_start_matches("http://"));
+    let (id, token) = creator(&server, "platform", n).await?;
     let key: Value = client
         .get(format!("{api}/api/me/stream-key"))
         .bearer_auth(&token)

@@ -13,12 +13,6 @@
 
 mod audience;
 mod broadcasts;
-// Chat's socket client (`chat::client`), compiled here too because `chat` keeps it
-// private and chat/ was being changed by another branch at the same time. Once merged,
-// make it `pub(crate) mod client` there and `use crate::chat::client` here instead.
-#[allow(clippy::duplicate_mod)]
-#[path = "../chat/client.rs"]
-mod chat_client;
 mod nodes;
 mod report;
 
@@ -26,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::chat::client as chat_client;
 use crate::load::run_mix_at_rate;
 use audience::{Room, Watched, watch};
 use broadcasts::{Creator, go_live, sign_up};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-use crate::node::resident_bytes;
+use crate::node::{free_port, resident_bytes};
 use crate::server::{SECRET, onair_binary};
 
 /// How the roles are spread over processes.
@@ -63,12 +63,6 @@ pub struct OnairNode {
     pub http: String,
     /// `rtmp://127.0.0.1:port/live`, on a node with the ingest role.
     pub rtmp: Option<String>,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 impl OnairNode {
