@@ -6,11 +6,13 @@ mod chat;
 mod invisible;
 mod pagination;
 mod stream;
+mod trace;
 mod validate;
 
 pub use chat::ChatText;
 pub use pagination::{Cursor, CursorError, Limit, LimitError, Page, SortKey};
 pub use stream::{StreamSort, StreamStatus, UnknownStatus};
+pub use trace::TraceParent;
 pub use validate::{
     AvatarUrl, Bio, Category, DisplayName, Email, Password, StreamTitle, Username, ValidationError,
 };

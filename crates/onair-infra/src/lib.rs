@@ -9,6 +9,7 @@ mod cache;
 mod marks;
 mod media_store;
 mod rate;
+mod redis_connection;
 mod redis_pool;
 mod s3;
 #[cfg(feature = "testing")]
@@ -23,6 +24,7 @@ pub use media_store::{MediaStore, MediaStoreError, StoredObject};
 pub use rate::{
     Decision, MemoryRateLimiter, Quota, RateLimiter, RedisRateLimiter, SharedRateLimit,
 };
+pub use redis_connection::{RedisConnection, SPAN_TARGET as REDIS_SPAN_TARGET};
 pub use redis_pool::{RedisMemory, RedisOptions, RedisPool};
 pub use s3::{S3Limits, S3Options};
 pub use viewers::{

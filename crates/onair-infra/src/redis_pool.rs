@@ -5,6 +5,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::InfraError;
+use crate::redis_connection::RedisConnection;
 
 /// How many connections and how long any call may wait for Redis.
 #[derive(Debug, Clone, Copy)]
@@ -73,10 +74,11 @@ impl RedisPool {
         Ok(pool)
     }
 
-    /// A connection handle (cheap to clone; requests on it are multiplexed).
-    pub fn get(&self) -> ConnectionManager {
+    /// A connection handle (cheap to clone; requests on it are multiplexed), tracing
+    /// each command.
+    pub fn get(&self) -> RedisConnection {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.connections[n % self.connections.len()].clone()
+        RedisConnection(self.connections[n % self.connections.len()].clone())
     }
 
     /// The longest a single Redis call should take, for what is not sent through

@@ -380,6 +380,7 @@ async fn open(config: &Config) -> Result<(Vec<u8>, Arc<dyn Store>), StartupError
     config.create_data_dir()?;
     let secret = config.resolve_secret()?;
     let store = onair_store::connect(&config.db()?).await?;
+    crate::telemetry::database_system(store.backend());
     if config.database.migrate_on_start {
         store.migrate().await?;
     }

@@ -18,6 +18,8 @@ use onair_store::{Store, StoreError, Timestamp};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// The `[jobs]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -245,8 +247,33 @@ impl JobRunner {
         .renewed()
     }
 
-    /// Runs one job; returns its lease when it succeeded (to be completed in a batch).
+    /// Runs one job in a span of its own, linked to the span that enqueued it (a job is
+    /// its own trace: it runs later, maybe many times, and may outlive the request).
     async fn run_one(&self, job: ClaimedJob) -> Option<JobLease> {
+        let span = tracing::info_span!(
+            parent: None,
+            "job",
+            job = %job.id,
+            kind = job.kind,
+            attempt = job.attempts,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+            otel.name = format!("job {}", job.kind),
+            otel.kind = "consumer",
+            messaging.system = "onair_jobs",
+            messaging.operation.type = "process",
+            messaging.destination.name = job.kind,
+            messaging.message.id = %job.id,
+        );
+        if let Some(cause) = job.caused_by() {
+            span.add_link(cause.span_context());
+        }
+        crate::telemetry::record_ids(&span);
+        self.run_in_span(job).instrument(span).await
+    }
+
+    /// Runs one job; returns its lease when it succeeded (to be completed in a batch).
+    async fn run_in_span(&self, job: ClaimedJob) -> Option<JobLease> {
         let kind = job.kind.clone();
         let started = Instant::now();
         let outcome = match self.handlers.handlers.get(job.kind.as_str()) {

@@ -38,6 +38,7 @@ mod serve;
 mod settings;
 mod shutdown;
 mod streams;
+pub mod telemetry;
 mod users;
 mod viewers;
 mod web;

@@ -65,20 +65,32 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 /// Records the latency of every request by route template (never the raw path, which
-/// would explode label cardinality), method and status.
+/// would explode label cardinality), method and status; and names the request's span
+/// (`routes`) by them.
 pub async fn track_requests(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let matched = request.extensions().get::<MatchedPath>();
+    let span = tracing::Span::current();
+    if let Some(route) = matched {
+        span.record("http.route", route.as_str());
+        span.record(
+            "otel.name",
+            format!("{} {}", request.method(), route.as_str()),
+        );
+    }
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
     metrics::histogram!(
         REQUEST_DURATION,
         "method" => method,
         "route" => route,
-        "status" => response.status().as_u16().to_string(),
+        "status" => status.as_u16().to_string(),
     )
     .record(started.elapsed().as_secs_f64());
     response

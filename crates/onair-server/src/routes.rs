@@ -13,6 +13,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use tracing::field::Empty;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -39,7 +40,8 @@ use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{
     accounts, admin, archives, avatars, chat, clips, http_cache, media, notifications,
-    observability, openapi, payments, rate_limit, read_your_writes, streams, users, viewers, web,
+    observability, openapi, payments, rate_limit, read_your_writes, streams, telemetry, users,
+    viewers, web,
 };
 
 /// What handlers can reach. Cheap to clone: every service is shared.
@@ -163,8 +165,28 @@ pub fn router(state: AppState, http: &HttpConfig, roles: &[Role]) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    // The path only: query strings may carry cursors or tokens.
-                    tracing::info_span!("request", id, method = %request.method(), path = request.uri().path())
+                    // The path only: query strings may carry cursors or tokens. The
+                    // route, name and status are recorded once routed and answered
+                    // (`observability::track_requests`); OpenTelemetry's semantic
+                    // conventions name the fields.
+                    let span = tracing::info_span!(
+                        "request",
+                        id,
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        trace_id = Empty,
+                        span_id = Empty,
+                        otel.name = %request.method(),
+                        otel.kind = "server",
+                        otel.status_code = Empty,
+                        http.request.method = %request.method(),
+                        url.path = request.uri().path(),
+                        http.route = Empty,
+                        http.response.status_code = Empty,
+                    );
+                    telemetry::continue_remote(&span, request.headers());
+                    telemetry::record_ids(&span);
+                    span
                 })
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),

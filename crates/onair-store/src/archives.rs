@@ -218,6 +218,7 @@ where
     Uuid: Bind<DB>,
     Timestamp: Bind<DB>,
     String: Bind<DB>,
+    Option<String>: Bind<DB>,
     for<'s> &'s str: Bind<DB>,
 {
     let archive_id = Uuid::now_v7();

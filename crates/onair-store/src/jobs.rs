@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use onair_core::{Cursor, Limit, Page};
+use onair_core::{Cursor, Limit, Page, TraceParent};
 use serde::{Deserialize, Serialize};
 use sqlx::Executor;
 use uuid::Uuid;
@@ -68,16 +68,19 @@ pub struct NewJob {
     pub kind: &'static str,
     pub payload: String,
     pub run_at: Timestamp,
+    /// The span enqueuing it, for the job's span to link to.
+    pub trace_parent: Option<TraceParent>,
 }
 
 impl NewJob {
-    /// A job ready now.
+    /// A job ready now, caused by the current span.
     pub fn now(kind: &'static str, payload: &impl Serialize) -> Self {
         Self {
             id: Uuid::now_v7(),
             kind,
             payload: serde_json::to_string(payload).expect("job payloads serialize"),
             run_at: Timestamp::now(),
+            trace_parent: TraceParent::current(),
         }
     }
 }
@@ -91,9 +94,16 @@ pub struct ClaimedJob {
     /// 1 on the first run.
     pub attempts: i32,
     pub created_at: Timestamp,
+    /// [`NewJob::trace_parent`], as stored.
+    pub trace_parent: Option<String>,
 }
 
 impl ClaimedJob {
+    /// The span that enqueued this job, if it was traced.
+    pub fn caused_by(&self) -> Option<TraceParent> {
+        self.trace_parent.as_deref().and_then(TraceParent::parse)
+    }
+
     /// Identifies this claim: a later claim of the same job (after the lease ran out)
     /// has a higher attempt number, so a late worker cannot overwrite its state.
     pub fn lease(&self) -> JobLease {
@@ -201,16 +211,18 @@ where
     Uuid: Bind<DB>,
     Timestamp: Bind<DB>,
     for<'s> &'s str: Bind<DB>,
+    Option<String>: Bind<DB>,
 {
     sqlx::query(
-        "INSERT INTO jobs (id, kind, payload, state, attempts, run_at, created_at)
-         VALUES ($1, $2, $3, 'queued', 0, $4, $5)",
+        "INSERT INTO jobs (id, kind, payload, state, attempts, run_at, created_at, trace_parent)
+         VALUES ($1, $2, $3, 'queued', 0, $4, $5, $6)",
     )
     .bind(job.id)
     .bind(job.kind)
     .bind(job.payload.as_str())
     .bind(job.run_at)
     .bind(Timestamp::now())
+    .bind(job.trace_parent.clone().map(String::from))
     .execute(exec)
     .await?;
     Ok(())
@@ -313,7 +325,7 @@ macro_rules! impl_job_store {
                      WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= $1
                                   ORDER BY run_at LIMIT $3 ",
                     $skip_locked,
-                    ") RETURNING id, kind, payload, attempts, created_at"
+                    ") RETURNING id, kind, payload, attempts, created_at, trace_parent"
                 ))
                 // Planned afresh on every call: PostgreSQL may switch a prepared
                 // statement to a generic plan, and this one's (limit and run time

@@ -129,6 +129,7 @@ pub(crate) async fn enqueue_go_live<'e, DB: Db>(
 where
     Uuid: Bind<DB>,
     Timestamp: Bind<DB>,
+    Option<String>: Bind<DB>,
     for<'s> &'s str: Bind<DB>,
 {
     let job = GoLiveJob {

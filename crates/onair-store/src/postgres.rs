@@ -58,7 +58,7 @@ impl PgStore {
             .map_err(|e| StoreError::Config(format!("{setting}: {e}")))?
             .application_name("onair")
             .options([("statement_timeout", timeout_ms.as_str())])
-            .log_statements(LevelFilter::Off)
+            .log_statements(LevelFilter::Trace)
             .log_slow_statements(LevelFilter::Warn, config.slow_statement))
     }
 

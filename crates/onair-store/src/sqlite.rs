@@ -31,7 +31,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(config.statement_timeout)
             .foreign_keys(true)
-            .log_statements(LevelFilter::Off)
+            .log_statements(LevelFilter::Trace)
             .log_slow_statements(LevelFilter::Warn, config.slow_statement);
         if !(config.url.contains(":memory:") || config.url.contains("mode=memory")) {
             create_private(options.get_filename())?;

@@ -113,6 +113,7 @@ where
     (Uuid,): Row<DB>,
     Uuid: Bind<DB>,
     Timestamp: Bind<DB>,
+    Option<String>: Bind<DB>,
     for<'s> &'s str: Bind<DB>,
 {
     let hooks: Vec<Uuid> = sqlx::query_scalar(

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use onair_server::{Admin, AdminCreated, ApiError, AuditEntryDto, DeadJobDto};
+use onair_server::telemetry::Telemetry;
 use onair_server::{Application, Config, Role};
 use onair_store::Actor;
 use tracing_subscriber::EnvFilter;
@@ -106,7 +107,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
     s.parse()
 }
 
-fn init_logging() {
+/// Logs (ONAIR_LOG filters them, ONAIR_LOG_FORMAT=json) and, when an OTLP endpoint is
+/// set, traces. Each layer has its own filter: ONAIR_LOG does not decide what is traced.
+fn init_logging() -> anyhow::Result<Telemetry> {
     let filter = EnvFilter::try_from_env("ONAIR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let log = if std::env::var("ONAIR_LOG_FORMAT").is_ok_and(|f| f == "json") {
@@ -116,17 +119,29 @@ fn init_logging() {
     };
     // The log has its filter and the database metrics theirs: ONAIR_LOG cannot turn
     // the metrics off, and their debug events are not logged.
+    let telemetry = Telemetry::from_env()?;
     tracing_subscriber::registry()
         .with(log.with_filter(filter))
         .with(onair_server::database_events())
+        .with(telemetry.layer())
         .init();
+    Ok(telemetry)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logging();
+    let telemetry = match init_logging() {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("onair: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let cli = Cli::parse();
-    match run(cli).await {
+    let outcome = run(cli).await;
+    // Sends the spans still queued.
+    telemetry.shutdown().await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");

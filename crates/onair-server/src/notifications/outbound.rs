@@ -113,7 +113,7 @@ impl Outbound {
         let request = request.map_err(|e| CallFailure::Unreachable(describe_failure("", e)))?;
         let url = request.url().clone();
         let permit = self.breakers.get(&host_of(&url)).try_call()?;
-        match self.client.execute(request).await {
+        match crate::telemetry::execute(&self.client, request).await {
             Ok(response) => {
                 if host_unwell(response.status()) {
                     permit.failure();

@@ -158,7 +158,11 @@ impl Stripe {
                 request = request.form(form);
             }
             let started = Instant::now();
-            let outcome = request.send().await;
+            let (client, request) = request.build_split();
+            let outcome = match request {
+                Ok(request) => crate::telemetry::execute(&client, request).await,
+                Err(error) => Err(error),
+            };
             metrics::histogram!("stripe_request_duration_seconds")
                 .record(started.elapsed().as_secs_f64());
             let response = match outcome {
