@@ -32,6 +32,7 @@ mod roles;
 mod security;
 mod streams;
 mod stripe_stand_in;
+mod telemetry;
 mod users;
 mod viewers;
 mod web;
