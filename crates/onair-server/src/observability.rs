@@ -72,10 +72,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let span = tracing::Span::current();
     if let Some(route) = matched {
         span.record("http.route", route.as_str());
-        span.record(
-            "otel.name",
-            format!("{} {}", request.method(), route.as_str()),
-        );
+        crate::telemetry::rename(&span, format!("{} {}", request.method(), route.as_str()));
     }
     let route = matched.map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();

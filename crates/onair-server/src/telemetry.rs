@@ -151,6 +151,13 @@ pub(crate) fn record_ids(span: &Span) {
     }
 }
 
+/// Names `span` (its `otel.name`) once it is known. An OpenTelemetry span already started
+/// (by [`record_ids`]) is renamed itself: a late `otel.name` no longer reaches it.
+pub(crate) fn rename(span: &Span, name: String) {
+    span.context().span().update_name(name.clone());
+    span.record("otel.name", name);
+}
+
 /// Continues the trace of an incoming `traceparent` header in `span` (not yet entered).
 pub(crate) fn continue_remote(span: &Span, headers: &HeaderMap) {
     let parent = headers
