@@ -79,10 +79,7 @@ pub async fn track_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
+    crate::telemetry::record_status(&span, status.as_u16(), status.is_server_error());
     metrics::histogram!(
         REQUEST_DURATION,
         "method" => method,

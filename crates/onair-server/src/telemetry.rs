@@ -96,12 +96,15 @@ impl Telemetry {
 
     /// The layers to add to the process's subscriber (none when off): `tracing` spans
     /// at info and above (and Redis commands' debug spans) as OpenTelemetry spans, SQL
-    /// statements as client spans.
-    pub fn layer<S>(&self) -> Option<impl Layer<S> + use<S>>
+    /// statements as client spans. Boxed, not an `Option`: an `Option` layer does not
+    /// pass on the dispatch the statement layer needs to find its parent span.
+    pub fn layer<S>(&self) -> Box<dyn Layer<S> + Send + Sync>
     where
-        S: Subscriber + for<'span> LookupSpan<'span>,
+        S: Subscriber + for<'span> LookupSpan<'span> + Send + Sync,
     {
-        let provider = self.provider.as_ref()?;
+        let Some(provider) = self.provider.as_ref() else {
+            return Box::new(tracing_subscriber::layer::Identity::new());
+        };
         let tracer = provider.tracer("onair");
         let spans = tracing_opentelemetry::layer()
             .with_tracer(tracer.clone())
@@ -111,7 +114,7 @@ impl Telemetry {
                     .with_target(onair_infra::REDIS_SPAN_TARGET, Level::DEBUG)
                     .with_target(database::TARGET, tracing::level_filters::LevelFilter::OFF),
             );
-        Some(spans.and_then(database::layer(tracer)))
+        Box::new(spans.and_then(database::layer(tracer)))
     }
 
     /// Sends the spans ended so far (tests).
@@ -156,6 +159,16 @@ pub(crate) fn record_ids(span: &Span) {
 pub(crate) fn rename(span: &Span, name: String) {
     span.context().span().update_name(name.clone());
     span.record("otel.name", name);
+}
+
+/// Records a response's status on `span`'s OpenTelemetry span, already started (by
+/// [`record_ids`]): a late field would reach it as a second attribute, a string, and a
+/// late `otel.status_code` not at all.
+pub(crate) fn record_status(span: &Span, status: u16, failed: bool) {
+    span.set_attribute("http.response.status_code", i64::from(status));
+    if failed {
+        span.set_status(opentelemetry::trace::Status::error(""));
+    }
 }
 
 /// Continues the trace of an incoming `traceparent` header in `span` (not yet entered).

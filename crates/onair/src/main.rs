@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use onair_server::{Admin, AdminCreated, ApiError, AuditEntryDto, DeadJobDto};
 use onair_server::telemetry::Telemetry;
+use onair_server::{Admin, AdminCreated, ApiError, AuditEntryDto, DeadJobDto};
 use onair_server::{Application, Config, Role};
 use onair_store::Actor;
 use tracing_subscriber::EnvFilter;
