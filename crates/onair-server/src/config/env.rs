@@ -156,7 +156,8 @@ pub(super) const PLAIN_VARS: &[(&str, &str)] = &[
 
 /// `ONAIR_*` variables that are not settings: the CLI's, and those of tests and
 /// benchmarks run from the same shell.
-pub(super) const IGNORED_PREFIXES: &[&str] = &["CONFIG", "LOG", "ADMIN_PASSWORD", "TEST_", "BENCH_"];
+pub(super) const IGNORED_PREFIXES: &[&str] =
+    &["CONFIG", "LOG", "ADMIN_PASSWORD", "TEST_", "BENCH_"];
 
 /// How an error names a setting: its variable and its place in the file.
 pub(super) fn describe(key: &str) -> String {
@@ -201,7 +202,10 @@ mod tests {
             jail.set_env("REDIS_URL", "redis://127.0.0.1:6379");
             jail.set_env("ONAIR_METRICS_BIND", "127.0.0.1:9090");
             jail.set_env("ONAIR_TEST_POSTGRES_URL", "ignored: a test setting");
-            jail.set_env("ONAIR_ADMIN_PASSWORD", "ignored: read by `onair admin create`");
+            jail.set_env(
+                "ONAIR_ADMIN_PASSWORD",
+                "ignored: read by `onair admin create`",
+            );
             jail.set_env("ONAIR_RATE_LIMIT_ENABLED", "false");
             jail.set_env("ONAIR_RATE_LIMIT_AUTH_ACCOUNT_PER_MINUTE", "3");
             jail.set_env("ONAIR_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1");
