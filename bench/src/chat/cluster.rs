@@ -16,6 +16,8 @@ const CHAT_NODE: &[(&str, &str)] = &[
     ("ONAIR_CHAT_RATE_BURST", "1000000"),
     ("ONAIR_CHAT_RATE_PERIOD_MS", "1"),
     ("ONAIR_CHAT_MAX_CONNECTIONS", "20000"),
+    // Every generated socket comes from 127.0.0.1.
+    ("ONAIR_CHAT_MAX_CONNECTIONS_PER_IP", "20000"),
 ];
 
 pub struct Cluster {
