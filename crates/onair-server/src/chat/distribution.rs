@@ -5,7 +5,9 @@
 //! While Redis is away, events go straight to this node's sockets (chat continues
 //! node-locally); fan-out across nodes resumes when Redis returns.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -31,10 +33,14 @@ fn history_key(room: Uuid) -> String {
     format!("{TOPIC_PREFIX}{room}:history")
 }
 
-/// A room event as it crosses Redis, with when the sending node received it.
+/// A room event as it crosses Redis, with when the sending node received it and which
+/// event of which node it is.
 #[derive(Serialize, Deserialize)]
 struct Wire {
     received_ms: i64,
+    /// Absent from the events of nodes older than this field (a rolling upgrade).
+    #[serde(default)]
+    origin: EventId,
     #[serde(flatten)]
     event: Envelope,
 }
@@ -109,6 +115,89 @@ impl From<Envelope> for RoomEvent {
     }
 }
 
+/// An event's identity: its node (random per process) and its number there.
+#[derive(Serialize, Deserialize, Clone, Copy, Default, PartialEq, Eq, Hash, Debug)]
+struct EventId {
+    node: u64,
+    seq: u64,
+}
+
+/// How long Redis may still echo an event this node delivered itself.
+const ECHO_WINDOW: Duration = Duration::from_secs(60);
+
+/// This node's events on their way through Redis. An event whose publish failed or found
+/// no subscription listening is delivered to this node's sockets directly; but a publish
+/// that timed out may still have reached Redis, and its echo may come before or after the
+/// direct delivery. Whichever comes second is dropped, so a socket sees a message once.
+struct Echoes {
+    node: u64,
+    next: AtomicU64,
+    events: Mutex<HashMap<EventId, Passage>>,
+}
+
+enum Passage {
+    /// Being published; the bus has not brought it back.
+    InFlight,
+    /// Delivered here directly at that time: its echo is to be dropped.
+    DeliveredHere(Instant),
+}
+
+impl Echoes {
+    fn new() -> Self {
+        Self {
+            node: rand::random(),
+            next: AtomicU64::new(0),
+            events: Mutex::default(),
+        }
+    }
+
+    fn next_id(&self) -> EventId {
+        EventId {
+            node: self.node,
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    fn events(&self) -> std::sync::MutexGuard<'_, HashMap<EventId, Passage>> {
+        self.events.lock().expect("echoes lock")
+    }
+
+    fn publishing(&self, ids: impl Iterator<Item = EventId>) {
+        self.events().extend(ids.map(|id| (id, Passage::InFlight)));
+    }
+
+    fn published(&self, ids: impl Iterator<Item = EventId>) {
+        let mut events = self.events();
+        for id in ids {
+            events.remove(&id);
+        }
+    }
+
+    /// Which of `ids` still need delivering here (their echo has not come): those are
+    /// marked delivered.
+    fn deliver_here(&self, ids: impl Iterator<Item = EventId>) -> Vec<bool> {
+        let now = Instant::now();
+        let mut events = self.events();
+        events.retain(|_, passage| match passage {
+            Passage::InFlight => true,
+            Passage::DeliveredHere(at) => now.duration_since(*at) < ECHO_WINDOW,
+        });
+        ids.map(|id| match events.get_mut(&id) {
+            Some(passage) => {
+                *passage = Passage::DeliveredHere(now);
+                true
+            }
+            None => false,
+        })
+        .collect()
+    }
+
+    /// Whether a bus event is the echo of one delivered here already (and so dropped).
+    fn is_echo(&self, id: EventId) -> bool {
+        id.node == self.node && matches!(self.events().remove(&id), Some(Passage::DeliveredHere(_)))
+    }
+}
+
 /// Events waiting for the publisher before publishing is refused (Redis is too slow).
 const PUBLISH_BACKLOG: usize = 4096;
 /// Events the publisher sends to Redis in one round trip.
@@ -129,6 +218,7 @@ pub enum Reply {
 
 struct Outgoing {
     room: Uuid,
+    id: EventId,
     event: RoomEvent,
     /// A chat message's id: its frame also goes into the room's history.
     message_id: Option<Uuid>,
@@ -142,6 +232,7 @@ pub struct RedisChat {
     pool: RedisPool,
     limits: RoomLimits,
     outgoing: mpsc::Sender<Outgoing>,
+    echoes: Arc<Echoes>,
 }
 
 /// What the publisher task needs: Redis, and this node's rooms to fall back on.
@@ -150,6 +241,7 @@ struct Publisher {
     bus: RedisBus,
     rooms: Arc<Rooms>,
     limits: RoomLimits,
+    echoes: Arc<Echoes>,
 }
 
 impl RedisChat {
@@ -162,11 +254,14 @@ impl RedisChat {
         limits: RoomLimits,
     ) -> Result<Self, InfraError> {
         let local = Arc::clone(&rooms);
+        let echoes = Arc::new(Echoes::new());
+        let heard = Arc::clone(&echoes);
         let deliver = move |channel: &str, payload: &[u8]| {
             let room = channel
                 .strip_prefix(TOPIC_PREFIX)
                 .and_then(|r| Uuid::try_parse(r).ok());
             match (room, serde_json::from_slice::<Wire>(payload)) {
+                (Some(_), Ok(wire)) if heard.is_echo(wire.origin) => {}
                 (Some(room), Ok(wire)) => {
                     let in_flight = u64::try_from(now_ms() - wire.received_ms).unwrap_or(0);
                     let received = Instant::now()
@@ -186,6 +281,7 @@ impl RedisChat {
             bus: bus.clone(),
             rooms,
             limits,
+            echoes: Arc::clone(&echoes),
         };
         tokio::spawn(publisher.run(queue));
         Ok(Self {
@@ -193,6 +289,7 @@ impl RedisChat {
             pool,
             limits,
             outgoing,
+            echoes,
         })
     }
 
@@ -220,12 +317,15 @@ impl RedisChat {
         message_id: Option<Uuid>,
         reply: Reply,
     ) -> Result<(), BusUnavailable> {
+        let id = self.echoes.next_id();
         let wire = Wire {
             received_ms: now_ms(),
+            origin: id,
             event: Envelope::from(&event),
         };
         let outgoing = Outgoing {
             room,
+            id,
             payload: serde_json::to_vec(&wire).expect("envelopes serialize"),
             event,
             message_id,
@@ -258,19 +358,25 @@ impl Publisher {
         // replay in the order they were sent, not sorted by their text.
         let mut last_score = f64::MIN;
         while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-            // Read before publishing: a subscriber that reconnects meanwhile may deliver a
-            // message here twice, never zero times.
+            // Read before publishing: a subscriber that reconnects meanwhile may hear a
+            // message delivered here already (dropped as an echo), never miss it.
             let listening = self.bus.is_listening();
+            self.echoes.publishing(batch.iter().map(|o| o.id));
             let published = self.pipeline(&batch, &mut last_score).await;
             if let Err(error) = &published {
                 tracing::warn!(%error, events = batch.len(), "chat events not published; delivered on this node only");
             }
             let local_only = published.is_err() || !listening;
-            if local_only {
+            // Without a fallback, every event is left to the bus.
+            let here = if local_only {
                 metrics::counter!("chat_bus_local_only_total").increment(batch.len() as u64);
-            }
-            for outgoing in batch.drain(..) {
-                let delivered = if local_only {
+                self.echoes.deliver_here(batch.iter().map(|o| o.id))
+            } else {
+                self.echoes.published(batch.iter().map(|o| o.id));
+                vec![false; batch.len()]
+            };
+            for (outgoing, here) in batch.drain(..).zip(here) {
+                let delivered = if here {
                     self.rooms
                         .publish(
                             outgoing.room,
@@ -334,4 +440,36 @@ fn now_ms() -> i64 {
 
 fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_delivered_here_is_not_delivered_again_by_its_echo() {
+        let echoes = Echoes::new();
+        let (early, late, normal) = (echoes.next_id(), echoes.next_id(), echoes.next_id());
+        echoes.publishing([early, late, normal].into_iter());
+        // The publish timed out, but Redis had it: one echo came before the fallback.
+        assert!(
+            !echoes.is_echo(early),
+            "first arrival: delivered from the bus"
+        );
+        assert_eq!(
+            echoes.deliver_here([early, late].into_iter()),
+            vec![false, true]
+        );
+        assert!(echoes.is_echo(late), "second arrival: dropped");
+        assert!(!echoes.is_echo(late), "forgotten once dropped");
+        // A published event's echo is delivered; other nodes' events always are.
+        echoes.published([normal].into_iter());
+        assert!(!echoes.is_echo(normal));
+        let elsewhere = EventId {
+            node: echoes.node.wrapping_add(1),
+            seq: late.seq,
+        };
+        assert!(!echoes.is_echo(elsewhere));
+        assert!(echoes.events().is_empty());
+    }
 }
