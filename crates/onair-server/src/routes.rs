@@ -178,11 +178,9 @@ pub fn router(state: AppState, http: &HttpConfig, roles: &[Role]) -> Router {
                         span_id = Empty,
                         otel.name = %request.method(),
                         otel.kind = "server",
-                        otel.status_code = Empty,
                         http.request.method = %request.method(),
                         url.path = request.uri().path(),
                         http.route = Empty,
-                        http.response.status_code = Empty,
                     );
                     telemetry::continue_remote(&span, request.headers());
                     telemetry::record_ids(&span);

@@ -194,13 +194,11 @@ pub(crate) async fn execute(
         "http.client",
         otel.name = %request.method(),
         otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
         http.request.method = %request.method(),
         server.address = url.host_str().unwrap_or_default(),
         server.port = url.port_or_known_default(),
         // Without the query, which may carry keys.
         url.path = url.path(),
-        http.response.status_code = tracing::field::Empty,
     );
     if let Some(parent) = span.in_scope(TraceParent::current)
         && let Ok(value) = parent.as_str().parse()
@@ -209,15 +207,12 @@ pub(crate) async fn execute(
     }
     let outcome = client.execute(request).instrument(span.clone()).await;
     match &outcome {
-        Ok(response) => {
-            span.record("http.response.status_code", response.status().as_u16());
-            if response.status().is_server_error() {
-                span.record("otel.status_code", "ERROR");
-            }
-        }
-        Err(_) => {
-            span.record("otel.status_code", "ERROR");
-        }
+        Ok(response) => record_status(
+            &span,
+            response.status().as_u16(),
+            response.status().is_server_error(),
+        ),
+        Err(_) => span.set_status(opentelemetry::trace::Status::error("")),
     }
     outcome
 }

@@ -201,6 +201,21 @@ async fn traced_and_linked(
         traceparent.starts_with(&format!("00-{}-", hex(&job.trace_id))),
         "{traceparent}"
     );
+    // The call itself is a client span of the job's trace, with the answer's status.
+    let call = spans
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|s| s.trace_id == job.trace_id && attribute(s, "server.address").is_some())
+        .cloned()
+        .expect("a span for the webhook call");
+    assert!(
+        matches!(
+            attribute(&call, "http.response.status_code"),
+            Some(AttributeValue::IntValue(200..=299))
+        ),
+        "{call:?}"
+    );
 
     // The request's statements are spans under it. Not with SQLite: sqlx runs its
     // statements on a worker thread of its own, outside the request's span.
