@@ -13,11 +13,13 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use onair_store::jobs::{ClaimedJob, NewJob, PushBatchJob, PushRetryJob, kinds};
 use onair_store::{PushSubscription, Store, StreamView, Timestamp};
 use serde::Serialize;
 use uuid::Uuid;
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
+use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
+use web_push_native::p256::pkcs8::EncodePrivateKey;
 use web_push_native::{Auth, WebPushBuilder, p256};
 
 use super::outbound::{CallFailure, Outbound, describe_failure};
@@ -31,7 +33,8 @@ const PUSH_TTL: Duration = Duration::from_secs(3600);
 
 pub struct WebPush {
     outbound: Outbound,
-    key: ES256KeyPair,
+    /// Signs the VAPID tokens (ES256).
+    key: EncodingKey,
     public_key: String,
     contact: String,
 }
@@ -59,26 +62,29 @@ impl WebPush {
         contact: String,
         outbound: Outbound,
     ) -> Result<Self, VapidKeyError> {
-        let key = match private_key {
+        let secret = match private_key {
             Some(encoded) => URL_SAFE_NO_PAD
                 .decode(encoded.trim())
                 .map_err(|e| VapidKeyError(e.to_string()))
                 .and_then(|bytes| {
-                    ES256KeyPair::from_bytes(&bytes).map_err(|e| VapidKeyError(e.to_string()))
+                    p256::SecretKey::from_slice(&bytes).map_err(|e| VapidKeyError(e.to_string()))
                 })?,
             // A valid scalar for all but a 2^-32 share of derivations: try the next one.
             None => (0..)
                 .find_map(|n| {
                     let seed = crate::secrets::derive_key(root_secret, &format!("vapid-{n}"));
-                    ES256KeyPair::from_bytes(&seed).ok()
+                    p256::SecretKey::from_slice(&seed).ok()
                 })
                 .expect("some derivation is a valid key"),
         };
         let public_key =
-            URL_SAFE_NO_PAD.encode(key.public_key().public_key().to_bytes_uncompressed());
+            URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes());
+        let pkcs8 = secret
+            .to_pkcs8_der()
+            .map_err(|e| VapidKeyError(e.to_string()))?;
         Ok(Self {
             outbound,
-            key,
+            key: EncodingKey::from_ec_der(pkcs8.as_bytes()),
             public_key,
             contact,
         })
@@ -128,14 +134,39 @@ impl WebPush {
             .check_target(&subscription.endpoint)
             .map_err(|e| format!("endpoint refused: {e}"))?;
         let keys = BrowserKeys::parse(&subscription.p256dh, &subscription.auth)?;
-        let endpoint = endpoint.as_str().parse().map_err(|e| format!("{e}"))?;
-        let request = WebPushBuilder::new(endpoint, keys.public, keys.auth)
+        let authorization = self.vapid(&endpoint)?;
+        let uri = endpoint.as_str().parse().map_err(|e| format!("{e}"))?;
+        let mut request = WebPushBuilder::new(uri, keys.public, keys.auth)
             .with_valid_duration(PUSH_TTL)
-            .with_vapid(&self.key, &self.contact)
             .build(payload.to_vec())
             .map_err(|e| e.to_string())?;
+        request.headers_mut().insert(
+            reqwest::header::AUTHORIZATION,
+            authorization.parse().map_err(|e| format!("{e}"))?,
+        );
         reqwest::Request::try_from(request).map_err(|e| describe_failure(&subscription.endpoint, e))
     }
+
+    /// The VAPID `Authorization` (RFC 8292): a JWT naming the push service's origin,
+    /// valid as long as the push, and our public key.
+    fn vapid(&self, endpoint: &url::Url) -> Result<String, String> {
+        let expires = chrono::Utc::now() + PUSH_TTL;
+        let claims = VapidClaims {
+            aud: endpoint.origin().ascii_serialization(),
+            exp: expires.timestamp(),
+            sub: &self.contact,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.key)
+            .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
+        Ok(format!("vapid t={token}, k={}", self.public_key))
+    }
+}
+
+#[derive(Serialize)]
+struct VapidClaims<'a> {
+    aud: String,
+    exp: i64,
+    sub: &'a str,
 }
 
 /// The keys a browser's `PushSubscription` carries.

@@ -14,8 +14,6 @@ use onair_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256PublicKey};
-use web_push_native::jwt_simple::claims::NoCustomClaims;
 use web_push_native::p256;
 use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint;
 
@@ -539,14 +537,25 @@ async fn web_push_reaches_subscribers_encrypted_and_signed(db: DbConfig) {
         .strip_prefix("vapid t=")
         .and_then(|rest| rest.split(',').next())
         .expect("vapid authorization");
-    let claims = ES256PublicKey::from_bytes(&vapid)
-        .unwrap()
-        .verify_token::<NoCustomClaims>(token, None)
-        .expect("signed with the advertised VAPID key");
-    let audience = claims.audiences.unwrap().into_string().unwrap();
-    // web-push-native puts scheme and host in `aud` but drops a non-default port;
-    // real push services listen on 443, where the two agree.
-    assert_eq!(audience, format!("http://{}", service.addr.ip()));
+    // The advertised key is an uncompressed point: 0x04, x, y.
+    assert_eq!((vapid.len(), vapid[0]), (65, 4));
+    let key = jsonwebtoken::DecodingKey::from_ec_components(
+        &URL_SAFE_NO_PAD.encode(&vapid[1..33]),
+        &URL_SAFE_NO_PAD.encode(&vapid[33..]),
+    )
+    .unwrap();
+    // `aud` is the push service's origin, port included.
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[format!("http://{}", service.addr)]);
+    validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("signed with the advertised VAPID key, for this push service");
+    assert!(claims.claims["sub"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(
+        authorization.rsplit_once(", k=").map(|(_, k)| k),
+        Some(URL_SAFE_NO_PAD.encode(&vapid).as_str()),
+        "the header names the key"
+    );
 
     // 410: the subscription is removed. 500: retried alone until delivered.
     service.wait_for("/push/gone", 1).await;
