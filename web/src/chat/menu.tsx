@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { chatName, type ChatMessage, type ClientFrame } from './protocol';
 
 const ACTIONS: { label: string; frame: (m: ChatMessage) => ClientFrame }[] = [
@@ -14,7 +14,9 @@ export function MessageMenu({ message, send }: { message: ChatMessage; send: (fr
   const toggle = useRef<HTMLButtonElement>(null);
   const menu = useRef<HTMLDivElement>(null);
 
-  useEffect(() => {
+  // A layout effect: focus is in the list as soon as it shows, before the next key press
+  // (a later effect could move it there after that key had closed the list, losing it).
+  useLayoutEffect(() => {
     if (!open) return;
     menu.current?.querySelector('button')?.focus();
     const outside = (event: Event) => {
@@ -29,8 +31,10 @@ export function MessageMenu({ message, send }: { message: ChatMessage; send: (fr
     toggle.current?.focus();
   };
   const id = `actions-${message.id}`;
+  // Escape is heard on the whole menu, toggle included: a key pressed right after the click,
+  // before focus has moved into the list, still closes it.
   return (
-    <span class="chat-menu">
+    <span class="chat-menu" onKeyDown={(e) => open && e.key === 'Escape' && close()}>
       <button
         ref={toggle}
         type="button"
@@ -49,7 +53,6 @@ export function MessageMenu({ message, send }: { message: ChatMessage; send: (fr
           class="chat-menu-list"
           role="group"
           aria-label={`Actions on ${chatName(message.user)}'s message`}
-          onKeyDown={(e) => e.key === 'Escape' && close()}
         >
           {ACTIONS.map((action) => (
             <button
