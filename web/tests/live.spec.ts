@@ -38,13 +38,14 @@ for (const hlsJs of [false, true]) {
       await expect.poll(clock, { timeout: 30_000 }).toBeGreaterThan(1);
       const start = await clock();
       await expect.poll(clock, { timeout: 10_000 }).toBeGreaterThan(start + 1);
-      // The quality menu: auto plus each rendition of the master playlist.
+      // The quality menu: auto plus each rendition of the master playlist (a 360p source:
+      // itself and the rung below it).
       const options = () => viewer.getByLabel('Quality').locator('option').allTextContents();
-      await expect.poll(options).toContain('360p');
+      await expect.poll(options).toContain('180p');
       expect((await options())[0]).toMatch(/^Auto/);
       expect((await options()).length).toBeGreaterThanOrEqual(3);
-      await viewer.getByLabel('Quality').selectOption({ label: '360p' });
-      await expect(viewer.getByText('Playing 360p')).toBeVisible({ timeout: 15_000 });
+      await viewer.getByLabel('Quality').selectOption({ label: '180p' });
+      await expect(viewer.getByText('Playing 180p')).toBeVisible({ timeout: 15_000 });
       await expect(viewer.getByText(/\d+ viewers?/)).toBeVisible();
       if (!hlsJs) await viewer.screenshot({ path: `${SCREENSHOTS}channel-playing.png` });
       await expectAccessible(viewer, 'channel (playing)');

@@ -8,8 +8,11 @@ mod clip;
 mod fetch;
 mod ffmpeg;
 mod flv;
+mod ingest;
+mod ladder;
 mod master;
 mod mirror;
+mod output;
 mod playlist;
 mod publishers;
 mod recording;
@@ -22,13 +25,12 @@ use uuid::Uuid;
 
 pub use clip::{ClipOutput, ClipRange, cut_clip};
 pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
+pub use ingest::IngestConfig;
 pub use playlist::playlist_duration;
 pub use publishers::Publishers;
 pub use recording::RECORDING_PLAYLIST;
-pub use rtmp::{IngestConfig, IngestServer};
-pub use transcoder::{
-    MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, RENDITIONS, TranscodeSettings, Transcoder,
-};
+pub use rtmp::IngestServer;
+pub use transcoder::{MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, TranscodeSettings};
 pub use vod::{VodError, VodOutput, VodSettings, build_vod};
 
 /// A publish the application accepted: whose it is and which broadcast it feeds.

@@ -1,9 +1,10 @@
 //! The master playlist, written by us rather than ffmpeg: ffmpeg leaves out any rendition
 //! whose bitrate it does not know (a copied stream without bitrate metadata, which is
 //! what most RTMP publishers send), and players would never see the source quality.
-//! Each rendition's BANDWIDTH is measured from its first segment, and its RESOLUTION,
-//! CODECS and FRAME-RATE read from that segment by ffprobe, so players can label their
-//! quality menus and skip renditions they cannot decode (RFC 8216 §4.3.4.2).
+//! Each rendition's BANDWIDTH and AVERAGE-BANDWIDTH are measured from its segments (a
+//! live one's first segment), and its RESOLUTION, CODECS and FRAME-RATE read from a
+//! segment by ffprobe, so players can label their quality menus, pick by bitrate and
+//! skip renditions they cannot decode (RFC 8216 §4.3.4.2).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,12 +14,14 @@ use serde::Deserialize;
 use crate::ffmpeg;
 use crate::playlist;
 use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
-use crate::transcoder::{MASTER_PLAYLIST, RENDITIONS};
+use crate::transcoder::MASTER_PLAYLIST;
 
 /// One rendition as the master playlist describes it.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Variant {
+    /// Peak and average bits per second.
     bandwidth: u64,
+    average_bandwidth: u64,
     resolution: Option<(u32, u32)>,
     /// RFC 6381 codec names; empty when a codec is not one we can name exactly (a wrong
     /// CODECS makes players skip the rendition, a missing one only makes them probe).
@@ -79,7 +82,7 @@ fn frame_rate(rate: &str) -> Option<f64> {
 }
 
 impl Variant {
-    fn from_probe(bandwidth: u64, probe: &Probe) -> Self {
+    fn from_probe((bandwidth, average_bandwidth): (u64, u64), probe: &Probe) -> Self {
         let video = probe
             .streams
             .iter()
@@ -92,6 +95,7 @@ impl Variant {
             .collect();
         Self {
             bandwidth,
+            average_bandwidth,
             resolution: video.and_then(|v| Some((v.width?, v.height?))),
             codecs: codecs.unwrap_or_default(),
             frame_rate: video.and_then(|v| {
@@ -104,7 +108,10 @@ impl Variant {
     }
 
     fn stream_inf(&self) -> String {
-        let mut line = format!("#EXT-X-STREAM-INF:BANDWIDTH={}", self.bandwidth);
+        let mut line = format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={}",
+            self.bandwidth, self.average_bandwidth
+        );
         if let Some((width, height)) = self.resolution {
             line.push_str(&format!(",RESOLUTION={width}x{height}"));
         }
@@ -137,25 +144,29 @@ async fn first_segment_of(rendition_dir: &Path) -> Option<(PathBuf, f64)> {
     Some((rendition_dir.join(first.uri), first.seconds))
 }
 
-/// A rendition's variant line: `bandwidth` in bits per second, the rest probed from
-/// `segment`.
-async fn describe(ffprobe: &Path, segment: &Path, bandwidth: u64) -> Variant {
+/// A rendition's variant line: `bandwidths` (peak, average) in bits per second, the
+/// rest probed from `segment`.
+async fn describe(ffprobe: &Path, segment: &Path, bandwidths: (u64, u64)) -> Variant {
     match probe(ffprobe, segment).await {
-        Some(probed) => Variant::from_probe(bandwidth, &probed),
+        Some(probed) => Variant::from_probe(bandwidths, &probed),
         None => Variant {
-            bandwidth,
+            bandwidth: bandwidths.0,
+            average_bandwidth: bandwidths.1,
             ..Variant::default()
         },
     }
 }
 
-/// A live rendition's variant, from its first segment: peak bits per second estimated
-/// from its size, the rest probed.
+/// Bits per second of `bytes` lasting `seconds`.
+fn bits_per_second(bytes: u64, seconds: f64) -> u64 {
+    (bytes as f64 * 8.0 / seconds.max(0.1)) as u64
+}
+
+/// A live rendition's variant, from its first segment: its bitrate as the average, with
+/// 20 % headroom as the peak (one segment is a sample, not the peak), the rest probed.
 async fn describe_live(ffprobe: &Path, segment: &Path, seconds: f64) -> Option<Variant> {
-    let bytes = tokio::fs::metadata(segment).await.ok()?.len();
-    // 20 % headroom: the first segment is a sample, not the peak.
-    let bandwidth = (bytes as f64 * 8.0 / seconds.max(0.1) * 1.2) as u64;
-    Some(describe(ffprobe, segment, bandwidth).await)
+    let average = bits_per_second(tokio::fs::metadata(segment).await.ok()?.len(), seconds);
+    Some(describe(ffprobe, segment, (average * 6 / 5, average)).await)
 }
 
 /// A master playlist over `(variant, media playlist URI)` pairs.
@@ -168,35 +179,36 @@ fn render<'a>(variants: impl IntoIterator<Item = (&'a Variant, String)>) -> Stri
 }
 
 /// The live renditions' master over their `playlist` (the live or the recording one).
-fn render_live(variants: &[Variant], playlist: &str) -> String {
+fn render_live(variants: &[Variant], renditions: &[String], playlist: &str) -> String {
     render(
         variants
             .iter()
-            .zip(RENDITIONS)
+            .zip(renditions)
             .map(|(variant, rendition)| (variant, format!("{rendition}/{playlist}"))),
     )
 }
 
-/// Waits until every rendition has a segment, then writes the master playlist (and the
-/// recording's master when `record`) atomically and records the publish → playable
-/// time (the review's stream start latency). Gives up after `limit`.
+/// Waits until every rendition (directory names under `output`) has a segment, then
+/// writes the master playlist (and the recording's master when `record`) atomically and
+/// records the publish → playable time (the review's stream start latency). Gives up
+/// after `limit`.
 pub(crate) async fn publish_when_ready(
     output: PathBuf,
-    ffprobe: PathBuf,
-    record: bool,
+    renditions: Vec<String>,
+    (ffprobe, record): (PathBuf, bool),
     started: Instant,
     limit: Duration,
 ) {
     let deadline = started + limit;
     while Instant::now() < deadline {
-        let mut segments = Vec::with_capacity(RENDITIONS.len());
-        for rendition in RENDITIONS {
+        let mut segments = Vec::with_capacity(renditions.len());
+        for rendition in &renditions {
             match first_segment_of(&output.join(rendition)).await {
                 Some(segment) => segments.push(segment),
                 None => break,
             }
         }
-        let described = if segments.len() == RENDITIONS.len() {
+        let described = if segments.len() == renditions.len() {
             let probes = segments
                 .iter()
                 .map(|(path, seconds)| describe_live(&ffprobe, path, *seconds));
@@ -213,7 +225,8 @@ pub(crate) async fn publish_when_ready(
                 masters.push((RECORDING_PLAYLIST, RECORDING_PLAYLIST));
             }
             for (master, playlist) in masters {
-                let (path, contents) = (output.join(master), render_live(&variants, playlist));
+                let contents = render_live(&variants, &renditions, playlist);
+                let path = output.join(master);
                 if let Err(e) = playlist::write_atomically(&path, &contents).await {
                     tracing::error!(error = %e, master, "cannot write a master playlist");
                     return;
@@ -229,7 +242,7 @@ pub(crate) async fn publish_when_ready(
 }
 
 /// Writes `dir/master.m3u8` over the VOD renditions `dir/<rendition>/index.m3u8`, each
-/// with its measured peak bitrate.
+/// with its measured peak and average bitrates.
 pub(crate) async fn write_vod_master(
     ffprobe: &Path,
     dir: &Path,
@@ -240,15 +253,19 @@ pub(crate) async fn write_vod_master(
         let rendition_dir = dir.join(rendition);
         let live = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST)).await?;
         let segments = playlist::segments(&live);
-        let mut peak = 0u64;
+        let (mut peak, mut total_bytes) = (0u64, 0u64);
         for segment in &segments {
             let bytes = tokio::fs::metadata(rendition_dir.join(&segment.uri))
                 .await?
                 .len();
-            peak = peak.max((bytes as f64 * 8.0 / segment.seconds.max(0.1)) as u64);
+            peak = peak.max(bits_per_second(bytes, segment.seconds));
+            total_bytes += bytes;
         }
+        let seconds = segments.iter().map(|s| s.seconds).sum();
+        let average = bits_per_second(total_bytes, seconds);
         let first = segments.first().ok_or(std::io::ErrorKind::InvalidData)?;
-        variants.push(describe(ffprobe, &rendition_dir.join(&first.uri), peak).await);
+        let bandwidths = (peak, average);
+        variants.push(describe(ffprobe, &rendition_dir.join(&first.uri), bandwidths).await);
     }
     let master = render(
         variants
@@ -284,21 +301,24 @@ mod tests {
                 stream("audio", "aac", "LC", -99),
             ],
         };
-        let source = Variant::from_probe(6_000_000, &probe);
+        let source = Variant::from_probe((6_000_000, 5_000_000), &probe);
         let bare = Variant {
             bandwidth: 900_000,
+            average_bandwidth: 750_000,
             ..Variant::default()
         };
-        let master = render_live(&[source, bare], LIVE_PLAYLIST);
+        let renditions = ["source".to_owned(), "360p".to_owned()];
+        let master = render_live(&[source, bare], &renditions, LIVE_PLAYLIST);
         assert!(
             master.contains(
-                "#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1280x720,\
-                 CODECS=\"avc1.64001F,mp4a.40.2\",FRAME-RATE=29.970\nsource/index.m3u8"
+                "#EXT-X-STREAM-INF:BANDWIDTH=6000000,AVERAGE-BANDWIDTH=5000000,\
+                 RESOLUTION=1280x720,CODECS=\"avc1.64001F,mp4a.40.2\",FRAME-RATE=29.970\n\
+                 source/index.m3u8"
             ),
             "{master}"
         );
         assert!(
-            master.contains("BANDWIDTH=900000\n360p/index.m3u8"),
+            master.contains("BANDWIDTH=900000,AVERAGE-BANDWIDTH=750000\n360p/index.m3u8"),
             "{master}"
         );
     }
@@ -320,7 +340,7 @@ mod tests {
             ],
         };
         assert!(
-            Variant::from_probe(1, &probe).codecs.is_empty(),
+            Variant::from_probe((1, 1), &probe).codecs.is_empty(),
             "all or none"
         );
         assert_eq!(frame_rate("25/1"), Some(25.0));

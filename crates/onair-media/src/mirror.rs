@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 
 use crate::playlist;
 use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST, Recorder};
-use crate::transcoder::RENDITIONS;
 
 const POLL: Duration = Duration::from_millis(200);
 /// Passes between measures of the spool (a walk of its files).
@@ -34,11 +33,12 @@ pub(crate) struct Mirror {
 }
 
 impl Mirror {
-    /// Starts keeping `spool`, mirrored to `key_prefix` in `store` unless the store is
-    /// the spool itself; `record`: maintain the recording playlists.
+    /// Starts keeping `spool` (its renditions are the directories `renditions`),
+    /// mirrored to `key_prefix` in `store` unless the store is the spool itself;
+    /// `record`: maintain the recording playlists.
     pub(crate) fn start(
         store: &MediaStore,
-        spool: PathBuf,
+        (spool, renditions): (PathBuf, Vec<String>),
         key_prefix: String,
         record: bool,
     ) -> Self {
@@ -46,6 +46,7 @@ impl Mirror {
         let keeper = Keeper {
             store: (!store.is_spool()).then(|| store.clone()),
             spool,
+            renditions,
             key_prefix,
             sent: HashMap::new(),
             listed: HashSet::new(),
@@ -68,6 +69,7 @@ struct Keeper {
     /// None when the store is the spool: nothing to copy or remove.
     store: Option<MediaStore>,
     spool: PathBuf,
+    renditions: Vec<String>,
     key_prefix: String,
     /// Files copied to the store, with the modification time that was copied.
     sent: HashMap<PathBuf, SystemTime>,
@@ -80,7 +82,7 @@ struct Keeper {
 
 async fn run(mut keeper: Keeper, record: bool, mut stopped: watch::Receiver<bool>) {
     let mut recorder = match record {
-        true => Some(Recorder::open(&keeper.spool).await),
+        true => Some(Recorder::open(&keeper.spool, &keeper.renditions).await),
         false => None,
     };
     loop {
@@ -195,7 +197,7 @@ impl Keeper {
     /// Removes the spool's copies of segments that left the live window and are in the
     /// store (the recording there names them; players of the live window never ask).
     async fn prune(&mut self) {
-        for name in RENDITIONS {
+        for name in &self.renditions {
             let dir = self.spool.join(name);
             let Ok(live) = tokio::fs::read_to_string(dir.join(LIVE_PLAYLIST)).await else {
                 continue;
@@ -277,6 +279,7 @@ mod tests {
         let keeper = Keeper {
             store: Some(store.clone()),
             spool: spool.clone(),
+            renditions: vec!["360p".into()],
             key_prefix: "live/abc".into(),
             sent: HashMap::new(),
             listed: HashSet::new(),
@@ -291,7 +294,8 @@ mod tests {
             .collect();
         assert_eq!(ranks, [0, 0, 1, 2]);
 
-        let mirror = Mirror::start(&store, spool.clone(), "live/abc".into(), false);
+        let kept = (spool.clone(), vec!["360p".into()]);
+        let mirror = Mirror::start(&store, kept, "live/abc".into(), false);
         mirror.finish().await;
         assert_eq!(
             store

@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::playlist::{self, Segment};
-use crate::transcoder::RENDITIONS;
 
 /// A rendition's recording beside its live playlist, and the master over them at the
 /// broadcast root.
@@ -30,11 +29,11 @@ struct Rendition {
 }
 
 impl Recorder {
-    /// Continues the recordings already in `spool` (a publisher that came back within
-    /// the grace window), or starts empty ones.
-    pub(crate) async fn open(spool: &Path) -> Self {
-        let mut renditions = Vec::with_capacity(RENDITIONS.len());
-        for name in RENDITIONS {
+    /// Continues the recordings of `names` already in `spool` (a publisher that came back
+    /// within the grace window), or starts empty ones.
+    pub(crate) async fn open(spool: &Path, names: &[String]) -> Self {
+        let mut renditions = Vec::with_capacity(names.len());
+        for name in names {
             let dir = spool.join(name);
             let segments = match tokio::fs::read_to_string(dir.join(RECORDING_PLAYLIST)).await {
                 Ok(recording) => playlist::segments(&recording),

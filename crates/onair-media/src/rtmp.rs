@@ -1,54 +1,27 @@
 //! The RTMP listener. Each connection runs a scuffle-rtmp session whose handler checks the
 //! publish with the application, then turns audio/video messages into FLV on ffmpeg's
-//! stdin. Capacity is a semaphore of ingest slots; a refused, failed or stopped publish
-//! closes the connection and frees its slot. A publish is stopped at once through
-//! `Publishers`, or within `RECHECK` when its broadcast is no longer live with it (ended
-//! or its key rotated through another node).
+//! stdin; the first video message's H.264 configuration gives the source height that
+//! sets the ladder. A refused, failed or stopped publish closes the connection and frees
+//! its ingest slot (`ingest.rs`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bytes::Bytes;
 use scuffle_rtmp::ServerSession;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Mutex, Notify};
 use tracing::Instrument;
 
 use crate::flv::{self, TagKind};
-use crate::master;
-use crate::mirror::Mirror;
-use crate::transcoder::{TranscodeSettings, Transcoder};
+use crate::ingest::{Ingest, IngestConfig, Publish, refused};
 use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, Publishers, stream_key_of};
-
-/// How often a session asks whether its broadcast is still live with it.
-const RECHECK: Duration = Duration::from_secs(3);
-
-#[derive(Debug, Clone)]
-pub struct IngestConfig {
-    pub bind: SocketAddr,
-    /// The RTMP application publishers must use (`rtmp://host/<app>/<key>`).
-    pub app: String,
-    /// Concurrent ingests this node accepts; more are refused.
-    pub max_ingests: usize,
-    /// The spool: ffmpeg writes HLS to `<media_root>/live/<stream id>/`.
-    pub media_root: PathBuf,
-    /// Where HLS is published (the spool itself by default).
-    pub store: onair_infra::MediaStore,
-    pub transcode: TranscodeSettings,
-}
 
 pub struct IngestServer {
     listener: TcpListener,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    config: IngestConfig,
-    handler: Arc<dyn PublishHandler>,
-    slots: Arc<Semaphore>,
-    publishers: Publishers,
+    ingest: Arc<Ingest>,
 }
 
 impl IngestServer {
@@ -58,15 +31,9 @@ impl IngestServer {
         publishers: Publishers,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.bind).await?;
-        let slots = Arc::new(Semaphore::new(config.max_ingests));
         Ok(Self {
             listener,
-            shared: Arc::new(Shared {
-                config,
-                handler,
-                slots,
-                publishers,
-            }),
+            ingest: Arc::new(Ingest::new(config, handler, publishers)),
         })
     }
 
@@ -89,10 +56,10 @@ impl IngestServer {
                 accepted = self.listener.accept() => match accepted {
                     Ok((socket, peer)) => {
                         let _ = socket.set_nodelay(true);
-                        let shared = Arc::clone(&self.shared);
+                        let ingest = Arc::clone(&self.ingest);
                         let stopped = stopped.clone();
                         tokio::spawn(
-                            serve_connection(shared, socket, stopped)
+                            serve_connection(ingest, socket, stopped)
                                 .instrument(tracing::info_span!("rtmp", %peer)),
                         );
                     }
@@ -110,21 +77,24 @@ impl IngestServer {
 /// The publish in progress on one connection.
 struct Active {
     rtmp_stream_id: u32,
-    publication: Publication,
-    transcoder: Transcoder,
-    mirror: Mirror,
-    _slot: OwnedSemaphorePermit,
+    publish: Publish,
+}
+
+impl AsRef<Publication> for Active {
+    fn as_ref(&self) -> &Publication {
+        self.publish.as_ref()
+    }
 }
 
 async fn serve_connection(
-    shared: Arc<Shared>,
+    ingest: Arc<Ingest>,
     socket: tokio::net::TcpStream,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let active = Arc::new(Mutex::new(None));
+    let active: Arc<Mutex<Option<Active>>> = Arc::new(Mutex::new(None));
     let stop = Arc::new(Notify::new());
     let handler = Session {
-        shared: Arc::clone(&shared),
+        ingest: Arc::clone(&ingest),
         active: Arc::clone(&active),
         stop: Arc::clone(&stop),
     };
@@ -138,65 +108,20 @@ async fn serve_connection(
             }
         },
         _ = stopped.wait_for(|stop| *stop) => PublishEnd::PublisherLeft,
-        () = revoked(&shared, &active, &stop) => PublishEnd::Stopped,
+        () = ingest.revoked(&stop, &active) => PublishEnd::Stopped,
     };
     // The connection is gone (closed by either side): finish whatever it was publishing.
     let active = active.lock().await.take();
     if let Some(active) = active {
-        finish(&shared, active, ended).await;
+        ingest.finish(active.publish, ended).await;
     }
-}
-
-/// Resolves when the application stops this connection's publish, or when a re-check
-/// finds its broadcast no longer live with it.
-async fn revoked(shared: &Shared, active: &Mutex<Option<Active>>, stop: &Notify) {
-    let mut tick = tokio::time::interval(RECHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.notified() => return,
-            _ = tick.tick() => {}
-        }
-        let publication = active.lock().await.as_ref().map(|a| a.publication.clone());
-        if let Some(publication) = publication
-            && !shared.handler.still_live(&publication).await
-        {
-            return;
-        }
-    }
-}
-
-/// Stops ffmpeg and tells the application how the publish ended.
-async fn finish(shared: &Shared, active: Active, end: PublishEnd) {
-    shared.publishers.unregister(&active.publication);
-    let status = active.transcoder.finish(Duration::from_secs(5)).await;
-    active.mirror.finish().await;
-    let end = match status {
-        Some(status) if !status.success() && end == PublishEnd::PublisherLeft => {
-            // ffmpeg exits non-zero when its input stops mid-stream only if it broke.
-            tracing::warn!(?status, "ffmpeg exited with failure");
-            metrics::counter!("ingest_transcoder_failures_total").increment(1);
-            PublishEnd::TranscoderFailed
-        }
-        _ => end,
-    };
-    metrics::gauge!("ingest_active").decrement(1.0);
-    tracing::info!(stream_id = %active.publication.stream_id, ?end, "publish ended");
-    shared.handler.publish_ended(&active.publication, end).await;
 }
 
 struct Session {
-    shared: Arc<Shared>,
+    ingest: Arc<Ingest>,
     active: Arc<Mutex<Option<Active>>>,
-    /// Wakes `revoked` when the application stops this publish.
+    /// Wakes `Ingest::revoked` when the application stops this publish.
     stop: Arc<Notify>,
-}
-
-fn refuse(reason: PublishRefused) -> ServerSessionError {
-    metrics::counter!("ingest_refused_total", "reason" => reason.reason()).increment(1);
-    // Never log the key itself.
-    tracing::warn!(reason = reason.reason(), "publish refused");
-    close_connection()
 }
 
 /// Any handler error ends the session and closes the socket. scuffle-rtmp has no variant
@@ -214,72 +139,23 @@ impl SessionHandler for Session {
     ) -> Result<(), ServerSessionError> {
         let mut active = self.active.lock().await;
         if active.is_some() {
-            return Err(refuse(PublishRefused::AlreadyPublishing));
+            refused(PublishRefused::AlreadyPublishing);
+            return Err(close_connection());
         }
-        if app_name != self.shared.config.app {
-            return Err(refuse(PublishRefused::UnknownApp));
+        if app_name != self.ingest.config.app {
+            refused(PublishRefused::UnknownApp);
+            return Err(close_connection());
         }
-        let Ok(slot) = Arc::clone(&self.shared.slots).try_acquire_owned() else {
-            return Err(refuse(PublishRefused::AtCapacity));
-        };
-        let publication = self
-            .shared
-            .handler
-            .publish_started(stream_key_of(stream_name))
+        let header = Bytes::from_static(&flv::HEADER);
+        let stop = Arc::clone(&self.stop);
+        let publish = self
+            .ingest
+            .accept(stream_key_of(stream_name), header, stop)
             .await
-            .map_err(refuse)?;
-        let output = self
-            .shared
-            .config
-            .media_root
-            .join(crate::live_key(publication.stream_id));
-        let mut transcoder = match Transcoder::spawn(
-            &self.shared.config.transcode,
-            &output,
-            publication.record,
-        ) {
-            Ok(transcoder) => transcoder,
-            Err(e) => {
-                tracing::error!(error = %e, ffmpeg = %self.shared.config.transcode.ffmpeg.display(), "cannot start ffmpeg");
-                metrics::counter!("ingest_transcoder_failures_total").increment(1);
-                self.shared
-                    .handler
-                    .publish_ended(&publication, PublishEnd::TranscoderFailed)
-                    .await;
-                return Err(refuse(PublishRefused::Unavailable));
-            }
-        };
-        if transcoder.write(&flv::HEADER).await.is_err() {
-            self.shared
-                .handler
-                .publish_ended(&publication, PublishEnd::TranscoderFailed)
-                .await;
-            return Err(refuse(PublishRefused::Unavailable));
-        }
-        metrics::gauge!("ingest_active").increment(1.0);
-        tracing::info!(stream_id = %publication.stream_id, resumed = publication.resumed, "publish accepted");
-        let mirror = Mirror::start(
-            &self.shared.config.store,
-            output.clone(),
-            crate::live_key(publication.stream_id),
-            publication.record,
-        );
-        tokio::spawn(master::publish_when_ready(
-            output,
-            self.shared.config.transcode.ffprobe(),
-            publication.record,
-            Instant::now(),
-            Duration::from_secs(30),
-        ));
-        self.shared
-            .publishers
-            .register(&publication, Arc::clone(&self.stop));
+            .map_err(|_| close_connection())?;
         *active = Some(Active {
             rtmp_stream_id: stream_id,
-            publication,
-            transcoder,
-            mirror,
-            _slot: slot,
+            publish,
         });
         Ok(())
     }
@@ -291,7 +167,9 @@ impl SessionHandler for Session {
             .is_some_and(|a| a.rtmp_stream_id == stream_id)
             && let Some(active) = active.take()
         {
-            finish(&self.shared, active, PublishEnd::PublisherLeft).await;
+            self.ingest
+                .finish(active.publish, PublishEnd::PublisherLeft)
+                .await;
         }
         Ok(())
     }
@@ -311,16 +189,19 @@ impl SessionHandler for Session {
         let Some(active) = guard.as_mut().filter(|a| a.rtmp_stream_id == stream_id) else {
             return Ok(());
         };
-        if active
-            .transcoder
-            .write(&flv::tag(kind, timestamp, &body))
-            .await
-            .is_err()
-        {
+        let output = &mut active.publish.output;
+        let mut written = Ok(());
+        // The first video message decides the ladder (H.264 sends its configuration first).
+        if kind == TagKind::Video && output.waiting() {
+            written = output.start(flv::source_height(&body)).await;
+        }
+        if written.is_ok() {
+            written = output.write(flv::tag(kind, timestamp, &body)).await;
+        }
+        if written.is_err() {
             // ffmpeg is gone: end the broadcast and drop the publisher.
             let active = guard.take().expect("checked above");
-            metrics::counter!("ingest_transcoder_failures_total").increment(1);
-            finish(&self.shared, active, PublishEnd::TranscoderFailed).await;
+            self.ingest.transcoder_failed(active.publish).await;
             return Err(close_connection());
         }
         Ok(())

@@ -1,5 +1,5 @@
 //! ffmpeg as a supervised child: FLV in on stdin, adaptive HLS out (the source rendition
-//! copied, a 360p rendition encoded, a master playlist over both) and a preview image.
+//! copied, the ladder's rungs below it encoded from one decode) and a preview image.
 //! The process is killed if its owner goes away, its exit is always reaped, and a failure
 //! is reported.
 
@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
+
+use crate::ladder;
 
 /// How ffmpeg is run. The master playlist is not ffmpeg's: see `master.rs`.
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct TranscodeSettings {
     pub segment_seconds: u32,
     /// Segments listed in a live playlist.
     pub playlist_size: u32,
+    /// Heights encoded below the source (never above it): see `ladder.rs`.
+    pub ladder: Vec<u32>,
 }
 
 impl Default for TranscodeSettings {
@@ -31,14 +35,13 @@ impl Default for TranscodeSettings {
             threads: 2,
             segment_seconds: 1,
             playlist_size: 6,
+            ladder: vec![720, 480, 360],
         }
     }
 }
 
 /// The playlist players open; rendition playlists are `<name>/index.m3u8`.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
-/// Rendition directory names, in master-playlist order.
-pub const RENDITIONS: [&str; 2] = ["source", "360p"];
 /// A still of the broadcast for the live lists, beside the master playlist.
 pub const PREVIEW_IMAGE: &str = "preview.jpg";
 /// How often the preview is replaced, in seconds of video.
@@ -52,43 +55,63 @@ impl TranscodeSettings {
         ffprobe_beside(&self.ffmpeg)
     }
 
+    /// The rungs to encode below a source `source_height` pixels tall; when the height
+    /// is unknown (a codec we do not parse), the smallest rung only, scaled no larger
+    /// than the source.
+    fn rungs(&self, source_height: Option<u32>) -> Vec<u32> {
+        match source_height {
+            Some(height) => ladder::rungs(&self.ladder, height),
+            None => self.ladder.iter().min().copied().into_iter().collect(),
+        }
+    }
+
     /// `record`: keep every segment for the recording; otherwise ffmpeg deletes those
-    /// that left the live window.
-    fn command(&self, output: &Path, record: bool) -> Command {
+    /// that left the live window. `names` are the renditions of `rungs`.
+    fn command(&self, output: &Path, record: bool, rungs: &[u32], names: &[String]) -> Command {
         let mut command = Command::new(&self.ffmpeg);
         let segment_pattern = output.join("%v").join("seg_%05d.ts");
         let playlist_pattern = output.join("%v").join("index.m3u8");
         command
             // -y: a resumed broadcast's transcoder replaces the preview image the first
             // one left (ffmpeg refuses to overwrite a file output otherwise).
-            .args(["-y", "-hide_banner", "-loglevel", "error", "-fflags", "+genpts"])
-            .args(["-f", "flv", "-i", "pipe:0"])
             .args([
-                "-map", "0:v:0", "-map", "0:a:0", "-map", "0:v:0", "-map", "0:a:0",
+                "-y",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-fflags",
+                "+genpts",
             ])
-            // Rendition 0: the publisher's own encoding, untouched.
-            .args(["-c:v:0", "copy"])
-            // Rendition 1: 360p, a keyframe every segment so it cuts exactly.
-            .args([
-                "-c:v:1",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-tune",
-                "zerolatency",
-            ])
-            .args(["-filter:v:1", "scale=-2:360", "-b:v:1", "800k"])
-            .args([
-                "-maxrate:v:1",
-                "900k",
-                "-bufsize:v:1",
-                "1600k",
-                "-sc_threshold",
-                "0",
-            ])
-            .arg("-force_key_frames:v:1")
-            .arg(format!("expr:gte(t,n_forced*{})", self.segment_seconds))
-            .args(["-c:a", "copy", "-threads"])
+            .args(["-f", "flv", "-i", "pipe:0"]);
+        // Every rendition carries the source's audio, copied: no audio encode at all.
+        for _ in names {
+            command.args(["-map", "0:v:0", "-map", "0:a:0"]);
+        }
+        // Rendition 0: the publisher's own encoding, untouched. The rungs share one
+        // decode of it; each has a keyframe every segment so it cuts exactly.
+        command.args(["-c:v:0", "copy", "-c:a", "copy"]);
+        let keyframes = format!("expr:gte(t,n_forced*{})", self.segment_seconds);
+        for (index, height) in rungs.iter().enumerate() {
+            let (stream, peak) = (index + 1, ladder::max_kbps(*height));
+            command
+                .args([format!("-c:v:{stream}"), "libx264".into()])
+                .args([format!("-b:v:{stream}"), format!("{}k", peak * 8 / 9)])
+                .args([format!("-maxrate:v:{stream}"), format!("{peak}k")])
+                .args([format!("-bufsize:v:{stream}"), format!("{}k", peak * 2)])
+                .args([
+                    format!("-filter:v:{stream}"),
+                    format!("scale=-2:'min({height},ih)',format=yuv420p"),
+                ])
+                .args([format!("-force_key_frames:v:{stream}"), keyframes.clone()]);
+        }
+        let stream_map: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| format!("v:{index},a:{index},name:{name}"))
+            .collect();
+        command
+            .args(["-preset", "veryfast", "-tune", "zerolatency", "-sc_threshold", "0"])
+            .arg("-threads")
             .arg(self.threads.to_string())
             .args(["-f", "hls", "-hls_time"])
             .arg(self.segment_seconds.to_string())
@@ -102,13 +125,14 @@ impl TranscodeSettings {
                 "independent_segments+temp_file+append_list+discont_start+program_date_time{}",
                 if record { "" } else { "+delete_segments" }
             ))
-            .args(["-var_stream_map", "v:0,a:0,name:source v:1,a:1,name:360p"])
+            .arg("-var_stream_map")
+            .arg(stream_map.join(" "))
             .arg("-hls_segment_filename")
             .arg(segment_pattern)
             .arg(playlist_pattern)
             // Second output, the preview: the first frame, then one every PREVIEW_SECONDS,
-            // from the decoded source (the 360p encode decodes it anyway). One encoder
-            // thread, so each image is written at once instead of when the next arrives;
+            // from the decoded source (the rungs decode it anyway). One encoder thread, so
+            // each image is written at once instead of when the next arrives;
             // atomic_writing renames it into place, so it is never read half-written.
             .args(["-map", "0:v:0", "-an", "-filter:v"])
             .arg(format!(
@@ -133,6 +157,8 @@ pub(crate) fn ffprobe_beside(ffmpeg: &Path) -> PathBuf {
 
 /// A running ffmpeg. Write FLV to it; drop or [`Transcoder::finish`] to stop.
 pub struct Transcoder {
+    /// Rendition directory names, in master-playlist order.
+    renditions: Vec<String>,
     stdin: Option<ChildStdin>,
     exited: watch::Receiver<Option<ExitStatus>>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
@@ -140,16 +166,20 @@ pub struct Transcoder {
 
 impl Transcoder {
     /// `record`: the broadcast is recorded, so every segment is kept (see `command`).
+    /// `source_height`: the publisher's picture height, which sets the ladder.
     pub fn spawn(
         settings: &TranscodeSettings,
         output: &Path,
         record: bool,
+        source_height: Option<u32>,
     ) -> std::io::Result<Self> {
-        for rendition in RENDITIONS {
+        let rungs = settings.rungs(source_height);
+        let renditions = ladder::names(&rungs);
+        for rendition in &renditions {
             std::fs::create_dir_all(output.join(rendition))?;
         }
         let mut child = settings
-            .command(output, record)
+            .command(output, record, &rungs, &renditions)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -168,10 +198,16 @@ impl Transcoder {
         let (kill, kill_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(supervise(child, exit_tx, kill_rx));
         Ok(Self {
+            renditions,
             stdin,
             exited,
             kill: Some(kill),
         })
+    }
+
+    /// Rendition directory names, in master-playlist order.
+    pub fn renditions(&self) -> &[String] {
+        &self.renditions
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {

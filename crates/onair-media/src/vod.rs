@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ffmpeg;
+use crate::ladder;
 use crate::master;
 use crate::mirror::files;
 use crate::playlist::{self, Segment};
@@ -240,29 +241,11 @@ pub(crate) async fn thumbnail(
     ffmpeg::run(command, 0.0, &mut |_| {}).await.map_err(failed)
 }
 
-/// Heights to encode below a source `height` pixels tall: the ladder's rungs under it,
-/// or half the source when it is at or below the smallest rung, so there is always one.
-fn rungs(ladder: &[u32], height: u32) -> Vec<u32> {
-    let even = |h: u32| (h & !1).max(2);
-    let mut rungs: Vec<u32> = ladder
-        .iter()
-        .map(|h| even(*h))
-        .filter(|h| *h < height)
-        .collect();
-    rungs.sort_unstable_by(|a, b| b.cmp(a));
-    rungs.dedup();
-    if rungs.is_empty() {
-        rungs.push(even(height.div_ceil(2)));
-    }
-    rungs
-}
-
 /// ffmpeg's arguments after the input: the source copied, then each rung encoded,
 /// every rendition cut into `segment_seconds` VOD segments under `output/<name>/`.
 fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(OsString::from));
-    let mut map = vec!["source".to_owned()];
     for _ in 0..=rungs.len() {
         push(&["-map", "0:v:0"]);
         if audio {
@@ -284,8 +267,7 @@ fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path
     ]);
     for (index, height) in rungs.iter().enumerate() {
         let stream = index + 1;
-        // Peak bitrate by picture size: 720p ≈ 3 Mb/s, 480p ≈ 1.4, 360p ≈ 0.8.
-        let max_kbps = height * height / 170;
+        let max_kbps = ladder::max_kbps(*height);
         let keyframes = format!("expr:gte(t,n_forced*{})", settings.segment_seconds);
         push(&[
             &format!("-c:v:{stream}"),
@@ -304,9 +286,8 @@ fn ladder_args(settings: &VodSettings, rungs: &[u32], audio: bool, output: &Path
             &format!("-force_key_frames:v:{stream}"),
             &keyframes,
         ]);
-        map.push(format!("{height}p"));
     }
-    let stream_map: Vec<String> = map
+    let stream_map: Vec<String> = ladder::names(rungs)
         .iter()
         .enumerate()
         .map(|(i, name)| match audio {
@@ -345,15 +326,13 @@ pub async fn build_vod(
     let ffprobe = settings.ffprobe();
     let recording = Recording::open(input, output).await?;
     let (height, audio) = recording.streams(&ffprobe).await?;
-    let rungs = rungs(&settings.ladder, height);
+    let rungs = ladder::rungs(&settings.ladder, height);
     let mut command = ffmpeg::ffmpeg(&settings.ffmpeg, settings.nice);
     command
         .args(["-threads", &settings.threads.to_string()])
         .args(recording.input())
         .args(ladder_args(settings, &rungs, audio, output));
-    let renditions: Vec<String> = std::iter::once("source".to_owned())
-        .chain(rungs.iter().map(|h| format!("{h}p")))
-        .collect();
+    let renditions = ladder::names(&rungs);
     for rendition in &renditions {
         tokio::fs::create_dir_all(output.join(rendition))
             .await
@@ -367,7 +346,7 @@ pub async fn build_vod(
     master::write_vod_master(&ffprobe, output, &renditions)
         .await
         .map_err(failed)?;
-    let source = output.join("source").join(LIVE_PLAYLIST);
+    let source = output.join(ladder::SOURCE).join(LIVE_PLAYLIST);
     let duration_secs = duration(&ffprobe, &source).await?;
     thumbnail(
         settings,
@@ -384,20 +363,4 @@ pub async fn build_vod(
         renditions,
         bytes,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ladders_always_have_a_lower_rendition() {
-        let ladder = [720, 480, 360];
-        assert_eq!(rungs(&ladder, 1080), [720, 480, 360]);
-        assert_eq!(rungs(&ladder, 720), [480, 360]);
-        assert_eq!(rungs(&ladder, 400), [360]);
-        assert_eq!(rungs(&ladder, 360), [180]);
-        assert_eq!(rungs(&ladder, 250), [124]);
-        assert_eq!(rungs(&[361, 360], 1080), [360]);
-    }
 }

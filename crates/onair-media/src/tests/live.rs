@@ -13,23 +13,31 @@ use tokio::process::Command;
 use super::recorded;
 use crate::master::publish_when_ready;
 use crate::mirror::Mirror;
-use crate::{RECORDING_PLAYLIST, RENDITIONS, TranscodeSettings, Transcoder};
+use crate::transcoder::Transcoder;
+use crate::{RECORDING_PLAYLIST, TranscodeSettings};
 
 const KEY: &str = "live/test";
 
-/// One publish as the ingest runs it: `seconds` of a test pattern, in real time, as FLV
-/// into a transcoder, with the spool kept and the master playlists written.
+/// The renditions of a 360p source: the source and half of it (the ladder has no rung
+/// below 360p).
+const RENDITIONS: [&str; 2] = ["source", "180p"];
+
+/// One publish as the ingest runs it: `seconds` of a 360p test pattern, in real time,
+/// as FLV into a transcoder, with the spool kept and the master playlists written.
 async fn publish(spool: &Path, store: &MediaStore, seconds: u32, record: bool) {
     let settings = TranscodeSettings {
         playlist_size: 3,
         ..TranscodeSettings::default()
     };
-    let mut transcoder = Transcoder::spawn(&settings, spool, record).unwrap();
-    let mirror = Mirror::start(store, spool.to_owned(), KEY.into(), record);
+    let mut transcoder = Transcoder::spawn(&settings, spool, record, Some(360)).unwrap();
+    let renditions = transcoder.renditions().to_vec();
+    assert_eq!(renditions, RENDITIONS);
+    let kept = (spool.to_owned(), renditions.clone());
+    let mirror = Mirror::start(store, kept, KEY.into(), record);
     let master = tokio::spawn(publish_when_ready(
         spool.to_owned(),
-        settings.ffprobe(),
-        record,
+        renditions,
+        (settings.ffprobe(), record),
         Instant::now(),
         Duration::from_secs(30),
     ));

@@ -130,10 +130,9 @@ impl Config {
             "must be 1 to 30",
         )?;
         check(
-            !processing.ladder.is_empty()
-                && processing.ladder.iter().all(|h| (16..=4320).contains(h)),
+            is_ladder(&processing.ladder),
             "processing.ladder",
-            "must list heights from 16 to 4320",
+            LADDER_RULE,
         )?;
         check(
             (-20..=19).contains(&processing.nice),
@@ -286,6 +285,7 @@ impl Config {
             "media.hls_segment_secs",
             "must be 1 to 10",
         )?;
+        check(is_ladder(&media.ladder), "media.ladder", LADDER_RULE)?;
         check(
             media.hook_secret.as_ref().is_none_or(|s| s.len() >= 16),
             "media.hook_secret",
@@ -378,6 +378,13 @@ impl Config {
             "must be a mailto: or https: URL",
         )
     }
+}
+
+const LADDER_RULE: &str = "must list heights from 16 to 4320";
+
+/// A rendition ladder: at least one height, each a plausible picture height.
+fn is_ladder(heights: &[u32]) -> bool {
+    !heights.is_empty() && heights.iter().all(|h| (16..=4320).contains(h))
 }
 
 #[cfg(test)]

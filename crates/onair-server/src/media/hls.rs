@@ -35,7 +35,7 @@ pub(super) async fn hls_master(
 /// A rendition's playlist (`index.m3u8`, or `recording.m3u8`: every segment of the
 /// broadcast, closed once it has ended) or segment (`seg_00001.ts`).
 #[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
-    params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or `360p`"),
+    params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or a rung of the ladder below it (`720p`, `480p`, `360p`)"),
         ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8` or a segment"), MediaQuery),
     responses((status = 200, description = "HLS playlist or MPEG-TS segment", content(
             (String = "application/vnd.apple.mpegurl"), (String = "video/mp2t"))),

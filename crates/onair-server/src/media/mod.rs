@@ -74,6 +74,9 @@ pub struct MediaConfig {
     pub ffmpeg_threads: u32,
     /// Target HLS segment length.
     pub hls_segment_secs: u32,
+    /// Heights of the live renditions encoded below the source (never above it); the
+    /// source itself is always copied.
+    pub ladder: Vec<u32>,
     /// Enables `/api/hooks/media/*` for SRS, MediaMTX or Ant Media (at least 16 bytes).
     pub hook_secret: Option<String>,
     /// Bytes of archives and clips a creator may store; past it, broadcasts are not
@@ -103,6 +106,7 @@ impl Default for MediaConfig {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
+            ladder: TranscodeSettings::default().ladder,
             hook_secret: None,
             storage_quota_bytes: None,
         }
@@ -141,6 +145,7 @@ impl MediaConfig {
                 ffmpeg: self.ffmpeg_path.clone(),
                 threads: self.ffmpeg_threads,
                 segment_seconds: self.hls_segment_secs,
+                ladder: self.ladder.clone(),
                 ..TranscodeSettings::default()
             },
         }

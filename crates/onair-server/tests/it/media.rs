@@ -45,6 +45,12 @@ pub fn ensure_ffmpeg() {
 
 /// Publishes a 640x360 test pattern with a tone, keyframe every second, in real time.
 pub(crate) fn publish(app: &TestApp, key: &str) -> Child {
+    publish_sized(app, key, "640x360")
+}
+
+/// Publishes a test pattern of `size` (`WxH`) with a tone, keyframe every second, in
+/// real time.
+fn publish_sized(app: &TestApp, key: &str, size: &str) -> Child {
     ensure_ffmpeg();
     let url = format!(
         "rtmp://{}/live/{key}",
@@ -52,7 +58,8 @@ pub(crate) fn publish(app: &TestApp, key: &str) -> Child {
     );
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=30"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc=size={size}:rate=30"))
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
         .args([
             "-c:v",
@@ -175,7 +182,7 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
     let app = TestApp::spawn_configured(db, |config| config.media.reconnect_grace_secs = 1).await;
     let creator = app.signup("broadcaster").await;
     let key = stream_key(&app, &creator).await;
-    let mut publisher = publish(&app, &format!("{key}?obs=1"));
+    let mut publisher = publish_sized(&app, &format!("{key}?obs=1"), "1280x720");
 
     let live = broadcast_in(&app, &creator, "live").await;
     let stream_id = live["id"].as_str().unwrap().to_owned();
@@ -183,8 +190,12 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
     let (_, list) = app.get("/api/streams").await;
     assert_eq!(list["data"][0]["id"], stream_id.as_str());
 
+    // A 720p source: copied, and encoded at every rung below it (none above).
     let renditions = playable(&app, &stream_id).await;
-    assert_eq!(renditions, ["source/index.m3u8", "360p/index.m3u8"]);
+    assert_eq!(
+        renditions,
+        ["source/index.m3u8", "480p/index.m3u8", "360p/index.m3u8"]
+    );
     let first_preview = preview(&app, &live).await;
     // Replaced while the broadcast goes on (the test pattern's counter moves).
     eventually("a newer preview image", || async {
@@ -196,22 +207,32 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
         get_bytes(&app, &format!("/live/{stream_id}/master.m3u8")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
-    // Players label and pick qualities from these (RFC 8216 §4.3.4.2).
-    let master = String::from_utf8(master).unwrap();
-    let variants: Vec<&str> = master
-        .lines()
-        .filter(|l| l.starts_with("#EXT-X-STREAM-INF:"))
-        .collect();
-    assert_eq!(variants.len(), 2, "{master}");
-    for variant in variants {
-        assert!(variant.contains(",RESOLUTION=640x360"), "{variant}");
-        assert!(
-            variant.contains(",CODECS=\"avc1.") && variant.contains(",mp4a.40.2\""),
-            "{variant}"
-        );
-        assert!(variant.contains(",FRAME-RATE=30.000"), "{variant}");
-    }
     assert_eq!(headers["cache-control"], "no-cache");
+    // Players label and pick qualities from these (RFC 8216 §4.3.4.2).
+    let variants = match m3u8_rs::parse_playlist_res(&master) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(master)) => master.variants,
+        other => panic!("not a master playlist: {other:?}"),
+    };
+    let heights: Vec<u64> = variants
+        .iter()
+        .map(|v| v.resolution.expect("RESOLUTION").height)
+        .collect();
+    assert_eq!(heights, [720, 480, 360]);
+    for variant in &variants {
+        let average = variant.average_bandwidth.expect("AVERAGE-BANDWIDTH");
+        assert!(average > 0 && average <= variant.bandwidth, "{variant:?}");
+        let codecs = variant.codecs.as_deref().expect("CODECS");
+        assert!(
+            codecs.starts_with("avc1.") && codecs.ends_with(",mp4a.40.2"),
+            "{variant:?}"
+        );
+        assert_eq!(variant.frame_rate, Some(30.0), "{variant:?}");
+    }
+    // The encoded rungs' bitrates fall with their size (the source's is the publisher's).
+    assert!(
+        variants[2].bandwidth < variants[1].bandwidth,
+        "{variants:?}"
+    );
     let cross_origin = app
         .client
         .get(app.url(&format!("/live/{stream_id}/master.m3u8")))
@@ -221,33 +242,36 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
         .unwrap();
     assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
 
-    // A segment of the 360p rendition decodes as 360p H.264 with audio.
-    let (_, _, playlist) = get_bytes(&app, &format!("/live/{stream_id}/360p/index.m3u8")).await;
-    let playlist = String::from_utf8(playlist).unwrap();
-    let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
-    let (status, headers, bytes) =
-        get_bytes(&app, &format!("/live/{stream_id}/360p/{segment}")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers["content-type"], "video/mp2t");
-    assert!(
-        headers["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("immutable")
-    );
-    let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
-    let streams: Value = serde_json::from_slice(&probe).unwrap();
-    let streams = streams["streams"].as_array().unwrap();
-    assert!(
-        streams
-            .iter()
-            .any(|s| s["codec_name"] == "h264" && s["height"] == 360),
-        "{streams:?}"
-    );
-    assert!(
-        streams.iter().any(|s| s["codec_type"] == "audio"),
-        "{streams:?}"
-    );
+    // A segment of every rendition decodes as H.264 of its height, with audio.
+    for (rendition, height) in renditions.iter().zip(heights) {
+        let (_, _, playlist) = get_bytes(&app, &format!("/live/{stream_id}/{rendition}")).await;
+        let playlist = String::from_utf8(playlist).unwrap();
+        let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+        let directory = rendition.trim_end_matches("index.m3u8");
+        let (status, headers, bytes) =
+            get_bytes(&app, &format!("/live/{stream_id}/{directory}{segment}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "video/mp2t");
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
+        let streams: Value = serde_json::from_slice(&probe).unwrap();
+        let streams = streams["streams"].as_array().unwrap();
+        assert!(
+            streams
+                .iter()
+                .any(|s| s["codec_name"] == "h264" && s["height"] == height),
+            "{rendition}: {streams:?}"
+        );
+        assert!(
+            streams.iter().any(|s| s["codec_type"] == "audio"),
+            "{rendition}: {streams:?}"
+        );
+    }
 
     for bad in ["../master.m3u8", "source/.hidden.ts", "notes.txt"] {
         let (status, _, _) = get_bytes(&app, &format!("/live/{stream_id}/{bad}")).await;
