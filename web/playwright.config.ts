@@ -52,6 +52,7 @@ export default defineConfig({
         ONAIR_BIND: `127.0.0.1:${port}`,
         ONAIR_DATA_DIR: process.env.UI_TEST_DATA!,
         ONAIR_RTMP_BIND: rtmp,
+        ONAIR_SRT_BIND: '127.0.0.1:0',
         ONAIR_PUBLIC_RTMP_URL: `rtmp://${rtmp}/live`,
         ONAIR_RECONNECT_GRACE_SECS: '5',
         // Viewer counts reach the list within a second instead of five.

@@ -68,6 +68,7 @@ pub async fn with_ingest(data: &Path, max_ingests: usize) -> anyhow::Result<Appl
     };
     config.http.bind = "127.0.0.1:0".parse()?;
     config.media.rtmp_bind = "127.0.0.1:0".parse()?;
+    config.media.srt_bind = "127.0.0.1:0".parse()?;
     config.auth.secret_key = Some(SECRET.into());
     config.media.max_ingests = max_ingests;
     config.media.reconnect_grace_secs = 1;

@@ -82,6 +82,7 @@ export type ClipRequest =
 export interface StreamKey {
   stream_key: string;
   rtmp_url: string;
+  srt_url: string | null;
 }
 
 export interface Page<T> {

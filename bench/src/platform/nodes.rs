@@ -83,6 +83,7 @@ impl OnairNode {
             .env("REDIS_URL", redis_url)
             .env("ONAIR_BIND", format!("127.0.0.1:{http}"))
             .env("ONAIR_RTMP_BIND", format!("127.0.0.1:{rtmp}"))
+            .env("ONAIR_SRT_BIND", "127.0.0.1:0")
             .envs(common_settings(prefix))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

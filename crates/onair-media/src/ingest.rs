@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::output::LiveOutput;
-use crate::transcoder::TranscodeSettings;
+use crate::transcoder::{InputFormat, TranscodeSettings};
 use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, Publishers};
 
 /// How often a publish asks whether its broadcast is still live with it.
@@ -22,9 +21,11 @@ const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
-    pub bind: SocketAddr,
+    pub rtmp_bind: SocketAddr,
     /// The RTMP application publishers must use (`rtmp://host/<app>/<key>`).
     pub app: String,
+    /// The SRT listener, when enabled.
+    pub srt: Option<SrtConfig>,
     /// Concurrent ingests this node accepts, over every protocol; more are refused.
     pub max_ingests: usize,
     /// The spool: ffmpeg writes HLS to `<media_root>/live/<stream id>/`.
@@ -34,6 +35,18 @@ pub struct IngestConfig {
     pub transcode: TranscodeSettings,
 }
 
+/// SRT ingest: publishers name their stream key in the `streamid`.
+#[derive(Debug, Clone)]
+pub struct SrtConfig {
+    pub bind: SocketAddr,
+    /// When set, publishers must encrypt with it (AES, any key length); otherwise they
+    /// must not encrypt.
+    pub passphrase: Option<String>,
+    /// The receive latency offered (SRT's buffer for retransmissions); a publisher asking
+    /// for more gets its own.
+    pub latency: Duration,
+}
+
 pub(crate) struct Ingest {
     pub(crate) config: IngestConfig,
     handler: Arc<dyn PublishHandler>,
@@ -41,17 +54,33 @@ pub(crate) struct Ingest {
     publishers: Publishers,
 }
 
+/// An ingest slot, free again when dropped.
+pub(crate) struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
 /// An accepted publish: its broadcast, its output, and the ingest slot it holds.
 pub(crate) struct Publish {
     pub(crate) publication: Publication,
     pub(crate) output: LiveOutput,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
+}
+
+impl AsRef<Publication> for Publication {
+    fn as_ref(&self) -> &Publication {
+        self
+    }
 }
 
 impl AsRef<Publication> for Publish {
     fn as_ref(&self) -> &Publication {
         &self.publication
     }
+}
+
+/// Resolves once `stopped` turns true (the node shuts its ingest down).
+pub(crate) async fn stopping(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
 }
 
 /// Counts and logs a refusal (never with the key itself).
@@ -76,17 +105,28 @@ impl Ingest {
         }
     }
 
-    /// Takes a slot and attaches `stream_key`'s broadcast; its input begins with
-    /// `header`. `stop` is woken when the application stops the publish.
-    pub(crate) async fn accept(
+    /// One of the node's ingest slots, held by a publish until it ends.
+    pub(crate) fn slot(&self) -> Result<Slot, PublishRefused> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Ok(Slot { _permit: permit }),
+            Err(_) => Err(refused(PublishRefused::AtCapacity)),
+        }
+    }
+
+    /// Whether `stream_key` may publish; nothing is written.
+    pub(crate) async fn verify(&self, stream_key: &str) -> Result<(), PublishRefused> {
+        self.handler.key_valid(stream_key).await.map_err(refused)
+    }
+
+    /// Attaches `stream_key`'s broadcast to a publish holding `slot`, whose input comes
+    /// in `input`. `stop` is woken when the application stops the publish.
+    pub(crate) async fn start(
         &self,
+        slot: Slot,
         stream_key: &str,
-        header: Bytes,
+        input: InputFormat,
         stop: Arc<Notify>,
     ) -> Result<Publish, PublishRefused> {
-        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
-            return Err(refused(PublishRefused::AtCapacity));
-        };
         let publication = self
             .handler
             .publish_started(stream_key)
@@ -96,7 +136,7 @@ impl Ingest {
         tracing::info!(stream_id = %publication.stream_id, resumed = publication.resumed, "publish accepted");
         self.publishers.register(&publication, stop);
         Ok(Publish {
-            output: LiveOutput::new(&self.config, &publication, header),
+            output: LiveOutput::new(&self.config, &publication, input),
             publication,
             _slot: slot,
         })

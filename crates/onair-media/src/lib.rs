@@ -1,5 +1,5 @@
-//! The media plane: a built-in RTMP ingest that authenticates publishers through the
-//! application, feeds each accepted publish to a supervised ffmpeg, and writes adaptive
+//! The media plane: a built-in RTMP and SRT ingest that authenticates publishers through
+//! the application, feeds each accepted publish to a supervised ffmpeg, and writes adaptive
 //! HLS and a preview image under a media root that the HTTP server serves, with the
 //! recording of the broadcast as streamed; and turns recordings into VOD ladders and
 //! clips.
@@ -8,15 +8,19 @@ mod clip;
 mod fetch;
 mod ffmpeg;
 mod flv;
+mod h264;
 mod ingest;
 mod ladder;
 mod master;
 mod mirror;
+mod mpegts;
 mod output;
 mod playlist;
 mod publishers;
 mod recording;
 mod rtmp;
+mod server;
+mod srt;
 mod transcoder;
 mod vod;
 
@@ -25,11 +29,11 @@ use uuid::Uuid;
 
 pub use clip::{ClipOutput, ClipRange, cut_clip};
 pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
-pub use ingest::IngestConfig;
+pub use ingest::{IngestConfig, SrtConfig};
 pub use playlist::playlist_duration;
 pub use publishers::Publishers;
 pub use recording::RECORDING_PLAYLIST;
-pub use rtmp::IngestServer;
+pub use server::{BindError, IngestServer};
 pub use transcoder::{MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, TranscodeSettings};
 pub use vod::{VodError, VodOutput, VodSettings, build_vod};
 
@@ -64,6 +68,8 @@ pub enum PublishRefused {
     Unavailable,
     #[error("the stream key's account is suspended")]
     AccountSuspended,
+    #[error("the publisher's encryption does not match the ingest's passphrase")]
+    BadPassphrase,
 }
 
 impl PublishRefused {
@@ -75,6 +81,7 @@ impl PublishRefused {
             Self::AtCapacity => "at_capacity",
             Self::Unavailable => "unavailable",
             Self::AccountSuspended => "account_suspended",
+            Self::BadPassphrase => "bad_passphrase",
         }
     }
 }
@@ -95,6 +102,9 @@ pub enum PublishEnd {
 /// the broadcast through its lifecycle.
 #[async_trait]
 pub trait PublishHandler: Send + Sync + 'static {
+    /// Whether `stream_key` may publish, without attaching it to anything: checked
+    /// before a handshake that can still fail, so a failed one leaves no trace.
+    async fn key_valid(&self, stream_key: &str) -> Result<(), PublishRefused>;
     async fn publish_started(&self, stream_key: &str) -> Result<Publication, PublishRefused>;
     async fn publish_ended(&self, publication: &Publication, end: PublishEnd);
     /// Whether the publish may go on: its broadcast is still live with it. Asked every

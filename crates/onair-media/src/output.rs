@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::flv;
 use crate::master;
 use crate::mirror::Mirror;
-use crate::transcoder::{TranscodeSettings, Transcoder};
+use crate::transcoder::{InputFormat, TranscodeSettings, Transcoder};
 use crate::{IngestConfig, Publication};
 
 /// Input held while the source's height is unknown; past it, ffmpeg starts without it.
@@ -25,6 +26,7 @@ pub(crate) struct LiveOutput {
     settings: TranscodeSettings,
     store: onair_infra::MediaStore,
     spool: PathBuf,
+    input: InputFormat,
     stream_id: uuid::Uuid,
     record: bool,
     /// When the publish was accepted: the start of its publish → playable time.
@@ -42,13 +44,23 @@ enum Stage {
 }
 
 impl LiveOutput {
-    /// The output of `publication`, whose input starts with `header` (a container's).
-    pub(crate) fn new(config: &IngestConfig, publication: &Publication, header: Bytes) -> Self {
+    /// The output of `publication`, whose input comes in `input`.
+    pub(crate) fn new(
+        config: &IngestConfig,
+        publication: &Publication,
+        input: InputFormat,
+    ) -> Self {
         let stream_id = publication.stream_id;
+        // RTMP carries FLV tags only: the file header is ours to write.
+        let header = match input {
+            InputFormat::Flv => Bytes::from_static(&flv::HEADER),
+            InputFormat::MpegTs => Bytes::new(),
+        };
         Self {
             settings: config.transcode.clone(),
             store: config.store.clone(),
             spool: config.media_root.join(crate::live_key(stream_id)),
+            input,
             stream_id,
             record: publication.record,
             accepted: Instant::now(),
@@ -68,7 +80,7 @@ impl LiveOutput {
             return Ok(());
         };
         let held = std::mem::take(held);
-        let transcoder = Transcoder::spawn(&self.settings, &self.spool, self.record, height)
+        let transcoder = Transcoder::spawn(&self.settings, (&self.spool, self.input), self.record, height)
             .inspect_err(|e| {
                 tracing::error!(error = %e, ffmpeg = %self.settings.ffmpeg.display(), "cannot start ffmpeg");
             })?;

@@ -8,55 +8,43 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use scuffle_rtmp::ServerSession;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 use tracing::Instrument;
 
 use crate::flv::{self, TagKind};
-use crate::ingest::{Ingest, IngestConfig, Publish, refused};
-use crate::{Publication, PublishEnd, PublishHandler, PublishRefused, Publishers, stream_key_of};
+use crate::ingest::{self, Ingest, Publish, refused};
+use crate::transcoder::InputFormat;
+use crate::{Publication, PublishEnd, PublishRefused, stream_key_of};
 
-pub struct IngestServer {
-    listener: TcpListener,
-    ingest: Arc<Ingest>,
-}
+/// The bound RTMP port.
+pub(crate) struct Listener(TcpListener);
 
-impl IngestServer {
-    pub async fn bind(
-        config: IngestConfig,
-        handler: Arc<dyn PublishHandler>,
-        publishers: Publishers,
-    ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.bind).await?;
-        Ok(Self {
-            listener,
-            ingest: Arc::new(Ingest::new(config, handler, publishers)),
-        })
+impl Listener {
+    pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self(TcpListener::bind(addr).await?))
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.0
             .local_addr()
             .expect("a bound listener has an address")
     }
 
-    /// Accepts publishers until `shutdown` resolves; then closes every session (their
-    /// broadcasts go offline, as for any publisher that drops).
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Accepts publishers until `stopped` turns true; every session ends then too.
+    pub(crate) async fn run(self, ingest: Arc<Ingest>, stopped: watch::Receiver<bool>) {
         tracing::info!(addr = %self.local_addr(), "RTMP ingest listening");
-        // Flipped to true on shutdown; every session watches it.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        tokio::pin!(shutdown);
+        let stopping = ingest::stopping(stopped.clone());
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
-                () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
+                () = &mut stopping => return,
+                accepted = self.0.accept() => match accepted {
                     Ok((socket, peer)) => {
                         let _ = socket.set_nodelay(true);
-                        let ingest = Arc::clone(&self.ingest);
+                        let ingest = Arc::clone(&ingest);
                         let stopped = stopped.clone();
                         tokio::spawn(
                             serve_connection(ingest, socket, stopped)
@@ -70,7 +58,6 @@ impl IngestServer {
                 },
             }
         }
-        let _ = stop.send(true);
     }
 }
 
@@ -89,7 +76,7 @@ impl AsRef<Publication> for Active {
 async fn serve_connection(
     ingest: Arc<Ingest>,
     socket: tokio::net::TcpStream,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
 ) {
     let active: Arc<Mutex<Option<Active>>> = Arc::new(Mutex::new(None));
     let stop = Arc::new(Notify::new());
@@ -146,11 +133,11 @@ impl SessionHandler for Session {
             refused(PublishRefused::UnknownApp);
             return Err(close_connection());
         }
-        let header = Bytes::from_static(&flv::HEADER);
+        let slot = self.ingest.slot().map_err(|_| close_connection())?;
         let stop = Arc::clone(&self.stop);
         let publish = self
             .ingest
-            .accept(stream_key_of(stream_name), header, stop)
+            .start(slot, stream_key_of(stream_name), InputFormat::Flv, stop)
             .await
             .map_err(|_| close_connection())?;
         *active = Some(Active {

@@ -1,4 +1,4 @@
-//! ffmpeg as a supervised child: FLV in on stdin, adaptive HLS out (the source rendition
+//! ffmpeg as a supervised child: FLV or MPEG-TS in on stdin, adaptive HLS out (the source rendition
 //! copied, the ladder's rungs below it encoded from one decode) and a preview image.
 //! The process is killed if its owner goes away, its exit is always reaped, and a failure
 //! is reported.
@@ -40,6 +40,24 @@ impl Default for TranscodeSettings {
     }
 }
 
+/// What a publisher's stream arrives in, as ffmpeg reads it from its stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputFormat {
+    /// RTMP's messages as FLV tags, behind the FLV header OnAir writes.
+    Flv,
+    /// SRT's payload: MPEG-TS, as the publisher muxed it.
+    MpegTs,
+}
+
+impl InputFormat {
+    fn demuxer(self) -> &'static str {
+        match self {
+            Self::Flv => "flv",
+            Self::MpegTs => "mpegts",
+        }
+    }
+}
+
 /// The playlist players open; rendition playlists are `<name>/index.m3u8`.
 pub const MASTER_PLAYLIST: &str = "master.m3u8";
 /// A still of the broadcast for the live lists, beside the master playlist.
@@ -67,7 +85,13 @@ impl TranscodeSettings {
 
     /// `record`: keep every segment for the recording; otherwise ffmpeg deletes those
     /// that left the live window. `names` are the renditions of `rungs`.
-    fn command(&self, output: &Path, record: bool, rungs: &[u32], names: &[String]) -> Command {
+    fn command(
+        &self,
+        (output, input): (&Path, InputFormat),
+        record: bool,
+        rungs: &[u32],
+        names: &[String],
+    ) -> Command {
         let mut command = Command::new(&self.ffmpeg);
         let segment_pattern = output.join("%v").join("seg_%05d.ts");
         let playlist_pattern = output.join("%v").join("index.m3u8");
@@ -82,7 +106,7 @@ impl TranscodeSettings {
                 "-fflags",
                 "+genpts",
             ])
-            .args(["-f", "flv", "-i", "pipe:0"]);
+            .args(["-f", input.demuxer(), "-i", "pipe:0"]);
         // Every rendition carries the source's audio, copied: no audio encode at all.
         for _ in names {
             command.args(["-map", "0:v:0", "-map", "0:a:0"]);
@@ -165,11 +189,12 @@ pub struct Transcoder {
 }
 
 impl Transcoder {
-    /// `record`: the broadcast is recorded, so every segment is kept (see `command`).
-    /// `source_height`: the publisher's picture height, which sets the ladder.
-    pub fn spawn(
+    /// ffmpeg reading `input` on its stdin and writing HLS under `output`. `record`: the
+    /// broadcast is recorded, so every segment is kept (see `command`). `source_height`:
+    /// the publisher's picture height, which sets the ladder.
+    pub(crate) fn spawn(
         settings: &TranscodeSettings,
-        output: &Path,
+        (output, input): (&Path, InputFormat),
         record: bool,
         source_height: Option<u32>,
     ) -> std::io::Result<Self> {
@@ -179,7 +204,7 @@ impl Transcoder {
             std::fs::create_dir_all(output.join(rendition))?;
         }
         let mut child = settings
-            .command(output, record, &rungs, &renditions)
+            .command((output, input), record, &rungs, &renditions)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -34,7 +34,7 @@ use crate::read_your_writes::ReadYourWrites;
 use crate::roles::Role;
 use crate::routes::{AppState, router};
 use crate::shutdown::signalled;
-use crate::streams::{StreamKeys, Streams};
+use crate::streams::{IngestUrls, StreamKeys, Streams};
 use crate::users::Users;
 use crate::viewers::Viewers;
 use crate::{media, observability};
@@ -49,11 +49,8 @@ pub enum StartupError {
     MediaStore(#[from] onair_infra::MediaStoreError),
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] onair_infra::InfraError),
-    #[error("cannot listen for RTMP on {addr}: {source}")]
-    BindRtmp {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    BindIngest(#[from] onair_media::BindError),
     #[error(transparent)]
     Notifications(#[from] NotificationsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -165,7 +162,13 @@ impl Application {
             store.clone(),
             store.clone(),
             StreamKeys::new(&secret),
-            config.media.public_rtmp_url.clone(),
+            IngestUrls {
+                rtmp: config.media.public_rtmp_url.clone(),
+                srt: config
+                    .media
+                    .srt_enabled
+                    .then(|| config.media.public_srt_url.clone()),
+            },
             Arc::clone(&wake_jobs),
             lists(),
             (publishers.clone(), Arc::clone(&caches)),
@@ -240,11 +243,7 @@ impl Application {
                 broadcasts,
                 publishers,
             )
-            .await
-            .map_err(|source| StartupError::BindRtmp {
-                addr: config.media.rtmp_bind,
-                source,
-            })?;
+            .await?;
             Some(ingest)
         } else {
             None
@@ -286,7 +285,12 @@ impl Application {
 
     /// The RTMP ingest address, when the built-in ingest is enabled.
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
-        self.ingest.as_ref().map(IngestServer::local_addr)
+        self.ingest.as_ref().map(IngestServer::rtmp_addr)
+    }
+
+    /// The SRT ingest address, when the built-in ingest and SRT are enabled.
+    pub fn srt_addr(&self) -> Option<SocketAddr> {
+        self.ingest.as_ref().and_then(IngestServer::srt_addr)
     }
 
     /// Serves until `shutdown` resolves. Then, within the grace period: stops accepting,

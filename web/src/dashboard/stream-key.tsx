@@ -28,6 +28,14 @@ export function StreamKey({ channelId }: { channelId: string }) {
           <dd>
             <code>{key.stream_key}</code>
           </dd>
+          {key.srt_url && (
+            <>
+              <dt>Or SRT (Server, with the stream key left empty)</dt>
+              <dd>
+                <code>{key.srt_url}</code>
+              </dd>
+            </>
+          )}
         </dl>
       ) : (
         <button type="button" disabled={action.busy} onClick={() => run(api.streamKey)}>

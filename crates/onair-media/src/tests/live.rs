@@ -13,7 +13,7 @@ use tokio::process::Command;
 use super::recorded;
 use crate::master::publish_when_ready;
 use crate::mirror::Mirror;
-use crate::transcoder::Transcoder;
+use crate::transcoder::{InputFormat, Transcoder};
 use crate::{RECORDING_PLAYLIST, TranscodeSettings};
 
 const KEY: &str = "live/test";
@@ -29,7 +29,8 @@ async fn publish(spool: &Path, store: &MediaStore, seconds: u32, record: bool) {
         playlist_size: 3,
         ..TranscodeSettings::default()
     };
-    let mut transcoder = Transcoder::spawn(&settings, spool, record, Some(360)).unwrap();
+    let mut transcoder =
+        Transcoder::spawn(&settings, (spool, InputFormat::Flv), record, Some(360)).unwrap();
     let renditions = transcoder.renditions().to_vec();
     assert_eq!(renditions, RENDITIONS);
     let kept = (spool.to_owned(), renditions.clone());

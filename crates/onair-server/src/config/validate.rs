@@ -286,6 +286,20 @@ impl Config {
             "must be 1 to 10",
         )?;
         check(is_ladder(&media.ladder), "media.ladder", LADDER_RULE)?;
+        // SRT's own bounds (SRTO_PASSPHRASE).
+        check(
+            media
+                .srt_passphrase
+                .as_ref()
+                .is_none_or(|p| (10..=79).contains(&p.len())),
+            "media.srt_passphrase",
+            "must be 10 to 79 bytes",
+        )?;
+        check(
+            (20..=8000).contains(&media.srt_latency_ms),
+            "media.srt_latency_ms",
+            "must be 20 to 8000",
+        )?;
         check(
             media.hook_secret.as_ref().is_none_or(|s| s.len() >= 16),
             "media.hook_secret",

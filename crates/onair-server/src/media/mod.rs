@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use axum::extract::FromRef;
 use onair_infra::{BreakerSettings, MediaStore, S3Limits, S3Options};
 use onair_media::{
-    IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, TranscodeSettings,
+    IngestConfig, Publication, PublishEnd, PublishHandler, PublishRefused, SrtConfig,
+    TranscodeSettings,
 };
 use onair_store::{Conflict, StoreError, StreamKeyStore, StreamStore, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -61,7 +62,16 @@ pub struct MediaConfig {
     /// Built-in RTMP ingest; off when an external media server calls the hooks instead.
     pub rtmp_enabled: bool,
     pub rtmp_bind: SocketAddr,
-    /// Concurrent ingests this node accepts (each runs an ffmpeg).
+    /// SRT ingest URL shown to creators (their stream key goes in the `streamid`).
+    pub public_srt_url: String,
+    /// Built-in SRT ingest (UDP), beside RTMP.
+    pub srt_enabled: bool,
+    pub srt_bind: SocketAddr,
+    /// When set, SRT publishers must encrypt with this passphrase (10 to 79 bytes).
+    pub srt_passphrase: Option<String>,
+    /// SRT receive latency offered, in milliseconds: time to recover lost packets.
+    pub srt_latency_ms: u64,
+    /// Concurrent ingests this node accepts over RTMP and SRT (each runs an ffmpeg).
     pub max_ingests: usize,
     /// How long a broadcast waits for its publisher to reconnect before it ends.
     pub reconnect_grace_secs: u64,
@@ -100,6 +110,11 @@ impl Default for MediaConfig {
             public_rtmp_url: "rtmp://127.0.0.1:1935/live".into(),
             rtmp_enabled: true,
             rtmp_bind: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            public_srt_url: "srt://127.0.0.1:9000".into(),
+            srt_enabled: true,
+            srt_bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            srt_passphrase: None,
+            srt_latency_ms: 120,
             max_ingests: 4,
             reconnect_grace_secs: 60,
             ingest_lease_secs: 15,
@@ -137,7 +152,12 @@ impl MediaConfig {
     pub fn ingest(&self, store: MediaStore, media_root: PathBuf) -> IngestConfig {
         IngestConfig {
             store,
-            bind: self.rtmp_bind,
+            rtmp_bind: self.rtmp_bind,
+            srt: self.srt_enabled.then(|| SrtConfig {
+                bind: self.srt_bind,
+                passphrase: self.srt_passphrase.clone(),
+                latency: Duration::from_millis(self.srt_latency_ms),
+            }),
             app: "live".into(),
             max_ingests: self.max_ingests,
             media_root,
@@ -198,15 +218,7 @@ impl Broadcasts {
         session_id: Uuid,
         leased: bool,
     ) -> Result<Publication, PublishRefused> {
-        let user_id = StreamKeys::claimed_user(stream_key).ok_or(PublishRefused::InvalidKey)?;
-        let unavailable = |e: StoreError| {
-            tracing::warn!(error = %e, "publish check failed");
-            PublishRefused::Unavailable
-        };
-        let record = self.keys.stream_key(user_id).await.map_err(unavailable)?;
-        if !record.is_some_and(|record| StreamKeys::verify(stream_key, &record)) {
-            return Err(PublishRefused::InvalidKey);
-        }
+        let user_id = self.authenticate(stream_key).await?;
         match self
             .streams
             .attach_publisher(
@@ -238,6 +250,16 @@ impl Broadcasts {
         }
     }
 
+    /// The user whose current key `stream_key` is.
+    async fn authenticate(&self, stream_key: &str) -> Result<Uuid, PublishRefused> {
+        let user_id = StreamKeys::claimed_user(stream_key).ok_or(PublishRefused::InvalidKey)?;
+        let record = self.keys.stream_key(user_id).await.map_err(unavailable)?;
+        match record.is_some_and(|record| StreamKeys::verify(stream_key, &record)) {
+            true => Ok(user_id),
+            false => Err(PublishRefused::InvalidKey),
+        }
+    }
+
     /// `user_id`'s publisher `session_id` is gone. A publisher that left may reconnect
     /// within the window, so its broadcast goes offline; a media failure ends it.
     pub async fn detach(&self, user_id: Uuid, session_id: Uuid, end: PublishEnd) {
@@ -257,6 +279,10 @@ impl Broadcasts {
 
 #[async_trait]
 impl PublishHandler for Broadcasts {
+    async fn key_valid(&self, stream_key: &str) -> Result<(), PublishRefused> {
+        self.authenticate(stream_key).await.map(|_| ())
+    }
+
     async fn publish_started(&self, stream_key: &str) -> Result<Publication, PublishRefused> {
         self.attach(stream_key, Uuid::now_v7(), true).await
     }
@@ -283,6 +309,12 @@ impl PublishHandler for Broadcasts {
             }
         }
     }
+}
+
+/// A store failure during a publish check: the publisher may retry.
+fn unavailable(e: StoreError) -> PublishRefused {
+    tracing::warn!(error = %e, "publish check failed");
+    PublishRefused::Unavailable
 }
 
 /// Ends broadcasts whose publisher did not return within `grace`, until `stop` turns

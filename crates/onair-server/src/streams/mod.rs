@@ -50,8 +50,8 @@ pub struct Streams {
     streams: Arc<dyn StreamStore>,
     key_store: Arc<dyn StreamKeyStore>,
     keys: StreamKeys,
-    /// Ingest URL shown next to the key.
-    public_rtmp_url: String,
+    /// Ingest URLs shown next to the key.
+    ingest_urls: IngestUrls,
     /// Wakes this node's job runners: going live and ending queue notifications.
     jobs: Arc<Notify>,
     lists: UserLists,
@@ -66,7 +66,7 @@ impl Streams {
         streams: Arc<dyn StreamStore>,
         key_store: Arc<dyn StreamKeyStore>,
         keys: StreamKeys,
-        public_rtmp_url: String,
+        ingest_urls: IngestUrls,
         jobs: Arc<Notify>,
         lists: UserLists,
         (publishers, caches): (Publishers, Arc<Caches>),
@@ -75,7 +75,7 @@ impl Streams {
             streams,
             key_store,
             keys,
-            public_rtmp_url,
+            ingest_urls,
             jobs,
             lists,
             publishers,
@@ -109,9 +109,14 @@ impl Streams {
     }
 
     fn key_response(&self, record: &StreamKeyRecord) -> Response {
+        let stream_key = self.keys.reveal(record);
         let body = StreamKeyDto {
-            stream_key: self.keys.reveal(record),
-            rtmp_url: self.public_rtmp_url.clone(),
+            srt_url: self.ingest_urls.srt.as_ref().map(|url| {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}streamid=publish:{stream_key}")
+            }),
+            stream_key,
+            rtmp_url: self.ingest_urls.rtmp.clone(),
             created_at: record.created_at.get(),
         };
         (
@@ -252,12 +257,23 @@ impl From<StreamView> for StreamDto {
     }
 }
 
+/// Where encoders publish, as creators are shown it.
+#[derive(Debug, Clone)]
+pub struct IngestUrls {
+    pub rtmp: String,
+    /// None when SRT ingest is off.
+    pub srt: Option<String>,
+}
+
 /// Where and with what to publish. Treat the key like a password.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StreamKeyDto {
     stream_key: String,
     /// The OBS "Server" setting; the key goes in "Stream Key".
     rtmp_url: String,
+    /// For SRT (OBS 28+): the whole OBS "Server" setting, key included in the
+    /// `streamid`; "Stream Key" stays empty. Null when SRT ingest is off.
+    srt_url: Option<String>,
     created_at: DateTime<Utc>,
 }
 

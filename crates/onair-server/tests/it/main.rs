@@ -30,6 +30,7 @@ mod recordings;
 mod replicas;
 mod roles;
 mod security;
+mod srt;
 mod streams;
 mod stripe_stand_in;
 mod telemetry;

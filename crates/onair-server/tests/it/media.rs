@@ -48,14 +48,19 @@ pub(crate) fn publish(app: &TestApp, key: &str) -> Child {
     publish_sized(app, key, "640x360")
 }
 
-/// Publishes a test pattern of `size` (`WxH`) with a tone, keyframe every second, in
-/// real time.
+/// Publishes a test pattern of `size` (`WxH`) over RTMP.
 fn publish_sized(app: &TestApp, key: &str, size: &str) -> Child {
-    ensure_ffmpeg();
     let url = format!(
         "rtmp://{}/live/{key}",
         app.rtmp.expect("RTMP ingest enabled")
     );
+    encoder(size, "flv", &url)
+}
+
+/// ffmpeg encoding a test pattern of `size` (`WxH`) with a tone, keyframe every second,
+/// in real time, to `url` in `format`, as OBS does.
+pub(crate) fn encoder(size: &str, format: &str, url: &str) -> Child {
+    ensure_ffmpeg();
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i"])
@@ -73,8 +78,7 @@ fn publish_sized(app: &TestApp, key: &str, size: &str) -> Child {
             "-pix_fmt",
             "yuv420p",
         ])
-        .args(["-c:a", "aac", "-f", "flv"])
-        .arg(url)
+        .args(["-c:a", "aac", "-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -121,7 +125,7 @@ pub(crate) async fn get_bytes(
 
 /// Waits until the master playlist and every rendition playlist are served with a
 /// segment, and returns the rendition playlist URIs.
-async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
+pub(crate) async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
     eventually("a playable master playlist", || async {
         let (status, _, master) = get_bytes(app, &format!("/live/{stream_id}/master.m3u8")).await;
         if status != StatusCode::OK {
@@ -145,6 +149,45 @@ async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
         Some(renditions)
     })
     .await
+}
+
+/// A segment of each of a live broadcast's `renditions` (playlist URIs) decodes as
+/// H.264 of its height in `heights`, with audio, and is served as an immutable segment.
+pub(crate) async fn renditions_decode(
+    app: &TestApp,
+    stream_id: &str,
+    renditions: &[String],
+    heights: &[u64],
+) {
+    for (rendition, height) in renditions.iter().zip(heights) {
+        let (_, _, playlist) = get_bytes(app, &format!("/live/{stream_id}/{rendition}")).await;
+        let playlist = String::from_utf8(playlist).unwrap();
+        let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+        let directory = rendition.trim_end_matches("index.m3u8");
+        let (status, headers, bytes) =
+            get_bytes(app, &format!("/live/{stream_id}/{directory}{segment}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "video/mp2t");
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("immutable")
+        );
+        let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
+        let streams: Value = serde_json::from_slice(&probe).unwrap();
+        let streams = streams["streams"].as_array().unwrap();
+        assert!(
+            streams
+                .iter()
+                .any(|s| s["codec_name"] == "h264" && s["height"] == *height),
+            "{rendition}: {streams:?}"
+        );
+        assert!(
+            streams.iter().any(|s| s["codec_type"] == "audio"),
+            "{rendition}: {streams:?}"
+        );
+    }
 }
 
 /// ffprobe's `entries` of a media file's `bytes`, printed in `format`.
@@ -242,36 +285,7 @@ async fn obs_style_publish_becomes_adaptive_hls_and_ends(db: DbConfig) {
         .unwrap();
     assert_eq!(cross_origin.headers()["access-control-allow-origin"], "*");
 
-    // A segment of every rendition decodes as H.264 of its height, with audio.
-    for (rendition, height) in renditions.iter().zip(heights) {
-        let (_, _, playlist) = get_bytes(&app, &format!("/live/{stream_id}/{rendition}")).await;
-        let playlist = String::from_utf8(playlist).unwrap();
-        let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
-        let directory = rendition.trim_end_matches("index.m3u8");
-        let (status, headers, bytes) =
-            get_bytes(&app, &format!("/live/{stream_id}/{directory}{segment}")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers["content-type"], "video/mp2t");
-        assert!(
-            headers["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("immutable")
-        );
-        let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
-        let streams: Value = serde_json::from_slice(&probe).unwrap();
-        let streams = streams["streams"].as_array().unwrap();
-        assert!(
-            streams
-                .iter()
-                .any(|s| s["codec_name"] == "h264" && s["height"] == height),
-            "{rendition}: {streams:?}"
-        );
-        assert!(
-            streams.iter().any(|s| s["codec_type"] == "audio"),
-            "{rendition}: {streams:?}"
-        );
-    }
+    renditions_decode(&app, &stream_id, &renditions, &heights).await;
 
     for bad in ["../master.m3u8", "source/.hidden.ts", "notes.txt"] {
         let (status, _, _) = get_bytes(&app, &format!("/live/{stream_id}/{bad}")).await;

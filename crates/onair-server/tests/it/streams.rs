@@ -39,6 +39,10 @@ async fn stream_keys_are_private_stable_and_rotatable(db: DbConfig) {
     let key = first["stream_key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("live_"));
     assert_eq!(first["rtmp_url"], "rtmp://127.0.0.1:1935/live");
+    assert_eq!(
+        first["srt_url"],
+        format!("srt://127.0.0.1:9000?streamid=publish:{key}").as_str()
+    );
 
     let (_, again) = app.get_as("/api/me/stream-key", &user.access).await;
     assert_eq!(

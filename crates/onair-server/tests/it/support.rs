@@ -16,6 +16,7 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub rtmp: Option<SocketAddr>,
+    pub srt: Option<SocketAddr>,
     /// The metrics listener, when `http.metrics_bind` was set.
     pub metrics: Option<SocketAddr>,
     pub client: reqwest::Client,
@@ -64,6 +65,7 @@ impl TestApp {
         config.database.min_connections = 0;
         config.auth.secret_key = Some(SECRET.into());
         config.media.rtmp_bind = "127.0.0.1:0".parse().unwrap();
+        config.media.srt_bind = "127.0.0.1:0".parse().unwrap();
         // Tests fire many requests from 127.0.0.1 at once; `rate_limits` turns them on.
         config.rate_limit.enabled = false;
         // The suite runs tests side by side on two cores: a niced media job would wait
@@ -81,7 +83,7 @@ impl TestApp {
             .await
             .expect("server starts");
         let addr = app.local_addr();
-        let rtmp = app.rtmp_addr();
+        let (rtmp, srt) = (app.rtmp_addr(), app.srt_addr());
         let metrics = app.metrics_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let server = tokio::spawn(app.run_until(async {
@@ -90,6 +92,7 @@ impl TestApp {
         Self {
             addr,
             rtmp,
+            srt,
             metrics,
             client: reqwest::Client::new(),
             db,

@@ -47,6 +47,7 @@ fn node(dir: &Path, name: &str, roles: &str, http: u16, rtmp: u16) -> Process {
         .env("ONAIR_SECRET_KEY", "nodes-test-secret-nodes-test-secret!")
         .env("ONAIR_BIND", format!("127.0.0.1:{http}"))
         .env("ONAIR_RTMP_BIND", format!("127.0.0.1:{rtmp}"))
+        .env("ONAIR_SRT_BIND", "127.0.0.1:0")
         .env("ONAIR_RATE_LIMIT_ENABLED", "false")
         .env("ONAIR_INGEST_LEASE_SECS", "6")
         .env("ONAIR_RECONNECT_GRACE_SECS", "4")
