@@ -30,9 +30,9 @@ struct Broadcast {
 }
 
 impl Platform {
-    async fn start(max_ingests: usize) -> anyhow::Result<Self> {
+    async fn start(max_ingests: usize, ladder: Vec<u32>) -> anyhow::Result<Self> {
         let data = tempfile::tempdir()?;
-        let app = crate::server::with_ingest(data.path(), max_ingests).await?;
+        let app = crate::server::with_ingest(data.path(), max_ingests, ladder).await?;
         let platform = Self {
             http: format!("http://{}", app.local_addr()),
             rtmp: format!("rtmp://{}/live", app.rtmp_addr().context("RTMP enabled")?),
@@ -82,11 +82,15 @@ impl Platform {
         ))
     }
 
-    /// Starts publishing as `user` and waits until a player could start; returns the
-    /// broadcast and the time from starting the encoder to playable.
-    async fn go_live(&self, user: &str, key: &str) -> anyhow::Result<(Broadcast, Duration)> {
+    /// Starts publishing a `size` source as `user` and waits until a player could start;
+    /// returns the broadcast and the time from starting the encoder to playable.
+    async fn go_live(
+        &self,
+        (user, key): (&str, &str),
+        size: &str,
+    ) -> anyhow::Result<(Broadcast, Duration)> {
         let started = Instant::now();
-        let publisher = test_pattern("1280x720", &format!("{}/{key}", self.rtmp))
+        let publisher = test_pattern(size, &format!("{}/{key}", self.rtmp))
             .spawn()
             .context("starting the ffmpeg publisher")?;
         let deadline = started + Duration::from_secs(30);
@@ -269,14 +273,18 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// The ladder before issue 17 (one 360p rung), the baseline of the CPU table.
+const ONE_RUNG: [u32; 1] = [360];
+
 pub async fn run(runs: usize, cpu_seconds: u64) -> anyhow::Result<()> {
-    let platform = Platform::start(8).await?;
+    let default_ladder = onair_media::TranscodeSettings::default().ladder;
+    let platform = Platform::start(8, default_ladder.clone()).await?;
 
     eprintln!("publish → playable, {runs} runs…");
     let mut latencies = Vec::with_capacity(runs);
     for run in 0..runs {
         let (user, key) = platform.creator(&format!("latency{run}")).await?;
-        let (mut broadcast, elapsed) = platform.go_live(&user, &key).await?;
+        let (mut broadcast, elapsed) = platform.go_live((&user, &key), "1280x720").await?;
         latencies.push(elapsed);
         broadcast.publisher.kill().await?;
     }
@@ -302,41 +310,71 @@ pub async fn run(runs: usize, cpu_seconds: u64) -> anyhow::Result<()> {
         std::thread::available_parallelism()?
     );
     println!(
-        "| concurrent ingests | transcoder per ingest | server process | publishers (load, not server) | segments produced / expected |\n|---:|---:|---:|---:|---:|"
+        "| ladder | source | renditions | concurrent ingests | transcoder per ingest | server process | publishers (load, not server) | 360p segments produced / expected |\n|---|---|---|---:|---:|---:|---:|---:|"
     );
-    for concurrent in [1, 2, 4] {
-        let mut live = Vec::new();
-        for n in 0..concurrent {
-            let (user, key) = platform.creator(&format!("cpu{concurrent}x{n}")).await?;
-            live.push(platform.go_live(&user, &key).await?.0);
+    let baseline = Platform::start(8, ONE_RUNG.to_vec()).await?;
+    for (ladder, platform) in [
+        ("360 (issue 4, baseline)", &baseline),
+        ("720/480/360", &platform),
+    ] {
+        for size in ["1280x720", "1920x1080"] {
+            for concurrent in [1, 2] {
+                let row = (ladder, size, concurrent);
+                cpu_row(platform, row, Duration::from_secs(cpu_seconds)).await?;
+            }
         }
-        let segments_before: usize = live
-            .iter()
-            .map(|b| platform.segments(&b.stream_id, "360p"))
-            .sum();
-        let (before, clock) = (cpu_ticks(), Instant::now());
-        tokio::time::sleep(Duration::from_secs(cpu_seconds)).await;
-        let (after, window) = (cpu_ticks(), clock.elapsed().as_secs_f64());
-        let segments_after: usize = live
-            .iter()
-            .map(|b| platform.segments(&b.stream_id, "360p"))
-            .sum();
-        let percent = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / window * 100.0;
-        println!(
-            "| {concurrent} | {:.0}% | {:.0}% | {:.0}% | {} / {:.0} |",
-            percent(after.transcoders - before.transcoders) / concurrent as f64,
-            percent(after.server - before.server),
-            percent(after.publishers - before.publishers),
-            segments_after - segments_before,
-            window * concurrent as f64
-        );
-        for mut broadcast in live {
-            broadcast.publisher.kill().await?;
-        }
-        // Let the ingests wind down before the next level.
-        tokio::time::sleep(Duration::from_secs(3)).await;
     }
     Ok(())
+}
+
+/// One row of the CPU table: `concurrent` publishers of a `size` source, measured over
+/// `window` once all are playable.
+async fn cpu_row(
+    platform: &Platform,
+    (ladder, size, concurrent): (&str, &str, usize),
+    window: Duration,
+) -> anyhow::Result<()> {
+    let mut live = Vec::new();
+    for n in 0..concurrent {
+        let name = format!("cpu{}x{size}x{n}", live_count());
+        let (user, key) = platform.creator(&name).await?;
+        live.push(platform.go_live((&user, &key), size).await?.0);
+    }
+    let renditions = std::fs::read_dir(platform.media_root.join("live").join(&live[0].stream_id))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .count();
+    let segments = |live: &[Broadcast]| -> usize {
+        live.iter()
+            .map(|b| platform.segments(&b.stream_id, "360p"))
+            .sum()
+    };
+    let segments_before = segments(&live);
+    let (before, clock) = (cpu_ticks(), Instant::now());
+    tokio::time::sleep(window).await;
+    let (after, window) = (cpu_ticks(), clock.elapsed().as_secs_f64());
+    let segments_after = segments(&live);
+    let percent = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / window * 100.0;
+    println!(
+        "| {ladder} | {size} | {renditions} | {concurrent} | {:.0}% | {:.0}% | {:.0}% | {} / {:.0} |",
+        percent(after.transcoders - before.transcoders) / concurrent as f64,
+        percent(after.server - before.server),
+        percent(after.publishers - before.publishers),
+        segments_after - segments_before,
+        window * concurrent as f64
+    );
+    for mut broadcast in live {
+        broadcast.publisher.kill().await?;
+    }
+    // Let the ingests wind down before the next row.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
+/// A new number each call: creators' names stay unique across rows.
+fn live_count() -> usize {
+    static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(test)]

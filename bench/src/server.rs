@@ -60,8 +60,13 @@ pub async fn serve_with_caches(
 }
 
 /// The embedded server (SQLite in `data`) with the built-in RTMP ingest, both on free
-/// ports, a publisher's broadcast ending one second after it disconnects.
-pub async fn with_ingest(data: &Path, max_ingests: usize) -> anyhow::Result<Application> {
+/// ports, a publisher's broadcast ending one second after it disconnects, encoding
+/// `ladder` below each source.
+pub async fn with_ingest(
+    data: &Path,
+    max_ingests: usize,
+    ladder: Vec<u32>,
+) -> anyhow::Result<Application> {
     let mut config = Config {
         data_dir: data.to_owned(),
         ..Config::default()
@@ -71,6 +76,7 @@ pub async fn with_ingest(data: &Path, max_ingests: usize) -> anyhow::Result<Appl
     config.media.srt_bind = "127.0.0.1:0".parse()?;
     config.auth.secret_key = Some(SECRET.into());
     config.media.max_ingests = max_ingests;
+    config.media.ladder = ladder;
     config.media.reconnect_grace_secs = 1;
     config.rate_limit.enabled = false;
     Application::build(config)
