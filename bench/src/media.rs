@@ -250,7 +250,12 @@ pub fn cpu_ticks() -> CpuTicks {
 
 /// The command line and CPU ticks of each running child of process `parent`.
 pub fn children(parent: u32) -> Vec<(String, u64)> {
-    let mut found = Vec::new();
+    children_by_pid(parent).into_values().collect()
+}
+
+/// [`children`] by process id.
+fn children_by_pid(parent: u32) -> std::collections::HashMap<u32, (String, u64)> {
+    let mut found = std::collections::HashMap::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let path = entry.path();
         let (Ok(stat), Ok(cmdline)) = (
@@ -259,10 +264,11 @@ pub fn children(parent: u32) -> Vec<(String, u64)> {
         ) else {
             continue;
         };
-        if let Some((ppid, used)) = ticks_of(&stat)
+        let pid = entry.file_name().to_str().and_then(|p| p.parse().ok());
+        if let (Some((ppid, used)), Some(pid)) = (ticks_of(&stat), pid)
             && ppid == parent
         {
-            found.push((String::from_utf8_lossy(&cmdline).into_owned(), used));
+            found.insert(pid, (String::from_utf8_lossy(&cmdline).into_owned(), used));
         }
     }
     found
@@ -349,17 +355,32 @@ async fn cpu_row(
             .map(|b| platform.segments(&b.stream_id, "360p"))
             .sum()
     };
+    // Only this row's transcoders (their command line names the broadcast), per process:
+    // those of earlier rows may still be flushing, or exit inside the window.
+    let ids: Vec<&str> = live.iter().map(|b| b.stream_id.as_str()).collect();
+    let transcoders = || -> std::collections::HashMap<u32, u64> {
+        children_by_pid(std::process::id())
+            .into_iter()
+            .filter(|(_, (cmdline, _))| ids.iter().any(|id| cmdline.contains(id)))
+            .map(|(pid, (_, ticks))| (pid, ticks))
+            .collect()
+    };
     let segments_before = segments(&live);
-    let (before, clock) = (cpu_ticks(), Instant::now());
+    let (before, transcoders_before, clock) = (cpu_ticks(), transcoders(), Instant::now());
     tokio::time::sleep(window).await;
-    let (after, window) = (cpu_ticks(), clock.elapsed().as_secs_f64());
+    let (after, transcoders_after) = (cpu_ticks(), transcoders());
+    let window = clock.elapsed().as_secs_f64();
     let segments_after = segments(&live);
+    let transcoding: u64 = transcoders_after
+        .iter()
+        .map(|(pid, ticks)| ticks.saturating_sub(*transcoders_before.get(pid).unwrap_or(&0)))
+        .sum();
     let percent = |ticks: u64| ticks as f64 / TICKS_PER_SECOND / window * 100.0;
     println!(
         "| {ladder} | {size} | {renditions} | {concurrent} | {:.0}% | {:.0}% | {:.0}% | {} / {:.0} |",
-        percent(after.transcoders - before.transcoders) / concurrent as f64,
-        percent(after.server - before.server),
-        percent(after.publishers - before.publishers),
+        percent(transcoding) / concurrent as f64,
+        percent(after.server.saturating_sub(before.server)),
+        percent(after.publishers.saturating_sub(before.publishers)),
         segments_after - segments_before,
         window * concurrent as f64
     );

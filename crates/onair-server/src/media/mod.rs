@@ -72,6 +72,8 @@ pub struct MediaConfig {
     /// SRT receive latency offered, in milliseconds: time to recover lost packets.
     pub srt_latency_ms: u64,
     /// Concurrent ingests this node accepts over RTMP and SRT (each runs an ffmpeg).
+    /// Default: one per core — a 1080p source with the default ladder takes about 0.7 of
+    /// a core to transcode (`bench -- media`), which leaves room for the rest of the node.
     pub max_ingests: usize,
     /// How long a broadcast waits for its publisher to reconnect before it ends.
     pub reconnect_grace_secs: u64,
@@ -115,7 +117,7 @@ impl Default for MediaConfig {
             srt_bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
             srt_passphrase: None,
             srt_latency_ms: 120,
-            max_ingests: 4,
+            max_ingests: std::thread::available_parallelism().map_or(2, usize::from),
             reconnect_grace_secs: 60,
             ingest_lease_secs: 15,
             ffmpeg_path: PathBuf::from("ffmpeg"),
