@@ -219,7 +219,12 @@ pub(crate) async fn publish_when_ready(
         } else {
             None
         };
-        if let Some(variants) = described {
+        if let Some(mut variants) = described {
+            // The rungs carry the source's frames; their encoders only guessed its rate
+            // from the first quarter second (29.97 for 30 fps), so the source's names all.
+            if let Some(rate) = variants.first().and_then(|source| source.frame_rate) {
+                variants.iter_mut().for_each(|v| v.frame_rate = Some(rate));
+            }
             let mut masters = vec![(MASTER_PLAYLIST, LIVE_PLAYLIST)];
             if record {
                 masters.push((RECORDING_PLAYLIST, RECORDING_PLAYLIST));

@@ -106,6 +106,10 @@ impl TranscodeSettings {
                 "-fflags",
                 "+genpts",
             ])
+            // The input arrives in real time, so ffmpeg's default 5 s of stream analysis
+            // delays the first segment by ~0.6 s; encoders send their audio and video
+            // parameters first, and a quarter of a second finds both.
+            .args(["-analyzeduration", "250000"])
             .args(["-f", input.demuxer(), "-i", "pipe:0"]);
         // Every rendition carries the source's audio, copied: no audio encode at all.
         for _ in names {
@@ -135,6 +139,9 @@ impl TranscodeSettings {
             .collect();
         command
             .args(["-preset", "veryfast", "-tune", "zerolatency", "-sc_threshold", "0"])
+            // Every frame keeps the publisher's timestamp: nothing is dropped or repeated
+            // to fit the frame rate guessed from the short analysis above.
+            .args(["-fps_mode", "passthrough"])
             .arg("-threads")
             .arg(self.threads.to_string())
             .args(["-f", "hls", "-hls_time"])
