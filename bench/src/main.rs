@@ -18,6 +18,7 @@ mod chat;
 mod load;
 mod login;
 mod media;
+mod nginx;
 mod node;
 mod notify;
 mod platform;
