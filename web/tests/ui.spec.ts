@@ -181,7 +181,8 @@ test('a preview that failed to load comes back with the next reload of the list'
     await page.clock.fastForward('00:15');
     const preview = card.getByRole('img', { name: `Live preview of ${creator.username} is live` });
     await expect(preview).toBeVisible();
-    expect(await preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
+    // Visible as soon as the element is in the page; its pixels arrive a moment later.
+    await expect.poll(() => preview.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(320);
   } finally {
     ffmpeg.kill('SIGKILL');
   }
