@@ -49,7 +49,7 @@ pub(crate) fn source_height(body: &[u8]) -> Option<u32> {
     }
     let mut cursor = std::io::Cursor::new(Bytes::copy_from_slice(record));
     let config = scuffle_h264::AVCDecoderConfigurationRecord::parse(&mut cursor).ok()?;
-    h264::sps_height(config.sps.first()?)
+    h264::sequence(config.sps.first()?).map(|sequence| sequence.height)
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl LiveOutput {
         tokio::spawn(master::publish_when_ready(
             self.spool.clone(),
             renditions,
-            (self.settings.ffprobe(), self.record),
+            self.record,
             self.accepted,
             PLAYABLE_WITHIN,
         ));

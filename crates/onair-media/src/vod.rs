@@ -343,7 +343,7 @@ pub async fn build_vod(
         .map_err(failed)?;
     drop(recording);
 
-    master::write_vod_master(&ffprobe, output, &renditions)
+    master::write_vod_master(output, &renditions)
         .await
         .map_err(failed)?;
     let source = output.join(ladder::SOURCE).join(LIVE_PLAYLIST);

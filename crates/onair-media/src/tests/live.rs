@@ -38,7 +38,7 @@ async fn publish(spool: &Path, store: &MediaStore, seconds: u32, record: bool) {
     let master = tokio::spawn(publish_when_ready(
         spool.to_owned(),
         renditions,
-        (settings.ffprobe(), record),
+        record,
         Instant::now(),
         Duration::from_secs(30),
     ));
