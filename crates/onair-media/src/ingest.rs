@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Mutex, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::output::LiveOutput;
 use crate::transcoder::{InputFormat, TranscodeSettings};
@@ -64,18 +64,6 @@ pub(crate) struct Publish {
     pub(crate) publication: Publication,
     pub(crate) output: LiveOutput,
     _slot: Slot,
-}
-
-impl AsRef<Publication> for Publication {
-    fn as_ref(&self) -> &Publication {
-        self
-    }
-}
-
-impl AsRef<Publication> for Publish {
-    fn as_ref(&self) -> &Publication {
-        &self.publication
-    }
 }
 
 /// Resolves once `stopped` turns true (the node shuts its ingest down).
@@ -143,11 +131,12 @@ impl Ingest {
     }
 
     /// Resolves when the application stops the publish (`stop`), or when a re-check
-    /// finds the broadcast of the `current` publish no longer live with it.
-    pub(crate) async fn revoked<P: AsRef<Publication>>(
+    /// finds the broadcast of the `current` publish (None between publishes) no longer
+    /// live with it.
+    pub(crate) async fn revoked<F: Future<Output = Option<Publication>>>(
         &self,
         stop: &Notify,
-        current: &Mutex<Option<P>>,
+        current: impl Fn() -> F,
     ) {
         let mut tick = tokio::time::interval(RECHECK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,8 +145,7 @@ impl Ingest {
                 () = stop.notified() => return,
                 _ = tick.tick() => {}
             }
-            let publication = current.lock().await.as_ref().map(|p| p.as_ref().clone());
-            if let Some(publication) = publication
+            if let Some(publication) = current().await
                 && !self.handler.still_live(&publication).await
             {
                 return;

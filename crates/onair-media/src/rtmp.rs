@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::flv::{self, TagKind};
 use crate::ingest::{self, Ingest, Publish, refused};
 use crate::transcoder::InputFormat;
-use crate::{Publication, PublishEnd, PublishRefused, stream_key_of};
+use crate::{PublishEnd, PublishRefused, stream_key_of};
 
 /// The bound RTMP port.
 pub(crate) struct Listener(TcpListener);
@@ -67,12 +67,6 @@ struct Active {
     publish: Publish,
 }
 
-impl AsRef<Publication> for Active {
-    fn as_ref(&self) -> &Publication {
-        self.publish.as_ref()
-    }
-}
-
 async fn serve_connection(
     ingest: Arc<Ingest>,
     socket: tokio::net::TcpStream,
@@ -95,7 +89,10 @@ async fn serve_connection(
             }
         },
         _ = stopped.wait_for(|stop| *stop) => PublishEnd::PublisherLeft,
-        () = ingest.revoked(&stop, &active) => PublishEnd::Stopped,
+        () = ingest.revoked(&stop, || {
+            let active = Arc::clone(&active);
+            async move { active.lock().await.as_ref().map(|a| a.publish.publication.clone()) }
+        }) => PublishEnd::Stopped,
     };
     // The connection is gone (closed by either side): finish whatever it was publishing.
     let active = active.lock().await.take();

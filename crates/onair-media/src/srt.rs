@@ -17,7 +17,7 @@ use srt_protocol::settings::KeySettings;
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::options::{KeySize, Passphrase};
 use srt_tokio::{ConnectionRequest, SrtIncoming, SrtListener, SrtSocket};
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Notify, watch};
 use tracing::Instrument;
 
 use crate::ingest::{self, Ingest, Publish, SrtConfig, refused};
@@ -213,7 +213,7 @@ async fn serve(
     stop: &Notify,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let current = Mutex::new(Some(publish.publication.clone()));
+    let publication = publish.publication.clone();
     let output = &mut publish.output;
     let receiving = async {
         let mut sniffer = Sniffer::default();
@@ -234,7 +234,7 @@ async fn serve(
     let ended = tokio::select! {
         received = receiving => received.ok().map(|()| PublishEnd::PublisherLeft),
         _ = stopped.wait_for(|stop| *stop) => Some(PublishEnd::PublisherLeft),
-        () = ingest.revoked(stop, &current) => Some(PublishEnd::Stopped),
+        () = ingest.revoked(stop, || std::future::ready(Some(publication.clone()))) => Some(PublishEnd::Stopped),
     };
     match ended {
         Some(end) => ingest.finish(publish, end).await,
