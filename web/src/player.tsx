@@ -87,7 +87,10 @@ export function Player(
           setProblem('This browser cannot play live video.');
           return;
         }
-        const player = new HlsJs({ liveDurationInfinity: streamId !== null });
+        // Live: LL-HLS (parts, blocking playlist reloads), about a second behind the
+        // encoder instead of three segments.
+        const live = streamId !== null;
+        const player = new HlsJs({ liveDurationInfinity: live, lowLatencyMode: live });
         hls.current = player;
         player.on(HlsJs.Events.MANIFEST_PARSED, (_e, data) => {
           setQualities(data.levels.map((l, i) => ({ label: qualityLabel(l.height, l.frameRate), key: String(i) })));

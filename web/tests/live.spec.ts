@@ -28,6 +28,8 @@ for (const hlsJs of [false, true]) {
     let ffmpeg = publishTestPattern(server, key);
     try {
       const viewer = await viewerPage(browser, hlsJs);
+      const requested: string[] = [];
+      viewer.on('request', (request) => requested.push(request.url()));
       await expect(async () => {
         await viewer.goto(channel);
         await expect(viewer.getByLabel(/Live video/)).toBeVisible({ timeout: 2_000 });
@@ -38,6 +40,12 @@ for (const hlsJs of [false, true]) {
       await expect.poll(clock, { timeout: 30_000 }).toBeGreaterThan(1);
       const start = await clock();
       await expect.poll(clock, { timeout: 10_000 }).toBeGreaterThan(start + 1);
+      if (hlsJs) {
+        // hls.js in low-latency mode: it holds playlist reloads on the server until the next
+        // part exists, and fetches parts rather than waiting for whole segments.
+        expect(requested.some((url) => /index\.m3u8\?.*_HLS_msn=\d+/.test(url))).toBe(true);
+        expect(requested.some((url) => /\/part_\d+_\d+\.m4s/.test(url))).toBe(true);
+      }
       // The quality menu: auto plus each rendition of the master playlist (a 360p source:
       // itself and the rung below it).
       const options = () => viewer.getByLabel('Quality').locator('option').allTextContents();

@@ -213,6 +213,29 @@ async fn encode(
     duration(&ffprobe, path).await
 }
 
+/// Copies the segment `from` (`seconds` long) into the clip as the MPEG-TS file `to`: a
+/// TS segment as it is, an fMP4 one (a live recording's, made whole by the fetch)
+/// repackaged with its timestamps kept, so copied segments still follow each other.
+async fn copy_segment(
+    settings: &VodSettings,
+    from: &Path,
+    seconds: f64,
+    to: &Path,
+) -> Result<(), VodError> {
+    if from.extension().is_some_and(|e| e == "ts") {
+        return tokio::fs::copy(from, to).await.map(drop).map_err(failed);
+    }
+    let mut command = ffmpeg::ffmpeg(&settings.ffmpeg, settings.nice);
+    command
+        .arg("-i")
+        .arg(from)
+        .args(["-map", "0", "-c", "copy", "-copyts", "-f", "mpegts"])
+        .arg(to);
+    ffmpeg::run(command, seconds, &mut |_| {})
+        .await
+        .map_err(failed)
+}
+
 /// Cuts `range` of the local recording playlist `input` into `output` (see
 /// [`ClipOutput`]). InvalidInput when the range is not inside the recording.
 pub async fn cut_clip(
@@ -255,9 +278,9 @@ pub async fn cut_clip(
                 (seconds, true)
             }
             Part::Copy(i) => {
-                let copy = tokio::fs::copy(dir.join(&segments[i].uri), &path).await;
-                copy.map_err(failed)?;
-                (segments[i].seconds, segments[i].discontinuity || encoded)
+                let segment = &segments[i];
+                copy_segment(settings, &dir.join(&segment.uri), segment.seconds, &path).await?;
+                (segment.seconds, segment.discontinuity || encoded)
             }
         };
         // Across an encoded part's ends the parameter sets and timestamps change.
@@ -266,6 +289,7 @@ pub async fn cut_clip(
             seconds,
             uri,
             discontinuity: discontinuity && index > 0,
+            map: None,
         });
     }
     let playlist = output.join(CLIP_PLAYLIST);

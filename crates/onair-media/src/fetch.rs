@@ -1,7 +1,10 @@
 //! Copying a recording, or the part of a playlist a clip needs, from the object store
 //! into a local directory for ffmpeg.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
 
 use futures_util::{StreamExt, TryStreamExt};
 use onair_infra::MediaStore;
@@ -43,7 +46,8 @@ pub struct FetchedPlaylist {
 }
 
 /// Copies the media playlist at `key` (a recording, or a VOD rendition) and its
-/// segments from the store into `dir`, as `recording.m3u8`. With `within`, only the
+/// segments from the store into `dir`, as `recording.m3u8` (each fMP4 segment
+/// self-contained, its initialization in front). With `within`, only the
 /// segments that overlap that range are copied (a clip of a long broadcast fetches its
 /// minute, not the broadcast).
 pub async fn fetch_playlist(
@@ -68,23 +72,42 @@ pub async fn fetch_playlist(
     let (_, bytes) = get(key.rsplit('/').next().unwrap_or(key).to_owned()).await?;
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| VodError::InvalidInput("the recording is not a playlist".into()))?;
-    let (segments, offset_secs) = overlapping(checked_segments(&text)?, within);
+    let (mut segments, offset_secs) = overlapping(checked_segments(&text)?, within);
     tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+    // An fMP4 segment is written whole, its initialization in front, so ffmpeg and
+    // ffprobe can read each alone (the concat demuxer opens every file by itself).
+    let mut inits: HashMap<String, Bytes> = HashMap::new();
+    for map in segments.iter().filter_map(|s| s.map.clone()) {
+        if !inits.contains_key(&map) {
+            let (name, bytes) = get(map).await?;
+            inits.insert(name, bytes);
+        }
+    }
+    let fragmented = !inits.is_empty();
+    let init_of: HashMap<String, Bytes> = segments
+        .iter_mut()
+        .filter_map(|s| Some((s.uri.clone(), inits.get(&s.map.take()?)?.clone())))
+        .collect();
     // Owned names: see `MediaStore::upload_dir` on borrowing closures and `Send`.
     let names: Vec<String> = segments.iter().map(|s| s.uri.clone()).collect();
+    let init_of = &init_of;
     futures_util::stream::iter(names.into_iter().map(get))
         .buffer_unordered(FETCHES)
         .try_for_each(|(name, bytes)| async move {
-            tokio::fs::write(dir.join(name), bytes)
+            let whole = match init_of.get(&name) {
+                Some(init) => [init.as_ref(), bytes.as_ref()].concat().into(),
+                None => bytes,
+            };
+            tokio::fs::write(dir.join(name), whole)
                 .await
                 .map_err(failed)
         })
         .await?;
     let path = dir.join(RECORDING_PLAYLIST);
-    // Whole, as stored; a range, as the segments kept.
-    let local = match within {
-        None => text,
-        Some(_) => playlist::render_event(&segments),
+    // Whole and in MPEG-TS, as stored; a range or fMP4, as the files written.
+    let local = match within.is_none() && !fragmented {
+        true => text,
+        false => playlist::render_event(&segments),
     };
     tokio::fs::write(&path, local).await.map_err(failed)?;
     Ok(FetchedPlaylist {
@@ -121,6 +144,7 @@ mod tests {
             seconds: 2.0,
             uri: uri.into(),
             discontinuity: false,
+            map: None,
         };
         let all = || ["a", "b", "c", "d"].map(segment).to_vec();
         let names = |(kept, offset): (Vec<Segment>, f64)| {

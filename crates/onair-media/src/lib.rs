@@ -5,9 +5,11 @@
 //! clips.
 
 mod clip;
+mod contents;
 mod fetch;
 mod ffmpeg;
 mod flv;
+mod fmp4;
 mod h264;
 mod ingest;
 mod ladder;
@@ -19,6 +21,7 @@ mod playlist;
 mod publishers;
 mod recording;
 mod rtmp;
+mod segmenter;
 mod server;
 mod srt;
 mod transcoder;
@@ -30,7 +33,7 @@ use uuid::Uuid;
 pub use clip::{ClipOutput, ClipRange, cut_clip};
 pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
 pub use ingest::{IngestConfig, SrtConfig};
-pub use playlist::playlist_duration;
+pub use playlist::{LiveEdge, playlist_duration};
 pub use publishers::Publishers;
 pub use recording::RECORDING_PLAYLIST;
 pub use server::{BindError, IngestServer};

@@ -3,17 +3,18 @@
 //! what most RTMP publishers send), and players would never see the source quality.
 //! Each rendition's BANDWIDTH and AVERAGE-BANDWIDTH are measured from its segments (a
 //! live one's first segment), and its RESOLUTION, CODECS and FRAME-RATE read from a
-//! segment (`mpegts.rs`, in process: no ffprobe between a publisher and a playable
-//! stream), so players can label their quality menus, pick by bitrate and skip
+//! segment (`fmp4.rs` for live CMAF, `mpegts.rs` for VOD; in process: no ffprobe between
+//! a publisher and a playable stream), so players can label their quality menus, pick by bitrate and skip
 //! renditions they cannot decode (RFC 8216 §4.3.4.2).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::mpegts::{self, Contents};
+use crate::contents::Contents;
 use crate::playlist;
 use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
 use crate::transcoder::MASTER_PLAYLIST;
+use crate::{fmp4, mpegts};
 
 /// How often a starting broadcast's renditions are checked for their first segment.
 const READY_POLL: Duration = Duration::from_millis(10);
@@ -28,16 +29,6 @@ struct Variant {
 }
 
 impl Variant {
-    /// A rendition with `bandwidths` (peak, average) in bits per second whose `segment`
-    /// holds what `contents` reads.
-    fn new((bandwidth, average_bandwidth): (u64, u64), segment: &[u8]) -> Self {
-        Self {
-            bandwidth,
-            average_bandwidth,
-            contents: mpegts::contents(segment),
-        }
-    }
-
     fn stream_inf(&self) -> String {
         let mut line = format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={}",
@@ -57,13 +48,24 @@ impl Variant {
     }
 }
 
-/// The first segment of a rendition, once it has one: its path and duration in seconds.
-async fn first_segment_of(rendition_dir: &Path) -> Option<(PathBuf, f64)> {
+/// The first segment of a rendition, once it has one.
+async fn first_segment_of(rendition_dir: &Path) -> Option<FirstSegment> {
     let playlist = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST))
         .await
         .ok()?;
     let first = playlist::segments(&playlist).into_iter().next()?;
-    Some((rendition_dir.join(first.uri), first.seconds))
+    Some(FirstSegment {
+        path: rendition_dir.join(first.uri),
+        init: first.map.map(|map| rendition_dir.join(map)),
+        seconds: first.seconds,
+    })
+}
+
+struct FirstSegment {
+    path: PathBuf,
+    /// Its initialization, for fMP4.
+    init: Option<PathBuf>,
+    seconds: f64,
 }
 
 /// Bits per second of `bytes` lasting `seconds`.
@@ -73,10 +75,18 @@ fn bits_per_second(bytes: u64, seconds: f64) -> u64 {
 
 /// A live rendition's variant, from its first segment: its bitrate as the average, with
 /// 20 % headroom as the peak (one segment is a sample, not the peak).
-async fn describe_live(segment: &Path, seconds: f64) -> Option<Variant> {
-    let bytes = tokio::fs::read(segment).await.ok()?;
-    let average = bits_per_second(bytes.len() as u64, seconds);
-    Some(Variant::new((average * 6 / 5, average), &bytes))
+async fn describe_live(segment: &FirstSegment) -> Option<Variant> {
+    let bytes = tokio::fs::read(&segment.path).await.ok()?;
+    let average = bits_per_second(bytes.len() as u64, segment.seconds);
+    let contents = match &segment.init {
+        Some(init) => fmp4::contents(&tokio::fs::read(init).await.ok()?, &bytes),
+        None => mpegts::contents(&bytes),
+    };
+    Some(Variant {
+        bandwidth: average * 6 / 5,
+        average_bandwidth: average,
+        contents,
+    })
 }
 
 /// A master playlist over `(variant, media playlist URI)` pairs.
@@ -120,8 +130,8 @@ pub(crate) async fn publish_when_ready(
         }
         let described = if segments.len() == renditions.len() {
             let mut variants = Vec::with_capacity(segments.len());
-            for (path, seconds) in &segments {
-                variants.extend(describe_live(path, *seconds).await);
+            for segment in &segments {
+                variants.extend(describe_live(segment).await);
             }
             (variants.len() == segments.len()).then_some(variants)
         } else {
@@ -179,7 +189,11 @@ pub(crate) async fn write_vod_master(dir: &Path, renditions: &[String]) -> std::
         let average = bits_per_second(total_bytes, seconds);
         let first = segments.first().ok_or(std::io::ErrorKind::InvalidData)?;
         let first = tokio::fs::read(rendition_dir.join(&first.uri)).await?;
-        variants.push(Variant::new((peak, average), &first));
+        variants.push(Variant {
+            bandwidth: peak,
+            average_bandwidth: average,
+            contents: mpegts::contents(&first),
+        });
     }
     let master = render(
         variants

@@ -1,4 +1,4 @@
-//! Keeps the local spool of one publish, where ffmpeg writes its HLS: grows the
+//! Keeps the local spool of one publish, where its LL-HLS is written: grows the
 //! recording playlists (when the broadcast records), and when the media store is not the
 //! spool (S3 or another directory) copies finished files into it while they are produced
 //! and removes the segments that left the live window once they are copied, so local
@@ -24,8 +24,9 @@ const MEASURE_EVERY: u64 = 25;
 /// Passes between uploads of the recording playlists, which grow with the broadcast and
 /// are not played while it is live (the final pass always sends them).
 const RECORDING_EVERY: u64 = 50;
-/// Segments, playlists and the preview image (ffmpeg's `.tmp` files are still being written).
-const MIRRORED: [&str; 3] = ["ts", "m3u8", "jpg"];
+/// Segments, parts and initializations, playlists and the preview image (`.tmp` files
+/// are still being written).
+const MIRRORED: [&str; 5] = ["ts", "m4s", "mp4", "m3u8", "jpg"];
 
 pub(crate) struct Mirror {
     stop: watch::Sender<bool>,
@@ -113,7 +114,11 @@ impl Keeper {
             self.prune().await;
         }
         if last || self.passes.is_multiple_of(MEASURE_EVERY) {
-            let bytes: u64 = files(&self.spool).await.iter().map(|(_, m)| m.len()).sum();
+            let files = files(&self.spool).await;
+            // Parts are removed by their segmenter, not here: forget them once gone.
+            let present: HashSet<&PathBuf> = files.iter().map(|(path, _)| path).collect();
+            self.sent.retain(|path, _| present.contains(path));
+            let bytes: u64 = files.iter().map(|(_, m)| m.len()).sum();
             metrics::gauge!("media_spool_bytes").increment(bytes as f64 - self.measured as f64);
             self.measured = bytes;
         }

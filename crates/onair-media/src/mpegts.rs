@@ -5,6 +5,7 @@
 //! (which sets the ladder) from it; the master playlist describes each rendition from its
 //! first segment. The stream itself goes to ffmpeg untouched.
 
+use crate::contents::{Contents, all_or_none, plausible_rate};
 use crate::h264::{self, Sequence};
 
 const PACKET: usize = 188;
@@ -85,21 +86,6 @@ impl Sniffer {
     }
 }
 
-/// A segment's streams as a master playlist describes them.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct Contents {
-    /// Pixels wide and tall (H.264 video only).
-    pub(crate) resolution: Option<(u32, u32)>,
-    /// RFC 6381 names of the video and audio codecs; empty when one is not a codec we can
-    /// name exactly (a wrong CODECS makes players skip the rendition, a missing one only
-    /// makes them probe).
-    pub(crate) codecs: Vec<String>,
-    /// Frames per second: what the encoder declares, else measured from the video's
-    /// timestamps (an RTMP source's are whole milliseconds, too coarse to tell 29.97
-    /// from 30 within a segment).
-    pub(crate) frame_rate: Option<f64>,
-}
-
 /// Describes a whole segment (or any stretch of a stream from its program tables on).
 pub(crate) fn contents(segment: &[u8]) -> Contents {
     let mut program = Program::default();
@@ -135,11 +121,7 @@ pub(crate) fn contents(segment: &[u8]) -> Contents {
     };
     Contents {
         resolution: sequence.as_ref().map(|s| (s.width, s.height)),
-        codecs: [video_codec, audio_codec]
-            .into_iter()
-            .flatten()
-            .collect::<Option<Vec<_>>>()
-            .unwrap_or_default(),
+        codecs: all_or_none([video_codec, audio_codec].into_iter().flatten()),
         frame_rate: sequence
             .as_ref()
             .and_then(|s| s.frame_rate)
@@ -305,8 +287,7 @@ impl Timestamps {
     /// timestamp wrap inside the segment).
     fn frame_rate(&self) -> Option<f64> {
         let span = self.latest?.checked_sub(self.earliest?)?;
-        let rate = f64::from(self.frames.checked_sub(1)?) * PTS_HZ / span as f64;
-        (1.0..=240.0).contains(&rate).then_some(rate)
+        plausible_rate(u64::from(self.frames.checked_sub(1)?), span as f64 / PTS_HZ)
     }
 }
 

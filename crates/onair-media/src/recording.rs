@@ -1,8 +1,8 @@
 //! The recording of a broadcast as streamed: per rendition, `recording.m3u8`, an EVENT
-//! playlist of every segment in order, grown from ffmpeg's live `index.m3u8` (which lists
-//! only the live window). Segments are keyed by file name, so the window's overlap
-//! between polls and the old window a resumed ffmpeg re-lists (append_list) are never
-//! recorded twice; a resume is marked with `#EXT-X-DISCONTINUITY`.
+//! playlist of every segment in order (with the initialization each needs), grown from
+//! the live `index.m3u8` (which lists only the live window). Segments are keyed by file
+//! name, so the window's overlap between polls and the old window a resumed publish
+//! re-lists are never recorded twice; a resume is marked with `#EXT-X-DISCONTINUITY`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,10 +12,10 @@ use crate::playlist::{self, Segment};
 /// A rendition's recording beside its live playlist, and the master over them at the
 /// broadcast root.
 pub const RECORDING_PLAYLIST: &str = "recording.m3u8";
-/// ffmpeg's live playlist of a rendition.
+/// A rendition's live playlist (`segmenter.rs`).
 pub(crate) const LIVE_PLAYLIST: &str = "index.m3u8";
 
-/// Keeps every rendition's recording up to date with ffmpeg's output.
+/// Keeps every rendition's recording up to date with its live playlist.
 pub(crate) struct Recorder {
     renditions: Vec<Rendition>,
 }
@@ -49,7 +49,7 @@ impl Recorder {
         Self { renditions }
     }
 
-    /// Appends the segments ffmpeg listed since the last call and rewrites the recording
+    /// Appends the segments listed live since the last call and rewrites the recording
     /// playlists that grew.
     pub(crate) async fn update(&mut self) {
         for rendition in &mut self.renditions {
@@ -75,13 +75,18 @@ impl Rendition {
     fn append(&mut self, window: Vec<Segment>) -> bool {
         let before = self.segments.len();
         for mut segment in window {
+            let plain_map = segment
+                .map
+                .as_deref()
+                .is_none_or(playlist::is_plain_file_name);
             if !playlist::is_plain_file_name(&segment.uri)
+                || !plain_map
                 || !self.recorded.insert(segment.uri.clone())
             {
                 continue;
             }
-            // ffmpeg's discont_start also marks the very first segment of a broadcast,
-            // which follows nothing.
+            // A discontinuity before the very first segment of a broadcast would follow
+            // nothing.
             segment.discontinuity =
                 !self.segments.is_empty() && (segment.discontinuity || self.resuming);
             self.resuming = false;
@@ -101,6 +106,7 @@ mod tests {
                 seconds: 1.0,
                 uri: format!("seg_{n:05}.ts"),
                 discontinuity: Some(n) == discontinuity_at,
+                map: None,
             })
             .collect()
     }
@@ -116,7 +122,7 @@ mod tests {
         assert!(rendition.append(window(0, 3, Some(0))));
         assert!(rendition.append(window(1, 6, None)));
         assert!(!rendition.append(window(1, 6, None)), "nothing new");
-        // A resumed ffmpeg re-lists its old window, then continues after a break.
+        // A resumed publish re-lists its old window, then continues after a break.
         rendition.resuming = true;
         let mut resumed = window(1, 6, None);
         resumed.extend(window(7, 2, Some(7)));

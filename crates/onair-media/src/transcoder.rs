@@ -1,17 +1,21 @@
-//! ffmpeg as a supervised child: FLV or MPEG-TS in on stdin, adaptive HLS out (the source rendition
-//! copied, the ladder's rungs below it encoded from one decode) and a preview image.
-//! The process is killed if its owner goes away, its exit is always reaped, and a failure
-//! is reported.
+//! ffmpeg as a supervised child: FLV or MPEG-TS in on stdin; out, each rendition (the
+//! source copied, the ladder's rungs below it encoded from one decode) as fragmented MP4
+//! over a Unix socket to its segmenter (`segmenter.rs`, which writes the LL-HLS), and a
+//! preview image. The process is killed if its owner goes away, its exit is always
+//! reaped, and a failure is reported.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::ladder;
+use crate::segmenter::{self, Cutting};
 
 /// How ffmpeg is run. The master playlist is not ffmpeg's: see `master.rs`.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct TranscodeSettings {
     pub threads: u32,
     /// Target HLS segment length.
     pub segment_seconds: u32,
+    /// Target LL-HLS partial segment length (ffmpeg's fragment length).
+    pub part_millis: u32,
     /// Segments listed in a live playlist.
     pub playlist_size: u32,
     /// Heights encoded below the source (never above it): see `ladder.rs`.
@@ -34,6 +40,7 @@ impl Default for TranscodeSettings {
             ffmpeg: PathBuf::from("ffmpeg"),
             threads: 2,
             segment_seconds: 1,
+            part_millis: 333,
             playlist_size: 6,
             ladder: vec![720, 480, 360],
         }
@@ -66,6 +73,10 @@ pub const PREVIEW_IMAGE: &str = "preview.jpg";
 pub const PREVIEW_SECONDS: u32 = 10;
 /// The preview's width in pixels (its height keeps the aspect ratio).
 const PREVIEW_WIDTH: u32 = 320;
+/// CMAF fragments that each start a part: the initialization first with no samples,
+/// offsets relative to each fragment, a fragment at every keyframe (and every
+/// `-frag_duration`).
+pub(crate) const FRAGMENTED_MP4_FLAGS: &str = "+empty_moov+default_base_moof+frag_keyframe+cmaf";
 
 impl TranscodeSettings {
     /// ffprobe, installed beside ffmpeg.
@@ -83,18 +94,15 @@ impl TranscodeSettings {
         }
     }
 
-    /// `record`: keep every segment for the recording; otherwise ffmpeg deletes those
-    /// that left the live window. `names` are the renditions of `rungs`.
+    /// ffmpeg writing each rendition of `names` (the source, then `rungs`) to the
+    /// Unix socket of the same index in `sockets`, and the preview under `output`.
     fn command(
         &self,
         (output, input): (&Path, InputFormat),
-        record: bool,
         rungs: &[u32],
-        names: &[String],
+        sockets: &[PathBuf],
     ) -> Command {
         let mut command = Command::new(&self.ffmpeg);
-        let segment_pattern = output.join("%v").join("seg_%05d.ts");
-        let playlist_pattern = output.join("%v").join("index.m3u8");
         command
             // -y: a resumed broadcast's transcoder replaces the preview image the first
             // one left (ffmpeg refuses to overwrite a file output otherwise).
@@ -111,57 +119,54 @@ impl TranscodeSettings {
             // parameters first, and a quarter of a second finds both.
             .args(["-analyzeduration", "250000"])
             .args(["-f", input.demuxer(), "-i", "pipe:0"]);
-        // Every rendition carries the source's audio, copied: no audio encode at all.
-        for _ in names {
-            command.args(["-map", "0:v:0", "-map", "0:a:0"]);
-        }
-        // Rendition 0: the publisher's own encoding, untouched. The rungs share one
-        // decode of it; each has a keyframe every segment so it cuts exactly.
-        command.args(["-c:v:0", "copy", "-c:a", "copy"]);
         let keyframes = format!("expr:gte(t,n_forced*{})", self.segment_seconds);
-        for (index, height) in rungs.iter().enumerate() {
-            let (stream, peak) = (index + 1, ladder::max_kbps(*height));
+        let threads = self.threads.to_string();
+        let fragment = (u64::from(self.part_millis) * 1000).to_string();
+        for (index, socket) in sockets.iter().enumerate() {
+            // Every rendition carries the source's audio, copied: no audio encode at all.
+            // MP4 holds AAC without ADTS headers: an MPEG-TS publisher's are taken off (FLV's
+            // AAC has none and passes through).
+            command.args(["-map", "0:v:0", "-map", "0:a:0", "-c:a", "copy"]);
+            command.args(["-bsf:a", "aac_adtstoasc"]);
+            match index.checked_sub(1).and_then(|rung| rungs.get(rung)) {
+                // The publisher's own encoding, untouched.
+                None => {
+                    command.args(["-c:v", "copy"]);
+                }
+                // A rung: one decode of the source is shared by all; a keyframe every
+                // segment so each cuts exactly; every frame keeps the publisher's
+                // timestamp (nothing dropped or repeated to fit the frame rate guessed
+                // from the short analysis above).
+                Some(height) => {
+                    let peak = ladder::max_kbps(*height);
+                    command
+                        .args([
+                            "-c:v",
+                            "libx264",
+                            "-preset",
+                            "veryfast",
+                            "-tune",
+                            "zerolatency",
+                        ])
+                        .args(["-b:v", &format!("{}k", peak * 8 / 9)])
+                        .args(["-maxrate", &format!("{peak}k")])
+                        .args(["-bufsize", &format!("{}k", peak * 2)])
+                        .args([
+                            "-filter:v",
+                            &format!("scale=-2:'min({height},ih)',format=yuv420p"),
+                        ])
+                        .args(["-force_key_frames", &keyframes, "-sc_threshold", "0"])
+                        .args(["-fps_mode", "passthrough", "-threads", &threads]);
+                }
+            }
+            // Each fragment is written (and flushed to the socket) as soon as it is cut.
             command
-                .args([format!("-c:v:{stream}"), "libx264".into()])
-                .args([format!("-b:v:{stream}"), format!("{}k", peak * 8 / 9)])
-                .args([format!("-maxrate:v:{stream}"), format!("{peak}k")])
-                .args([format!("-bufsize:v:{stream}"), format!("{}k", peak * 2)])
-                .args([
-                    format!("-filter:v:{stream}"),
-                    format!("scale=-2:'min({height},ih)',format=yuv420p"),
-                ])
-                .args([format!("-force_key_frames:v:{stream}"), keyframes.clone()]);
+                .args(["-f", "mp4", "-movflags", FRAGMENTED_MP4_FLAGS])
+                .args(["-frag_duration", &fragment, "-flush_packets", "1"])
+                .arg(format!("unix:{}", socket.display()));
         }
-        let stream_map: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(index, name)| format!("v:{index},a:{index},name:{name}"))
-            .collect();
         command
-            .args(["-preset", "veryfast", "-tune", "zerolatency", "-sc_threshold", "0"])
-            // Every frame keeps the publisher's timestamp: nothing is dropped or repeated
-            // to fit the frame rate guessed from the short analysis above.
-            .args(["-fps_mode", "passthrough"])
-            .arg("-threads")
-            .arg(self.threads.to_string())
-            .args(["-f", "hls", "-hls_time"])
-            .arg(self.segment_seconds.to_string())
-            .arg("-hls_list_size")
-            .arg(self.playlist_size.to_string())
-            // temp_file: playlists and segments appear atomically (renamed when complete),
-            // so a player never reads half a file. append_list + discont_start: a
-            // reconnecting publisher continues the same playlists after a discontinuity.
-            .arg("-hls_flags")
-            .arg(format!(
-                "independent_segments+temp_file+append_list+discont_start+program_date_time{}",
-                if record { "" } else { "+delete_segments" }
-            ))
-            .arg("-var_stream_map")
-            .arg(stream_map.join(" "))
-            .arg("-hls_segment_filename")
-            .arg(segment_pattern)
-            .arg(playlist_pattern)
-            // Second output, the preview: the first frame, then one every PREVIEW_SECONDS,
+            // Last output, the preview: the first frame, then one every PREVIEW_SECONDS,
             // from the decoded source (the rungs decode it anyway). One encoder thread, so
             // each image is written at once instead of when the next arrives;
             // atomic_writing renames it into place, so it is never read half-written.
@@ -193,11 +198,13 @@ pub struct Transcoder {
     stdin: Option<ChildStdin>,
     exited: watch::Receiver<Option<ExitStatus>>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
+    /// One per rendition; each ends when ffmpeg closes its socket.
+    segmenters: Segmenters,
 }
 
 impl Transcoder {
-    /// ffmpeg reading `input` on its stdin and writing HLS under `output`. `record`: the
-    /// broadcast is recorded, so every segment is kept (see `command`). `source_height`:
+    /// ffmpeg reading `input` on its stdin and writing LL-HLS under `output`. `record`:
+    /// the broadcast is recorded, so every segment is kept. `source_height`:
     /// the publisher's picture height, which sets the ladder.
     pub(crate) fn spawn(
         settings: &TranscodeSettings,
@@ -207,11 +214,27 @@ impl Transcoder {
     ) -> std::io::Result<Self> {
         let rungs = settings.rungs(source_height);
         let renditions = ladder::names(&rungs);
+        let cutting = Cutting {
+            segment_seconds: f64::from(settings.segment_seconds),
+            part_seconds: f64::from(settings.part_millis) / 1000.0,
+            playlist_size: settings.playlist_size as usize,
+            keep_segments: record,
+        };
+        let mut segmenters = Segmenters(Vec::with_capacity(renditions.len()));
+        let mut sockets = Vec::with_capacity(renditions.len());
         for rendition in &renditions {
-            std::fs::create_dir_all(output.join(rendition))?;
+            let dir = output.join(rendition);
+            std::fs::create_dir_all(&dir)?;
+            // Socket paths are limited to ~100 bytes, so not under the media root.
+            let socket =
+                std::env::temp_dir().join(format!("onair-{}.sock", uuid::Uuid::new_v4().simple()));
+            let listener = UnixListener::bind(&socket)?;
+            let task = segmenter::run(listener, socket.clone(), dir, cutting.clone());
+            segmenters.0.push(tokio::spawn(task));
+            sockets.push(socket);
         }
         let mut child = settings
-            .command((output, input), record, &rungs, &renditions)
+            .command((output, input), &rungs, &sockets)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -234,6 +257,7 @@ impl Transcoder {
             stdin,
             exited,
             kill: Some(kill),
+            segmenters,
         })
     }
 
@@ -266,7 +290,25 @@ impl Transcoder {
             let _ = kill.send(());
             let _ = exited.wait_for(Option::is_some).await;
         }
+        // ffmpeg is gone, so its sockets are closed: the segmenters write the last
+        // segments and playlists (one that never got a connection is stopped).
+        for segmenter in std::mem::take(&mut self.segmenters.0) {
+            let abort = segmenter.abort_handle();
+            if tokio::time::timeout(grace, segmenter).await.is_err() {
+                abort.abort();
+            }
+        }
         self.exit_status()
+    }
+}
+
+/// Segmenter tasks, stopped when dropped (a transcoder that failed to start, or was
+/// dropped without `finish`).
+struct Segmenters(Vec<JoinHandle<()>>);
+
+impl Drop for Segmenters {
+    fn drop(&mut self) {
+        self.0.iter().for_each(JoinHandle::abort);
     }
 }
 

@@ -95,11 +95,14 @@ pub(crate) fn checked_segments(recording: &str) -> Result<Vec<Segment>, VodError
             "the recording has no segment".into(),
         ));
     }
-    match segments
+    let files = segments
         .iter()
-        .find(|s| !playlist::is_plain_file_name(&s.uri))
+        .flat_map(|s| std::iter::once(&s.uri).chain(&s.map));
+    match files
+        .into_iter()
+        .find(|uri| !playlist::is_plain_file_name(uri))
     {
-        Some(bad) => Err(VodError::InvalidInput(format!("bad segment {:?}", bad.uri))),
+        Some(bad) => Err(VodError::InvalidInput(format!("bad segment {bad:?}"))),
         None => Ok(segments),
     }
 }

@@ -100,6 +100,9 @@ pub enum ApiError {
     Timeout,
     #[error("the service is temporarily unavailable, retry shortly")]
     Unavailable,
+    /// An LL-HLS blocking request whose segment or part did not appear in time.
+    #[error("the requested part of the live playlist did not appear in time: reload")]
+    PartNotReady,
     #[error("{0}")]
     InvalidHeader(&'static str),
     #[error("tipping is not enabled on this server")]
@@ -162,6 +165,7 @@ impl ApiError {
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout
             | Self::Unavailable
+            | Self::PartNotReady
             | Self::UnavailableFor(_)
             | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -215,6 +219,7 @@ impl ApiError {
             Self::TooManyConnections => "too_many_connections",
             Self::Timeout => "timeout",
             Self::Unavailable | Self::UnavailableFor(_) => "service_unavailable",
+            Self::PartNotReady => "part_not_ready",
             Self::InvalidHeader(_) => "invalid_header",
             Self::PaymentsDisabled => "payments_disabled",
             Self::InvalidSignature(_) => "invalid_signature",

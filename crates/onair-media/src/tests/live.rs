@@ -86,13 +86,18 @@ async fn publish_to_the_spool_store(seconds: u32, record: bool) -> (tempfile::Te
     (root, spool)
 }
 
-/// Segment files in a directory.
-fn segment_files(dir: &Path) -> HashSet<String> {
+/// Files in a directory whose names start with `prefix` (`seg_`, `part_`, `init_`).
+fn files_named(dir: &Path, prefix: &str) -> HashSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|name| name.ends_with(".ts"))
+        .filter(|name| name.starts_with(prefix) && !name.ends_with(".tmp"))
         .collect()
+}
+
+/// Segment files in a directory.
+fn segment_files(dir: &Path) -> HashSet<String> {
+    files_named(dir, "seg_")
 }
 
 #[tokio::test]
@@ -109,10 +114,17 @@ async fn the_recording_spans_a_reconnect_and_the_spool_keeps_only_the_live_windo
         let text = String::from_utf8(playlist.to_vec()).unwrap();
         assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT") && !text.contains("ENDLIST"));
         let segments = recorded(&playlist);
-        // Every segment once, in order: ffmpeg's numbering continues across the resume.
+        // Every segment once, in order: the numbering continues across the resume.
         let names: Vec<&str> = segments.iter().map(|s| s.uri.as_str()).collect();
-        let expected: Vec<String> = (0..names.len()).map(|n| format!("seg_{n:05}.ts")).collect();
+        let expected: Vec<String> = (0..names.len())
+            .map(|n| format!("seg_{n:05}.m4s"))
+            .collect();
         assert_eq!(names, expected, "{text}");
+        // Each publish brings its own initialization, named in the recording.
+        let mut maps: Vec<&str> = segments.iter().filter_map(|s| s.map.as_deref()).collect();
+        assert_eq!(maps.len(), segments.len(), "{text}");
+        maps.dedup();
+        assert_eq!(maps.len(), 2, "{text}");
         let breaks: Vec<usize> = (0..segments.len())
             .filter(|i| segments[*i].discontinuity)
             .collect();
@@ -123,16 +135,22 @@ async fn the_recording_spans_a_reconnect_and_the_spool_keeps_only_the_live_windo
             (6.5..=9.5).contains(&seconds),
             "{seconds} s recorded: {text}"
         );
-        for segment in &segments {
-            let key = format!("{KEY}/{rendition}/{}", segment.uri);
+        let files = segments.iter().flat_map(|s| [Some(&s.uri), s.map.as_ref()]);
+        for file in files.flatten() {
+            let key = format!("{KEY}/{rendition}/{file}");
             assert!(
                 store.get(&key).await.unwrap().is_some(),
                 "{key} not mirrored"
             );
         }
-        // Hygiene: what left the live window (3 segments) was removed once mirrored.
+        // Hygiene: what left the live window (3 segments) was removed once mirrored,
+        // and parts once the publish ended.
         let local = segment_files(&spool.path().join(rendition));
         assert!(local.len() <= 4, "{local:?}");
+        assert_eq!(
+            files_named(&spool.path().join(rendition), "part_"),
+            HashSet::new()
+        );
         assert!(segments.len() > 6, "{}", segments.len());
     }
     let master = store
@@ -168,8 +186,9 @@ async fn without_recording_ffmpeg_drops_what_left_the_window() {
     for rendition in RENDITIONS {
         let dir = spool.join(rendition);
         assert!(!dir.join(RECORDING_PLAYLIST).exists());
-        // The window of 3, and the one ffmpeg keeps for players still fetching it.
+        // The window of 3, and no parts once the publish ended.
         let local = segment_files(&dir);
-        assert!(local.len() <= 4, "{local:?}");
+        assert!(local.len() <= 3, "{local:?}");
+        assert_eq!(files_named(&dir, "part_"), HashSet::new());
     }
 }

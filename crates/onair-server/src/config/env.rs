@@ -59,6 +59,7 @@ pub(super) const ONAIR_VARS: &[(&str, &str)] = &[
     ("FFMPEG_PATH", "media.ffmpeg_path"),
     ("FFMPEG_THREADS", "media.ffmpeg_threads"),
     ("HLS_SEGMENT_SECS", "media.hls_segment_secs"),
+    ("HLS_PART_MS", "media.hls_part_ms"),
     ("LIVE_LADDER", "media.ladder"),
     ("MEDIA_HOOK_SECRET", "media.hook_secret"),
     ("STORAGE_QUOTA_BYTES", "media.storage_quota_bytes"),

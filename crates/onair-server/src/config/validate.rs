@@ -285,6 +285,12 @@ impl Config {
             "media.hls_segment_secs",
             "must be 1 to 10",
         )?;
+        check(
+            (100..=1000).contains(&media.hls_part_ms)
+                && media.hls_part_ms * 2 <= media.hls_segment_secs * 1000,
+            "media.hls_part_ms",
+            "must be 100 to 1000, and at most half a segment",
+        )?;
         check(is_ladder(&media.ladder), "media.ladder", LADDER_RULE)?;
         // SRT's own bounds (SRTO_PASSPHRASE).
         check(

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::Media;
 use super::access::{Grant, MediaQuery};
+use super::lowlatency::{self, BlockingReload};
 use crate::error::{ApiError, ErrorBody, Path, Query};
 
 /// As long as a preview lasts (`onair_media::PREVIEW_SECONDS`).
@@ -29,23 +30,35 @@ pub(super) async fn hls_master(
     Path((stream_id, file)): Path<(Uuid, String)>,
     Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[&file], query).await
+    serve_hls(
+        &media,
+        stream_id,
+        &[&file],
+        query,
+        &BlockingReload::default(),
+    )
+    .await
 }
 
-/// A rendition's playlist (`index.m3u8`, or `recording.m3u8`: every segment of the
-/// broadcast, closed once it has ended) or segment (`seg_00001.ts`).
+/// A rendition's LL-HLS playlist (`index.m3u8`; with `_HLS_msn`/`_HLS_part`, held until
+/// it holds that segment or part), its recording (`recording.m3u8`: every segment of the
+/// broadcast, closed once it has ended), a segment (`seg_00001.m4s`), a part
+/// (`part_00000_00004.m4s`; the one the playlist hints is held until it is written) or
+/// an initialization (`init_00000.mp4`).
 #[utoipa::path(get, path = "/live/{stream_id}/{rendition}/{file}", tag = "media",
     params(("stream_id" = Uuid, Path), ("rendition" = String, Path, description = "`source` or a rung of the ladder below it (`720p`, `480p`, `360p`)"),
-        ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8` or a segment"), MediaQuery),
-    responses((status = 200, description = "HLS playlist or MPEG-TS segment", content(
-            (String = "application/vnd.apple.mpegurl"), (String = "video/mp2t"))),
-        (status = 404, body = ErrorBody), (status = 503, description = "`service_unavailable`: the media store or the database", body = ErrorBody)))]
+        ("file" = String, Path, description = "`index.m3u8`, `recording.m3u8`, a segment, a part or an initialization"), MediaQuery, BlockingReload),
+    responses((status = 200, description = "HLS playlist, CMAF segment, part or initialization (an archive's VOD: MPEG-TS)", content(
+            (String = "application/vnd.apple.mpegurl"), (String = "video/iso.segment"), (String = "video/mp4"), (String = "video/mp2t"))),
+        (status = 400, description = "`invalid_query`: `_HLS_part` without `_HLS_msn`, or `_HLS_msn` more than two segments ahead", body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 503, description = "`part_not_ready`: a blocking request's segment or part did not appear within three target durations; `service_unavailable`: the media store or the database", body = ErrorBody)))]
 pub(super) async fn hls_rendition(
     State(media): State<Arc<Media>>,
     Path((stream_id, rendition, file)): Path<(Uuid, String, String)>,
     Query(query): Query<MediaQuery>,
+    Query(reload): Query<BlockingReload>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[&rendition, &file], query).await
+    serve_hls(&media, stream_id, &[&rendition, &file], query, &reload).await
 }
 
 /// A still of the live broadcast, 320 px wide, replaced every ~10 s while it is live
@@ -59,34 +72,51 @@ pub(super) async fn preview_image(
     Path(stream_id): Path<Uuid>,
     Query(query): Query<MediaQuery>,
 ) -> Result<Response, ApiError> {
-    serve_hls(&media, stream_id, &[onair_media::PREVIEW_IMAGE], query).await
+    let image = [onair_media::PREVIEW_IMAGE];
+    serve_hls(&media, stream_id, &image, query, &BlockingReload::default()).await
 }
 
-/// Playlists change every segment and are never cached; segments never change; the
-/// preview may be cached as long as it lasts. A recording playlist of a broadcast that
-/// has ended is served closed. A private archive's recording needs its token.
+/// Playlists change every part and are never cached, except a blocking reload's answer
+/// (its query names what it holds); segments, parts and initializations never change;
+/// the preview may be cached as long as it lasts. A recording playlist of a broadcast
+/// that has ended is served closed. A private archive's recording needs its token.
 async fn serve_hls(
     media: &Media,
     stream_id: Uuid,
     parts: &[&str],
     query: MediaQuery,
+    reload: &BlockingReload,
 ) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
-    let (content_type, cache_control) = if file.ends_with(".m3u8") {
+    let (content_type, cache_control) = if file.ends_with(".m3u8") && reload.blocks() {
+        (PLAYLIST, BLOCKING_RELOAD)
+    } else if file.ends_with(".m3u8") {
         (PLAYLIST, "no-cache")
     } else if file.ends_with(".ts") {
         (SEGMENT, IMMUTABLE)
+    } else if file.ends_with(".m4s") {
+        (CMAF_SEGMENT, IMMUTABLE)
+    } else if file.ends_with(".mp4") && parts.len() == 2 {
+        (CMAF_INIT, IMMUTABLE)
     } else if parts == [onair_media::PREVIEW_IMAGE] {
         (JPEG, PREVIEW_CACHE_CONTROL)
     } else {
         return Err(ApiError::NotFound("media file"));
     };
-    let key = object_key(&onair_media::live_key(stream_id), parts)?;
+    let prefix = onair_media::live_key(stream_id);
+    let key = object_key(&prefix, parts)?;
     let grant = media
         .access
         .broadcast(stream_id, query.token.as_deref())
         .await?;
-    let mut bytes = fetch(&media.files, &key).await?;
+    let mut bytes = match parts {
+        [_, LIVE_PLAYLIST] => lowlatency::playlist(&media.files, &key, reload).await?,
+        [rendition, part] if part.starts_with("part_") => {
+            let playlist = object_key(&prefix, &[rendition, LIVE_PLAYLIST])?;
+            lowlatency::part(&media.files, &key, &playlist).await?
+        }
+        _ => fetch(&media.files, &key).await?,
+    };
     // A rendition's recording (not the master over them) is an EVENT playlist while
     // the broadcast may go on.
     if parts.len() == 2 && file == RECORDING_PLAYLIST && ended(media, stream_id).await? {
@@ -94,6 +124,14 @@ async fn serve_hls(
     }
     Ok(granted(&grant, content_type, cache_control, bytes))
 }
+
+/// A rendition's live playlist.
+const LIVE_PLAYLIST: &str = "index.m3u8";
+/// A blocking reload's answer holds at least what its query asked for, whenever it is
+/// served: CDNs may keep it (players never ask for the same one twice).
+const BLOCKING_RELOAD: &str = "public, max-age=6";
+const CMAF_SEGMENT: &str = "video/iso.segment";
+const CMAF_INIT: &str = "video/mp4";
 
 pub(crate) const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 pub(crate) const SEGMENT: &str = "video/mp2t";

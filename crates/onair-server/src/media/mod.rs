@@ -6,6 +6,7 @@
 mod access;
 mod hls;
 mod hooks;
+mod lowlatency;
 mod vod;
 
 pub(crate) use access::MediaAccess;
@@ -86,6 +87,8 @@ pub struct MediaConfig {
     pub ffmpeg_threads: u32,
     /// Target HLS segment length.
     pub hls_segment_secs: u32,
+    /// Target LL-HLS part length.
+    pub hls_part_ms: u32,
     /// Heights of the live renditions encoded below the source (never above it); the
     /// source itself is always copied.
     pub ladder: Vec<u32>,
@@ -123,6 +126,7 @@ impl Default for MediaConfig {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             ffmpeg_threads: 2,
             hls_segment_secs: 1,
+            hls_part_ms: TranscodeSettings::default().part_millis,
             ladder: TranscodeSettings::default().ladder,
             hook_secret: None,
             storage_quota_bytes: None,
@@ -167,6 +171,7 @@ impl MediaConfig {
                 ffmpeg: self.ffmpeg_path.clone(),
                 threads: self.ffmpeg_threads,
                 segment_seconds: self.hls_segment_secs,
+                part_millis: self.hls_part_ms,
                 ladder: self.ladder.clone(),
                 ..TranscodeSettings::default()
             },

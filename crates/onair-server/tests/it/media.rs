@@ -142,7 +142,7 @@ pub(crate) async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
         }
         for rendition in &renditions {
             let (_, _, playlist) = get_bytes(app, &format!("/live/{stream_id}/{rendition}")).await;
-            if !String::from_utf8_lossy(&playlist).contains(".ts") {
+            if !String::from_utf8_lossy(&playlist).contains("#EXTINF") {
                 return None;
             }
         }
@@ -151,8 +151,9 @@ pub(crate) async fn playable(app: &TestApp, stream_id: &str) -> Vec<String> {
     .await
 }
 
-/// A segment of each of a live broadcast's `renditions` (playlist URIs) decodes as
-/// H.264 of its height in `heights`, with audio, and is served as an immutable segment.
+/// A segment of each of a live broadcast's `renditions` (playlist URIs), behind its
+/// initialization, decodes as H.264 of its height in `heights`, with audio; both are
+/// served as immutable CMAF.
 pub(crate) async fn renditions_decode(
     app: &TestApp,
     stream_id: &str,
@@ -162,18 +163,23 @@ pub(crate) async fn renditions_decode(
     for (rendition, height) in renditions.iter().zip(heights) {
         let (_, _, playlist) = get_bytes(app, &format!("/live/{stream_id}/{rendition}")).await;
         let playlist = String::from_utf8(playlist).unwrap();
-        let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+        let segment = playlist.lines().find(|l| l.starts_with("seg_")).unwrap();
+        let init = playlist
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap();
         let directory = rendition.trim_end_matches("index.m3u8");
-        let (status, headers, bytes) =
-            get_bytes(app, &format!("/live/{stream_id}/{directory}{segment}")).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers["content-type"], "video/mp2t");
-        assert!(
-            headers["cache-control"]
-                .to_str()
-                .unwrap()
-                .contains("immutable")
-        );
+        let mut bytes = Vec::new();
+        for (file, content_type) in [(init, "video/mp4"), (segment, "video/iso.segment")] {
+            let (status, headers, body) =
+                get_bytes(app, &format!("/live/{stream_id}/{directory}{file}")).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["content-type"], content_type);
+            let cache_control = headers["cache-control"].to_str().unwrap();
+            assert!(cache_control.contains("immutable"), "{cache_control}");
+            bytes.extend_from_slice(&body);
+        }
         let probe = ffprobe(&bytes, "stream=codec_type,codec_name,height", "json");
         let streams: Value = serde_json::from_slice(&probe).unwrap();
         let streams = streams["streams"].as_array().unwrap();
@@ -347,7 +353,7 @@ async fn hls_plays_from_the_store(
     }
     let segment = keys
         .iter()
-        .find(|k| k.ends_with(".ts"))
+        .find(|k| k.ends_with(".m4s"))
         .unwrap_or_else(|| panic!("a segment in {keys:?}"));
     let (status, _, served) = get_bytes(&app, &format!("/{segment}")).await;
     assert_eq!(status, StatusCode::OK);

@@ -377,7 +377,7 @@ async fn processing_survives_a_killed_ffmpeg_and_gives_up_on_a_corrupt_recording
         .join(format!("live/{broken_stream}/source"));
     for entry in std::fs::read_dir(&spool).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "ts") {
+        if path.extension().is_some_and(|e| e == "m4s") {
             std::fs::write(&path, b"not a video").unwrap();
         }
     }
