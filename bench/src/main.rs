@@ -15,6 +15,7 @@
 
 mod archive;
 mod chat;
+mod glass;
 mod load;
 mod login;
 mod media;

@@ -1,4 +1,5 @@
-//! Live media: publish → playable latency, and CPU per ingest.
+//! Live media: glass-to-glass latency (`glass.rs`), publish → playable latency, and CPU
+//! per ingest.
 //!
 //! The server runs in this process (embedded SQLite) with the built-in RTMP ingest;
 //! publishers are real ffmpeg processes sending a 720p30 test pattern with a keyframe
@@ -15,18 +16,18 @@ use tokio::process::{Child, Command};
 /// Linux reports CPU time in clock ticks of 1/100 s (USER_HZ) on every mainstream arch.
 pub const TICKS_PER_SECOND: f64 = 100.0;
 
-struct Platform {
-    http: String,
+pub(crate) struct Platform {
+    pub(crate) http: String,
     rtmp: String,
     media_root: PathBuf,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     _data: tempfile::TempDir,
 }
 
 /// A publisher and the broadcast it feeds.
-struct Broadcast {
-    publisher: Child,
-    stream_id: String,
+pub(crate) struct Broadcast {
+    pub(crate) publisher: Child,
+    pub(crate) stream_id: String,
 }
 
 impl Platform {
@@ -62,7 +63,7 @@ impl Platform {
     }
 
     /// A new creator's (user id, stream key).
-    async fn creator(&self, name: &str) -> anyhow::Result<(String, String)> {
+    pub(crate) async fn creator(&self, name: &str) -> anyhow::Result<(String, String)> {
         let signup = json!({"username": name, "email": format!("{name}@bench.example"), "password": "benchmark password"});
         let session = self
             .call(reqwest::Method::POST, "/api/auth/signup", None, signup)
@@ -84,7 +85,7 @@ impl Platform {
 
     /// Starts publishing a `size` source as `user` and waits until a player could start;
     /// returns the broadcast and the time from starting the encoder to playable.
-    async fn go_live(
+    pub(crate) async fn go_live(
         &self,
         (user, key): (&str, &str),
         size: &str,
@@ -117,7 +118,7 @@ impl Platform {
         let dir = self.media_root.join("live").join(stream_id).join(rendition);
         std::fs::read_dir(dir).map_or(0, |d| {
             d.filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "ts"))
+                .filter(|e| e.file_name().to_string_lossy().starts_with("seg_"))
                 .count()
         })
     }
@@ -193,7 +194,7 @@ pub async fn playable(
     for rendition in master.lines().filter(|l| l.ends_with(".m3u8")) {
         if !fetch(rendition.to_owned())
             .await?
-            .is_some_and(|p| p.contains(".ts"))
+            .is_some_and(|p| p.contains("#EXTINF"))
         {
             return Ok(false);
         }
@@ -288,6 +289,8 @@ pub async fn run(runs: usize, cpu_seconds: u64) -> anyhow::Result<()> {
 
     // Side by side: each run publishes the same input to OnAir, then to nginx-rtmp.
     let nginx = crate::nginx::NginxRtmp::start(1).await?;
+    crate::glass::run(&platform, Duration::from_secs(20)).await?;
+
     eprintln!("publish → playable, {runs} runs each on OnAir and nginx-rtmp…");
     let (mut latencies, mut baseline) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for run in 0..runs {
