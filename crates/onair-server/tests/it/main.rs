@@ -19,6 +19,7 @@ mod degradation;
 mod follows;
 mod hooks;
 mod http_cache;
+mod low_latency;
 mod media;
 mod moderation;
 mod notifications;
