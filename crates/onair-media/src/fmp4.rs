@@ -51,6 +51,12 @@ fn box_size(bytes: &[u8]) -> Option<(u64, usize)> {
     }
 }
 
+/// A whole box's body, after its header.
+fn body(whole: &[u8]) -> Option<&[u8]> {
+    let (_, header) = box_size(whole)?;
+    whole.get(header..)
+}
+
 /// The child boxes of a box body: (type, body).
 fn children(mut body: &[u8]) -> impl Iterator<Item = (Kind, &[u8])> {
     std::iter::from_fn(move || {
@@ -88,7 +94,7 @@ pub(crate) struct Init {
 impl Init {
     /// Reads a `moov` box (header included); None without a video track.
     pub(crate) fn parse(moov: &[u8]) -> Option<Self> {
-        let body = moov.get(8..)?;
+        let body = body(moov)?;
         let (tkhd, mdhd) = children(body)
             .filter(|(kind, _)| kind == b"trak")
             .map(|(_, trak)| trak)
@@ -117,44 +123,50 @@ impl Init {
 pub(crate) struct Fragment {
     pub(crate) seconds: f64,
     pub(crate) independent: bool,
-    pub(crate) frames: u32,
+    pub(crate) frames: u64,
 }
 
 impl Fragment {
     /// Reads a `moof` box (header included) against its initialization; None when it
     /// holds no video.
     pub(crate) fn parse(moof: &[u8], init: &Init) -> Option<Self> {
-        let traf = children(moof.get(8..)?)
+        let traf = children(body(moof)?)
             .filter(|(kind, _)| kind == b"traf")
             .map(|(_, traf)| traf)
             .find(|traf| {
                 find(traf, &[b"tfhd"]).and_then(|t| u32_at(t, 4)) == Some(init.track_id)
             })?;
         let (default_duration, default_flags) = track_defaults(find(traf, &[b"tfhd"])?, init)?;
-        let (mut ticks, mut frames, mut independent) = (0u64, 0u32, None);
+        let (mut ticks, mut frames, mut independent) = (0u64, 0u64, None);
         for (_, trun) in children(traf).filter(|(kind, _)| kind == b"trun") {
             let flags = u32_at(trun, 0)? & 0x00FF_FFFF;
-            let count = u32_at(trun, 4)?;
+            let count = u64::from(u32_at(trun, 4)?);
             let mut at = 8 + 4 * usize::from(flags & 0x1 != 0);
             let first_flags = (flags & 0x4 != 0).then(|| u32_at(trun, at));
             at += 4 * usize::from(first_flags.is_some());
             let fields = [0x100, 0x200, 0x400, 0x800].map(|bit| flags & bit != 0);
             let stride = 4 * fields.iter().filter(|f| **f).count();
-            for sample in 0..count as usize {
-                let record = at + sample * stride;
-                ticks += u64::from(match fields[0] {
-                    true => u32_at(trun, record)?,
-                    false => default_duration,
-                });
-                if independent.is_none() {
-                    let offset = record + 4 * (usize::from(fields[0]) + usize::from(fields[1]));
-                    let sample_flags = match (first_flags, fields[2]) {
-                        (Some(first), _) => first?,
-                        (None, true) => u32_at(trun, offset)?,
-                        (None, false) => default_flags,
-                    };
-                    independent = Some(sample_flags & NON_SYNC == 0);
+            // The first sample's flags: its own, else the defaults.
+            let flags_at = 4 * (usize::from(fields[0]) + usize::from(fields[1]));
+            let first = match (first_flags, fields[2]) {
+                (Some(first), _) => first,
+                (None, true) => u32_at(trun, at + flags_at),
+                (None, false) => Some(default_flags),
+            };
+            if count > 0 && independent.is_none() {
+                independent = Some(first? & NON_SYNC == 0);
+            }
+            if fields[0] {
+                // Every sample's record must be there: a count is not trusted alone.
+                let records = trun.get(at..)?.chunks_exact(stride);
+                if (records.len() as u64) < count {
+                    return None;
                 }
+                for record in records.take(count as usize) {
+                    ticks += u64::from(u32_at(record, 0)?);
+                }
+            } else {
+                ticks = ticks.checked_add(count.checked_mul(u64::from(default_duration))?)?;
             }
             frames += count;
         }
@@ -193,7 +205,7 @@ pub(crate) fn contents(init: &[u8], segment: &[u8]) -> Contents {
     let Some(moov) = moov else {
         return Contents::default();
     };
-    let entries: Vec<(Kind, &[u8])> = children(&moov[8..])
+    let entries: Vec<(Kind, &[u8])> = children(body(&moov).unwrap_or_default())
         .filter(|(kind, _)| kind == b"trak")
         .filter_map(|(_, trak)| find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"]))
         // stsd: version and flags, entry count, then the sample entries.
@@ -218,7 +230,7 @@ pub(crate) fn contents(init: &[u8], segment: &[u8]) -> Contents {
             .filter(|(kind, _)| kind == b"moof")
             .filter_map(|(_, moof)| Fragment::parse(&moof, &init));
         let (frames, seconds) = fragments.fold((0u64, 0.0), |(frames, seconds), f| {
-            (frames + u64::from(f.frames), seconds + f.seconds)
+            (frames + f.frames, seconds + f.seconds)
         });
         plausible_rate(frames, seconds)
     });
@@ -290,8 +302,8 @@ fn descriptor<'a>(body: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
 mod tests {
     use super::*;
 
-    /// Two seconds of a 30 fps test pattern with a keyframe a second, fragmented as the
-    /// live transcoder fragments it.
+    /// Two seconds of a 30 fps test pattern with a keyframe a second, in fragments of a
+    /// third of a second.
     fn fragmented(size: &str, audio: &str) -> Vec<u8> {
         let output = std::process::Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])

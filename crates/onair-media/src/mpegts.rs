@@ -62,6 +62,13 @@ impl Sniffer {
         found
     }
 
+    /// Whether the program map names AAC in ADTS frames as the audio.
+    pub(crate) fn adts_audio(&self) -> bool {
+        self.program
+            .audio
+            .is_some_and(|(t, _)| t == STREAM_TYPE_ADTS)
+    }
+
     fn packet(&mut self, packet: &[u8]) -> Source {
         let Some(packet) = Packet::parse(packet) else {
             return Source::Unreadable;
@@ -374,6 +381,10 @@ mod tests {
         assert_eq!(found, Some(Source::Height(1080)));
         let mut whole = Sniffer::default();
         assert_eq!(whole.push(&stream), Source::Height(1080));
+        assert!(whole.adts_audio());
+        let mut mp3 = Sniffer::default();
+        mp3.push(&transport_stream("640x360", "libx264", "libmp3lame"));
+        assert!(!mp3.adts_audio());
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl LiveOutput {
         // RTMP carries FLV tags only: the file header is ours to write.
         let header = match input {
             InputFormat::Flv => Bytes::from_static(&flv::HEADER),
-            InputFormat::MpegTs => Bytes::new(),
+            InputFormat::MpegTs { .. } => Bytes::new(),
         };
         Self {
             settings: config.transcode.clone(),
@@ -71,6 +71,14 @@ impl LiveOutput {
     /// Whether ffmpeg waits for the source's height.
     pub(crate) fn waiting(&self) -> bool {
         matches!(self.stage, Stage::Held(..))
+    }
+
+    /// An MPEG-TS input's audio turned out to be AAC in ADTS frames (say so before
+    /// [`LiveOutput::start`]).
+    pub(crate) fn audio_in_adts(&mut self) {
+        if let InputFormat::MpegTs { adts_audio } = &mut self.input {
+            *adts_audio = true;
+        }
     }
 
     /// Starts ffmpeg for a source `height` pixels tall (None: not known) and hands it

@@ -62,7 +62,8 @@ pub(crate) fn render_vod(segments: &[Segment]) -> String {
 fn render(kind: &str, segments: &[Segment]) -> String {
     let target = segments
         .iter()
-        .map(|s| s.seconds.ceil() as u64)
+        // RFC 8216 §4.3.3.1: each duration, rounded to the nearest integer, fits it.
+        .map(|s| s.seconds.round() as u64)
         .max()
         .unwrap_or(1)
         .max(1);

@@ -1,8 +1,9 @@
 //! One live rendition as Low-Latency HLS (RFC 8216bis; Apple's LL-HLS), cut by OnAir from
-//! the fragmented MP4 (CMAF) ffmpeg streams to it: every fragment (~1/3 s) becomes a
-//! partial segment the moment it arrives, and a run of them starting at a keyframe a
-//! whole segment (the same bytes, one file), so LL-HLS players fetch parts and regular
-//! HLS players the segments, from the same playlist. Files appear atomically and before
+//! the fragmented MP4 (CMAF) ffmpeg streams to it a frame at a time: fragments become a
+//! partial segment (~1/3 s) as soon as it is full, and a run of parts from a keyframe a
+//! whole segment (the same bytes, one file) the moment the next keyframe arrives, so
+//! LL-HLS players fetch parts and regular HLS players the segments, from the same
+//! playlist, with no wait for what comes after. Files appear atomically and before
 //! the playlist that names them. A publisher that comes back continues the playlist
 //! after a discontinuity, with its own initialization.
 
@@ -18,11 +19,14 @@ use crate::fmp4::{self, Fragment, Init, Kind};
 use crate::playlist;
 use crate::recording::LIVE_PLAYLIST;
 
-/// Segments whose parts the playlist lists, counting back from the newest (RFC 8216bis
+/// Closed segments whose parts the playlist lists, besides the open one (RFC 8216bis
 /// §4.4.4.9: parts older than three target durations are dropped).
 const SEGMENTS_WITH_PARTS: usize = 3;
-/// A segment closes at the first keyframe part after this share of its target length.
+/// A segment closes at the first keyframe after this share of its target length.
 const CLOSE_AT: f64 = 0.9;
+/// Without a keyframe a segment is cut anyway at this length (memory and the
+/// playlist's target stay bounded), and no longer said to be independent.
+pub(crate) const LONGEST_SEGMENT_SECONDS: f64 = 10.0;
 
 /// How a rendition is cut and kept.
 #[derive(Debug, Clone)]
@@ -56,6 +60,15 @@ struct Segment {
     parts: Vec<Part>,
 }
 
+/// A part being assembled: its fragments' bytes, video length, and whether its first
+/// video frame is a keyframe (None until it has video).
+#[derive(Default)]
+struct Assembling {
+    bytes: Vec<u8>,
+    seconds: f64,
+    independent: Option<bool>,
+}
+
 /// The segment being cut: its parts so far and their bytes.
 struct Open {
     segment: Segment,
@@ -76,14 +89,26 @@ pub(crate) struct Rendition {
     init: Option<(String, Init)>,
     /// `ftyp` waiting for its `moov`.
     file_type: Option<Bytes>,
-    /// A fragment's `moof` (and anything before it) waiting for its `mdat`.
-    pending: Option<(Vec<u8>, Fragment)>,
+    /// A fragment's `moof` waiting for its `mdat`, with its video (None: audio alone).
+    pending: Option<(Vec<u8>, Option<Fragment>)>,
+    /// The part being assembled from fragments.
+    part: Option<Assembling>,
     /// Part file names: unique to this publish, numbered so the next is known in advance
     /// (the preload hint).
     part_prefix: String,
+    init_suffix: String,
     parts_made: u64,
     /// ffmpeg has finished: no part is coming.
     ended: bool,
+    /// `#EXT-X-TARGETDURATION` and `PART-TARGET` so far (they never shrink).
+    target: u64,
+    part_target: f64,
+    /// A segment was cut without a keyframe (the publisher sends too few): segments are
+    /// no longer all independent.
+    keyframes_missing: bool,
+    /// Files of segments that left the window, kept while players may still hold a
+    /// playlist naming them (one window), oldest first.
+    retired: VecDeque<Vec<String>>,
 }
 
 impl Rendition {
@@ -106,6 +131,10 @@ impl Rendition {
             .collect();
         let media_sequence = playlist::media_sequence(&previous);
         let next = media_sequence + window.len() as u64;
+        // Names unique to this publish: a name once served is cached as immutable.
+        let publish = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        let (cutting_target, cutting_part_target) =
+            (cutting.segment_seconds.round() as u64, cutting.part_seconds);
         Self {
             dir,
             cutting,
@@ -117,9 +146,15 @@ impl Rendition {
             init: None,
             file_type: None,
             pending: None,
-            part_prefix: format!("part_{next:05}_"),
+            part: None,
+            part_prefix: format!("part_{next:05}_{publish}_"),
+            init_suffix: publish.to_owned(),
             parts_made: 0,
             ended: false,
+            target: cutting_target,
+            part_target: cutting_part_target,
+            keyframes_missing: false,
+            retired: VecDeque::new(),
         }
     }
 
@@ -133,7 +168,7 @@ impl Rendition {
             b"ftyp" => self.file_type = Some(bytes),
             b"moov" => {
                 let init = Init::parse(&bytes).ok_or(std::io::ErrorKind::InvalidData)?;
-                let name = format!("init_{:05}.mp4", self.next_msn());
+                let name = format!("init_{:05}_{}.mp4", self.next_msn(), self.init_suffix);
                 let mut file = self.file_type.take().map(Vec::from).unwrap_or_default();
                 file.extend_from_slice(&bytes);
                 playlist::write_atomically(&self.dir.join(&name), &file).await?;
@@ -141,14 +176,12 @@ impl Rendition {
             }
             b"moof" => {
                 let (_, init) = self.init.as_ref().ok_or(std::io::ErrorKind::InvalidData)?;
-                // A fragment without video (audio flushed after the video ended) times
-                // no part: it is left out.
-                self.pending = Fragment::parse(&bytes, init).map(|f| (bytes.to_vec(), f));
+                self.pending = Some((bytes.to_vec(), Fragment::parse(&bytes, init)));
             }
             b"mdat" => {
-                if let Some((mut part, fragment)) = self.pending.take() {
-                    part.extend_from_slice(&bytes);
-                    self.add_part(part, fragment).await?;
+                if let Some((mut fragment, video)) = self.pending.take() {
+                    fragment.extend_from_slice(&bytes);
+                    self.add_fragment(&fragment, video).await?;
                 }
             }
             // The random-access index ffmpeg appends at the end (mfra) and padding are
@@ -158,22 +191,57 @@ impl Rendition {
         Ok(())
     }
 
-    async fn add_part(&mut self, bytes: Vec<u8>, fragment: Fragment) -> std::io::Result<()> {
-        let closes = self.open.as_ref().is_some_and(|open| {
-            fragment.independent && open.segment.seconds >= self.cutting.segment_seconds * CLOSE_AT
-        });
-        if closes {
-            self.close_segment().await?;
+    /// Adds one of ffmpeg's fragments (about a frame: `video` is None for audio alone).
+    /// A keyframe ends the part before it, and the segment too once that is long
+    /// enough, the moment it arrives; a part ends as soon as it is full.
+    async fn add_fragment(&mut self, bytes: &[u8], video: Option<Fragment>) -> std::io::Result<()> {
+        if video.is_some_and(|v| v.independent) {
+            self.close_part().await?;
+            let due = self.cutting.segment_seconds * CLOSE_AT;
+            if self
+                .open
+                .as_ref()
+                .is_some_and(|open| open.segment.seconds >= due)
+            {
+                self.close_segment().await?;
+                self.write_playlist().await?;
+            }
         }
+        let part = self.part.get_or_insert_with(Assembling::default);
+        part.bytes.extend_from_slice(bytes);
+        if let Some(video) = video {
+            part.seconds += video.seconds;
+            part.independent.get_or_insert(video.independent);
+            // Full within half a frame: it closes now, not when the next frame comes.
+            if part.seconds + video.seconds / 2.0 >= self.cutting.part_seconds {
+                self.close_part().await?;
+                // A publisher sending too few keyframes still gets bounded segments.
+                let too_long = self.open.as_ref().map(|o| o.segment.seconds);
+                if too_long.is_some_and(|seconds| seconds >= LONGEST_SEGMENT_SECONDS) {
+                    self.keyframes_missing = true;
+                    self.close_segment().await?;
+                    self.write_playlist().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the part being assembled (once it holds video) and lists it in the open
+    /// segment, opening one if needed.
+    async fn close_part(&mut self) -> std::io::Result<()> {
+        let Some(independent) = self.part.as_ref().and_then(|p| p.independent) else {
+            return Ok(());
+        };
+        let part = self.part.take().unwrap_or_default();
         let uri = format!("{}{:05}.m4s", self.part_prefix, self.parts_made);
-        playlist::write_atomically(&self.dir.join(&uri), &bytes).await?;
+        playlist::write_atomically(&self.dir.join(&uri), &part.bytes).await?;
         self.parts_made += 1;
         let map = self.init.as_ref().map(|(name, _)| name.clone());
         let next_msn = self.next_msn();
         let resuming = std::mem::take(&mut self.resuming);
-        // The part just arrived: its first frame is about its length older.
-        let started =
-            Utc::now() - chrono::Duration::milliseconds((fragment.seconds * 1000.0) as i64);
+        // The part is complete: its first frame is about its length older.
+        let started = Utc::now() - chrono::Duration::milliseconds((part.seconds * 1000.0) as i64);
         let open = self.open.get_or_insert_with(|| Open {
             segment: Segment {
                 uri: format!("seg_{next_msn:05}.m4s"),
@@ -185,12 +253,12 @@ impl Rendition {
             },
             bytes: Vec::new(),
         });
-        open.bytes.extend_from_slice(&bytes);
-        open.segment.seconds += fragment.seconds;
+        open.bytes.extend_from_slice(&part.bytes);
+        open.segment.seconds += part.seconds;
         open.segment.parts.push(Part {
             uri,
-            seconds: fragment.seconds,
-            independent: fragment.independent,
+            seconds: part.seconds,
+            independent,
         });
         self.write_playlist().await
     }
@@ -212,6 +280,10 @@ impl Rendition {
             if !self.cutting.keep_segments {
                 files.push(gone.uri);
             }
+            self.retired.push_back(files);
+        }
+        while self.retired.len() > self.cutting.playlist_size {
+            let files = self.retired.pop_front().unwrap_or_default();
             remove_files(&self.dir, files).await;
         }
         Ok(())
@@ -221,6 +293,11 @@ impl Rendition {
     /// listed (nothing more is coming) and their files go.
     pub(crate) async fn finish(&mut self) -> std::io::Result<()> {
         self.ended = true;
+        self.close_part().await?;
+        // Audio flushed after the last frame of video goes with the last segment.
+        if let (Some(tail), Some(open)) = (self.part.take(), self.open.as_mut()) {
+            open.bytes.extend_from_slice(&tail.bytes);
+        }
         self.close_segment().await?;
         let parts: Vec<Part> = self
             .window
@@ -228,11 +305,23 @@ impl Rendition {
             .flat_map(|s| s.parts.drain(..))
             .collect();
         self.write_playlist().await?;
-        remove_files(&self.dir, parts.into_iter().map(|p| p.uri).collect()).await;
+        let mut files: Vec<String> = parts.into_iter().map(|p| p.uri).collect();
+        files.extend(self.retired.drain(..).flatten());
+        remove_files(&self.dir, files).await;
         Ok(())
     }
 
-    async fn write_playlist(&self) -> std::io::Result<()> {
+    async fn write_playlist(&mut self) -> std::io::Result<()> {
+        // Targets only grow (RFC 8216 §6.2.1: a live playlist changes by appending).
+        let open = self.open.as_ref().map(|o| &o.segment);
+        let segments = self.window.iter().chain(open);
+        // RFC 8216 §4.3.3.1: each duration, rounded to the nearest integer, fits it.
+        let longest = segments.clone().map(|s| s.seconds.round() as u64).max();
+        self.target = self.target.max(longest.unwrap_or(0));
+        let longest_part = segments.flat_map(|s| &s.parts).map(|p| p.seconds);
+        // Milliseconds, rounded up (past float noise): no part may be longer.
+        let longest_part = longest_part.map(|p| (p * 1000.0 - 1e-6).ceil() / 1000.0);
+        self.part_target = longest_part.fold(self.part_target, f64::max);
         let text = self.render();
         playlist::write_atomically(&self.dir.join(LIVE_PLAYLIST), &text).await
     }
@@ -240,15 +329,7 @@ impl Rendition {
     fn render(&self) -> String {
         let open = self.open.as_ref().map(|o| &o.segment);
         let segments = self.window.iter().chain(open);
-        let longest = segments.clone().map(|s| s.seconds).fold(0.0, f64::max);
-        let target = longest.max(self.cutting.segment_seconds).ceil() as u64;
-        let longest_part = segments
-            .clone()
-            .flat_map(|s| &s.parts)
-            .map(|p| p.seconds)
-            .fold(self.cutting.part_seconds, f64::max);
-        // Milliseconds, rounded up: no part may be longer than the target.
-        let part_target = (longest_part * 1000.0).ceil() / 1000.0;
+        let (target, part_target) = (self.target, self.part_target);
         let mut out = format!(
             "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n\
              #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3}\n\
@@ -263,7 +344,9 @@ impl Rendition {
                 self.discontinuity_sequence
             ));
         }
-        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        if !self.keyframes_missing {
+            out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+        }
         let mut map = None;
         let listed_from = self.window.len().saturating_sub(SEGMENTS_WITH_PARTS);
         for (index, segment) in segments.enumerate() {
@@ -309,17 +392,21 @@ impl Rendition {
     }
 }
 
-/// Cuts the rendition in `dir` from the one connection ffmpeg makes to `listener`,
-/// until ffmpeg closes it.
-pub(crate) async fn run(
-    listener: UnixListener,
-    socket_path: PathBuf,
-    dir: PathBuf,
-    cutting: Cutting,
-) {
+/// A Unix socket's path, removed when dropped: once ffmpeg has connected, or with a
+/// segmenter that never ran or was stopped.
+pub(crate) struct SocketPath(pub(crate) PathBuf);
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Cuts the rendition in `dir` from the one connection ffmpeg makes to `listener` (at
+/// `path`), until ffmpeg closes it.
+pub(crate) async fn run(listener: UnixListener, path: SocketPath, dir: PathBuf, cutting: Cutting) {
     let accepted = listener.accept().await;
-    // Connected (or failed): the path is no longer needed.
-    let _ = tokio::fs::remove_file(&socket_path).await;
+    drop(path);
     let Ok((mut socket, _)) = accepted else {
         return;
     };
@@ -361,151 +448,5 @@ async fn remove_files(dir: &Path, names: Vec<String>) {
         {
             tracing::warn!(file = name, %error, "cannot remove a live media file");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `seconds` of a 30 fps test pattern with a keyframe a second, as the transcoder's
-    /// fragmented MP4, split into boxes.
-    fn boxes(seconds: u32) -> Vec<(Kind, Bytes)> {
-        let output = std::process::Command::new("ffmpeg")
-            .args(["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i"])
-            .args(["testsrc=size=320x180:rate=30", "-f", "lavfi", "-i", "sine"])
-            .args([
-                "-t",
-                &seconds.to_string(),
-                "-c:v",
-                "libx264",
-                "-g",
-                "30",
-                "-c:a",
-                "aac",
-            ])
-            .args([
-                "-f",
-                "mp4",
-                "-movflags",
-                crate::transcoder::FRAGMENTED_MP4_FLAGS,
-            ])
-            .args(["-frag_duration", "333333", "pipe:1"])
-            .output()
-            .unwrap();
-        let mut buffer = BytesMut::from(&output.stdout[..]);
-        std::iter::from_fn(|| fmp4::take_box(&mut buffer).unwrap()).collect()
-    }
-
-    fn cutting() -> Cutting {
-        Cutting {
-            segment_seconds: 1.0,
-            part_seconds: 0.333,
-            playlist_size: 3,
-            keep_segments: true,
-        }
-    }
-
-    async fn publish(dir: &Path, boxes: &[(Kind, Bytes)]) -> Vec<String> {
-        let mut rendition = Rendition::open(dir.to_owned(), cutting()).await;
-        let mut playlists = Vec::new();
-        for (kind, bytes) in boxes {
-            rendition.push(*kind, bytes.clone()).await.unwrap();
-            playlists.push(std::fs::read_to_string(dir.join(LIVE_PLAYLIST)).unwrap_or_default());
-        }
-        rendition.finish().await.unwrap();
-        playlists.push(std::fs::read_to_string(dir.join(LIVE_PLAYLIST)).unwrap());
-        playlists
-    }
-
-    #[tokio::test]
-    async fn cuts_parts_and_segments_and_continues_after_a_resume() {
-        let dir = tempfile::tempdir().unwrap();
-        let boxes = boxes(5);
-        let playlists = publish(dir.path(), &boxes).await;
-        // While live: parts of the newest three segments and the open one, the next hinted.
-        let live = &playlists[playlists.len() - 3];
-        assert!(
-            live.contains("#EXT-X-PART-INF:PART-TARGET=0.334\n"),
-            "{live}"
-        );
-        assert!(
-            live.contains("CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.002"),
-            "{live}"
-        );
-        assert!(live.contains("#EXT-X-MEDIA-SEQUENCE:1\n"), "{live}");
-        assert!(
-            live.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_00000_"),
-            "{live}"
-        );
-        assert!(live.contains("#EXT-X-PROGRAM-DATE-TIME:"), "{live}");
-        let edge = playlist::LiveEdge::of(live);
-        assert_eq!((edge.open_segment, edge.growing), (4, true), "{live}");
-        assert_eq!(live.matches(",INDEPENDENT=YES").count(), 4, "{live}");
-        // A segment is its parts (ffmpeg's fragments), byte for byte.
-        let fragments: Vec<&[u8]> = boxes
-            .iter()
-            .filter(|(kind, _)| kind == b"moof" || kind == b"mdat")
-            .map(|(_, bytes)| &bytes[..])
-            .collect();
-        let seg_2 = fragments[6 * 2..9 * 2].concat();
-        assert_eq!(
-            std::fs::read(dir.path().join("seg_00002.m4s")).unwrap(),
-            seg_2
-        );
-
-        // Ended: every segment whole, no parts listed or left, nothing hinted.
-        let ended = playlists.last().unwrap();
-        assert!(
-            !ended.contains("#EXT-X-PART:") && !ended.contains("PRELOAD-HINT"),
-            "{ended}"
-        );
-        let segments = playlist::segments(ended);
-        assert_eq!(segments.len(), 3);
-        assert_eq!(segments[2].uri, "seg_00004.m4s");
-        let left = std::fs::read_dir(dir.path()).unwrap();
-        assert!(
-            !left
-                .map(|e| e.unwrap().file_name())
-                .any(|n| n.to_string_lossy().starts_with("part_"))
-        );
-        // Recording: what left the window is kept.
-        assert!(dir.path().join("seg_00000.m4s").exists());
-
-        // The publisher comes back: the numbering goes on, after a break, with its own
-        // initialization and part names.
-        let resumed = publish(dir.path(), &boxes).await;
-        // The first playlist listing the resumed publish's first segment whole.
-        let resumed = resumed
-            .iter()
-            .find(|p| p.contains("\nseg_00005.m4s\n"))
-            .unwrap();
-        let segments = playlist::segments(resumed);
-        let first_new = segments
-            .iter()
-            .position(|s| s.map.as_deref() == Some("init_00005.mp4"));
-        let first_new = first_new.expect(resumed);
-        assert!(segments[first_new].discontinuity, "{resumed}");
-        assert!(
-            segments[..first_new]
-                .iter()
-                .all(|s| s.map.as_deref() == Some("init_00000.mp4"))
-        );
-        assert!(
-            resumed.contains("URI=\"part_00005_00000.m4s\""),
-            "{resumed}"
-        );
-        assert!(dir.path().join("init_00005.mp4").exists());
-    }
-
-    #[tokio::test]
-    async fn a_fragment_before_its_initialization_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let boxes = boxes(1);
-        let mut rendition = Rendition::open(dir.path().to_owned(), cutting()).await;
-        let (kind, moof) = boxes.iter().find(|(kind, _)| kind == b"moof").unwrap();
-        assert!(rendition.push(*kind, moof.clone()).await.is_err());
-        let junk_moov = Bytes::from_static(b"\0\0\0\x08moov");
-        assert!(rendition.push(*b"moov", junk_moov).await.is_err());
     }
 }

@@ -198,7 +198,12 @@ async fn connect(
     };
     // Refused now (a race with a rotation or another publisher): the connection closes.
     let stop = Arc::new(Notify::new());
-    let started = ingest.start(slot, key, InputFormat::MpegTs, Arc::clone(&stop));
+    let started = ingest.start(
+        slot,
+        key,
+        InputFormat::MpegTs { adts_audio: false },
+        Arc::clone(&stop),
+    );
     if let Ok(publish) = started.await {
         serve(&ingest, publish, socket, &stop, stopped).await;
     }
@@ -219,7 +224,11 @@ async fn serve(
         let mut sniffer = Sniffer::default();
         while let Some(Ok((_, data))) = socket.next().await {
             if output.waiting() {
-                let started = match sniffer.push(&data) {
+                let found = sniffer.push(&data);
+                if found != Source::Unknown && sniffer.adts_audio() {
+                    output.audio_in_adts();
+                }
+                let started = match found {
                     Source::Unknown => Ok(()),
                     Source::Height(height) => output.start(Some(height)).await,
                     Source::Unreadable => output.start(None).await,

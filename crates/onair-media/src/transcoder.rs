@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::ladder;
-use crate::segmenter::{self, Cutting};
+use crate::segmenter::{self, Cutting, SocketPath};
 
 /// How ffmpeg is run. The master playlist is not ffmpeg's: see `master.rs`.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct TranscodeSettings {
     pub threads: u32,
     /// Target HLS segment length.
     pub segment_seconds: u32,
-    /// Target LL-HLS partial segment length (ffmpeg's fragment length).
+    /// Target LL-HLS partial segment length.
     pub part_millis: u32,
     /// Segments listed in a live playlist.
     pub playlist_size: u32,
@@ -52,15 +52,16 @@ impl Default for TranscodeSettings {
 pub(crate) enum InputFormat {
     /// RTMP's messages as FLV tags, behind the FLV header OnAir writes.
     Flv,
-    /// SRT's payload: MPEG-TS, as the publisher muxed it.
-    MpegTs,
+    /// SRT's payload: MPEG-TS, as the publisher muxed it; `adts_audio`: its audio is AAC
+    /// in ADTS frames, whose headers MP4 does not take.
+    MpegTs { adts_audio: bool },
 }
 
 impl InputFormat {
     fn demuxer(self) -> &'static str {
         match self {
             Self::Flv => "flv",
-            Self::MpegTs => "mpegts",
+            Self::MpegTs { .. } => "mpegts",
         }
     }
 }
@@ -73,10 +74,13 @@ pub const PREVIEW_IMAGE: &str = "preview.jpg";
 pub const PREVIEW_SECONDS: u32 = 10;
 /// The preview's width in pixels (its height keeps the aspect ratio).
 const PREVIEW_WIDTH: u32 = 320;
-/// CMAF fragments that each start a part: the initialization first with no samples,
-/// offsets relative to each fragment, a fragment at every keyframe (and every
-/// `-frag_duration`).
+/// CMAF as the segmenter takes it: the initialization first with no samples, offsets
+/// relative to each fragment, a fragment at every keyframe and every
+/// [`FRAGMENT_MICROSECONDS`].
 pub(crate) const FRAGMENTED_MP4_FLAGS: &str = "+empty_moov+default_base_moof+frag_keyframe+cmaf";
+/// About a frame a fragment: the segmenter learns of each keyframe (which ends a
+/// segment) as it arrives, not a part later. Costs ~100 bytes of `moof` a frame.
+pub(crate) const FRAGMENT_MICROSECONDS: u32 = 30_000;
 
 impl TranscodeSettings {
     /// ffprobe, installed beside ffmpeg.
@@ -121,13 +125,15 @@ impl TranscodeSettings {
             .args(["-f", input.demuxer(), "-i", "pipe:0"]);
         let keyframes = format!("expr:gte(t,n_forced*{})", self.segment_seconds);
         let threads = self.threads.to_string();
-        let fragment = (u64::from(self.part_millis) * 1000).to_string();
+        let fragment = FRAGMENT_MICROSECONDS.to_string();
         for (index, socket) in sockets.iter().enumerate() {
             // Every rendition carries the source's audio, copied: no audio encode at all.
-            // MP4 holds AAC without ADTS headers: an MPEG-TS publisher's are taken off (FLV's
-            // AAC has none and passes through).
             command.args(["-map", "0:v:0", "-map", "0:a:0", "-c:a", "copy"]);
-            command.args(["-bsf:a", "aac_adtstoasc"]);
+            // MP4 holds AAC without the ADTS headers MPEG-TS carries it in (ffmpeg 5.1
+            // refuses them rather than converting them itself).
+            if input == (InputFormat::MpegTs { adts_audio: true }) {
+                command.args(["-bsf:a", "aac_adtstoasc"]);
+            }
             match index.checked_sub(1).and_then(|rung| rungs.get(rung)) {
                 // The publisher's own encoding, untouched.
                 None => {
@@ -229,7 +235,8 @@ impl Transcoder {
             let socket =
                 std::env::temp_dir().join(format!("onair-{}.sock", uuid::Uuid::new_v4().simple()));
             let listener = UnixListener::bind(&socket)?;
-            let task = segmenter::run(listener, socket.clone(), dir, cutting.clone());
+            let path = SocketPath(socket.clone());
+            let task = segmenter::run(listener, path, dir, cutting.clone());
             segmenters.0.push(tokio::spawn(task));
             sockets.push(socket);
         }
@@ -292,9 +299,10 @@ impl Transcoder {
         }
         // ffmpeg is gone, so its sockets are closed: the segmenters write the last
         // segments and playlists (one that never got a connection is stopped).
+        let deadline = tokio::time::Instant::now() + grace;
         for segmenter in std::mem::take(&mut self.segmenters.0) {
             let abort = segmenter.abort_handle();
-            if tokio::time::timeout(grace, segmenter).await.is_err() {
+            if tokio::time::timeout_at(deadline, segmenter).await.is_err() {
                 abort.abort();
             }
         }

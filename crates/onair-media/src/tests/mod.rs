@@ -1,8 +1,9 @@
-//! Tests with a real ffmpeg: the recording a live ingest keeps, and the VODs and clips
-//! made of a recording.
+//! Tests with a real ffmpeg: the live LL-HLS segmenter, the recording a live ingest
+//! keeps, and the VODs and clips made of a recording.
 
 mod clip;
 mod live;
+mod segmenter;
 mod vod;
 
 use std::path::Path;

@@ -77,7 +77,7 @@ pub(super) async fn preview_image(
 }
 
 /// Playlists change every part and are never cached, except a blocking reload's answer
-/// (its query names what it holds); segments, parts and initializations never change;
+/// that holds what its query asked for; segments, parts and initializations never change;
 /// the preview may be cached as long as it lasts. A recording playlist of a broadcast
 /// that has ended is served closed. A private archive's recording needs its token.
 async fn serve_hls(
@@ -88,9 +88,7 @@ async fn serve_hls(
     reload: &BlockingReload,
 ) -> Result<Response, ApiError> {
     let file = parts.last().copied().unwrap_or_default();
-    let (content_type, cache_control) = if file.ends_with(".m3u8") && reload.blocks() {
-        (PLAYLIST, BLOCKING_RELOAD)
-    } else if file.ends_with(".m3u8") {
+    let (content_type, mut cache_control) = if file.ends_with(".m3u8") {
         (PLAYLIST, "no-cache")
     } else if file.ends_with(".ts") {
         (SEGMENT, IMMUTABLE)
@@ -110,7 +108,13 @@ async fn serve_hls(
         .broadcast(stream_id, query.token.as_deref())
         .await?;
     let mut bytes = match parts {
-        [_, LIVE_PLAYLIST] => lowlatency::playlist(&media.files, &key, reload).await?,
+        [_, LIVE_PLAYLIST] => {
+            let reloaded = lowlatency::playlist(&media.files, &key, reload).await?;
+            if reloaded.holds_request {
+                cache_control = BLOCKING_RELOAD;
+            }
+            reloaded.playlist
+        }
         [rendition, part] if part.starts_with("part_") => {
             let playlist = object_key(&prefix, &[rendition, LIVE_PLAYLIST])?;
             lowlatency::part(&media.files, &key, &playlist).await?

@@ -1,7 +1,8 @@
 //! LL-HLS on the serving side (RFC 8216bis §6.2.5): a blocking playlist reload
 //! (`_HLS_msn`, `_HLS_part`) is held until the playlist holds that segment or part, and a
 //! request for the part the playlist hints (not written yet) until it exists; each for
-//! at most three target durations. Both read the media store, so any node serves them.
+//! at most three target durations as first read (and never past 6 s). Both read the
+//! media store, so any node serves them.
 
 use std::time::{Duration, Instant};
 
@@ -31,46 +32,71 @@ pub(super) struct BlockingReload {
     part: Option<u64>,
 }
 
-impl BlockingReload {
-    /// Whether the request blocks (its answer may then be cached by its query).
-    pub(super) fn blocks(&self) -> bool {
-        self.msn.is_some()
-    }
+/// How long a request is held at most: three target durations of the playlist as first
+/// read (RFC 8216bis §6.2.5.2), never past this.
+const HOLD_LIMIT: Duration = Duration::from_secs(6);
+/// Parts a request may ask for beyond the playlist's last (its Advance Part Limit).
+const ADVANCE_PARTS: u64 = 3;
+
+/// A live playlist as a blocking reload is answered.
+pub(super) struct Reloaded {
+    pub(super) playlist: Bytes,
+    /// It holds what the request asked for (so it may be cached by the request's query).
+    pub(super) holds_request: bool,
 }
 
 /// The live playlist at `key` as `reload` asks for it: at once without `_HLS_msn`, else
-/// once it holds that segment or part, or has stopped growing. 400 for a part without a
-/// segment or a segment more than two ahead; 503 `part_not_ready` after three target
-/// durations.
+/// once it holds that segment or part, or has stopped growing (then as it is, which does
+/// not hold the request). 400 for a part without a segment, or a segment or part too
+/// far ahead; 503 `part_not_ready` when the hold runs out.
 pub(super) async fn playlist(
     files: &MediaStore,
     key: &str,
     reload: &BlockingReload,
-) -> Result<Bytes, ApiError> {
+) -> Result<Reloaded, ApiError> {
     let Some(msn) = reload.msn else {
         if reload.part.is_some() {
             return Err(ApiError::InvalidQuery("_HLS_part needs _HLS_msn".into()));
         }
-        return fetch(files, key).await;
+        let playlist = fetch(files, key).await?;
+        return Ok(Reloaded {
+            playlist,
+            holds_request: false,
+        });
     };
     let started = Instant::now();
+    let mut limit = None;
     loop {
         let playlist = fetch(files, key).await?;
         let edge = LiveEdge::of(&String::from_utf8_lossy(&playlist));
-        if edge.has(msn, reload.part) || !edge.growing {
-            return Ok(playlist);
+        let holds_request = edge.has(msn, reload.part);
+        if holds_request || !edge.growing {
+            return Ok(Reloaded {
+                playlist,
+                holds_request,
+            });
         }
-        if msn > edge.open_segment + 2 {
+        let parts_ahead = msn == edge.open_segment
+            && reload
+                .part
+                .is_some_and(|part| part >= edge.open_parts + ADVANCE_PARTS);
+        if msn > edge.open_segment + 2 || parts_ahead {
             return Err(ApiError::InvalidQuery(format!(
-                "_HLS_msn {msn} is more than two segments after the playlist's last ({})",
-                edge.open_segment
+                "_HLS_msn {msn} (_HLS_part {:?}) is too far after the playlist's last segment ({}, {} parts)",
+                reload.part, edge.open_segment, edge.open_parts
             )));
         }
-        if started.elapsed() >= Duration::from_secs(3 * edge.target_seconds) {
+        let limit = *limit.get_or_insert_with(|| hold_limit(&edge));
+        if started.elapsed() >= limit {
             return Err(ApiError::PartNotReady);
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Three target durations of `edge`'s playlist, at most [`HOLD_LIMIT`].
+fn hold_limit(edge: &LiveEdge) -> Duration {
+    Duration::from_secs(3 * edge.target_seconds).min(HOLD_LIMIT)
 }
 
 /// The part at `key`; if it is not there yet but its rendition's playlist (`playlist_key`)
@@ -96,7 +122,7 @@ pub(super) async fn part(
     if !hinted {
         return Err(not_found());
     }
-    let limit = Duration::from_secs(3 * LiveEdge::of(&playlist).target_seconds);
+    let limit = hold_limit(&LiveEdge::of(&playlist));
     let started = Instant::now();
     while started.elapsed() < limit {
         tokio::time::sleep(POLL).await;

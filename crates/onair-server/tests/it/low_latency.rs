@@ -35,7 +35,7 @@ async fn parts_and_blocking_reloads(db: DbConfig) {
         for tag in [
             "#EXT-X-PART-INF:PART-TARGET=0.33",
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=",
-            "#EXT-X-MAP:URI=\"init_00000.mp4\"",
+            "#EXT-X-MAP:URI=\"init_00000_",
             ",INDEPENDENT=YES\n",
             "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_",
         ] {
@@ -81,7 +81,7 @@ async fn parts_and_blocking_reloads(db: DbConfig) {
     let far = edge.open_segment + 3;
     for (query, reason) in [
         ("_HLS_part=1", "needs _HLS_msn"),
-        (&format!("_HLS_msn={far}")[..], "two segments"),
+        (&format!("_HLS_msn={far}")[..], "too far"),
     ] {
         let (status, _, body) = get_bytes(&app, &format!("{url}?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
