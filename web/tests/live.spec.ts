@@ -44,7 +44,7 @@ for (const hlsJs of [false, true]) {
         // hls.js in low-latency mode: it holds playlist reloads on the server until the next
         // part exists, and fetches parts rather than waiting for whole segments.
         expect(requested.some((url) => /index\.m3u8\?.*_HLS_msn=\d+/.test(url))).toBe(true);
-        expect(requested.some((url) => /\/part_\d+_\d+\.m4s/.test(url))).toBe(true);
+        expect(requested.some((url) => /\/part_\d+_[0-9a-f]+_\d+\.m4s/.test(url))).toBe(true);
       }
       // The quality menu: auto plus each rendition of the master playlist (a 360p source:
       // itself and the rung below it).
