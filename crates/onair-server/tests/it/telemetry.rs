@@ -86,7 +86,13 @@ impl Lines {
 
 /// Logs and, when on, traces of everything this test's thread runs (the test, its
 /// server and its jobs run on the test's single-threaded runtime).
-fn subscribe(telemetry: &Telemetry, lines: &Lines) -> tracing::subscriber::DefaultGuard {
+///
+/// tracing-core registers a callsite with the registering thread's subscriber alone while
+/// only one subscriber exists: a callsite first reached on another test's thread (which
+/// has none) would be cached as disabled for this one too — the request lines went
+/// missing whenever media tests ran beside this one. A second, idle subscriber kept alive
+/// makes it ask every subscriber.
+fn subscribe(telemetry: &Telemetry, lines: &Lines) -> Subscribed {
     let lines = lines.clone();
     let log = tracing_subscriber::fmt::layer()
         .json()
@@ -95,7 +101,15 @@ fn subscribe(telemetry: &Telemetry, lines: &Lines) -> tracing::subscriber::Defau
     let subscriber = tracing_subscriber::registry()
         .with(log)
         .with(telemetry.layer());
-    tracing::subscriber::set_default(subscriber)
+    Subscribed {
+        _default: tracing::subscriber::set_default(subscriber),
+        _other: tracing::Dispatch::new(tracing_subscriber::registry()),
+    }
+}
+
+struct Subscribed {
+    _default: tracing::subscriber::DefaultGuard,
+    _other: tracing::Dispatch,
 }
 
 /// A creator goes live with a webhook registered for it: returns the webhook's delivery
