@@ -35,7 +35,7 @@ pub use fetch::{FetchedPlaylist, fetch_playlist, fetch_recording};
 pub use ingest::{IngestConfig, SrtConfig};
 pub use playlist::{LiveEdge, playlist_duration};
 pub use publishers::Publishers;
-pub use recording::RECORDING_PLAYLIST;
+pub use recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
 pub use server::{BindError, IngestServer};
 pub use transcoder::{MASTER_PLAYLIST, PREVIEW_IMAGE, PREVIEW_SECONDS, TranscodeSettings};
 pub use vod::{VodError, VodOutput, VodSettings, build_vod};

@@ -111,14 +111,14 @@ fn tag_number(playlist: &str, tag: &str) -> u64 {
 }
 
 /// Where a live LL-HLS playlist stands, for a blocking reload (RFC 8216bis §6.2.5.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveEdge {
     /// The media sequence number of the segment being cut (after the last whole one).
     pub open_segment: u64,
     /// Parts of that segment listed so far.
     pub open_parts: u64,
-    /// More is coming (the playlist hints the next part).
-    pub growing: bool,
+    /// The next part's URI, when more is coming (`#EXT-X-PRELOAD-HINT`).
+    pub hinted: Option<String>,
     /// `#EXT-X-TARGETDURATION`, in seconds.
     pub target_seconds: u64,
 }
@@ -126,12 +126,14 @@ pub struct LiveEdge {
 impl LiveEdge {
     /// Reads a live playlist.
     pub fn of(playlist: &str) -> Self {
-        let (mut whole, mut open_parts, mut growing) = (0u64, 0u64, false);
+        let (mut whole, mut open_parts, mut hinted) = (0u64, 0u64, None);
         for line in playlist.lines().map(str::trim) {
             if line.starts_with("#EXT-X-PART:") {
                 open_parts += 1;
-            } else if line.starts_with("#EXT-X-PRELOAD-HINT:") {
-                growing = true;
+            } else if let Some(hint) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
+                hinted = hint
+                    .split_once("URI=\"")
+                    .and_then(|(_, uri)| Some(uri.split_once('"')?.0.to_owned()));
             } else if !line.is_empty() && !line.starts_with('#') {
                 // A segment's URI closes it; the parts listed so far were its own.
                 whole += 1;
@@ -141,9 +143,14 @@ impl LiveEdge {
         Self {
             open_segment: media_sequence(playlist) + whole,
             open_parts,
-            growing,
+            hinted,
             target_seconds: tag_number(playlist, "#EXT-X-TARGETDURATION:").max(1),
         }
+    }
+
+    /// More is coming (the playlist hints the next part).
+    pub fn growing(&self) -> bool {
+        self.hinted.is_some()
     }
 
     /// Whether it holds segment `msn` whole, or with `part`, that part of it (or later).
@@ -211,12 +218,12 @@ mod tests {
                        #EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"p4.m4s\"\n";
         let edge = LiveEdge::of(growing);
         assert_eq!(
-            (edge.open_segment, edge.open_parts, edge.growing),
+            (edge.open_segment, edge.open_parts, edge.growing()),
             (8, 2, true)
         );
         assert!(edge.has(7, None) && edge.has(7, Some(5)) && edge.has(8, Some(1)));
         assert!(!edge.has(8, None) && !edge.has(8, Some(2)) && !edge.has(9, Some(0)));
-        assert!(!LiveEdge::of(live).growing);
+        assert!(!LiveEdge::of(live).growing());
 
         // fMP4: each segment keeps the initialization in effect; a resume brings its own.
         let fragmented = "#EXTM3U\n#EXT-X-MAP:URI=\"init_00000.mp4\"\n#EXTINF:1.0,\nseg_00000.m4s\n\

@@ -13,7 +13,7 @@ use crate::playlist::{self, Segment};
 /// broadcast root.
 pub const RECORDING_PLAYLIST: &str = "recording.m3u8";
 /// A rendition's live playlist (`segmenter.rs`).
-pub(crate) const LIVE_PLAYLIST: &str = "index.m3u8";
+pub const LIVE_PLAYLIST: &str = "index.m3u8";
 
 /// Keeps every rendition's recording up to date with its live playlist.
 pub(crate) struct Recorder {

@@ -195,8 +195,9 @@ impl Rendition {
     /// A keyframe ends the part before it, and the segment too once that is long
     /// enough, the moment it arrives; a part ends as soon as it is full.
     async fn add_fragment(&mut self, bytes: &[u8], video: Option<Fragment>) -> std::io::Result<()> {
+        let mut listed = false;
         if video.is_some_and(|v| v.independent) {
-            self.close_part().await?;
+            listed = self.close_part().await?;
             let due = self.cutting.segment_seconds * CLOSE_AT;
             if self
                 .open
@@ -204,7 +205,7 @@ impl Rendition {
                 .is_some_and(|open| open.segment.seconds >= due)
             {
                 self.close_segment().await?;
-                self.write_playlist().await?;
+                listed = true;
             }
         }
         let part = self.part.get_or_insert_with(Assembling::default);
@@ -214,24 +215,27 @@ impl Rendition {
             part.independent.get_or_insert(video.independent);
             // Full within half a frame: it closes now, not when the next frame comes.
             if part.seconds + video.seconds / 2.0 >= self.cutting.part_seconds {
-                self.close_part().await?;
+                listed |= self.close_part().await?;
                 // A publisher sending too few keyframes still gets bounded segments.
                 let too_long = self.open.as_ref().map(|o| o.segment.seconds);
                 if too_long.is_some_and(|seconds| seconds >= LONGEST_SEGMENT_SECONDS) {
                     self.keyframes_missing = true;
                     self.close_segment().await?;
-                    self.write_playlist().await?;
                 }
             }
+        }
+        // One playlist write for whatever this fragment completed.
+        if listed {
+            self.write_playlist().await?;
         }
         Ok(())
     }
 
-    /// Writes the part being assembled (once it holds video) and lists it in the open
-    /// segment, opening one if needed.
-    async fn close_part(&mut self) -> std::io::Result<()> {
+    /// Writes the part being assembled (once it holds video) and adds it to the open
+    /// segment, opening one if needed; true if it did (the playlist is the caller's).
+    async fn close_part(&mut self) -> std::io::Result<bool> {
         let Some(independent) = self.part.as_ref().and_then(|p| p.independent) else {
-            return Ok(());
+            return Ok(false);
         };
         let part = self.part.take().unwrap_or_default();
         let uri = format!("{}{:05}.m4s", self.part_prefix, self.parts_made);
@@ -240,15 +244,16 @@ impl Rendition {
         let map = self.init.as_ref().map(|(name, _)| name.clone());
         let next_msn = self.next_msn();
         let resuming = std::mem::take(&mut self.resuming);
-        // The part is complete: its first frame is about its length older.
-        let started = Utc::now() - chrono::Duration::milliseconds((part.seconds * 1000.0) as i64);
         let open = self.open.get_or_insert_with(|| Open {
             segment: Segment {
                 uri: format!("seg_{next_msn:05}.m4s"),
                 seconds: 0.0,
                 discontinuity: resuming,
                 map,
-                started: Some(started),
+                // The part is complete: its first frame is about its length older.
+                started: Some(
+                    Utc::now() - chrono::Duration::milliseconds((part.seconds * 1000.0) as i64),
+                ),
                 parts: Vec::new(),
             },
             bytes: Vec::new(),
@@ -260,7 +265,7 @@ impl Rendition {
             seconds: part.seconds,
             independent,
         });
-        self.write_playlist().await
+        Ok(true)
     }
 
     /// Writes the open segment's file and lists it; drops what left the window.

@@ -83,7 +83,7 @@ async fn cuts_parts_and_segments_and_continues_after_a_resume() {
     );
     assert!(live.contains("#EXT-X-PROGRAM-DATE-TIME:"), "{live}");
     let edge = playlist::LiveEdge::of(live);
-    assert_eq!((edge.open_segment, edge.growing), (4, true), "{live}");
+    assert_eq!((edge.open_segment, edge.growing()), (4, true), "{live}");
     assert_eq!(live.matches(",INDEPENDENT=YES").count(), 4, "{live}");
     // Every fragment is in a part and a segment, once, in order: the segments hold
     // all of ffmpeg's fragments, byte for byte.

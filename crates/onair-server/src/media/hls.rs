@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use onair_core::StreamStatus;
 use onair_infra::MediaStore;
-use onair_media::RECORDING_PLAYLIST;
+use onair_media::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
 use uuid::Uuid;
 
 use super::Media;
@@ -129,8 +129,6 @@ async fn serve_hls(
     Ok(granted(&grant, content_type, cache_control, bytes))
 }
 
-/// A rendition's live playlist.
-const LIVE_PLAYLIST: &str = "index.m3u8";
 /// A blocking reload's answer holds at least what its query asked for, whenever it is
 /// served: CDNs may keep it (players never ask for the same one twice).
 const BLOCKING_RELOAD: &str = "public, max-age=6";

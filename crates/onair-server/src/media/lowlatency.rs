@@ -70,7 +70,7 @@ pub(super) async fn playlist(
         let playlist = fetch(files, key).await?;
         let edge = LiveEdge::of(&String::from_utf8_lossy(&playlist));
         let holds_request = edge.has(msn, reload.part);
-        if holds_request || !edge.growing {
+        if holds_request || !edge.growing() {
             return Ok(Reloaded {
                 playlist,
                 holds_request,
@@ -114,15 +114,11 @@ pub(super) async fn part(
     }
     let name = key.rsplit('/').next().unwrap_or_default();
     let playlist = fetch(files, playlist_key).await?;
-    let playlist = String::from_utf8_lossy(&playlist);
-    let hinted = playlist
-        .lines()
-        .filter(|line| line.starts_with("#EXT-X-PRELOAD-HINT:"))
-        .any(|line| line.contains(&format!("URI=\"{name}\"")));
-    if !hinted {
+    let edge = LiveEdge::of(&String::from_utf8_lossy(&playlist));
+    if edge.hinted.as_deref() != Some(name) {
         return Err(not_found());
     }
-    let limit = hold_limit(&LiveEdge::of(&playlist));
+    let limit = hold_limit(&edge);
     let started = Instant::now();
     while started.elapsed() < limit {
         tokio::time::sleep(POLL).await;

@@ -42,7 +42,7 @@ async fn parts_and_blocking_reloads(db: DbConfig) {
             assert!(playlist.contains(tag), "{tag} in {playlist}");
         }
         let edge = LiveEdge::of(&playlist);
-        assert!(edge.growing, "{playlist}");
+        assert!(edge.growing(), "{playlist}");
 
         // The part after the last one listed: held until the playlist lists it.
         let (msn, part) = (edge.open_segment, edge.open_parts);
