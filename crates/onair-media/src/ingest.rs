@@ -101,6 +101,15 @@ impl Ingest {
         }
     }
 
+    /// Whether a slot is free now (nothing is held: a caller still completing its
+    /// handshake takes one only once it has).
+    pub(crate) fn has_room(&self) -> Result<(), PublishRefused> {
+        match self.slots.available_permits() {
+            0 => Err(refused(PublishRefused::AtCapacity)),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `stream_key` may publish; nothing is written.
     pub(crate) async fn verify(&self, stream_key: &str) -> Result<(), PublishRefused> {
         self.handler.key_valid(stream_key).await.map_err(refused)

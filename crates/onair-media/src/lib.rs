@@ -13,6 +13,7 @@ mod fmp4;
 mod h264;
 mod ingest;
 mod ladder;
+mod libsrt;
 mod master;
 mod mirror;
 mod mpegts;

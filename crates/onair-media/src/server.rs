@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::ingest::{Ingest, IngestConfig};
+use crate::libsrt::SrtError;
 use crate::{PublishHandler, Publishers, rtmp, srt};
 
 /// A listener that could not be bound.
@@ -37,21 +38,26 @@ impl IngestServer {
                 addr: config.rtmp_bind,
                 source,
             })?;
-        let srt = match &config.srt {
-            Some(settings) => Some(srt::Listener::bind(settings.clone()).await.map_err(
-                |source| BindError {
-                    protocol: "SRT",
-                    addr: settings.bind,
-                    source,
-                },
-            )?),
+        let ingest = Arc::new(Ingest::new(config, handler, publishers));
+        let srt = match &ingest.config.srt {
+            Some(settings) => match srt::Listener::bind(settings, Arc::clone(&ingest)) {
+                Ok(listener) => Some(listener),
+                // RTMP ingest still works on a node without libsrt.
+                Err(error @ SrtError::Missing(_)) => {
+                    tracing::error!(%error, "SRT ingest is disabled");
+                    None
+                }
+                Err(error) => {
+                    return Err(BindError {
+                        protocol: "SRT",
+                        addr: settings.bind,
+                        source: std::io::Error::other(error),
+                    });
+                }
+            },
             None => None,
         };
-        Ok(Self {
-            rtmp,
-            srt,
-            ingest: Arc::new(Ingest::new(config, handler, publishers)),
-        })
+        Ok(Self { rtmp, srt, ingest })
     }
 
     pub fn rtmp_addr(&self) -> SocketAddr {
@@ -69,9 +75,7 @@ impl IngestServer {
         // Flipped to true on shutdown; listeners and sessions watch it.
         let (stop, stopped) = watch::channel(false);
         let rtmp = tokio::spawn(self.rtmp.run(Arc::clone(&self.ingest), stopped.clone()));
-        let srt = self
-            .srt
-            .map(|srt| tokio::spawn(srt.run(Arc::clone(&self.ingest), stopped)));
+        let srt = self.srt.map(|srt| tokio::spawn(srt.run(stopped)));
         shutdown.await;
         let _ = stop.send(true);
         let _ = rtmp.await;

@@ -1,56 +1,64 @@
-//! The SRT listener (srt-tokio). A publisher names its stream key in the `streamid`
-//! (`publish:<key>`, SRT's access-control syntax `#!::r=<key>,m=publish`, or the plain
-//! key); the key is checked with the application before the handshake completes, so a
+//! The SRT listener, on libsrt (see `libsrt`). A publisher names its stream key in the
+//! `streamid` (`publish:<key>`, SRT's access-control syntax `#!::r=<key>,m=publish`, or
+//! the plain key); the key is checked with the application during the handshake, so a
 //! refusal reaches the encoder as an SRT rejection. An accepted connection's MPEG-TS goes
 //! to ffmpeg as it arrives, the ladder set from its first H.264 sequence parameter set.
-//! srt-tokio's listener task can die on a handshake it does not implement (it panics on
-//! unknown extensions, and on key material when no passphrase is configured and the
-//! publisher does not announce its key length): it is then bound again within
-//! `REBIND_AFTER`, and publishers cut off by it reconnect within the grace window.
+//! libsrt's sockets are not file descriptors tokio can poll: one thread accepts, and one
+//! per connection reads (an ingest is a whole transcoder; the node's cap bounds both).
 
+use std::collections::HashMap;
+use std::ffi::c_int;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use srt_protocol::settings::KeySettings;
-use srt_tokio::access::{RejectReason, ServerRejectReason};
-use srt_tokio::options::{KeySize, Passphrase};
-use srt_tokio::{ConnectionRequest, SrtIncoming, SrtListener, SrtSocket};
-use tokio::sync::{Notify, watch};
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
 use crate::ingest::{self, Ingest, Publish, SrtConfig, refused};
+use crate::libsrt::{self, ListenOptions, SrtError};
 use crate::mpegts::{Sniffer, Source};
 use crate::transcoder::InputFormat;
 use crate::{PublishEnd, PublishRefused};
 
-/// How long to wait before binding again after the listener died.
-const REBIND_AFTER: Duration = Duration::from_millis(200);
+/// The key check runs on libsrt's receiving thread, which every connection on the port
+/// shares: past this, the caller is told the service is unavailable.
+const VERIFY_WITHIN: Duration = Duration::from_millis(500);
+/// An admitted caller whose handshake has not completed by then failed it (libsrt's
+/// encryption check comes after the key check).
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(3);
+/// How often the accepting and reading threads look whether they are still wanted.
+const POLL: Duration = Duration::from_millis(100);
+/// Datagrams queued between a connection's reading thread and its transcoder.
+const RECEIVE_QUEUE: usize = 256;
 
 /// The bound SRT port.
 pub(crate) struct Listener {
-    config: SrtConfig,
+    socket: libsrt::Listener,
+    gate: Arc<Gate>,
     local_addr: SocketAddr,
-    /// Kept open: dropping it closes the listener.
-    _listener: SrtListener,
-    incoming: SrtIncoming,
 }
 
 impl Listener {
-    pub(crate) async fn bind(config: SrtConfig) -> std::io::Result<Self> {
-        let socket = tokio::net::UdpSocket::bind(config.bind).await?;
+    /// Binds the SRT port; must be called inside the runtime that checks keys.
+    pub(crate) fn bind(config: &SrtConfig, ingest: Arc<Ingest>) -> Result<Self, SrtError> {
+        let gate = Arc::new(Gate {
+            ingest,
+            runtime: Handle::current(),
+            admitted: Mutex::default(),
+        });
+        let options = ListenOptions {
+            latency: config.latency,
+            passphrase: config.passphrase.as_deref(),
+        };
+        let socket = libsrt::Listener::bind(config.bind, &options, Arc::clone(&gate) as _)?;
         let local_addr = socket.local_addr()?;
-        let (listener, incoming) = SrtListener::builder()
-            .latency(config.latency)
-            .socket(socket)
-            .bind(local_addr)
-            .await?;
         Ok(Self {
-            config,
+            socket,
+            gate,
             local_addr,
-            _listener: listener,
-            incoming,
         })
     }
 
@@ -59,42 +67,125 @@ impl Listener {
     }
 
     /// Accepts publishers until `stopped` turns true; every session ends then too.
-    pub(crate) async fn run(mut self, ingest: Arc<Ingest>, stopped: watch::Receiver<bool>) {
+    pub(crate) async fn run(self, stopped: watch::Receiver<bool>) {
         tracing::info!(addr = %self.local_addr, "SRT ingest listening");
+        let ingest = Arc::clone(&self.gate.ingest);
+        // The accepting thread stops when this receiver is dropped.
+        let (accepted_tx, mut accepted) = mpsc::channel(8);
+        let Self { socket, gate, .. } = self;
+        let spawned = std::thread::Builder::new()
+            .name("srt-accept".into())
+            .spawn(move || accept(&socket, &gate, &accepted_tx));
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the SRT accepting thread");
+            return;
+        }
         let stopping = ingest::stopping(stopped.clone());
         tokio::pin!(stopping);
         loop {
             tokio::select! {
                 () = &mut stopping => return,
-                request = self.incoming.incoming().next() => match request {
-                    Some(request) => {
-                        let peer = request.remote();
-                        let passphrase = self.config.passphrase.clone();
+                connection = accepted.recv() => match connection {
+                    Some((socket, admission)) => {
+                        let peer = admission.peer;
                         tokio::spawn(
-                            connect(Arc::clone(&ingest), request, passphrase, stopped.clone())
-                                .instrument(tracing::info_span!("srt", %peer)),
+                            publish(Arc::clone(&ingest), socket, admission, stopped.clone())
+                                .instrument(tracing::info_span!("srt", ?peer)),
                         );
                     }
-                    None => self = self.rebind().await,
+                    None => return,
                 },
             }
         }
     }
+}
 
-    /// Binds the same address again after srt-tokio's listener task ended on its own.
-    async fn rebind(self) -> Self {
-        tracing::error!(addr = %self.local_addr, "the SRT listener stopped; binding it again");
-        metrics::counter!("ingest_srt_listener_restarts_total").increment(1);
-        let mut config = self.config.clone();
-        config.bind = self.local_addr;
-        drop(self);
-        loop {
-            tokio::time::sleep(REBIND_AFTER).await;
-            match Self::bind(config.clone()).await {
-                Ok(listener) => return listener,
-                Err(error) => tracing::warn!(%error, "cannot bind the SRT listener yet"),
+/// Hands over connections whose handshake completed, until nobody takes them.
+fn accept(
+    listener: &libsrt::Listener,
+    gate: &Gate,
+    accepted: &mpsc::Sender<(libsrt::Socket, Admission)>,
+) {
+    while !accepted.is_closed() {
+        gate.forget_stale();
+        match listener.accept(POLL) {
+            Ok(None) => {}
+            Ok(Some(socket)) => {
+                // Every connection passed the gate first; one it has not seen is closed.
+                if let Some(admission) = gate.take(socket.id())
+                    && accepted.blocking_send((socket, admission)).is_err()
+                {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "SRT accept failed");
+                std::thread::sleep(POLL);
             }
         }
+    }
+}
+
+/// The application's checks, asked by libsrt during each handshake.
+struct Gate {
+    ingest: Arc<Ingest>,
+    runtime: Handle,
+    /// Callers admitted whose handshake is still completing, by libsrt's socket id.
+    admitted: Mutex<HashMap<c_int, Admission>>,
+}
+
+/// A caller that passed the key check.
+struct Admission {
+    key: String,
+    peer: Option<SocketAddr>,
+    at: Instant,
+}
+
+impl Gate {
+    fn admissions(&self) -> std::sync::MutexGuard<'_, HashMap<c_int, Admission>> {
+        self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self, socket: c_int) -> Option<Admission> {
+        self.admissions().remove(&socket)
+    }
+
+    /// Forgets callers whose handshake failed after the key check.
+    fn forget_stale(&self) {
+        self.admissions().retain(|_, admission| {
+            let pending = admission.at.elapsed() < HANDSHAKE_WITHIN;
+            if !pending {
+                refused(PublishRefused::BadPassphrase);
+            }
+            pending
+        });
+    }
+
+    fn check<'a>(&self, stream_id: &'a str) -> Result<&'a str, PublishRefused> {
+        let key = stream_key(stream_id).map_err(refused)?;
+        // Every check here writes nothing and holds nothing; the slot is taken and the
+        // broadcast attached only after the handshake, so one that fails (a wrong
+        // passphrase) leaves no broadcast and notifies nobody.
+        self.ingest.has_room()?;
+        let verified = self
+            .runtime
+            .block_on(async { tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)).await });
+        verified.unwrap_or_else(|_| Err(refused(PublishRefused::Unavailable)))?;
+        Ok(key)
+    }
+}
+
+impl libsrt::Gate for Gate {
+    fn admit(&self, socket: c_int, stream_id: &str, peer: Option<SocketAddr>) -> Result<(), c_int> {
+        let _span = tracing::info_span!("srt", ?peer).entered();
+        let key = self.check(stream_id).map_err(rejection)?;
+        let admission = Admission {
+            key: key.to_owned(),
+            peer,
+            at: Instant::now(),
+        };
+        self.admissions().insert(socket, admission);
+        Ok(())
     }
 }
 
@@ -126,87 +217,74 @@ fn stream_key(stream_id: &str) -> Result<&str, PublishRefused> {
     }
 }
 
-/// The SRT rejection an encoder is told for a refusal.
-fn rejection(refusal: PublishRefused) -> RejectReason {
-    RejectReason::Server(match refusal {
-        PublishRefused::UnknownApp => ServerRejectReason::BadRequest,
-        PublishRefused::InvalidKey | PublishRefused::AccountSuspended => {
-            ServerRejectReason::Forbidden
-        }
-        PublishRefused::AlreadyPublishing => ServerRejectReason::Conflict,
-        PublishRefused::AtCapacity => ServerRejectReason::Overload,
-        PublishRefused::Unavailable => ServerRejectReason::Down,
-        PublishRefused::BadPassphrase => ServerRejectReason::Unauthorized,
-    })
-}
-
-/// The keys to decrypt a connection with: the configured passphrase at the publisher's
-/// key length (srt-tokio panics on a mismatch; unspecified lets the key material decide,
-/// and a publisher that does not encrypt is then rejected by the handshake). Err: the
-/// publisher announces encryption and no passphrase is configured.
-fn keys(passphrase: Option<&str>, key_size: KeySize) -> Result<Option<KeySettings>, ()> {
-    match (passphrase, key_size) {
-        (None, KeySize::Unspecified) => Ok(None),
-        (None, _) => Err(()),
-        (Some(passphrase), key_size) => Ok(Some(KeySettings {
-            key_size,
-            passphrase: Passphrase::try_from(passphrase.to_owned()).map_err(|_| ())?,
-        })),
+/// The SRT rejection an encoder is told for a refusal: SRT's predefined reasons are
+/// `1000 + an HTTP status` (libsrt's `SRT_REJX_*`).
+fn rejection(refusal: PublishRefused) -> c_int {
+    1000 + match refusal {
+        PublishRefused::UnknownApp => 400,
+        PublishRefused::BadPassphrase => 401,
+        PublishRefused::AtCapacity => 402, // SRT_REJX_OVERLOAD
+        PublishRefused::InvalidKey | PublishRefused::AccountSuspended => 403,
+        PublishRefused::AlreadyPublishing => 409,
+        PublishRefused::Unavailable => 503,
     }
 }
 
-/// Checks a connection request and, when the application accepts the publish, serves it.
-async fn connect(
+/// Serves an admitted connection once it has a slot and the application attaches its
+/// broadcast (refused now, in a race with a rotation or another publisher, or the
+/// slot's last holder: the connection closes).
+async fn publish(
     ingest: Arc<Ingest>,
-    request: ConnectionRequest,
-    passphrase: Option<String>,
+    socket: libsrt::Socket,
+    admission: Admission,
     stopped: watch::Receiver<bool>,
 ) {
-    let Ok(keys) = keys(passphrase.as_deref(), request.key_size()) else {
-        let refusal = refused(PublishRefused::BadPassphrase);
-        let _ = request.reject(rejection(refusal)).await;
-        return;
-    };
-    let stream_id = request.stream_id().map(|id| id.to_string());
-    let key = match stream_key(stream_id.as_deref().unwrap_or_default()) {
-        Ok(key) => key,
-        Err(refusal) => {
-            let _ = request.reject(rejection(refused(refusal))).await;
-            return;
-        }
-    };
-    // Every check that writes nothing comes before the handshake, and the broadcast is
-    // attached only after it: a handshake that fails (a wrong passphrase) leaves no
-    // broadcast and sends no notification. Refusals so far are SRT rejections.
-    let admitted = match ingest.slot() {
-        Ok(slot) => ingest.verify(key).await.map(|()| slot),
-        Err(refusal) => Err(refusal),
-    };
-    let slot = match admitted {
-        Ok(slot) => slot,
-        Err(refusal) => {
-            let _ = request.reject(rejection(refusal)).await;
-            return;
-        }
-    };
-    let socket = match request.accept(keys).await {
-        Ok(socket) => socket,
-        Err(_) => {
-            refused(PublishRefused::BadPassphrase);
-            return;
-        }
-    };
-    // Refused now (a race with a rotation or another publisher): the connection closes.
     let stop = Arc::new(Notify::new());
-    let started = ingest.start(
-        slot,
-        key,
-        InputFormat::MpegTs { adts_audio: false },
-        Arc::clone(&stop),
-    );
+    let input = InputFormat::MpegTs { adts_audio: false };
+    let Ok(slot) = ingest.slot() else { return };
+    let started = ingest.start(slot, &admission.key, input, Arc::clone(&stop));
     if let Ok(publish) = started.await {
-        serve(&ingest, publish, socket, &stop, stopped).await;
+        serve(&ingest, publish, receive(socket), &stop, stopped).await;
     }
+}
+
+/// Reads the connection on a thread of its own into a queue, until the connection ends
+/// or the queue's receiver is dropped; then closes it.
+fn receive(socket: libsrt::Socket) -> mpsc::Receiver<Bytes> {
+    let (queue, received) = mpsc::channel(RECEIVE_QUEUE);
+    let span = tracing::Span::current();
+    let read = move || {
+        let _span = span.entered();
+        if let Err(error) = socket.set_receive_timeout(POLL) {
+            tracing::warn!(%error, "cannot read the SRT connection");
+            return;
+        }
+        let mut buffer = [0; libsrt::MAX_PAYLOAD];
+        while !queue.is_closed() {
+            match socket.receive(&mut buffer) {
+                Ok(None) => {}
+                Ok(Some(len)) => {
+                    if queue
+                        .blocking_send(Bytes::copy_from_slice(&buffer[..len]))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "the SRT connection ended");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name("srt-receive".into())
+        .spawn(read)
+    {
+        tracing::error!(%error, "cannot start an SRT reading thread");
+    }
+    received
 }
 
 /// Feeds the publisher's stream to its output until it leaves, the node stops, or the
@@ -214,7 +292,7 @@ async fn connect(
 async fn serve(
     ingest: &Ingest,
     mut publish: Publish,
-    mut socket: SrtSocket,
+    mut received: mpsc::Receiver<Bytes>,
     stop: &Notify,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -222,7 +300,7 @@ async fn serve(
     let output = &mut publish.output;
     let receiving = async {
         let mut sniffer = Sniffer::default();
-        while let Some(Ok((_, data))) = socket.next().await {
+        while let Some(data) = received.recv().await {
             if output.waiting() {
                 let found = sniffer.push(&data);
                 if found != Source::Unknown && sniffer.adts_audio() {
@@ -272,13 +350,10 @@ mod tests {
     }
 
     #[test]
-    fn encryption_must_match_the_passphrase() {
-        assert_eq!(keys(None, KeySize::Unspecified), Ok(None));
-        assert!(keys(None, KeySize::AES128).is_err());
-        let settings = keys(Some("a long passphrase"), KeySize::Unspecified).unwrap();
-        assert_eq!(settings.unwrap().key_size, KeySize::Unspecified);
-        let settings = keys(Some("a long passphrase"), KeySize::AES256).unwrap();
-        assert_eq!(settings.unwrap().key_size, KeySize::AES256);
-        assert!(keys(Some("short"), KeySize::AES128).is_err());
+    fn refusals_are_told_with_srt_predefined_reasons() {
+        assert_eq!(rejection(PublishRefused::InvalidKey), 1403);
+        assert_eq!(rejection(PublishRefused::AlreadyPublishing), 1409);
+        assert_eq!(rejection(PublishRefused::AtCapacity), 1402);
+        assert_eq!(rejection(PublishRefused::Unavailable), 1503);
     }
 }

@@ -2,11 +2,15 @@
 //! does) to the server's listener, which checks the key in the `streamid` before the
 //! handshake completes and transcodes what arrives into the same HLS ladder as RTMP.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use onair_store::DbConfig;
+use tokio::net::UdpSocket;
 use tokio::process::Child;
 
-use crate::media::{broadcast_in, encoder, playable, renditions_decode, stream_key};
-use crate::support::{DEADLINE, TestApp};
+use crate::media::{broadcast_in, encoder, get_bytes, playable, renditions_decode, stream_key};
+use crate::support::{DEADLINE, TestApp, eventually};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
     an_srt_publish_becomes_adaptive_hls_and_ends,
@@ -62,28 +66,34 @@ async fn wrong_keys_and_a_second_publisher_are_refused_over_srt(db: DbConfig) {
     let app = TestApp::spawn(db).await;
     let creator = app.signup("srt_guarded").await;
     let key = stream_key(&app, &creator).await;
+    // The plain key works too.
+    let _first = publish_srt(&app, &key, "");
+    let live = broadcast_in(&app, &creator, "live").await;
+    let stream_id = live["id"].as_str().unwrap();
+    playable(&app, stream_id).await;
+    let before = last_segment(&app, stream_id).await;
+
+    // While it streams: garbage on the SRT port, handshakes no encoder sends, encryption
+    // the node has no passphrase for (announced or not), wrong keys and a second
+    // publisher of the live key are all refused, and the first publisher goes on.
+    let addr = app.srt.unwrap();
+    let garbage = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    garbage.send_to(&[0x42; 1316], addr).await.unwrap();
+    hostile_handshakes(addr, &format!("publish:{key}")).await;
+    for encrypted in ["&pbkeylen=16", ""] {
+        let options = format!("&passphrase=a-passphrase-of-its-own{encrypted}");
+        assert!(refused(publish_srt(&app, &format!("publish:{key}"), &options)).await);
+    }
     let forged = format!(
         "live_{}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         creator.id.replace('-', "")
     );
-    // Garbage on the SRT port first: the listener carries on. Then encryption it has no
-    // passphrase for: refused, announced or not (unannounced, srt-tokio's listener dies
-    // and is bound again).
-    let garbage = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    garbage
-        .send_to(&[0x42; 1316], app.srt.unwrap())
-        .await
-        .unwrap();
-    for encrypted in ["&pbkeylen=16", ""] {
-        let options = format!("&passphrase=a-passphrase-of-its-own{encrypted}");
-        let stream_id = format!("publish:{key}");
-        assert!(refused(publish_srt(&app, &stream_id, &options)).await);
-    }
     for bad in [
         "publish:not-a-key".to_owned(),
         format!("publish:{forged}"),
         format!("play:{key}"),
         "publish:".to_owned(),
+        format!("publish:{key}"),
     ] {
         assert!(
             refused(publish_srt(&app, &bad, "")).await,
@@ -91,18 +101,91 @@ async fn wrong_keys_and_a_second_publisher_are_refused_over_srt(db: DbConfig) {
         );
     }
     let (_, streams) = app.get(&format!("/api/users/{}/streams", creator.id)).await;
-    assert_eq!(
-        streams["data"].as_array().unwrap().len(),
-        0,
-        "no broadcast was created"
-    );
-
-    // The plain key works too; a second publisher of it is refused, the first goes on.
-    let _first = publish_srt(&app, &key, "");
-    let live = broadcast_in(&app, &creator, "live").await;
-    playable(&app, live["id"].as_str().unwrap()).await;
-    assert!(refused(publish_srt(&app, &format!("publish:{key}"), "")).await);
+    let streams = streams["data"].as_array().unwrap();
+    assert_eq!(streams.len(), 1, "no other broadcast was created");
     assert_eq!(broadcast_in(&app, &creator, "live").await["id"], live["id"]);
+    eventually("the first publisher's stream goes on", || async {
+        (last_segment(&app, stream_id).await > before).then_some(())
+    })
+    .await;
+}
+
+/// The newest segment's media sequence number in a live broadcast's source playlist.
+async fn last_segment(app: &TestApp, stream_id: &str) -> u64 {
+    let (_, _, playlist) = get_bytes(app, &format!("/live/{stream_id}/source/index.m3u8")).await;
+    let playlist = String::from_utf8(playlist).unwrap();
+    let first: u64 = playlist
+        .lines()
+        .find_map(|line| line.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    first + playlist.matches("#EXTINF").count() as u64
+}
+
+/// Completes SRT's induction, then concludes, naming `stream_id`, with what no encoder
+/// sends: an extension of a type SRT does not define, and key material cut short.
+/// Whatever the listener answers, it must go on serving everyone else.
+async fn hostile_handshakes(addr: SocketAddr, stream_id: &str) {
+    const HSREQ: u16 = 1;
+    const KMREQ: u16 = 2;
+    const CONFIG: u16 = 4;
+    let mut buffer = [0; 1500];
+    let unknown_extension = [0x7f, 0xff, 0, 1, 1, 2, 3, 4];
+    let short_key_material = [0, 3, 0, 8, 0x12, 0x20, 0x29, 0x01];
+    for (flags, extension) in [
+        (HSREQ | CONFIG, unknown_extension),
+        (HSREQ | KMREQ, short_key_material),
+    ] {
+        // A caller of its own each time (one socket's second conclusion is a repeat).
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.send_to(&handshake(4, 2, 1, 0), addr).await.unwrap();
+        let (len, _) = tokio::time::timeout(DEADLINE, socket.recv_from(&mut buffer))
+            .await
+            .expect("an induction answer")
+            .unwrap();
+        assert!(len >= 48, "a handshake");
+        let cookie = u32::from_be_bytes(buffer[44..48].try_into().unwrap());
+        let mut conclusion = handshake(5, flags, u32::MAX, cookie);
+        // HSREQ: SRT 1.5.1, TSBPD and the usual flags, 120 ms both ways.
+        for word in [0x0001_0003, 0x0001_0501, 0xbf, 120 << 16 | 120] {
+            conclusion.extend(u32::to_be_bytes(word));
+        }
+        conclusion.extend(stream_id_extension(stream_id));
+        conclusion.extend(extension);
+        socket.send_to(&conclusion, addr).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buffer)).await;
+    }
+}
+
+/// SRT's stream id extension: the string's bytes in 32-bit words, each little-endian.
+fn stream_id_extension(stream_id: &str) -> Vec<u8> {
+    let mut bytes = stream_id.as_bytes().to_vec();
+    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    let words = u16::try_from(bytes.len() / 4).unwrap();
+    let mut extension = [5_u16.to_be_bytes(), words.to_be_bytes()].concat();
+    for word in bytes.chunks(4) {
+        extension.extend(word.iter().rev());
+    }
+    extension
+}
+
+/// An SRT handshake control packet from socket 0x1234: `kind` 1 is induction,
+/// `u32::MAX` conclusion.
+fn handshake(version: u32, extension_field: u16, kind: u32, cookie: u32) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(128);
+    // Control packet, type handshake; no timestamp; to no socket yet.
+    for word in [0x8000_0000_u32, 0, 0, 0, version] {
+        packet.extend(word.to_be_bytes());
+    }
+    packet.extend(0_u16.to_be_bytes()); // no encryption announced
+    packet.extend(extension_field.to_be_bytes());
+    // Initial sequence number, MTU, flow window, type, socket id, cookie.
+    for word in [1000, 1500, 8192, kind, 0x1234, cookie] {
+        packet.extend(u32::to_be_bytes(word));
+    }
+    packet.extend([127, 0, 0, 1]);
+    packet.extend([0; 12]);
+    packet
 }
 
 async fn an_srt_reconnect_within_the_window_continues_the_broadcast(db: DbConfig) {
