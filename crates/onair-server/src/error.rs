@@ -322,9 +322,16 @@ impl IntoResponse for ApiError {
 }
 
 impl From<MediaStoreError> for ApiError {
+    fn from(err: MediaStoreError) -> Self {
+        Self::from(&err)
+    }
+}
+
+/// Also for a failure shared by several readers (held LL-HLS requests).
+impl From<&MediaStoreError> for ApiError {
     /// The media store failed (retry shortly), or its breaker is open (retry when it
     /// lets a call through again).
-    fn from(err: MediaStoreError) -> Self {
+    fn from(err: &MediaStoreError) -> Self {
         match err {
             MediaStoreError::CircuitOpen(open) => {
                 Self::UnavailableFor(open.retry_after.as_secs().max(1))

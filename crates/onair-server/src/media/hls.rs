@@ -109,7 +109,7 @@ async fn serve_hls(
         .await?;
     let mut bytes = match parts {
         [_, LIVE_PLAYLIST] => {
-            let reloaded = lowlatency::playlist(&media.files, &key, reload).await?;
+            let reloaded = lowlatency::playlist(&media.held, &key, reload).await?;
             if reloaded.holds_request {
                 cache_control = BLOCKING_RELOAD;
             }
@@ -117,7 +117,7 @@ async fn serve_hls(
         }
         [rendition, part] if part.starts_with("part_") => {
             let playlist = object_key(&prefix, &[rendition, LIVE_PLAYLIST])?;
-            lowlatency::part(&media.files, &key, &playlist).await?
+            lowlatency::part(&media.held, &key, &playlist).await?
         }
         _ => fetch(&media.files, &key).await?,
     };

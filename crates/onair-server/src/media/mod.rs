@@ -375,6 +375,8 @@ pub struct Media {
     broadcasts: Arc<Broadcasts>,
     /// Where live HLS is served from.
     files: MediaStore,
+    /// The same, for LL-HLS requests held until a part exists.
+    held: Arc<lowlatency::HeldReads>,
     /// Who may read what is served.
     access: Arc<MediaAccess>,
     /// Shared secret of external media servers' callbacks; hooks are off without it.
@@ -390,6 +392,7 @@ impl Media {
     ) -> Self {
         Self {
             broadcasts,
+            held: lowlatency::HeldReads::new(files.clone()),
             files,
             access,
             hook_secret,
