@@ -286,21 +286,42 @@ impl MediaStore {
                 .into_iter()
                 .map(Ok)
                 .collect();
-            // S3 deletes in batches of up to 1000 keys.
-            let mut deleted = self
-                .store
-                .delete_stream(futures_util::stream::iter(listed).boxed());
-            let mut count = 0;
-            while let Some(result) = deleted.next().await {
-                match result {
-                    Ok(_) => count += 1,
-                    Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok(count)
+            self.delete_locations(listed).await
         })
         .await
+    }
+
+    /// Removes the objects at `keys` (those already gone too), in batches.
+    pub async fn delete_many(&self, keys: &[String]) -> Result<(), MediaStoreError> {
+        self.guarded(async {
+            let locations = keys
+                .iter()
+                .map(|key| self.location(key))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.delete_locations(locations.into_iter().map(Ok).collect())
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// How many of `locations` were deleted (S3: in batches of up to 1000 keys).
+    async fn delete_locations(
+        &self,
+        locations: Vec<Result<Path, object_store::Error>>,
+    ) -> Result<u64, MediaStoreError> {
+        let mut deleted = self
+            .store
+            .delete_stream(futures_util::stream::iter(locations).boxed());
+        let mut count = 0;
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) => count += 1,
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(count)
     }
 
     /// Every object under `prefix`, in no particular order.

@@ -2,7 +2,9 @@
 //! recording playlists (when the broadcast records), and when the media store is not the
 //! spool (S3 or another directory) copies finished files into it while they are produced
 //! and removes the segments that left the live window once they are copied, so local
-//! disk per broadcast stays bounded. Segments go before the playlists that name them, so
+//! disk per broadcast stays bounded; what the segmenter removes from the spool (parts,
+//! and segments of a broadcast that is not recorded) it removes from the store too, so
+//! the store does not keep ~3 parts a second per rendition for good. Segments go before the playlists that name them, so
 //! a player never sees a playlist pointing at a segment that is not there yet. Segments
 //! never change and are sent once; playlists and the preview image are sent again
 //! whenever they change. The spool's size is the `media_spool_bytes` gauge.
@@ -115,9 +117,12 @@ impl Keeper {
         }
         if last || self.passes.is_multiple_of(MEASURE_EVERY) {
             let files = files(&self.spool).await;
-            // Parts are removed by their segmenter, not here: forget them once gone.
             let present: HashSet<&PathBuf> = files.iter().map(|(path, _)| path).collect();
-            self.sent.retain(|path, _| present.contains(path));
+            let gone: Vec<PathBuf> = (self.sent.keys())
+                .filter(|path| !present.contains(path))
+                .cloned()
+                .collect();
+            self.forget(gone).await;
             let bytes: u64 = files.iter().map(|(_, m)| m.len()).sum();
             metrics::gauge!("media_spool_bytes").increment(bytes as f64 - self.measured as f64);
             self.measured = bytes;
@@ -173,6 +178,31 @@ impl Keeper {
         changed
     }
 
+    /// Removes from the store the sent files their segmenter removed from the spool
+    /// (none of its playlists names them any more), in one batch; kept to try again on
+    /// the next measure if that fails.
+    async fn forget(&mut self, gone: Vec<PathBuf>) {
+        if gone.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.store {
+            let keys: Vec<String> = gone.iter().filter_map(|path| self.key(path)).collect();
+            if let Err(error) = store.delete_many(&keys).await {
+                tracing::warn!(files = keys.len(), %error, "removing HLS from the media store failed");
+                return;
+            }
+        }
+        for path in gone {
+            self.sent.remove(&path);
+        }
+    }
+
+    /// The store key of a spooled file.
+    fn key(&self, path: &Path) -> Option<String> {
+        let relative = path.strip_prefix(&self.spool).ok()?.to_str()?;
+        Some(format!("{}/{relative}", self.key_prefix))
+    }
+
     /// Copies one file to the store; false if that failed (later files wait, so the
     /// order is kept).
     async fn put(
@@ -182,10 +212,9 @@ impl Keeper {
         modified: SystemTime,
         bytes: Vec<u8>,
     ) -> bool {
-        let Some(relative) = path.strip_prefix(&self.spool).ok().and_then(|r| r.to_str()) else {
+        let Some(key) = self.key(&path) else {
             return true;
         };
-        let key = format!("{}/{relative}", self.key_prefix);
         match store.put(&key, bytes.into()).await {
             Ok(()) => {
                 self.sent.insert(path, modified);
@@ -269,6 +298,20 @@ mod tests {
     use super::*;
     use crate::transcoder::MASTER_PLAYLIST;
 
+    /// A keeper of `spool`'s rendition `360p`, mirrored to `live/abc` in `store`.
+    fn keeper(store: &MediaStore, spool: &Path) -> Keeper {
+        Keeper {
+            store: Some(store.clone()),
+            spool: spool.to_owned(),
+            renditions: vec!["360p".into()],
+            key_prefix: "live/abc".into(),
+            sent: HashMap::new(),
+            listed: HashSet::new(),
+            measured: 0,
+            passes: 0,
+        }
+    }
+
     #[tokio::test]
     async fn mirrors_in_order_and_only_changes() {
         let spool = std::env::temp_dir().join(format!("onair-mirror-{}", uuid::Uuid::new_v4()));
@@ -281,16 +324,7 @@ mod tests {
         std::fs::write(spool.join("preview.jpg.tmp"), "half").unwrap();
 
         let store = MediaStore::open(Some("memory:///"), &spool).unwrap();
-        let keeper = Keeper {
-            store: Some(store.clone()),
-            spool: spool.clone(),
-            renditions: vec!["360p".into()],
-            key_prefix: "live/abc".into(),
-            sent: HashMap::new(),
-            listed: HashSet::new(),
-            measured: 0,
-            passes: 0,
-        };
+        let keeper = keeper(&store, &spool);
         let ranks: Vec<u8> = keeper
             .changed()
             .await
@@ -323,5 +357,26 @@ mod tests {
             None
         );
         std::fs::remove_dir_all(&spool).unwrap();
+    }
+
+    #[tokio::test]
+    async fn what_the_segmenter_removes_leaves_the_store_too() {
+        let spool = tempfile::tempdir().unwrap();
+        let dir = spool.path().join("360p");
+        std::fs::create_dir_all(&dir).unwrap();
+        let part = dir.join("part_00000_abcdef_0.m4s");
+        std::fs::write(&part, "part").unwrap();
+        std::fs::write(dir.join("seg_00000.m4s"), "segment").unwrap();
+        let store = MediaStore::open(Some("memory:///"), spool.path()).unwrap();
+        let mut keeper = keeper(&store, spool.path());
+        keeper.pass(None, false).await;
+        let part_key = "live/abc/360p/part_00000_abcdef_0.m4s";
+        assert!(store.get(part_key).await.unwrap().is_some());
+
+        std::fs::remove_file(&part).unwrap();
+        keeper.pass(None, true).await;
+        assert_eq!(store.get(part_key).await.unwrap(), None);
+        let segment = store.get("live/abc/360p/seg_00000.m4s").await.unwrap();
+        assert!(segment.is_some(), "what is still spooled stays");
     }
 }

@@ -329,7 +329,7 @@ async fn hls_plays_from_the_store(
     let app = TestApp::spawn_configured(db, |config| use_store(config, url, s3)).await;
     let creator = app.signup("mirrored").await;
     let key = stream_key(&app, &creator).await;
-    let _publisher = publish(&app, &key);
+    let mut publisher = publish(&app, &key);
     let live = broadcast_in(&app, &creator, "live").await;
     let stream_id = live["id"].as_str().unwrap();
     let renditions = playable(&app, stream_id).await;
@@ -361,6 +361,16 @@ async fn hls_plays_from_the_store(
         bucket.get(segment).await.unwrap().as_deref(),
         Some(&served[..])
     );
+
+    // Parts go with the publish (the segmenter removes them): none stays in the store.
+    assert!(keys.iter().any(|k| k.contains("/part_")), "parts in {keys:?}");
+    publisher.kill().await.unwrap();
+    eventually("the parts leave the store", || async {
+        let objects = bucket.list(&prefix).await.unwrap();
+        let parts = objects.iter().filter(|o| o.key.contains("/part_")).count();
+        (parts == 0).then_some(())
+    })
+    .await;
 }
 
 async fn a_reconnect_within_the_window_continues_the_broadcast(db: DbConfig) {
