@@ -107,13 +107,18 @@ impl Keeper {
     /// `last`: the publish ended; everything is sent and measured.
     async fn pass(&mut self, recorder: Option<&mut Recorder>, last: bool) {
         // Recording first: the copy below then sends the segments before the playlists.
+        let recording = recorder.is_some();
         if let Some(recorder) = recorder {
             recorder.update().await;
         }
         if let Some(store) = self.store.clone() {
             self.sync(&store, last || self.passes.is_multiple_of(RECORDING_EVERY))
                 .await;
-            self.prune().await;
+            // A recording's segments stay in the store, so their spool copies may go once
+            // sent; the segmenter removes an unrecorded broadcast's, later, from both.
+            if recording {
+                self.prune().await;
+            }
         }
         if last || self.passes.is_multiple_of(MEASURE_EVERY) {
             let files = files(&self.spool).await;

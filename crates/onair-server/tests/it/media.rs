@@ -363,7 +363,10 @@ async fn hls_plays_from_the_store(
     );
 
     // Parts go with the publish (the segmenter removes them): none stays in the store.
-    assert!(keys.iter().any(|k| k.contains("/part_")), "parts in {keys:?}");
+    assert!(
+        keys.iter().any(|k| k.contains("/part_")),
+        "parts in {keys:?}"
+    );
     publisher.kill().await.unwrap();
     eventually("the parts leave the store", || async {
         let objects = bucket.list(&prefix).await.unwrap();
