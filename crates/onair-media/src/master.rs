@@ -48,12 +48,19 @@ impl Variant {
     }
 }
 
-/// The first segment of a rendition, once it has one.
-async fn first_segment_of(rendition_dir: &Path) -> Option<FirstSegment> {
+/// The first segment `publish` made in a rendition, once there is one (a resumed
+/// broadcast's playlist starts with the previous publish's, which may differ).
+async fn first_segment_of(rendition_dir: &Path, publish: &str) -> Option<FirstSegment> {
     let playlist = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST))
         .await
         .ok()?;
-    let first = playlist::segments(&playlist).into_iter().next()?;
+    let initialization = format!("_{publish}.mp4");
+    let first = playlist::segments(&playlist).into_iter().find(|segment| {
+        segment
+            .map
+            .as_ref()
+            .is_some_and(|map| map.ends_with(&initialization))
+    })?;
     Some(FirstSegment {
         path: rendition_dir.join(first.uri),
         init: first.map.map(|map| rendition_dir.join(map)),
@@ -108,13 +115,13 @@ fn render_live(variants: &[Variant], renditions: &[String], playlist: &str) -> S
     )
 }
 
-/// Waits until every rendition (directory names under `output`) has a segment, then
-/// writes the master playlist (and the recording's master when `record`) atomically and
-/// records the publish → playable time (the review's stream start latency). Gives up
-/// after `limit`.
+/// Waits until every rendition (directory names under `output`) has a segment of this
+/// `publish` (the tag in its file names), then writes the master playlist (and the
+/// recording's master when `record`) atomically and records the publish → playable time
+/// (the review's stream start latency). Gives up after `limit`.
 pub(crate) async fn publish_when_ready(
     output: PathBuf,
-    renditions: Vec<String>,
+    (renditions, publish): (Vec<String>, String),
     record: bool,
     started: Instant,
     limit: Duration,
@@ -123,7 +130,7 @@ pub(crate) async fn publish_when_ready(
     while Instant::now() < deadline {
         let mut segments = Vec::with_capacity(renditions.len());
         for rendition in &renditions {
-            match first_segment_of(&output.join(rendition)).await {
+            match first_segment_of(&output.join(rendition), &publish).await {
                 Some(segment) => segments.push(segment),
                 None => break,
             }
@@ -207,6 +214,23 @@ pub(crate) async fn write_vod_master(dir: &Path, renditions: &[String]) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_resumed_broadcast_is_described_by_its_new_publish() {
+        let dir = tempfile::tempdir().unwrap();
+        let previous =
+            "#EXTM3U\n#EXT-X-MAP:URI=\"init_00000_aaaaaa.mp4\"\n#EXTINF:1.000,\nseg_00000.m4s\n";
+        std::fs::write(dir.path().join(LIVE_PLAYLIST), previous).unwrap();
+        assert!(first_segment_of(dir.path(), "bbbbbb").await.is_none());
+
+        let resumed = format!(
+            "{previous}#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init_00001_bbbbbb.mp4\"\n#EXTINF:1.000,\nseg_00001.m4s\n"
+        );
+        std::fs::write(dir.path().join(LIVE_PLAYLIST), resumed).unwrap();
+        let first = first_segment_of(dir.path(), "bbbbbb").await.unwrap();
+        assert_eq!(first.path, dir.path().join("seg_00001.m4s"));
+        assert_eq!(first.init, Some(dir.path().join("init_00001_bbbbbb.mp4")));
+    }
 
     #[test]
     fn lists_every_rendition_with_what_players_need() {

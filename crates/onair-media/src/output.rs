@@ -102,7 +102,7 @@ impl LiveOutput {
         );
         tokio::spawn(master::publish_when_ready(
             self.spool.clone(),
-            renditions,
+            (renditions, transcoder.publish().to_owned()),
             self.record,
             self.accepted,
             PLAYABLE_WITHIN,

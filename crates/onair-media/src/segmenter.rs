@@ -37,6 +37,15 @@ pub(crate) struct Cutting {
     pub(crate) playlist_size: usize,
     /// Keep segments that left the live window (the broadcast is recorded).
     pub(crate) keep_segments: bool,
+    /// In the names of this publish's initializations and parts (see [`publish_tag`]).
+    pub(crate) publish: String,
+}
+
+/// A tag for one publish's file names: a name once served is cached as immutable, so a
+/// resumed broadcast must not reuse one; the master playlist also tells this publish's
+/// initializations from the previous one's by it.
+pub(crate) fn publish_tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
 }
 
 #[derive(Debug, Clone)]
@@ -131,10 +140,10 @@ impl Rendition {
             .collect();
         let media_sequence = playlist::media_sequence(&previous);
         let next = media_sequence + window.len() as u64;
-        // Names unique to this publish: a name once served is cached as immutable.
-        let publish = &uuid::Uuid::new_v4().simple().to_string()[..6];
         let (cutting_target, cutting_part_target) =
             (cutting.segment_seconds.round() as u64, cutting.part_seconds);
+        let part_prefix = format!("part_{next:05}_{}_", cutting.publish);
+        let init_suffix = cutting.publish.clone();
         Self {
             dir,
             cutting,
@@ -147,8 +156,8 @@ impl Rendition {
             file_type: None,
             pending: None,
             part: None,
-            part_prefix: format!("part_{next:05}_{publish}_"),
-            init_suffix: publish.to_owned(),
+            part_prefix,
+            init_suffix,
             parts_made: 0,
             ended: false,
             target: cutting_target,

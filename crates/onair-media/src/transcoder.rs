@@ -206,6 +206,8 @@ pub struct Transcoder {
     kill: Option<tokio::sync::oneshot::Sender<()>>,
     /// One per rendition; each ends when ffmpeg closes its socket.
     segmenters: Segmenters,
+    /// In this publish's file names.
+    publish: String,
 }
 
 impl Transcoder {
@@ -225,6 +227,7 @@ impl Transcoder {
             part_seconds: f64::from(settings.part_millis) / 1000.0,
             playlist_size: settings.playlist_size as usize,
             keep_segments: record,
+            publish: segmenter::publish_tag(),
         };
         let mut segmenters = Segmenters(Vec::with_capacity(renditions.len()));
         let mut sockets = Vec::with_capacity(renditions.len());
@@ -265,7 +268,13 @@ impl Transcoder {
             exited,
             kill: Some(kill),
             segmenters,
+            publish: cutting.publish,
         })
+    }
+
+    /// The tag in this publish's initialization and part names.
+    pub(crate) fn publish(&self) -> &str {
+        &self.publish
     }
 
     /// Rendition directory names, in master-playlist order.

@@ -37,7 +37,7 @@ async fn publish(spool: &Path, store: &MediaStore, seconds: u32, record: bool) {
     let mirror = Mirror::start(store, kept, KEY.into(), record);
     let master = tokio::spawn(publish_when_ready(
         spool.to_owned(),
-        renditions,
+        (renditions, transcoder.publish().to_owned()),
         record,
         Instant::now(),
         Duration::from_secs(30),

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::fmp4::{self, Kind};
 use crate::playlist;
 use crate::recording::LIVE_PLAYLIST;
-use crate::segmenter::{Cutting, LONGEST_SEGMENT_SECONDS, Rendition};
+use crate::segmenter::{Cutting, LONGEST_SEGMENT_SECONDS, Rendition, publish_tag};
 
 /// `seconds` of a 30 fps test pattern with a keyframe a second, as the transcoder's
 /// fragmented MP4, split into boxes.
@@ -46,6 +46,7 @@ fn cutting() -> Cutting {
         part_seconds: 0.333,
         playlist_size: 3,
         keep_segments: true,
+        publish: publish_tag(),
     }
 }
 
