@@ -19,6 +19,7 @@ pub const TICKS_PER_SECOND: f64 = 100.0;
 pub(crate) struct Platform {
     pub(crate) http: String,
     rtmp: String,
+    srt: String,
     media_root: PathBuf,
     pub(crate) client: reqwest::Client,
     _data: tempfile::TempDir,
@@ -37,6 +38,7 @@ impl Platform {
         let platform = Self {
             http: format!("http://{}", app.local_addr()),
             rtmp: format!("rtmp://{}/live", app.rtmp_addr().context("RTMP enabled")?),
+            srt: format!("srt://{}", app.srt_addr().context("SRT enabled")?),
             media_root: data.path().join("media"),
             client: reqwest::Client::new(),
             _data: data,
@@ -83,17 +85,38 @@ impl Platform {
         ))
     }
 
-    /// Starts publishing a `size` source as `user` and waits until a player could start;
-    /// returns the broadcast and the time from starting the encoder to playable.
+    /// Starts publishing a `size` source as `user` over RTMP and waits until a player
+    /// could start; returns the broadcast and the time from starting the encoder to
+    /// playable.
     pub(crate) async fn go_live(
         &self,
+        creator: (&str, &str),
+        size: &str,
+    ) -> anyhow::Result<(Broadcast, Duration)> {
+        self.go_live_over(Ingest::Rtmp, creator, size).await
+    }
+
+    /// As [`Platform::go_live`], over `ingest`.
+    pub(crate) async fn go_live_over(
+        &self,
+        ingest: Ingest,
         (user, key): (&str, &str),
         size: &str,
     ) -> anyhow::Result<(Broadcast, Duration)> {
         let started = Instant::now();
-        let publisher = test_pattern(size, &format!("{}/{key}", self.rtmp))
-            .spawn()
-            .context("starting the ffmpeg publisher")?;
+        let mut publisher = match ingest {
+            Ingest::Rtmp => test_pattern(size, &format!("{}/{key}", self.rtmp)),
+            // 120 ms of SRT latency (in microseconds), 7 TS packets a datagram: OBS's.
+            Ingest::Srt => test_pattern_in(
+                size,
+                "mpegts",
+                &format!(
+                    "{}?streamid=publish:{key}&latency=120000&pkt_size=1316",
+                    self.srt
+                ),
+            ),
+        };
+        let publisher = publisher.spawn().context("starting the ffmpeg publisher")?;
         let deadline = started + Duration::from_secs(30);
         loop {
             if let Some(stream_id) = live_stream(&self.client, &self.http, user).await?
@@ -124,9 +147,21 @@ impl Platform {
     }
 }
 
+/// How an encoder reaches the platform.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ingest {
+    Rtmp,
+    Srt,
+}
+
 /// An ffmpeg publisher (not started) sending a `size` 30 fps test pattern with a tone to
 /// the RTMP `url`, a keyframe every second, as OBS does when told to.
 pub fn test_pattern(size: &str, url: &str) -> Command {
+    test_pattern_in(size, "flv", url)
+}
+
+/// As [`test_pattern`], muxed as `format` (`flv` for RTMP, `mpegts` for SRT).
+fn test_pattern_in(size: &str, format: &str, url: &str) -> Command {
     let mut command = Command::new("ffmpeg");
     command
         .args(["-hide_banner", "-loglevel", "error", "-re"])
@@ -143,7 +178,7 @@ pub fn test_pattern(size: &str, url: &str) -> Command {
             "-g",
             "30",
         ])
-        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", format])
         .arg(url)
         .stdin(Stdio::null())
         .kill_on_drop(true);
