@@ -196,6 +196,23 @@ test('an offline channel says so', async ({ page, request }) => {
   await expectAccessible(page, 'channel (offline)');
 });
 
+test('an open channel page hears the broadcast start and end from its chat room, without polling', async ({ page, request }) => {
+  const creator = await apiSignup(request, 'told_');
+  await page.goto(`/c/${creator.id}`);
+  await expect(page.getByRole('status')).toHaveText(`${creator.username} is offline.`);
+  const polls: string[] = [];
+  page.on('request', (r) => {
+    if (/\/api\/streams\/[0-9a-f-]{36}$/.test(r.url())) polls.push(r.url());
+  });
+  // The page polls once a minute as a fallback; the room says it at once.
+  await goLive(request, creator, 'Told by the room', 'Talk');
+  await expect(page.getByText('Told by the room')).toBeVisible({ timeout: 10_000 });
+  const ended = await request.post('/api/streams/end', { headers: { authorization: `Bearer ${creator.token}` }, data: {} });
+  expect(ended.status()).toBe(200);
+  await expect(page.getByRole('status').filter({ hasText: 'is offline' })).toBeVisible({ timeout: 10_000 });
+  expect(polls.length).toBeLessThanOrEqual(2);
+});
+
 test('every page passes axe-core, signed out and in', async ({ page }) => {
   // Nine axe-core runs of 1–4 s each on a busy 2-core machine.
   for (const path of ['/', '/login', '/signup', '/dashboard', '/settings', '/c/nobody', '/embed/nobody']) {

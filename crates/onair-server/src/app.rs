@@ -18,7 +18,7 @@ use crate::admin::Admin;
 use crate::archives::Archives;
 use crate::avatars::Avatars;
 use crate::caches::Caches;
-use crate::chat::{Chat, ChatStores};
+use crate::chat::{ChangeAnnouncer, Chat, ChatStores};
 use crate::clips::{ClipSources, Clips};
 use crate::config::{Config, ConfigError};
 use crate::identity::AccessTokens;
@@ -106,7 +106,20 @@ impl Application {
             .then(|| job_runner(&config, &store, &notifications, &files));
         let wake_jobs = notifications.waker();
         let publishers = Publishers::default();
-        let caches = Caches::new(&config.cache, redis.clone()).await?;
+        let chat_stores = ChatStores {
+            chat: store.clone(),
+            users: store.clone(),
+            streams: store.clone(),
+        };
+        let chat = Arc::new(Chat::new(
+            &config.chat,
+            chat_stores,
+            Arc::clone(&access_tokens),
+            Arc::clone(&cursors),
+            redis.clone(),
+        )?);
+        let announcer = Arc::new(ChangeAnnouncer(Arc::clone(&chat)));
+        let caches = Caches::new(&config.cache, redis.clone(), announcer).await?;
         let broadcasts = Arc::new(Broadcasts::new(
             store.clone(),
             store.clone(),
@@ -139,18 +152,6 @@ impl Application {
             &secret,
             &config.viewers,
         ));
-        let chat_stores = ChatStores {
-            chat: store.clone(),
-            users: store.clone(),
-            streams: store.clone(),
-        };
-        let chat = Arc::new(Chat::new(
-            &config.chat,
-            chat_stores,
-            Arc::clone(&access_tokens),
-            Arc::clone(&cursors),
-            redis,
-        )?);
         let avatars = Arc::new(Avatars::new(
             store.clone(),
             files.clone(),

@@ -50,7 +50,16 @@ impl Default for CacheConfig {
     }
 }
 
+/// Hears that a channel changed once the caches have forgotten it (the chat tells the
+/// pages watching the channel, which then read it again instead of polling). Must not
+/// wait: the change is on a request's or a publish's path.
+pub trait ChannelListener: Send + Sync {
+    fn channel_changed(&self, channel: Uuid);
+}
+
 pub struct Caches {
+    /// Told of every channel change, after the caches forget it.
+    listener: Arc<dyn ChannelListener>,
     /// Public profiles by user id.
     profiles: Option<Cache<UserProfile>>,
     /// Usernames never change and accounts are never reused: a name's id is kept locally.
@@ -64,12 +73,14 @@ impl Caches {
     pub async fn new(
         config: &CacheConfig,
         redis: Option<(&str, RedisPool)>,
+        listener: Arc<dyn ChannelListener>,
     ) -> Result<Arc<Self>, onair_infra::InfraError> {
         let profile_ttl = Duration::from_secs(config.profile_ttl_secs);
         let list_ttl = Duration::from_secs(config.live_list_ttl_secs);
         let user_ids = moka::future::Cache::new(config.local_capacity);
         if !config.enabled {
             return Ok(Arc::new(Self {
+                listener,
                 profiles: None,
                 user_ids,
                 live_pages: None,
@@ -78,6 +89,7 @@ impl Caches {
         let capacity = config.local_capacity;
         let Some((url, pool)) = redis else {
             return Ok(Arc::new(Self {
+                listener,
                 profiles: Some(Cache::local(
                     "profiles",
                     Scope::PerKey,
@@ -104,6 +116,7 @@ impl Caches {
         };
         let local_ttl = Duration::from_secs(config.local_ttl_secs);
         let this = Arc::new(Self {
+            listener,
             profiles: Some(Cache::shared(
                 "profiles",
                 Scope::PerKey,
@@ -185,12 +198,14 @@ impl Caches {
     }
 
     /// `user`'s profile or broadcast changed (an edit; a broadcast starting, ending,
-    /// going offline or retitled): their profile shows it, and the live list.
+    /// going offline or retitled): their profile shows it, and the live list; then the
+    /// listener hears of it.
     pub async fn channel_changed(&self, user: Uuid) {
         self.profile_changed(user).await;
         if let Some(cache) = &self.live_pages {
             cache.invalidate_all().await;
         }
+        self.listener.channel_changed(user);
     }
 
     fn topics(&self) -> Vec<String> {

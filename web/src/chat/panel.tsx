@@ -1,4 +1,4 @@
-import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { MessageMenu } from './menu';
 import { chatName, MAX_MESSAGE_CHARS, type ChatMessage, type ChatSettings } from './protocol';
 import { isModerator, untilText, type ChatState } from './state';
@@ -13,12 +13,17 @@ interface Props {
   /** Where "Pop out chat" leads; none inside the pop-out itself. */
   popoutHref?: string;
   signedIn: boolean;
+  /** The room said its channel changed (or may have while the socket was down). */
+  onChannelChanged?: () => void;
 }
 
 /** A channel's chat: messages, the send form, the server's refusals and moderation. */
-export function ChatPanel({ channelId, popoutHref, signedIn }: Props) {
+export function ChatPanel({ channelId, popoutHref, signedIn, onChannelChanged }: Props) {
   const chat = useChat(channelId, true);
   const { state } = chat;
+  useEffect(() => {
+    if (state.channelChanges > 0) onChannelChanged?.();
+  }, [state.channelChanges]);
   return (
     <section class="chat" aria-labelledby="chat-heading">
       <div class="chat-head">

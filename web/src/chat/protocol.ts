@@ -49,7 +49,8 @@ export type ServerFrame =
   | { type: 'user_timed_out'; user_id: string; until: string }
   | { type: 'user_banned'; user_id: string }
   | { type: 'user_unbanned'; user_id: string }
-  | ({ type: 'settings' } & ChatSettings);
+  | ({ type: 'settings' } & ChatSettings)
+  | { type: 'channel_changed' };
 
 export type ClientFrame =
   | { type: 'auth'; token: string }

@@ -24,12 +24,30 @@ export interface ChatState {
   /** This user may not send before this moment (epoch ms): timed out. */
   mutedUntil: number | null;
   banned: boolean;
+  /** The room has welcomed this panel (a later welcome is a reconnect). */
+  welcomed: boolean;
+  /**
+   * Counts what the room said of its channel: each change (live, offline, ended,
+   * retitled, edited) and each reconnect, after which one may have been missed.
+   */
+  channelChanges: number;
 }
 
 export type ChatEvent = ServerFrame | { type: 'settings_loaded'; settings: ChatSettings } | { type: 'unmute' };
 
 export function initialChat(channelId: string): ChatState {
-  return { channelId, me: null, role: null, lines: [], settings: null, notice: null, mutedUntil: null, banned: false };
+  return {
+    channelId,
+    me: null,
+    role: null,
+    lines: [],
+    settings: null,
+    notice: null,
+    mutedUntil: null,
+    banned: false,
+    welcomed: false,
+    channelChanges: 0,
+  };
 }
 
 export function untilText(until: number): string {
@@ -82,6 +100,8 @@ export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
     case 'authenticated':
       return {
         ...state,
+        welcomed: true,
+        channelChanges: state.channelChanges + (event.type === 'welcome' && state.welcomed ? 1 : 0),
         me: event.user,
         role: event.role,
         banned: false,
@@ -118,6 +138,8 @@ export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
       return { ...state, mutedUntil: null, notice: null };
     case 'error':
       return refused(state, event.code, event.message, event.retry_after_ms);
+    case 'channel_changed':
+      return { ...state, channelChanges: state.channelChanges + 1 };
     case 'pong':
       return state;
   }

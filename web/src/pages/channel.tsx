@@ -25,7 +25,8 @@ export function ChannelGate({ view, idOrName, children }: { view: ChannelView; i
 }
 
 export function Channel({ idOrName, user }: { idOrName: string; user: string | null }) {
-  const view = useChannel(idOrName, user, true);
+  // The chat panel's room says when the channel changes; polling is the fallback.
+  const view = useChannel(idOrName, user, 60_000);
   return (
     <ChannelGate view={view} idOrName={idOrName}>
       {(profile) => (
@@ -35,7 +36,13 @@ export function Channel({ idOrName, user }: { idOrName: string; user: string | n
             <div class="channel-watch">
               <Broadcast profile={profile} stream={view.stream} signedIn={user !== null} />
             </div>
-            <ChatPanel key={profile.id} channelId={profile.id} signedIn={user !== null} popoutHref={`/popout/${encodeURIComponent(profile.username)}`} />
+            <ChatPanel
+              key={profile.id}
+              channelId={profile.id}
+              signedIn={user !== null}
+              popoutHref={`/popout/${encodeURIComponent(profile.username)}`}
+              onChannelChanged={view.reload}
+            />
             <div class="channel-details">
               <About profile={profile} user={user} onChange={view.setProfile} />
               <PastBroadcasts channelId={profile.id} />

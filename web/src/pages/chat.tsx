@@ -6,7 +6,7 @@ import { ChannelGate } from './channel';
 
 /** The chat panel alone, full height, in a window of its own. */
 export function Popout({ idOrName, user }: { idOrName: string; user: string | null }) {
-  const view = useChannel(idOrName, user, false);
+  const view = useChannel(idOrName, user, null);
   return (
     <ChannelGate view={view} idOrName={idOrName}>
       {(profile) => (
@@ -21,7 +21,7 @@ export function Popout({ idOrName, user }: { idOrName: string; user: string | nu
 
 /** Recent messages on a transparent page, for OBS (a browser source). */
 export function Overlay({ idOrName }: { idOrName: string }) {
-  const view = useChannel(idOrName, null, false);
+  const view = useChannel(idOrName, null, null);
   return (
     <ChannelGate view={view} idOrName={idOrName}>
       {(profile) => <ChatOverlay key={profile.id} channelId={profile.id} title={`Chat overlay of ${displayName(profile)}`} />}

@@ -4,7 +4,8 @@ import { Broadcast, ChannelGate } from './channel';
 
 /** The player alone, for other sites to frame (the only page that may be framed). */
 export function Embed({ idOrName }: { idOrName: string }) {
-  const view = useChannel(idOrName, null, true);
+  // No chat socket here to say when the channel changes: polled.
+  const view = useChannel(idOrName, null, 10_000);
   return (
     <ChannelGate view={view} idOrName={idOrName}>
       {(profile) => (

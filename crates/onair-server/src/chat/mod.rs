@@ -15,7 +15,7 @@ mod service;
 mod session;
 mod socket;
 
-pub use self::service::{Chat, ChatConfig, ChatStores};
+pub use self::service::{ChangeAnnouncer, Chat, ChatConfig, ChatStores};
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -120,6 +120,9 @@ pub enum ServerFrame<'a> {
         slow_mode_secs: i32,
         followers_only_minutes: Option<i32>,
     },
+    /// The channel changed (its broadcast went live, offline or ended, was retitled, or
+    /// the profile was edited): a page showing it reads it again.
+    ChannelChanged,
 }
 
 impl ServerFrame<'_> {

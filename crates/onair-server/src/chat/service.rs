@@ -19,6 +19,7 @@ use super::member::Member;
 use super::outbox::Outbox;
 use super::protocol::{ChatUser, ServerFrame};
 use super::rooms::{Joined, RoomEvent, RoomLimits, Rooms};
+use crate::caches::ChannelListener;
 use crate::error::ApiError;
 use crate::identity::AccessTokens;
 use crate::pagination::Cursors;
@@ -348,5 +349,21 @@ impl Chat {
             display_name: profile.display_name,
         };
         Ok(Member::new(user, standing, expires_in))
+    }
+}
+
+/// The chat as the caches' [`ChannelListener`]: a changed channel is announced in its
+/// room on every node, so the pages showing it read it again.
+pub struct ChangeAnnouncer(pub Arc<Chat>);
+
+impl ChannelListener for ChangeAnnouncer {
+    fn channel_changed(&self, channel: Uuid) {
+        let chat = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let event = RoomEvent::Frame(ServerFrame::ChannelChanged.encode());
+            if let Err(error) = chat.publish(channel, event, None, None).await {
+                tracing::debug!(%error, %channel, "a channel change was not announced in chat");
+            }
+        });
     }
 }

@@ -2,6 +2,7 @@ use onair_store::DbConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use crate::chat::{next, next_of, open, room_of};
 use crate::support::{TestApp, User, assert_error};
 
 onair_store::backend_tests!(onair_store::testing::with_backend =>
@@ -9,6 +10,7 @@ onair_store::backend_tests!(onair_store::testing::with_backend =>
     a_broadcast_goes_live_and_ends,
     only_the_owner_can_edit_a_stream,
     live_list_is_paginated_newest_first,
+    pages_watching_a_channel_hear_it_change_in_its_chat,
 );
 
 async fn go_live(app: &TestApp, user: &User, title: &str) -> serde_json::Value {
@@ -236,4 +238,22 @@ async fn live_list_is_paginated_newest_first(db: DbConfig) {
         400,
         "invalid_cursor",
     );
+}
+
+/// A channel page keeps its chat socket open and reads the channel again when the room
+/// says it changed, instead of polling the API (anonymous viewers have 20 requests a
+/// minute).
+async fn pages_watching_a_channel_hear_it_change_in_its_chat(db: DbConfig) {
+    let app = TestApp::spawn(db).await;
+    let creator = app.signup("announced").await;
+    let mut watching = open(&app, &room_of(&creator)).await;
+    assert_eq!(next(&mut watching).await["type"], "welcome");
+
+    go_live(&app, &creator, "Hello").await;
+    next_of(&mut watching, "channel_changed").await;
+    let (status, _) = app
+        .post("/api/streams/end", Some(&creator.access), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    next_of(&mut watching, "channel_changed").await;
 }
