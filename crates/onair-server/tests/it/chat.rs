@@ -677,6 +677,19 @@ async fn rooms_span_nodes_through_redis(db: DbConfig) {
         matches!(closed, Some(Ok(Message::Close(_))) | None),
         "{closed:?}"
     );
+
+    // A broadcast started through node A is announced to the channel's pages on node B.
+    let start = json!({"title": "Across nodes", "category": "Talk"});
+    let (status, _) = rest(
+        &node_a,
+        reqwest::Method::POST,
+        "/api/streams/start",
+        &owner,
+        Some(start),
+    )
+    .await;
+    assert_eq!(status, 201);
+    next_of(&mut on_b, "channel_changed").await;
     node_b.shutdown().await;
 }
 
