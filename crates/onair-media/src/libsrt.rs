@@ -105,10 +105,14 @@ fn api() -> Result<&'static Api, SrtError> {
 fn load() -> Result<Api, String> {
     let mut last_error = String::new();
     for name in LIBRARY_NAMES {
-        // SAFETY: libsrt's initialisers only set up its own globals.
-        match unsafe { libloading::Library::new(name) } {
-            Ok(library) => return unsafe { bind_api(library) }.map_err(|e| e.to_string()),
-            Err(error) => last_error = error.to_string(),
+        // SAFETY: libsrt's initialisers only set up its own globals; every library tried
+        // is a libsrt, whose 1.5 calls bind_api resolves by name.
+        let bound = unsafe { libloading::Library::new(name) }
+            .map_err(|e| e.to_string())
+            .and_then(|library| unsafe { bind_api(library) });
+        match bound {
+            Ok(api) => return Ok(api),
+            Err(error) => last_error = format!("{name}: {error}"),
         }
     }
     Err(last_error)
@@ -116,10 +120,10 @@ fn load() -> Result<Api, String> {
 
 /// Resolves every call and starts libsrt. SAFETY: `library` is libsrt 1.5 (the
 /// signatures are srt.h's).
-unsafe fn bind_api(library: libloading::Library) -> Result<Api, libloading::Error> {
+unsafe fn bind_api(library: libloading::Library) -> Result<Api, String> {
     macro_rules! symbol {
         ($name:literal) => {
-            *unsafe { library.get(concat!($name, "\0").as_bytes()) }?
+            *unsafe { library.get(concat!($name, "\0").as_bytes()) }.map_err(|e| e.to_string())?
         };
     }
     let startup: unsafe extern "C" fn() -> c_int = symbol!("srt_startup");
@@ -147,13 +151,16 @@ unsafe fn bind_api(library: libloading::Library) -> Result<Api, libloading::Erro
         _library: library,
     };
     // SAFETY: plain calls with valid arguments; the handler is a 'static function.
-    unsafe {
+    let started = unsafe {
         setloghandler(std::ptr::null_mut(), Some(log));
         setlogflags(LOG_FLAGS_BARE);
         setloglevel(LOG_ERR);
-        startup();
+        startup()
+    };
+    match started {
+        -1 => Err("srt_startup failed".into()),
+        _ => Ok(api),
     }
-    Ok(api)
 }
 
 /// libsrt's own log lines, as tracing events (its errors are mostly a peer's doing).
@@ -170,12 +177,15 @@ extern "C" fn log(
         // SAFETY: libsrt passes NUL-terminated strings valid for the call.
         false => unsafe { CStr::from_ptr(text) }.to_string_lossy(),
     };
-    let (area, message) = (text(area), text(message));
-    match level {
-        ..=LOG_CRIT => tracing::warn!(target: "libsrt", %area, "{message}"),
-        LOG_ERR => tracing::info!(target: "libsrt", %area, "{message}"),
-        _ => tracing::debug!(target: "libsrt", %area, "{message}"),
-    }
+    // A panic (in a subscriber) must not unwind into C.
+    let _ = std::panic::catch_unwind(|| {
+        let (area, message) = (text(area), text(message));
+        match level {
+            ..=LOG_CRIT => tracing::warn!(target: "libsrt", %area, "{message}"),
+            LOG_ERR => tracing::info!(target: "libsrt", %area, "{message}"),
+            _ => tracing::debug!(target: "libsrt", %area, "{message}"),
+        }
+    });
 }
 
 /// The last error of a call on this thread.
@@ -220,10 +230,14 @@ pub(crate) struct Listener {
     api: &'static Api,
     socket: c_int,
     epoll: c_int,
-    /// Read by [`listen_hook`] through a raw pointer; dropped only after the socket is
-    /// closed, when libsrt calls it no more.
-    hook: Box<Hook>,
+    /// [`listen_hook`]'s opaque pointer, from `Box::into_raw`: freed only after the
+    /// socket is closed, when libsrt calls the hook no more.
+    hook: *mut Hook,
 }
+
+// SAFETY: the hook is only read (by libsrt's thread, through `&Hook`, which is Sync) and
+// freed once, by whichever thread drops the listener.
+unsafe impl Send for Listener {}
 
 impl Listener {
     pub(crate) fn bind(
@@ -238,7 +252,7 @@ impl Listener {
             api,
             socket,
             epoll: -1,
-            hook: Box::new(Hook { api, gate }),
+            hook: Box::into_raw(Box::new(Hook { api, gate })),
         };
         listener.set(SRTO_RCVSYN, 0)?;
         let latency = options.latency.as_millis().try_into().unwrap_or(c_int::MAX);
@@ -250,9 +264,7 @@ impl Listener {
             };
             check(api, "SRTO_PASSPHRASE", set)?;
         }
-        let opaque = std::ptr::from_ref::<Hook>(&*listener.hook)
-            .cast_mut()
-            .cast();
+        let opaque = listener.hook.cast();
         let hooked = unsafe { (api.listen_callback)(socket, Some(listen_hook), opaque) };
         check(api, "srt_listen_callback", hooked)?;
         let addr = SockAddr::from(addr);
@@ -285,10 +297,12 @@ impl Listener {
                 }
             })
         };
-        named
-            .ok()
-            .and_then(|((), addr)| addr.as_socket())
-            .ok_or_else(|| failed(self.api, "srt_getsockname"))
+        let ((), named) = named.map_err(|_| failed(self.api, "srt_getsockname"))?;
+        named.as_socket().ok_or(SrtError::Call {
+            call: "srt_getsockname",
+            code: 0,
+            message: "not an IP socket address".into(),
+        })
     }
 
     /// The next connection that completed its handshake, waiting at most `timeout`.
@@ -300,8 +314,12 @@ impl Listener {
         };
         let wait = timeout.as_millis().try_into().unwrap_or(i64::MAX);
         // SAFETY: one event's room, as passed.
-        if unsafe { (api.epoll_uwait)(self.epoll, &mut event, 1, wait) } <= 0 {
-            return Ok(None);
+        let ready = unsafe { (api.epoll_uwait)(self.epoll, &mut event, 1, wait) };
+        match check(api, "srt_epoll_uwait", ready) {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(error) if error.is_again() => return Ok(None),
+            Err(error) => return Err(error),
         }
         // SAFETY: null address pointers: libsrt then writes no address.
         let accepted =
@@ -320,12 +338,14 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // SAFETY: the ids are this listener's; closing unhooks the gate first.
+        // SAFETY: the ids are this listener's; closing it waits out a hook call in
+        // progress and unhooks it, so the hook can be freed after.
         unsafe {
             (self.api.close)(self.socket);
             if self.epoll >= 0 {
                 (self.api.epoll_release)(self.epoll);
             }
+            drop(Box::from_raw(self.hook));
         }
     }
 }

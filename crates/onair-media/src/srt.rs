@@ -25,7 +25,13 @@ use crate::{PublishEnd, PublishRefused};
 
 /// The key check runs on libsrt's receiving thread, which every connection on the port
 /// shares: past this, the caller is told the service is unavailable.
-const VERIFY_WITHIN: Duration = Duration::from_millis(500);
+const VERIFY_WITHIN: Duration = Duration::from_millis(250);
+/// Key checks are remembered this long, so callers repeating one (an encoder retrying, or
+/// someone trying a key over and over) hold that thread up once. Admitting a key that was
+/// rotated meanwhile is harmless: attaching the broadcast checks it again.
+const VERDICT_TTL: Duration = Duration::from_secs(5);
+/// Distinct keys remembered at most.
+const VERDICTS: u64 = 10_000;
 /// An admitted caller whose handshake has not completed by then failed it (libsrt's
 /// encryption check comes after the key check).
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(3);
@@ -47,6 +53,10 @@ impl Listener {
         let gate = Arc::new(Gate {
             ingest,
             runtime: Handle::current(),
+            verdicts: moka::sync::Cache::builder()
+                .max_capacity(VERDICTS)
+                .time_to_live(VERDICT_TTL)
+                .build(),
             admitted: Mutex::default(),
         });
         let options = ListenOptions {
@@ -93,7 +103,10 @@ impl Listener {
                                 .instrument(tracing::info_span!("srt", ?peer)),
                         );
                     }
-                    None => return,
+                    None => {
+                        tracing::error!("the SRT accepting thread stopped; SRT ingest is down");
+                        return;
+                    }
                 },
             }
         }
@@ -130,6 +143,8 @@ fn accept(
 struct Gate {
     ingest: Arc<Ingest>,
     runtime: Handle,
+    /// Recent key checks, by stream key (an unavailable store's answers are not kept).
+    verdicts: moka::sync::Cache<String, Result<(), PublishRefused>>,
     /// Callers admitted whose handshake is still completing, by libsrt's socket id.
     admitted: Mutex<HashMap<c_int, Admission>>,
 }
@@ -167,11 +182,17 @@ impl Gate {
         // broadcast attached only after the handshake, so one that fails (a wrong
         // passphrase) leaves no broadcast and notifies nobody.
         self.ingest.has_room()?;
+        if let Some(verdict) = self.verdicts.get(key) {
+            return verdict.map(|()| key).map_err(refused);
+        }
         let verified = self
             .runtime
             .block_on(async { tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)).await });
-        verified.unwrap_or_else(|_| Err(refused(PublishRefused::Unavailable)))?;
-        Ok(key)
+        let verdict = verified.unwrap_or_else(|_| Err(refused(PublishRefused::Unavailable)));
+        if verdict != Err(PublishRefused::Unavailable) {
+            self.verdicts.insert(key.to_owned(), verdict);
+        }
+        verdict.map(|()| key)
     }
 }
 
@@ -221,7 +242,8 @@ fn stream_key(stream_id: &str) -> Result<&str, PublishRefused> {
 /// `1000 + an HTTP status` (libsrt's `SRT_REJX_*`).
 fn rejection(refusal: PublishRefused) -> c_int {
     1000 + match refusal {
-        PublishRefused::UnknownApp => 400,
+        // Only a mode other than publish (SRT_REJX_BAD_MODE).
+        PublishRefused::UnknownApp => 405,
         PublishRefused::BadPassphrase => 401,
         PublishRefused::AtCapacity => 402, // SRT_REJX_OVERLOAD
         PublishRefused::InvalidKey | PublishRefused::AccountSuspended => 403,
@@ -323,6 +345,9 @@ async fn serve(
         _ = stopped.wait_for(|stop| *stop) => Some(PublishEnd::PublisherLeft),
         () = ingest.revoked(stop, || std::future::ready(Some(publication.clone()))) => Some(PublishEnd::Stopped),
     };
+    // The connection closes now (its reading thread finds the queue gone), not after the
+    // finish.
+    drop(received);
     match ended {
         Some(end) => ingest.finish(publish, end).await,
         None => ingest.transcoder_failed(publish).await,

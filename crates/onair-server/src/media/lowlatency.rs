@@ -204,6 +204,13 @@ impl HeldReads {
 
     /// Reads `key` until no request waits on it, publishing each read that differs.
     async fn read(self: Arc<Self>, key: String, reads: watch::Sender<Read>) {
+        // However this task ends (a panic too), its entry goes: later requests start a
+        // reader of their own rather than wait on one that is gone.
+        let _leaving = Leaving {
+            held: Arc::clone(&self),
+            key: key.clone(),
+            reads: reads.clone(),
+        };
         loop {
             let read = match self.files.get(&key).await {
                 Ok(bytes) => Read::Done(bytes),
@@ -234,6 +241,25 @@ impl HeldReads {
     #[cfg(test)]
     fn objects_read(&self) -> usize {
         self.reading().len()
+    }
+}
+
+/// Removes a reader's entry when its task ends, unless a newer reader has the key.
+struct Leaving {
+    held: Arc<HeldReads>,
+    key: String,
+    reads: watch::Sender<Read>,
+}
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        let mut reading = self.held.reading();
+        if reading
+            .get(&self.key)
+            .is_some_and(|reads| reads.same_channel(&self.reads))
+        {
+            reading.remove(&self.key);
+        }
     }
 }
 
