@@ -24,11 +24,10 @@ export interface ChatState {
   /** This user may not send before this moment (epoch ms): timed out. */
   mutedUntil: number | null;
   banned: boolean;
-  /** The room has welcomed this panel (a later welcome is a reconnect). */
-  welcomed: boolean;
   /**
    * Counts what the room said of its channel: each change (live, offline, ended,
-   * retitled, edited) and each reconnect, after which one may have been missed.
+   * retitled, edited), and each join (first or after a reconnect), before which one may
+   * have been missed.
    */
   channelChanges: number;
 }
@@ -45,7 +44,6 @@ export function initialChat(channelId: string): ChatState {
     notice: null,
     mutedUntil: null,
     banned: false,
-    welcomed: false,
     channelChanges: 0,
   };
 }
@@ -100,8 +98,7 @@ export function chatReducer(state: ChatState, event: ChatEvent): ChatState {
     case 'authenticated':
       return {
         ...state,
-        welcomed: true,
-        channelChanges: state.channelChanges + (event.type === 'welcome' && state.welcomed ? 1 : 0),
+        channelChanges: state.channelChanges + (event.type === 'welcome' ? 1 : 0),
         me: event.user,
         role: event.role,
         banned: false,
