@@ -30,6 +30,12 @@ const PUSH_CONCURRENCY: usize = 16;
 /// How long a push service keeps trying to reach an offline browser (a go-live is stale
 /// after an hour).
 const PUSH_TTL: Duration = Duration::from_secs(3600);
+/// A push service's VAPID `Authorization` is signed once and reused this long (its token
+/// stays valid for `PUSH_TTL`, RFC 8292 allows 24 h): a go-live to many subscribers of one
+/// push service signs once, not once per subscriber.
+const VAPID_REUSE: Duration = Duration::from_secs(15 * 60);
+/// Push services remembered (few in practice: FCM, Mozilla, Apple, Windows).
+const VAPID_ORIGINS: u64 = 1_000;
 
 pub struct WebPush {
     outbound: Outbound,
@@ -37,6 +43,8 @@ pub struct WebPush {
     key: EncodingKey,
     public_key: String,
     contact: String,
+    /// Signed `Authorization` values by push service origin.
+    authorizations: moka::sync::Cache<String, String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -87,6 +95,10 @@ impl WebPush {
             key: EncodingKey::from_ec_der(pkcs8.as_bytes()),
             public_key,
             contact,
+            authorizations: moka::sync::Cache::builder()
+                .max_capacity(VAPID_ORIGINS)
+                .time_to_live(VAPID_REUSE)
+                .build(),
         })
     }
 
@@ -148,17 +160,24 @@ impl WebPush {
     }
 
     /// The VAPID `Authorization` (RFC 8292): a JWT naming the push service's origin,
-    /// valid as long as the push, and our public key.
+    /// valid for an hour, and our public key; signed once per origin every
+    /// [`VAPID_REUSE`].
     fn vapid(&self, endpoint: &url::Url) -> Result<String, String> {
+        let origin = endpoint.origin().ascii_serialization();
+        if let Some(authorization) = self.authorizations.get(&origin) {
+            return Ok(authorization);
+        }
         let expires = chrono::Utc::now() + PUSH_TTL;
         let claims = VapidClaims {
-            aud: endpoint.origin().ascii_serialization(),
+            aud: origin.clone(),
             exp: expires.timestamp(),
             sub: &self.contact,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.key)
             .map_err(|e| format!("cannot sign the VAPID token: {e}"))?;
-        Ok(format!("vapid t={token}, k={}", self.public_key))
+        let authorization = format!("vapid t={token}, k={}", self.public_key);
+        self.authorizations.insert(origin, authorization.clone());
+        Ok(authorization)
     }
 }
 
@@ -343,4 +362,33 @@ fn record(outcome: &PushOutcome) {
         PushOutcome::Refused(_) => "refused",
     };
     metrics::counter!("onair_push_deliveries_total", "outcome" => label).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notifications::outbound::Outbound;
+
+    #[test]
+    fn a_push_service_s_authorization_is_signed_once_and_reused() {
+        let breakers =
+            onair_infra::Breakers::new("test", onair_infra::BreakerSettings::default(), 10);
+        let outbound = Outbound::new(Duration::from_secs(1), true, vec![], breakers);
+        let push = WebPush::new(
+            b"a root secret",
+            None,
+            "mailto:ops@example.com".into(),
+            outbound,
+        )
+        .unwrap();
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        let first = push.vapid(&url("https://push.example.com/send/a")).unwrap();
+        let again = push.vapid(&url("https://push.example.com/send/b")).unwrap();
+        let other = push
+            .vapid(&url("https://other.example.net/send/a"))
+            .unwrap();
+        assert_eq!(first, again, "one signature per origin");
+        assert_ne!(first, other);
+        assert!(first.starts_with("vapid t=") && first.ends_with(push.public_key()));
+    }
 }
