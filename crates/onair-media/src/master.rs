@@ -14,7 +14,7 @@ use crate::contents::Contents;
 use crate::playlist;
 use crate::recording::{LIVE_PLAYLIST, RECORDING_PLAYLIST};
 use crate::transcoder::MASTER_PLAYLIST;
-use crate::{fmp4, mpegts};
+use crate::{fmp4, mpegts, segmenter};
 
 /// How often a starting broadcast's renditions are checked for their first segment.
 const READY_POLL: Duration = Duration::from_millis(10);
@@ -54,12 +54,8 @@ async fn first_segment_of(rendition_dir: &Path, publish: &str) -> Option<FirstSe
     let playlist = tokio::fs::read_to_string(rendition_dir.join(LIVE_PLAYLIST))
         .await
         .ok()?;
-    let initialization = format!("_{publish}.mp4");
     let first = playlist::segments(&playlist).into_iter().find(|segment| {
-        segment
-            .map
-            .as_ref()
-            .is_some_and(|map| map.ends_with(&initialization))
+        (segment.map.as_deref()).is_some_and(|map| segmenter::is_initialization_of(map, publish))
     })?;
     Some(FirstSegment {
         path: rendition_dir.join(first.uri),

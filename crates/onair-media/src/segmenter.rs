@@ -48,6 +48,18 @@ pub(crate) fn publish_tag() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..6].to_owned()
 }
 
+/// The name of the initialization a publish tagged `publish` writes before segment `msn`.
+fn initialization_name(msn: u64, publish: &str) -> String {
+    format!("init_{msn:05}_{publish}.mp4")
+}
+
+/// Whether `name` is an initialization the publish tagged `publish` wrote.
+pub(crate) fn is_initialization_of(name: &str, publish: &str) -> bool {
+    name.strip_suffix(".mp4")
+        .and_then(|stem| stem.strip_suffix(publish))
+        .is_some_and(|stem| stem.starts_with("init_") && stem.ends_with('_'))
+}
+
 #[derive(Debug, Clone)]
 struct Part {
     uri: String,
@@ -177,7 +189,7 @@ impl Rendition {
             b"ftyp" => self.file_type = Some(bytes),
             b"moov" => {
                 let init = Init::parse(&bytes).ok_or(std::io::ErrorKind::InvalidData)?;
-                let name = format!("init_{:05}_{}.mp4", self.next_msn(), self.init_suffix);
+                let name = initialization_name(self.next_msn(), &self.init_suffix);
                 let mut file = self.file_type.take().map(Vec::from).unwrap_or_default();
                 file.extend_from_slice(&bytes);
                 playlist::write_atomically(&self.dir.join(&name), &file).await?;

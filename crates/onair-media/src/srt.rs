@@ -187,7 +187,7 @@ impl Gate {
         }
         let verified = self
             .runtime
-            .block_on(async { tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)).await });
+            .block_on(tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)));
         let verdict = verified.unwrap_or_else(|_| Err(refused(PublishRefused::Unavailable)));
         if verdict != Err(PublishRefused::Unavailable) {
             self.verdicts.insert(key.to_owned(), verdict);
