@@ -187,7 +187,9 @@ impl Gate {
         }
         let verified = self
             .runtime
-            .block_on(tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)));
+            // Made inside block_on: a timer can only be created within the runtime, and
+            // this is libsrt's thread.
+            .block_on(async { tokio::time::timeout(VERIFY_WITHIN, self.ingest.verify(key)).await });
         let verdict = verified.unwrap_or_else(|_| Err(refused(PublishRefused::Unavailable)));
         if verdict != Err(PublishRefused::Unavailable) {
             self.verdicts.insert(key.to_owned(), verdict);
